@@ -1,0 +1,222 @@
+//! A raw stackful coroutine: resume / suspend with one word each way, no hub,
+//! no scheduling. It is the bare switch the greenlets are built on, exposed
+//! for embedding and for the switch benchmark (corosensei's shape).
+
+use std::cell::Cell;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::arch::Context;
+use crate::greenlet::{self, Header};
+use crate::hub;
+use crate::stack::Stack;
+
+/// What [`Coroutine::resume`] got back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoroutineResult {
+    /// The coroutine called [`Yielder::suspend`] with this value.
+    Yield(usize),
+    /// The coroutine returned this value; it cannot be resumed again.
+    Return(usize),
+}
+
+/// State shared by the coroutine and its handle; boxed, so its address (the
+/// caller's saved-sp slot lives here) stays put.
+struct Shared {
+    caller_slots: [Cell<usize>; 2],
+    own: Context,
+    input: Cell<usize>,
+    done: Cell<bool>,
+    cancel: Cell<bool>,
+    panic: Cell<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+impl Shared {
+    fn caller(&self) -> Context {
+        Context::at(self.caller_slots.as_ptr() as *mut usize)
+    }
+}
+
+/// The coroutine's side: suspends back to whoever resumed it.
+pub struct Yielder {
+    shared: *const Shared,
+}
+
+impl fmt::Debug for Yielder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Yielder")
+    }
+}
+
+/// Unwind payload used to drop a suspended coroutine's stack frames.
+struct Cancel;
+
+impl Yielder {
+    /// Passes `value` to the resumer and waits to be resumed again; returns
+    /// the value given to the next [`Coroutine::resume`].
+    #[inline]
+    pub fn suspend(&self, value: usize) -> usize {
+        // SAFETY: the Shared box outlives the coroutine body (the handle
+        // cancels and finishes the body before dropping it).
+        let shared = unsafe { &*self.shared };
+        // SAFETY: we run on the coroutine's own context; the caller is
+        // suspended inside `resume`, its slots in the Shared box.
+        let v = unsafe { shared.own.switch_to(shared.caller(), value) };
+        if shared.cancel.get() {
+            panic::resume_unwind(Box::new(Cancel));
+        }
+        v
+    }
+}
+
+/// A stackful coroutine on a pooled, guard-protected stack.
+///
+/// # Examples
+/// ```
+/// use gevent::coroutine::{Coroutine, CoroutineResult};
+/// let mut co = Coroutine::new(|y, first| {
+///     let second = y.suspend(first + 1);
+///     second * 10
+/// });
+/// assert_eq!(co.resume(1), CoroutineResult::Yield(2));
+/// assert_eq!(co.resume(4), CoroutineResult::Return(40));
+/// assert!(co.done());
+/// ```
+pub struct Coroutine {
+    shared: Box<Shared>,
+    stack: Option<Stack>,
+    data: usize,
+    started: bool,
+}
+
+impl fmt::Debug for Coroutine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coroutine").field("started", &self.started).field("done", &self.done()).finish()
+    }
+}
+
+#[repr(C)]
+struct CoRecord<F> {
+    header: Header,
+    shared: *const Shared,
+    f: F,
+}
+
+impl Coroutine {
+    /// Creates a coroutine that runs `f(yielder, first_input)` on first resume.
+    pub fn new<F>(f: F) -> Coroutine
+    where
+        F: FnOnce(&Yielder, usize) -> usize + 'static,
+    {
+        let stack = hub::take_stack(None);
+        let top = stack.top();
+        let mut shared = Box::new(Shared {
+            caller_slots: [Cell::new(0), Cell::new(0)],
+            own: Context::at(std::ptr::null_mut()),
+            input: Cell::new(0),
+            done: Cell::new(false),
+            cancel: Cell::new(false),
+            panic: Cell::new(None),
+        });
+        let header = Header { run: co_run::<F>, discard: co_discard::<F> };
+        let record = CoRecord { header, shared: &*shared as *const Shared, f };
+        // SAFETY: the stack is fresh from the pool and far larger than the
+        // record plus the slots and initial frame written below it.
+        let (own, data) = unsafe {
+            let data = greenlet::place_record(top, record);
+            let slots = (data - crate::arch::SLOT_BYTES) as *mut usize;
+            let sp = crate::arch::init_frame(slots);
+            *slots = sp;
+            (Context::at(slots), data)
+        };
+        shared.own = own;
+        Coroutine { shared, stack: Some(stack), data, started: false }
+    }
+
+    /// Runs the coroutine until it suspends or returns.
+    ///
+    /// # Panics
+    /// If the coroutine already returned, or when its body panics (the
+    /// panic is resumed here).
+    #[inline]
+    pub fn resume(&mut self, value: usize) -> CoroutineResult {
+        assert!(!self.shared.done.get(), "gevent: resume of a coroutine that has returned");
+        let data = if self.started {
+            value
+        } else {
+            self.started = true;
+            self.shared.input.set(value);
+            self.data
+        };
+        // SAFETY: we are the running context (saved into the Shared box);
+        // the coroutine is fresh or suspended in `Yielder::suspend`.
+        let out = unsafe { self.shared.caller().switch_to(self.shared.own, data) };
+        if let Some(p) = self.shared.panic.take() {
+            panic::resume_unwind(p);
+        }
+        if self.shared.done.get() {
+            CoroutineResult::Return(out)
+        } else {
+            CoroutineResult::Yield(out)
+        }
+    }
+
+    /// True once the body returned.
+    pub fn done(&self) -> bool {
+        self.shared.done.get()
+    }
+}
+
+impl Drop for Coroutine {
+    fn drop(&mut self) {
+        if !self.started {
+            // SAFETY: the record was placed in `new` and never ran.
+            unsafe { greenlet::discard_record(self.data) };
+        } else if !self.shared.done.get() {
+            // Unwind the suspended body so its destructors run.
+            self.shared.cancel.set(true);
+            // SAFETY: as in `resume`.
+            unsafe { self.shared.caller().switch_to(self.shared.own, 0) };
+        }
+        if let Some(s) = self.stack.take() {
+            hub::give_stack(s);
+        }
+    }
+}
+
+/// # Safety
+/// `data` is a placed, unrun `CoRecord<F>`.
+unsafe fn co_discard<F>(data: usize) {
+    // SAFETY: per the contract.
+    unsafe { std::ptr::drop_in_place(&mut (*(data as *mut CoRecord<F>)).f) };
+}
+
+/// # Safety
+/// `data` is a placed, unrun `CoRecord<F>` on the stack we run on.
+unsafe fn co_run<F>(data: usize) -> !
+where
+    F: FnOnce(&Yielder, usize) -> usize,
+{
+    // SAFETY: per the contract; the closure is read once.
+    let (shared, f) = unsafe {
+        let rec = data as *const CoRecord<F>;
+        ((*rec).shared, std::ptr::read(&(*rec).f))
+    };
+    let y = Yielder { shared };
+    // SAFETY: the Shared box outlives the body (see Drop).
+    let sh = unsafe { &*shared };
+    let out = match panic::catch_unwind(AssertUnwindSafe(|| f(&y, sh.input.get()))) {
+        Ok(v) => v,
+        Err(p) => {
+            if !p.is::<Cancel>() {
+                sh.panic.set(Some(p));
+            }
+            0
+        }
+    };
+    sh.done.set(true);
+    // SAFETY: the caller is suspended in `resume` or `drop`; we never run
+    // again, and our stack is returned to the pool only after this switch.
+    unsafe { sh.own.switch_to(sh.caller(), out) };
+    unreachable!("a finished coroutine was resumed")
+}

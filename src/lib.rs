@@ -1,0 +1,42 @@
+//! # gevent for Rust
+//!
+//! Greenlets — stackful coroutines switched by hand-written assembly — and
+//! one deterministic hub per OS thread, with gevent's programming model:
+//! spawn, sleep, join, kill, timeouts, greenlet-local storage.
+//!
+//! The thread's own stack is the *main greenlet*: there is no `block_on`.
+//! Blocking calls (`sleep`, `join`, ...) switch to the next ready greenlet.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let a = gevent::spawn(|| {
+//!     gevent::sleep(Duration::from_millis(2));
+//!     "a"
+//! });
+//! let b = gevent::spawn(|| "b");
+//! gevent::joinall([a.as_ref(), b.as_ref()]);
+//! assert_eq!((a.get(), b.get()), (Ok("a"), Ok("b")));
+//! ```
+//!
+//! Scheduling is FIFO and deterministic: a spawned greenlet runs when the
+//! spawner blocks or yields; wake-ups append to the back of the run queue;
+//! timers fire by (deadline, creation order).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, missing_docs, missing_debug_implementations)]
+
+mod arch;
+pub mod coroutine;
+mod greenlet;
+pub mod hub;
+pub mod local;
+mod runtime;
+mod stack;
+mod timeout;
+mod timer;
+mod wait;
+
+pub use greenlet::{Builder, Greenlet, GreenletError, GreenletRef};
+pub use runtime::{getcurrent, joinall, joinall_timeout, killall, sleep, spawn, spawn_later, yield_now};
+pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+pub use timeout::{with_timeout, Timeout};

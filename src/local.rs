@@ -1,0 +1,79 @@
+//! Greenlet-local storage (gevent's `gevent.local.local`): each greenlet sees
+//! its own value, created on first access and dropped when the greenlet dies.
+#![forbid(unsafe_code)]
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::hub;
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// Greenlet-local storage for a `T`.
+///
+/// A `Clone` handle: clones share the same per-greenlet values.
+///
+/// # Examples
+/// ```
+/// use gevent::local::Local;
+/// let stash: Local<u32> = Local::new();
+/// stash.with(|x| *x = 1);
+/// let other = stash.clone();
+/// let g = gevent::spawn(move || other.with(|x| *x)); // a new greenlet sees T::default()
+/// assert_eq!(g.get(), Ok(0));
+/// assert_eq!(stash.with(|x| *x), 1);
+/// ```
+#[derive(Debug)]
+pub struct Local<T> {
+    id: u64,
+    _t: PhantomData<*const T>,
+}
+
+impl<T> Clone for Local<T> {
+    fn clone(&self) -> Self {
+        Local { id: self.id, _t: PhantomData }
+    }
+}
+
+impl<T: Default + 'static> Default for Local<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Default + 'static> Local<T> {
+    /// A new local; no greenlet has a value yet.
+    pub fn new() -> Local<T> {
+        Local { id: NEXT.fetch_add(1, Ordering::Relaxed), _t: PhantomData }
+    }
+
+    /// Runs `f` with the current greenlet's value, creating it with
+    /// `T::default()` on first access.
+    ///
+    /// # Panics
+    /// When called re-entrantly for the same local from inside `f`, or from
+    /// a hub callback.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let key = hub::current_key();
+        let value = hub::take_local(self.id).unwrap_or_else(|| Box::new(T::default()));
+        let mut guard = PutBack { key, id: self.id, value: Some(value) };
+        let value = guard.value.as_mut().expect("set above");
+        f(value.downcast_mut::<T>().expect("a Local's id always maps to its T"))
+    }
+}
+
+/// Returns the value to the greenlet's storage, even while unwinding.
+struct PutBack {
+    key: usize,
+    id: u64,
+    value: Option<Box<dyn Any>>,
+}
+
+impl Drop for PutBack {
+    fn drop(&mut self) {
+        if let Some(v) = self.value.take() {
+            hub::put_local(self.key, self.id, v);
+        }
+    }
+}

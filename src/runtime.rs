@@ -1,0 +1,140 @@
+//! The crate-root functions of gevent: spawn, sleep, join and kill many,
+//! getcurrent. Thin wrappers over the hub.
+#![forbid(unsafe_code)]
+
+use std::time::{Duration, Instant};
+
+use crate::greenlet::{Greenlet, GreenletRef};
+use crate::hub;
+
+/// Creates a greenlet running `f` and schedules it (gevent's `spawn`).
+///
+/// The new greenlet goes to the back of the run queue; it first runs when
+/// the caller blocks or yields.
+///
+/// # Examples
+/// ```
+/// let g = gevent::spawn(|| 1 + 1);
+/// assert!(!g.dead());
+/// assert_eq!(g.get(), Ok(2));
+/// ```
+///
+/// # Panics
+/// If no stack can be mapped.
+pub fn spawn<F, T>(f: F) -> Greenlet<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    Greenlet::spawn(f)
+}
+
+/// Creates a greenlet running `f` and starts it after `delay`.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let g = gevent::spawn_later(Duration::from_millis(5), || "late");
+/// assert_eq!(g.get(), Ok("late"));
+/// ```
+pub fn spawn_later<F, T>(delay: Duration, f: F) -> Greenlet<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    let g = Greenlet::new(f);
+    g.start_later(delay);
+    g
+}
+
+/// Suspends the current greenlet for `d`. `Duration::ZERO` yields: every
+/// greenlet ready now runs once, then the caller resumes.
+///
+/// # Examples
+/// ```
+/// use std::time::{Duration, Instant};
+/// let t = Instant::now();
+/// gevent::sleep(Duration::from_millis(20));
+/// assert!(t.elapsed() >= Duration::from_millis(20));
+/// ```
+///
+/// # Blocking
+/// Always switches away (also for zero). Killed or timed out while asleep,
+/// the greenlet unwinds and its timer is cancelled.
+///
+/// # Panics
+/// From a hub callback (link callbacks must not block).
+pub fn sleep(d: Duration) {
+    hub::sleep(d)
+}
+
+/// Yields to every ready greenlet, then resumes (`sleep(Duration::ZERO)`).
+///
+/// # Blocking
+/// As [`sleep`].
+pub fn yield_now() {
+    hub::yield_now()
+}
+
+/// A handle to the running greenlet (the main greenlet included).
+///
+/// # Examples
+/// ```
+/// assert_eq!(gevent::getcurrent().name(), "main");
+/// let g = gevent::spawn(|| gevent::getcurrent().name());
+/// assert_eq!(g.get(), Ok(g.name()));
+/// ```
+pub fn getcurrent() -> GreenletRef {
+    hub::current_ref()
+}
+
+/// Waits until every greenlet given is dead.
+///
+/// # Blocking
+/// Joins them in order (see [`GreenletRef::join`]).
+pub fn joinall<I>(greenlets: I)
+where
+    I: IntoIterator,
+    I::Item: AsRef<GreenletRef>,
+{
+    for g in greenlets {
+        g.as_ref().join();
+    }
+}
+
+/// Waits at most `timeout` for the greenlets to die; returns the ones that
+/// are dead by then, in the order given.
+///
+/// # Blocking
+/// As [`joinall`], bounded by `timeout`.
+pub fn joinall_timeout<I>(greenlets: I, timeout: Duration) -> Vec<GreenletRef>
+where
+    I: IntoIterator,
+    I::Item: AsRef<GreenletRef>,
+{
+    let all: Vec<GreenletRef> = greenlets.into_iter().map(|g| g.as_ref().clone()).collect();
+    let deadline = Instant::now() + timeout;
+    for g in &all {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !g.join_timeout(left) {
+            break;
+        }
+    }
+    all.into_iter().filter(|g| g.dead()).collect()
+}
+
+/// Kills every greenlet given and waits until all are dead.
+///
+/// # Blocking
+/// As [`GreenletRef::kill`]; all are asked to die before the first wait.
+pub fn killall<I>(greenlets: I)
+where
+    I: IntoIterator,
+    I::Item: AsRef<GreenletRef>,
+{
+    let all: Vec<GreenletRef> = greenlets.into_iter().map(|g| g.as_ref().clone()).collect();
+    for g in &all {
+        g.kill_nowait();
+    }
+    joinall(&all);
+}

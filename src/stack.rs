@@ -1,0 +1,361 @@
+//! Greenlet stacks: carved from large `mmap`ed chunks, a guard page at the
+//! low end of each, pooled per hub so that spawning in the steady state makes
+//! no system call. Invariant: a stack handed out is never in the pool, and a
+//! chunk is unmapped only when the pool that carved it is dropped.
+//!
+//! Guards are installed with `madvise(MADV_GUARD_INSTALL)` (Linux 6.13+), which
+//! adds no kernel mapping, so a million stacks fit under the default
+//! `vm.max_map_count`; on older kernels `mprotect(PROT_NONE)` does the job at
+//! the price of one extra mapping per stack.
+
+use std::io;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// `MADV_GUARD_INSTALL` from linux/mman.h (not in every libc yet).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// The smallest stack a greenlet may ask for (start record + a few frames).
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+/// The stack size greenlets get unless told otherwise.
+pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+
+/// Chunks hold at most this many bytes, so one stays a modest mapping.
+const MAX_CHUNK_BYTES: usize = 32 << 20;
+
+/// How guard pages are made on this kernel: 0 unknown, 1 madvise, 2 mprotect.
+static GUARD_MODE: AtomicU8 = AtomicU8::new(0);
+
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+/// One greenlet stack: `[guard | usable]`, `top` is the high end.
+#[derive(Debug)]
+pub(crate) struct Stack {
+    guard: usize,
+    top: usize,
+}
+
+impl Stack {
+    /// The highest address of the stack (exclusive), 16-byte aligned.
+    pub(crate) fn top(&self) -> usize {
+        self.top
+    }
+
+    /// The guard page range `[lo, hi)` below the usable part.
+    pub(crate) fn guard_range(&self) -> (usize, usize) {
+        (self.guard, self.guard + page_size())
+    }
+
+    /// Usable bytes (without the guard page).
+    pub(crate) fn size(&self) -> usize {
+        self.top - self.guard - page_size()
+    }
+}
+
+struct Chunk {
+    addr: usize,
+    len: usize,
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        // SAFETY: the chunk was mapped by `Chunk::map` with this length and no
+        // stack carved from it is in use (the pool is dropped only after every
+        // greenlet of its hub is gone).
+        unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
+    }
+}
+
+impl Chunk {
+    fn map(len: usize) -> io::Result<Chunk> {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK;
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: a fresh anonymous mapping; we own it until `Drop`.
+        let addr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, -1, 0) };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // Transparent huge pages would give every stack 2 MiB of RSS.
+        // SAFETY: advice on our own mapping; failure only costs memory.
+        unsafe { libc::madvise(addr, len, libc::MADV_NOHUGEPAGE) };
+        Ok(Chunk { addr: addr as usize, len })
+    }
+}
+
+/// Makes the page at `addr` a guard page, by the cheapest means the kernel has.
+fn install_guard(addr: usize, page: usize) -> io::Result<()> {
+    let p = addr as *mut libc::c_void;
+    if GUARD_MODE.load(Ordering::Relaxed) != 2 {
+        // SAFETY: `addr` is a page of a chunk we mapped and do not use.
+        if unsafe { libc::madvise(p, page, MADV_GUARD_INSTALL) } == 0 {
+            GUARD_MODE.store(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        GUARD_MODE.store(2, Ordering::Relaxed);
+    }
+    // SAFETY: as above; the page becomes inaccessible, which is the point.
+    if unsafe { libc::mprotect(p, page, libc::PROT_NONE) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Free stacks of one size, and the chunks they were carved from.
+struct SizeClass {
+    size: usize,
+    free: Vec<Stack>,
+    next_chunk: usize,
+}
+
+/// The per-hub stack pool.
+pub(crate) struct StackPool {
+    classes: Vec<SizeClass>,
+    chunks: Vec<Chunk>,
+    page: usize,
+}
+
+impl std::fmt::Debug for StackPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackPool").field("chunks", &self.chunks.len()).finish()
+    }
+}
+
+impl StackPool {
+    pub(crate) fn new() -> StackPool {
+        StackPool { classes: Vec::new(), chunks: Vec::new(), page: page_size() }
+    }
+
+    /// Rounds a requested size up to whole pages, at least [`MIN_STACK_SIZE`].
+    pub(crate) fn round(&self, size: usize) -> usize {
+        size.max(MIN_STACK_SIZE).div_ceil(self.page) * self.page
+    }
+
+    /// A stack of at least `size` usable bytes: from the pool if one is free,
+    /// else carved from a new chunk.
+    pub(crate) fn take(&mut self, size: usize) -> io::Result<Stack> {
+        let size = self.round(size);
+        let class = match self.classes.iter().position(|c| c.size == size) {
+            Some(i) => i,
+            None => {
+                self.classes.push(SizeClass { size, free: Vec::new(), next_chunk: 4 });
+                self.classes.len() - 1
+            }
+        };
+        if let Some(stack) = self.classes[class].free.pop() {
+            return Ok(stack);
+        }
+        self.carve(class)?;
+        Ok(self.classes[class].free.pop().expect("a fresh chunk holds stacks"))
+    }
+
+    /// Returns a stack to its size class.
+    pub(crate) fn give(&mut self, stack: Stack) {
+        let size = stack.size();
+        match self.classes.iter_mut().find(|c| c.size == size) {
+            Some(c) => c.free.push(stack),
+            None => unreachable!("stack of size {size} returned to a pool that never made one"),
+        }
+    }
+
+    /// Maps a chunk for `class`: chunks double from 4 stacks up to 32 MiB.
+    fn carve(&mut self, class: usize) -> io::Result<()> {
+        let page = self.page;
+        let c = &mut self.classes[class];
+        let span = c.size + page;
+        let count = c.next_chunk.min((MAX_CHUNK_BYTES / span).max(1));
+        c.next_chunk = count * 2;
+        let chunk = Chunk::map(span * count)?;
+        let mut fresh = Vec::with_capacity(count);
+        for i in 0..count {
+            let guard = chunk.addr + i * span;
+            install_guard(guard, page)?;
+            fresh.push(Stack { guard, top: guard + span });
+        }
+        // Hand out the lowest addresses first (pop takes from the end).
+        fresh.reverse();
+        c.free.extend(fresh);
+        self.chunks.push(chunk);
+        Ok(())
+    }
+}
+
+/// A fixed buffer for messages built inside a signal handler (no allocation).
+pub(crate) struct MsgBuf<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> MsgBuf<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> MsgBuf<'a> {
+        MsgBuf { buf, len: 0 }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl std::fmt::Write for MsgBuf<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Decides whether a fault address is a greenlet stack overflow; fills the
+/// report into the buffer and returns its length if so.
+pub(crate) type OverflowProbe = fn(usize, &mut [u8]) -> Option<usize>;
+
+static PROBE: std::sync::OnceLock<OverflowProbe> = std::sync::OnceLock::new();
+static PREVIOUS: std::sync::OnceLock<[libc::sigaction; 2]> = std::sync::OnceLock::new();
+
+/// Installs (once per process) a SIGSEGV/SIGBUS handler that recognizes a hit
+/// on a greenlet's guard page, prints `greenlet 'x' has overflowed its stack`
+/// and aborts; any other fault goes to the handler installed before ours.
+pub(crate) fn install_overflow_handler(probe: OverflowProbe) {
+    if PROBE.set(probe).is_err() {
+        return;
+    }
+    let mut previous = [empty_sigaction(), empty_sigaction()];
+    for (i, sig) in [libc::SIGSEGV, libc::SIGBUS].into_iter().enumerate() {
+        let mut action = empty_sigaction();
+        action.sa_sigaction = on_fault as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        // SAFETY: a valid sigaction for a handler that only reads memory,
+        // writes to stderr and aborts or delegates.
+        unsafe { libc::sigaction(sig, &action, &mut previous[i]) };
+    }
+    let _ = PREVIOUS.set(previous);
+}
+
+fn empty_sigaction() -> libc::sigaction {
+    // SAFETY: sigaction is plain data; all-zero is a valid "default" value.
+    unsafe { std::mem::zeroed() }
+}
+
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SIGSEGV/SIGBUS.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let mut buf = [0u8; 512];
+    if let Some(n) = PROBE.get().and_then(|probe| probe(addr, &mut buf)) {
+        // SAFETY: write(2) and abort(3) are async-signal-safe.
+        unsafe {
+            libc::write(2, buf.as_ptr().cast(), n);
+            libc::abort();
+        }
+    }
+    let idx = if sig == libc::SIGSEGV { 0 } else { 1 };
+    let Some(prev) = PREVIOUS.get().map(|p| p[idx]) else { return };
+    if prev.sa_sigaction == libc::SIG_DFL || prev.sa_sigaction == libc::SIG_IGN {
+        // Restore the default action and return: the fault repeats and the
+        // kernel handles it as if we had never been installed.
+        let mut dfl = empty_sigaction();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        // SAFETY: resetting a signal to its default action.
+        unsafe { libc::sigaction(sig, &dfl, std::ptr::null_mut()) };
+    } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed with SA_SIGINFO, so it
+        // has this signature.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(prev.sa_sigaction) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: a plain handler installed without SA_SIGINFO.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(prev.sa_sigaction) };
+        f(sig);
+    }
+}
+
+/// An alternate signal stack for the thread, so the overflow handler can run
+/// when a greenlet's stack is exhausted. Installed only if the thread has
+/// none (std gives its threads one); removed and unmapped on drop.
+pub(crate) struct AltStack {
+    chunk: Chunk,
+}
+
+impl std::fmt::Debug for AltStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AltStack").field("len", &self.chunk.len).finish()
+    }
+}
+
+impl AltStack {
+    const SIZE: usize = 64 * 1024;
+
+    pub(crate) fn ensure() -> Option<AltStack> {
+        let mut old: libc::stack_t = unsafe_zeroed_stack();
+        // SAFETY: querying the current alternate stack.
+        unsafe { libc::sigaltstack(std::ptr::null(), &mut old) };
+        if old.ss_flags & libc::SS_DISABLE == 0 {
+            return None;
+        }
+        let chunk = Chunk::map(Self::SIZE).ok()?;
+        let new = libc::stack_t { ss_sp: chunk.addr as *mut libc::c_void, ss_flags: 0, ss_size: Self::SIZE };
+        // SAFETY: the mapping outlives the registration (removed in Drop).
+        unsafe { libc::sigaltstack(&new, std::ptr::null_mut()) };
+        Some(AltStack { chunk })
+    }
+}
+
+fn unsafe_zeroed_stack() -> libc::stack_t {
+    // SAFETY: stack_t is plain data.
+    unsafe { std::mem::zeroed() }
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        let off = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+        // SAFETY: disabling the alternate stack before its memory goes.
+        unsafe { libc::sigaltstack(&off, std::ptr::null_mut()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_round_to_pages_and_minimum() {
+        let pool = StackPool::new();
+        assert_eq!(pool.round(1), MIN_STACK_SIZE);
+        assert_eq!(pool.round(MIN_STACK_SIZE + 1), MIN_STACK_SIZE + page_size());
+    }
+
+    #[test]
+    fn stacks_are_reused_and_writable() {
+        let mut pool = StackPool::new();
+        let a = pool.take(DEFAULT_STACK_SIZE).unwrap();
+        assert_eq!(a.size(), DEFAULT_STACK_SIZE);
+        assert_eq!(a.top() % 16, 0);
+        // SAFETY: the word below top is inside the usable part of our stack.
+        unsafe { ((a.top() - 8) as *mut usize).write(7) };
+        let top = a.top();
+        pool.give(a);
+        let b = pool.take(DEFAULT_STACK_SIZE).unwrap();
+        assert_eq!(b.top(), top, "the pool hands back the stack it got");
+        pool.give(b);
+    }
+
+    #[test]
+    fn guard_page_is_not_usable() {
+        let mut pool = StackPool::new();
+        let s = pool.take(MIN_STACK_SIZE).unwrap();
+        let (lo, hi) = s.guard_range();
+        assert_eq!(hi - lo, page_size());
+        assert_eq!(hi + s.size(), s.top());
+        // mincore-free check: the guard must refuse a read, so ask the kernel
+        // with a non-faulting probe (process_vm_readv on ourselves).
+        let mut byte = 0u8;
+        let local = libc::iovec { iov_base: (&mut byte as *mut u8).cast(), iov_len: 1 };
+        let remote = libc::iovec { iov_base: lo as *mut libc::c_void, iov_len: 1 };
+        // SAFETY: reads one byte of our own address space into `byte`.
+        let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        assert_eq!(n, -1, "reading the guard page must fail");
+        pool.give(s);
+    }
+}

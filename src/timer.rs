@@ -1,0 +1,161 @@
+//! Timers ordered by (deadline, creation sequence): a binary heap of keys over
+//! a slab of entries. Cancel is O(1) (the entry goes, its heap key goes stale
+//! and is skipped); stale keys are compacted away once they outnumber the live
+//! ones, so a cancel-heavy program does not grow the heap.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use slab::Slab;
+
+/// What a timer does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Make the parked greenlet ready.
+    Wake(usize),
+    /// Unwind the greenlet out of the `with_timeout` scope with this token.
+    Interrupt(usize, u64),
+    /// Start a greenlet created with `start_later`.
+    Start(usize),
+}
+
+/// Names one armed timer; stale once it fired or was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimerKey {
+    slot: usize,
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    action: Action,
+}
+
+/// The timer queue of one hub.
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    entries: Slab<Entry>,
+    seq: u64,
+}
+
+impl Timers {
+    /// Arms a timer; timers with equal deadlines fire in creation order.
+    pub(crate) fn add(&mut self, deadline: Instant, action: Action) -> TimerKey {
+        self.seq += 1;
+        let seq = self.seq;
+        let slot = self.entries.insert(Entry { seq, action });
+        self.heap.push(Reverse((deadline, seq, slot)));
+        TimerKey { slot, seq }
+    }
+
+    /// Disarms a timer; a no-op if it already fired or was cancelled.
+    pub(crate) fn cancel(&mut self, key: TimerKey) {
+        if self.entries.get(key.slot).is_some_and(|e| e.seq == key.seq) {
+            self.entries.remove(key.slot);
+            if self.heap.len() > 64 && self.heap.len() > 2 * self.entries.len() {
+                self.compact();
+            }
+        }
+    }
+
+    /// True while the timer is armed.
+    pub(crate) fn armed(&self, key: TimerKey) -> bool {
+        self.entries.get(key.slot).is_some_and(|e| e.seq == key.seq)
+    }
+
+    /// The earliest live deadline.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        self.skip_stale();
+        self.heap.peek().map(|Reverse((d, _, _))| *d)
+    }
+
+    /// Number of armed timers.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Removes and returns the action of the earliest timer due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Action> {
+        self.skip_stale();
+        let Reverse((deadline, _, slot)) = *self.heap.peek()?;
+        if deadline > now {
+            return None;
+        }
+        self.heap.pop();
+        Some(self.entries.remove(slot).action)
+    }
+
+    fn skip_stale(&mut self) {
+        while let Some(Reverse((_, seq, slot))) = self.heap.peek() {
+            if self.entries.get(*slot).is_some_and(|e| e.seq == *seq) {
+                return;
+            }
+            self.heap.pop();
+        }
+    }
+
+    fn compact(&mut self) {
+        let entries = &self.entries;
+        self.heap.retain(|Reverse((_, seq, slot))| entries.get(*slot).is_some_and(|e| e.seq == *seq));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn fires_by_deadline_then_creation_order() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        t.add(now + Duration::from_millis(2), Action::Wake(1));
+        t.add(now + Duration::from_millis(1), Action::Wake(2));
+        t.add(now + Duration::from_millis(1), Action::Wake(3));
+        let later = now + Duration::from_millis(5);
+        let order: Vec<_> = std::iter::from_fn(|| t.pop_due(later)).collect();
+        assert_eq!(order, [Action::Wake(2), Action::Wake(3), Action::Wake(1)]);
+    }
+
+    #[test]
+    fn cancelled_timers_never_fire_and_keys_go_stale() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        let a = t.add(now, Action::Wake(1));
+        let b = t.add(now, Action::Wake(2));
+        t.cancel(a);
+        t.cancel(a);
+        assert!(!t.armed(a) && t.armed(b));
+        assert_eq!(t.pop_due(now), Some(Action::Wake(2)));
+        assert!(!t.armed(b));
+        assert_eq!(t.pop_due(now), None);
+        // The slot of `a` is reused; the old key must not cancel the new timer.
+        let c = t.add(now, Action::Wake(3));
+        t.cancel(a);
+        assert!(t.armed(c));
+    }
+
+    #[test]
+    fn not_due_yet_stays() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        t.add(now + Duration::from_secs(1), Action::Start(4));
+        assert_eq!(t.pop_due(now), None);
+        assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn heavy_cancellation_compacts_the_heap() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        for i in 0..10_000 {
+            let k = t.add(now + Duration::from_secs(60), Action::Wake(i));
+            t.cancel(k);
+        }
+        assert_eq!(t.len(), 0);
+        assert!(t.heap.len() <= 130, "heap kept {} stale keys", t.heap.len());
+    }
+}
