@@ -901,3 +901,40 @@ pub(crate) fn take_stack(size: Option<usize>) -> Stack {
 pub(crate) fn give_stack(stack: Stack) {
     with(|h| h.stacks.borrow_mut().give(stack));
 }
+
+/// A snapshot of this thread's hub, for tests and monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Greenlets that exist (created and not dead), the main one included.
+    pub greenlets: usize,
+    /// Entries in the run queue.
+    pub ready: usize,
+    /// Armed timers.
+    pub timers: usize,
+    /// Stack chunks mapped so far (one `mmap` each; flat in the steady state).
+    pub stack_chunks: usize,
+    /// Stacks free in the pool.
+    pub free_stacks: usize,
+}
+
+/// Counts of this thread's hub: greenlets, run queue, timers, stacks.
+///
+/// # Examples
+/// ```
+/// let before = gevent::hub::stats();
+/// gevent::spawn(|| ()).join();
+/// let after = gevent::hub::stats();
+/// assert_eq!(before.greenlets, after.greenlets);
+/// ```
+pub fn stats() -> Stats {
+    with(|h| {
+        let stacks = h.stacks.borrow();
+        Stats {
+            greenlets: h.greenlets.borrow().iter().filter(|(_, b)| b.state != State::Zombie).count(),
+            ready: h.ready.borrow().len(),
+            timers: h.timers.borrow().len(),
+            stack_chunks: stacks.chunks_mapped(),
+            free_stacks: stacks.free_stacks(),
+        }
+    })
+}

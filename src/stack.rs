@@ -117,6 +117,18 @@ pub(crate) struct StackPool {
     page: usize,
 }
 
+impl StackPool {
+    /// Chunks mapped so far (each one `mmap` call).
+    pub(crate) fn chunks_mapped(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Stacks waiting in the pool.
+    pub(crate) fn free_stacks(&self) -> usize {
+        self.classes.iter().map(|c| c.free.len()).sum()
+    }
+}
+
 impl std::fmt::Debug for StackPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StackPool").field("chunks", &self.chunks.len()).finish()

@@ -18,6 +18,9 @@ use x86_64 as imp;
 
 pub(crate) use imp::{init_frame, switch};
 
+#[cfg(test)]
+mod tests;
+
 /// The two words every context keeps: `[sp_slot][link_slot]`, 16 bytes,
 /// 16-byte aligned, stored right above the initial frame of a fresh stack.
 pub(crate) const SLOT_BYTES: usize = 16;
