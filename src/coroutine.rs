@@ -86,6 +86,7 @@ pub struct Coroutine {
     shared: Box<Shared>,
     stack: Option<Stack>,
     data: usize,
+    discard: unsafe fn(usize),
     started: bool,
 }
 
@@ -118,7 +119,7 @@ impl Coroutine {
             cancel: Cell::new(false),
             panic: Cell::new(None),
         });
-        let header = Header { run: co_run::<F>, discard: co_discard::<F> };
+        let header = Header { run: co_run::<F> };
         let record = CoRecord { header, shared: &*shared as *const Shared, f };
         // SAFETY: the stack is fresh from the pool and far larger than the
         // record plus the slots and initial frame written below it.
@@ -130,7 +131,7 @@ impl Coroutine {
             (Context::at(slots), data)
         };
         shared.own = own;
-        Coroutine { shared, stack: Some(stack), data, started: false }
+        Coroutine { shared, stack: Some(stack), data, discard: co_discard::<F>, started: false }
     }
 
     /// Runs the coroutine until it suspends or returns.
@@ -170,8 +171,9 @@ impl Coroutine {
 impl Drop for Coroutine {
     fn drop(&mut self) {
         if !self.started {
-            // SAFETY: the record was placed in `new` and never ran.
-            unsafe { greenlet::discard_record(self.data) };
+            // SAFETY: the record was placed in `new` for this closure type
+            // and never ran.
+            unsafe { (self.discard)(self.data) };
         } else if !self.shared.done.get() {
             // Unwind the suspended body so its destructors run.
             self.shared.cancel.set(true);

@@ -53,9 +53,10 @@ pub(crate) enum Life {
     Dead,
 }
 
-/// The state every handle of one greenlet shares. `R` is the typed result
-/// slot `RefCell<Option<T>>`, erased to `dyn Any` in [`GreenletRef`].
-pub(crate) struct Inner<R: ?Sized> {
+/// The state every handle of one greenlet shares. `S` is the typed
+/// [`SlotImpl`] (closure until the first run, then the result), erased to
+/// `dyn Slot` in [`GreenletRef`]: one allocation per greenlet.
+pub(crate) struct Inner<S: ?Sized> {
     pub(crate) id: u64,
     /// The hub slab key while the greenlet exists in the hub.
     pub(crate) key: Cell<usize>,
@@ -65,10 +66,32 @@ pub(crate) struct Inner<R: ?Sized> {
     pub(crate) name: RefCell<Option<String>>,
     pub(crate) exception: RefCell<Option<GreenletError>>,
     pub(crate) links: RefCell<Vec<Link>>,
-    pub(crate) joiners: RefCell<WaitList>,
-    /// Set once `into_result` moved the value out.
-    pub(crate) taken: Cell<bool>,
-    pub(crate) result: R,
+    pub(crate) joiners: Cell<WaitList>,
+    pub(crate) slot: S,
+}
+
+/// The typed part of a greenlet, seen through `dyn Slot` by untyped code.
+pub(crate) trait Slot: Any {
+    /// The result cell, a `RefCell<Option<T>>`.
+    fn result(&self) -> &dyn Any;
+    /// Drops the closure of a greenlet that will never run.
+    fn drop_closure(&self);
+}
+
+/// The closure (until the greenlet first runs) and the result.
+pub(crate) struct SlotImpl<F, T> {
+    closure: Cell<Option<F>>,
+    result: RefCell<Option<T>>,
+}
+
+impl<F: 'static, T: 'static> Slot for SlotImpl<F, T> {
+    fn result(&self) -> &dyn Any {
+        &self.result
+    }
+
+    fn drop_closure(&self) {
+        drop(self.closure.take());
+    }
 }
 
 /// A callback run from the hub when a greenlet dies.
@@ -79,7 +102,7 @@ pub(crate) type Link = Box<dyn FnOnce(&GreenletRef)>;
 ///
 /// Two handles are equal when they name the same greenlet.
 #[derive(Clone)]
-pub struct GreenletRef(pub(crate) Rc<Inner<dyn Any>>);
+pub struct GreenletRef(pub(crate) Rc<Inner<dyn Slot>>);
 
 /// A typed handle to a greenlet returning `T`.
 ///
@@ -140,7 +163,8 @@ impl<T> fmt::Debug for Greenlet<T> {
 }
 
 impl GreenletRef {
-    pub(crate) fn new_inner<T: 'static>(id: u64) -> Rc<Inner<RefCell<Option<T>>>> {
+    /// A new greenlet's shared state holding its closure.
+    pub(crate) fn new_inner<F: 'static, T: 'static>(id: u64, f: Option<F>) -> Rc<Inner<SlotImpl<F, T>>> {
         Rc::new(Inner {
             id,
             key: Cell::new(usize::MAX),
@@ -149,9 +173,8 @@ impl GreenletRef {
             name: RefCell::new(None),
             exception: RefCell::new(None),
             links: RefCell::new(Vec::new()),
-            joiners: RefCell::new(WaitList::default()),
-            taken: Cell::new(false),
-            result: RefCell::new(None),
+            joiners: Cell::new(WaitList::default()),
+            slot: SlotImpl { closure: Cell::new(f), result: RefCell::new(None) },
         })
     }
 
@@ -297,8 +320,7 @@ impl<T: 'static> Greenlet<T> {
 
 
     fn typed(&self) -> &RefCell<Option<T>> {
-        let any: &dyn Any = &self.r.0.result;
-        any.downcast_ref().expect("a Greenlet<T> handle always wraps a T result slot")
+        self.r.0.slot.result().downcast_ref().expect("a Greenlet<T> handle always wraps a T result slot")
     }
 
     /// Schedules the greenlet to run; a no-op if it was started or killed.
@@ -363,7 +385,6 @@ impl<T: 'static> Greenlet<T> {
         if let Some(e) = self.r.exception() {
             return Err(e);
         }
-        self.r.0.taken.set(true);
         let value = self.typed().borrow_mut().take();
         value.ok_or_else(|| self.taken_error())
     }
@@ -465,12 +486,12 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let inner = GreenletRef::new_inner::<T>(hub::next_id());
+        let inner = GreenletRef::new_inner::<F, T>(hub::next_id(), Some(f));
         if let Some(n) = self.name {
             *inner.name.borrow_mut() = Some(n);
         }
         let r = GreenletRef(inner);
-        hub::create(&r, self.stack_size, Record::<F, T>::new(f));
+        hub::create(&r, self.stack_size, run::<F, T>);
         Greenlet { r, _t: PhantomData }
     }
 
@@ -489,25 +510,24 @@ impl Builder {
     }
 }
 
-/// The first words of every start record: how to run it and how to drop it
-/// unrun. `Record` is `repr(C)` so the header sits at offset 0.
+/// The first word of every start record: how to run it. A record lives at
+/// the top of a fresh stack; `gevent_entry` passes its address to
+/// [`gevent_greenlet_main`].
 #[repr(C)]
 pub(crate) struct Header {
     pub(crate) run: unsafe fn(usize) -> !,
-    pub(crate) discard: unsafe fn(usize),
 }
 
-/// What a fresh stack carries at its top: the header and the closure.
+/// A greenlet's start record: the header and its shared state.
 #[repr(C)]
-pub(crate) struct Record<F, T> {
+pub(crate) struct StartRecord {
     header: Header,
-    f: F,
-    _t: PhantomData<fn() -> T>,
+    inner: *const (),
 }
 
-impl<F: FnOnce() -> T + 'static, T: 'static> Record<F, T> {
-    fn new(f: F) -> Record<F, T> {
-        Record { header: Header { run: run::<F, T>, discard: discard::<F, T> }, f, _t: PhantomData }
+impl StartRecord {
+    pub(crate) fn new(run: unsafe fn(usize) -> !, r: &GreenletRef) -> StartRecord {
+        StartRecord { header: Header { run }, inner: Rc::as_ptr(&r.0) as *const () }
     }
 }
 
@@ -525,40 +545,25 @@ pub(crate) unsafe fn place_record<R>(top: usize, record: R) -> usize {
     addr
 }
 
-/// Drops the closure of a record that will never run.
-///
-/// # Safety
-/// `data` is a record placed by [`place_record`] for these `F, T`, not yet run
-/// nor discarded.
-unsafe fn discard<F, T>(data: usize) {
-    // SAFETY: per the contract, the closure is initialized and owned by us.
-    unsafe { std::ptr::drop_in_place(&mut (*(data as *mut Record<F, T>)).f) };
-}
-
 /// Runs a greenlet's closure and dies.
 ///
 /// # Safety
-/// `data` is a record placed by [`place_record`] for these `F, T`, on the
-/// stack we are running on, not yet run nor discarded.
-unsafe fn run<F: FnOnce() -> T, T: 'static>(data: usize) -> ! {
-    // SAFETY: per the contract we own the closure; it is read exactly once.
-    let f = unsafe { std::ptr::read(&(*(data as *const Record<F, T>)).f) };
-    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-    let me = hub::current_ref();
-    let outcome = outcome.map_err(|payload| error_from_payload(&*payload));
+/// `data` is a [`StartRecord`] for a greenlet whose slot is a
+/// `SlotImpl<F, T>`, placed on the stack we run on; the hub's control block
+/// keeps the shared state alive while we run.
+unsafe fn run<F: FnOnce() -> T + 'static, T: 'static>(data: usize) -> ! {
+    // SAFETY: per the contract, `inner` points at a live Inner<SlotImpl<F, T>>.
+    let inner = unsafe { &*((*(data as *const StartRecord)).inner as *const Inner<SlotImpl<F, T>>) };
+    let f = inner.slot.closure.take().expect("a greenlet's closure runs once");
+    let outcome = panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| error_from_payload(&*p));
     match outcome {
-        // Nobody can ever read it: drop it here, in greenlet context, so that
-        // its destructor may block or switch like any user code.
-        // (`me` and the hub's control block hold two references.)
-        Ok(v) if Rc::strong_count(&me.0) == 2 => drop(v),
-        Ok(v) => {
-            let any: &dyn Any = &me.0.result;
-            let slot: &RefCell<Option<T>> = any.downcast_ref().expect("result slot of type T");
-            *slot.borrow_mut() = Some(v);
-        }
-        Err(e) => *me.0.exception.borrow_mut() = Some(e),
+        // Nobody can ever read it (only the hub's control block refers to the
+        // greenlet): drop it here, in greenlet context, where its destructor
+        // may block or switch like any user code.
+        Ok(v) if hub::handles_of_current() == 0 => drop(v),
+        Ok(v) => *inner.slot.result.borrow_mut() = Some(v),
+        Err(e) => *inner.exception.borrow_mut() = Some(e),
     }
-    drop(me);
     hub::exit_current()
 }
 
@@ -593,18 +598,6 @@ unsafe extern "C" fn gevent_greenlet_main(data: usize) -> ! {
     }
 }
 
-/// Drops an unrun record's closure (see [`Header::discard`]).
-///
-/// # Safety
-/// As [`discard`]: `data` is a placed record, neither run nor discarded.
-pub(crate) unsafe fn discard_record(data: usize) {
-    // SAFETY: the header is at offset 0 of a live record.
-    unsafe {
-        let header = &*(data as *const Header);
-        (header.discard)(data)
-    }
-}
-
 /// The start record of the hub's own context: runs the hub loop, which never
 /// returns.
 #[repr(C)]
@@ -615,7 +608,7 @@ pub(crate) struct HubRecord {
 
 impl HubRecord {
     pub(crate) fn new(body: fn()) -> HubRecord {
-        HubRecord { header: Header { run: run_hub, discard: discard_nothing }, body }
+        HubRecord { header: Header { run: run_hub }, body }
     }
 }
 
@@ -631,9 +624,3 @@ unsafe fn run_hub(data: usize) -> ! {
     }
     std::process::abort()
 }
-
-/// Discarding a hub record has nothing to drop.
-///
-/// # Safety
-/// None needed; the signature matches [`Header::discard`].
-unsafe fn discard_nothing(_: usize) {}

@@ -1,0 +1,261 @@
+//! A greenlet's life as the hub sees it: creation, start, join, kill,
+//! death (joiners woken FIFO, links scheduled as loop callbacks), locals, and
+//! the teardown of every survivor when the thread exits.
+
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::sched::{self, State, HUB, LINKS};
+use super::{with, TimerGuard};
+use crate::greenlet::{GreenletError, GreenletRef, KillUnwind, Life};
+use crate::timer::Action;
+use crate::wait::WaitKey;
+
+/// Registers a freshly built greenlet (state New); it gets a stack only
+/// when it first runs.
+pub(crate) fn create(r: &GreenletRef, stack_size: Option<usize>, entry: unsafe fn(usize) -> !) {
+    let key = with(|h| h.core.borrow_mut().insert(r.clone(), stack_size.unwrap_or(0), entry));
+    r.0.key.set(key);
+}
+
+/// Starts a New greenlet now or after `delay`; anything else is a no-op.
+pub(crate) fn start(r: &GreenletRef, delay: Option<Duration>) {
+    if r.0.life.get() != Life::Created {
+        return;
+    }
+    r.0.life.set(Life::Started);
+    r.0.started.set(true);
+    let key = r.0.key.get();
+    with(|h| match delay {
+        None => h.core.borrow_mut().enqueue_new(key),
+        Some(d) => {
+            let t = h.timers.borrow_mut().add(Instant::now() + d, Action::Start(key));
+            let mut core = h.core.borrow_mut();
+            core.greenlets[key].state = State::Scheduled;
+            core.greenlets[key].start_timer = Some(t);
+        }
+    });
+}
+
+/// Kills `r` (see `GreenletRef::kill_nowait`).
+pub(crate) fn kill(r: &GreenletRef) {
+    if r.dead() {
+        return;
+    }
+    let key = r.0.key.get();
+    let (me, main, state) = with(|h| {
+        let core = h.core.borrow();
+        (core.current, core.main_key, core.greenlets[key].state)
+    });
+    if key == main {
+        panic!("gevent: the main greenlet cannot be killed");
+    }
+    if key == me {
+        panic::resume_unwind(Box::new(KillUnwind));
+    }
+    match state {
+        State::New | State::Scheduled | State::Queued => kill_unrun(r, key, state),
+        _ => with(|h| h.core.borrow_mut().interrupt(key, super::sched::Interrupt::Kill)),
+    }
+}
+
+/// Kills a greenlet that never ran: its closure is dropped, it never runs.
+fn kill_unrun(r: &GreenletRef, key: usize, state: State) {
+    with(|h| {
+        let mut core = h.core.borrow_mut();
+        if let Some(t) = core.greenlets[key].start_timer.take() {
+            h.timers.borrow_mut().cancel(t);
+        }
+        if state == State::Queued {
+            // Its run-queue entry frees the slot when it comes up.
+            core.greenlets[key].state = State::Zombie;
+        } else {
+            core.greenlets.remove(key);
+        }
+    });
+    // User Drop code: outside any borrow.
+    r.0.slot.drop_closure();
+    *r.0.exception.borrow_mut() = Some(GreenletError::Killed);
+    finish(r);
+}
+
+/// Marks `r` dead, wakes its joiners (FIFO) and schedules its links.
+fn finish(r: &GreenletRef) {
+    r.0.life.set(Life::Dead);
+    let mut joiners = r.0.joiners.take();
+    if !joiners.is_empty() {
+        with(|h| {
+            let mut nodes = h.waiters.borrow_mut();
+            let mut core = h.core.borrow_mut();
+            while let Some(k) = joiners.pop_front(&mut nodes) {
+                core.unpark(k);
+            }
+        });
+    }
+    if !r.0.links.borrow().is_empty() {
+        schedule_links(r.clone());
+    }
+}
+
+/// Queues `r`'s link callbacks to run from the hub, behind what is ready.
+pub(crate) fn schedule_links(r: GreenletRef) {
+    with(|h| {
+        h.links.borrow_mut().push_back(r);
+        h.core.borrow_mut().ready.push_back(LINKS);
+    });
+}
+
+/// Runs a dead greenlet's link callbacks (in the hub context).
+pub(super) fn run_links(r: &GreenletRef) {
+    let links = std::mem::take(&mut *r.0.links.borrow_mut());
+    for link in links {
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(r))) {
+            eprintln!("gevent: a link callback of greenlet '{}' panicked: {}", r.name(), panic_message(&*p));
+        }
+    }
+}
+
+pub(super) fn panic_message(p: &(dyn Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "Box<dyn Any>".to_owned())
+}
+
+/// How many user handles refer to the running greenlet.
+pub(crate) fn handles_of_current() -> usize {
+    with(|h| {
+        let core = h.core.borrow();
+        Rc::strong_count(&core.greenlets[core.current].shared.0) - 1
+    })
+}
+
+/// Ends the current greenlet: drops its locals, wakes its joiners, frees its
+/// control block and stack, and switches away for good.
+pub(crate) fn exit_current() -> ! {
+    let me = sched::current_key();
+    let locals = with(|h| std::mem::take(&mut h.core.borrow_mut().greenlets[me].locals));
+    drop(locals);
+    let gcb = with(|h| h.core.borrow_mut().greenlets.remove(me));
+    finish(&gcb.shared);
+    let stack = gcb.stack.expect("a running greenlet owns its stack");
+    let ctx = gcb.ctx;
+    drop(gcb.shared);
+    sched::switch_away_dead(stack, ctx)
+}
+
+/// Waits for `r` to die, at most `timeout`; true if it is dead.
+pub(crate) fn join(r: &GreenletRef, timeout: Option<Duration>) -> bool {
+    if r.dead() {
+        return true;
+    }
+    let me = sched::current_key();
+    assert!(me != HUB, "gevent: a blocking call inside a hub callback (link callbacks must not block)");
+    if r.0.key.get() == me {
+        panic!("gevent: greenlet '{}' tried to join itself, which would never return", r.name());
+    }
+    let deadline = timeout.map(|d| Instant::now() + d);
+    let _timer = deadline.map(|d| TimerGuard::arm(d, Action::Wake(me)));
+    while !r.dead() {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        let _leave = JoinWait::enter(r, me);
+        sched::park();
+    }
+    true
+}
+
+/// A place in a greenlet's join list, left on every exit path.
+struct JoinWait<'a> {
+    target: &'a GreenletRef,
+    key: WaitKey,
+}
+
+impl<'a> JoinWait<'a> {
+    fn enter(target: &'a GreenletRef, me: usize) -> JoinWait<'a> {
+        let mut list = target.0.joiners.get();
+        let key = with(|h| list.push_back(&mut h.waiters.borrow_mut(), me));
+        target.0.joiners.set(list);
+        JoinWait { target, key }
+    }
+}
+
+impl Drop for JoinWait<'_> {
+    fn drop(&mut self) {
+        let mut list = self.target.0.joiners.get();
+        with(|h| list.remove(&mut h.waiters.borrow_mut(), self.key));
+        self.target.0.joiners.set(list);
+    }
+}
+
+/// Takes the current greenlet's value of local `id` (None on first access).
+///
+/// # Panics
+/// When the value is already taken (re-entrant `Local::with`) or from a hub
+/// callback.
+pub(crate) fn take_local(id: u64) -> Option<Box<dyn Any>> {
+    with(|h| {
+        let mut core = h.core.borrow_mut();
+        let me = core.current;
+        assert!(me != HUB, "gevent: greenlet-local storage used from a hub callback");
+        let (_, slot) = core.greenlets[me].locals.iter_mut().find(|(k, _)| *k == id)?;
+        Some(slot.take().expect("gevent: Local::with called re-entrantly for the same local"))
+    })
+}
+
+/// Puts back (or stores for the first time) greenlet `key`'s value of `id`.
+pub(crate) fn put_local(key: usize, id: u64, value: Box<dyn Any>) {
+    let mut value = Some(value);
+    let replaced = with(|h| {
+        let mut core = h.core.borrow_mut();
+        let locals = &mut core.greenlets.get_mut(key)?.locals;
+        match locals.iter_mut().find(|(k, _)| *k == id) {
+            Some((_, slot)) => slot.replace(value.take()?),
+            None => {
+                locals.push((id, value.take()));
+                None
+            }
+        }
+    });
+    // Destructors run outside the borrow.
+    drop(replaced);
+    drop(value);
+}
+
+/// Tears the hub down at thread exit: kills the greenlets still alive (their
+/// destructors run) and drops the main greenlet's locals.
+pub(super) fn teardown() {
+    for _round in 0..3 {
+        let alive: Vec<GreenletRef> = with(|h| {
+            let core = h.core.borrow();
+            core.greenlets
+                .iter()
+                .filter(|(k, b)| *k != core.main_key && b.state != State::Zombie)
+                .map(|(_, b)| b.shared.clone())
+                .collect()
+        });
+        if alive.is_empty() {
+            break;
+        }
+        for g in &alive {
+            if panic::catch_unwind(AssertUnwindSafe(|| g.kill())).is_err() {
+                eprintln!("gevent: greenlet '{}' could not be unwound at thread exit", g.name());
+            }
+        }
+    }
+    // Let queued link callbacks run and zombies be freed.
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+        while with(|h| !h.core.borrow().ready.is_empty()) {
+            sched::yield_now();
+        }
+    }));
+    let main_locals = with(|h| {
+        let mut core = h.core.borrow_mut();
+        let main = core.main_key;
+        std::mem::take(&mut core.greenlets[main].locals)
+    });
+    drop(main_locals);
+}

@@ -1,0 +1,285 @@
+//! The hub: one per thread, created on first use. It owns the greenlets'
+//! control blocks, the FIFO run queue, the timers, the waiter nodes and the
+//! stack pool, and is itself a context on its own stack (see `sched.rs`).
+//!
+//! The public part is the per-thread configuration and statistics; the rest
+//! is the runtime's internals. Re-entrancy rule: every access to hub state is
+//! a short closure passed to [`with`] that never switches; all switches
+//! happen outside any borrow.
+
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use crate::arch::Context;
+use crate::greenlet::{GreenletRef, HubRecord, Life};
+use crate::stack::{AltStack, Stack, StackPool, DEFAULT_STACK_SIZE};
+use crate::timer::{Action, TimerKey, Timers};
+use crate::wait::WaitNodes;
+
+mod life;
+mod report;
+mod sched;
+
+pub(crate) use life::{create, exit_current, handles_of_current, join, kill, schedule_links, start};
+pub(crate) use life::{put_local, take_local};
+#[allow(unused_imports)] // park: the primitive every blocking type of the sync layer uses.
+pub(crate) use sched::{current_key, current_ref, park, sleep, yield_now};
+use sched::{Core, State};
+
+/// Stack size of the hub's own context (link callbacks run there).
+const HUB_STACK_SIZE: usize = 256 * 1024;
+
+/// Greenlet ids are handed to hubs in blocks, so `spawn` needs no atomic.
+const ID_BLOCK: u64 = 4096;
+
+thread_local! {
+    /// The current thread's hub, null until first use. Deliberately a plain
+    /// pointer without a destructor, so it stays readable while the hub is
+    /// torn down (greenlets unwinding at thread exit still reach it) and from
+    /// the stack-overflow signal handler.
+    static CURRENT: Cell<*const Hub> = const { Cell::new(ptr::null()) };
+    /// Owns the hub: its destructor tears the hub down at thread exit.
+    static OWNER: HubOwner = const { HubOwner };
+}
+
+/// One thread's scheduler and everything it owns.
+pub(crate) struct Hub {
+    core: RefCell<Core>,
+    timers: RefCell<Timers>,
+    stacks: RefCell<StackPool>,
+    pub(crate) waiters: RefCell<WaitNodes>,
+    /// Greenlets whose link callbacks are due, in the order their run-queue
+    /// markers were pushed.
+    links: RefCell<VecDeque<GreenletRef>>,
+    default_stack: Cell<usize>,
+    hub_ctx: Context,
+    hub_data: usize,
+    hub_stack: RefCell<Option<Stack>>,
+    /// The main greenlet's saved-sp and link slots (its stack is the thread's).
+    _main_slots: Box<UnsafeCell<[usize; 2]>>,
+    next_token: Cell<u64>,
+    ids: Cell<(u64, u64)>,
+    loop_exit: RefCell<Option<String>>,
+    _alt_stack: Option<AltStack>,
+}
+
+struct HubOwner;
+
+impl Drop for HubOwner {
+    fn drop(&mut self) {
+        let p = CURRENT.with(|c| c.get());
+        if p.is_null() {
+            return;
+        }
+        // SAFETY: the pointer came from Box::into_raw in `create_hub`; it is
+        // freed only below, once.
+        let hub = unsafe { &*p };
+        if hub.core.borrow().current != hub.core.borrow().main_key {
+            // The thread exits from inside a greenlet (process::exit): its
+            // stack is in use, so nothing can be unwound or unmapped safely.
+            return;
+        }
+        life::teardown();
+        CURRENT.with(|c| c.set(ptr::null()));
+        // SAFETY: as above; no greenlet is left that could reach the hub.
+        drop(unsafe { Box::from_raw(p as *mut Hub) });
+    }
+}
+
+/// Runs `f` with the current thread's hub, creating it on first use.
+#[inline]
+pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
+    let mut p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        p = create_hub();
+    }
+    // SAFETY: the hub lives until the thread's OWNER destructor, which runs
+    // after all user code of the thread; `f` cannot outlive this call.
+    f(unsafe { &*p })
+}
+
+/// The hub if this thread has one, without creating it.
+fn existing() -> Option<&'static Hub> {
+    let p = CURRENT.try_with(|c| c.get()).ok()?;
+    // SAFETY: see `with`; callers use the reference only briefly.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+#[cold]
+fn create_hub() -> *const Hub {
+    crate::stack::install_overflow_handler(report::overflow_report);
+    report::install_panic_hook();
+    let mut stacks = StackPool::new();
+    let hub_stack = stacks.take(HUB_STACK_SIZE).expect("gevent: cannot map the hub's stack");
+    let (hub_ctx, hub_data) = sched::new_context(&hub_stack, HubRecord::new(sched::hub_loop));
+    let main_slots = Box::new(UnsafeCell::new([0usize; 2]));
+    let first = next_id_block();
+    let main = GreenletRef(GreenletRef::new_inner::<fn(), ()>(first, None));
+    *main.0.name.borrow_mut() = Some("main".to_owned());
+    main.0.started.set(true);
+    main.0.life.set(Life::Started);
+    let core = Core::new(Context::at(main_slots.get().cast()), main);
+    let hub = Box::new(Hub {
+        core: RefCell::new(core),
+        timers: RefCell::new(Timers::default()),
+        stacks: RefCell::new(stacks),
+        waiters: RefCell::new(WaitNodes::default()),
+        links: RefCell::new(VecDeque::new()),
+        default_stack: Cell::new(DEFAULT_STACK_SIZE),
+        hub_ctx,
+        hub_data,
+        hub_stack: RefCell::new(Some(hub_stack)),
+        _main_slots: main_slots,
+        next_token: Cell::new(0),
+        ids: Cell::new((first + 1, first + ID_BLOCK)),
+        loop_exit: RefCell::new(None),
+        _alt_stack: AltStack::ensure(),
+    });
+    let p = Box::into_raw(hub) as *const Hub;
+    CURRENT.with(|c| c.set(p));
+    OWNER.with(|_| ());
+    p
+}
+
+fn next_id_block() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(ID_BLOCK, Ordering::Relaxed)
+}
+
+/// A process-wide unique greenlet id.
+pub(crate) fn next_id() -> u64 {
+    with(|h| {
+        let (mut next, mut end) = h.ids.get();
+        if next == end {
+            next = next_id_block();
+            end = next + ID_BLOCK;
+        }
+        h.ids.set((next + 1, end));
+        next
+    })
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if self.core.get_mut().greenlets.len() > 1 {
+            // Greenlets survived teardown: their stacks stay mapped (leaked)
+            // rather than unmapped under them.
+            std::mem::forget(std::mem::replace(self.stacks.get_mut(), StackPool::new()));
+            return;
+        }
+        if let Some(s) = self.hub_stack.get_mut().take() {
+            self.stacks.get_mut().give(s);
+        }
+    }
+}
+
+/// An armed timer, cancelled when dropped (a no-op once it fired).
+pub(crate) struct TimerGuard(TimerKey);
+
+impl TimerGuard {
+    pub(crate) fn arm(deadline: Instant, action: Action) -> TimerGuard {
+        TimerGuard(with(|h| h.timers.borrow_mut().add(deadline, action)))
+    }
+
+    /// True once the timer fired.
+    pub(crate) fn fired(&self) -> bool {
+        with(|h| !h.timers.borrow().armed(self.0))
+    }
+}
+
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        with(|h| h.timers.borrow_mut().cancel(self.0));
+    }
+}
+
+/// A fresh token naming one `with_timeout` scope.
+pub(crate) fn new_token() -> u64 {
+    with(|h| {
+        let t = h.next_token.get() + 1;
+        h.next_token.set(t);
+        t
+    })
+}
+
+/// Arms a timer that interrupts the current greenlet with `token`.
+pub(crate) fn arm_timeout(d: Duration, token: u64) -> TimerGuard {
+    let me = current_key();
+    TimerGuard::arm(Instant::now() + d, Action::Interrupt(me, token))
+}
+
+/// A stack from this thread's pool (for raw coroutines).
+pub(crate) fn take_stack(size: Option<usize>) -> Stack {
+    with(|h| {
+        let size = size.unwrap_or(h.default_stack.get());
+        h.stacks.borrow_mut().take(size).expect("gevent: cannot map a coroutine stack")
+    })
+}
+
+/// Returns a stack taken with [`take_stack`].
+pub(crate) fn give_stack(stack: Stack) {
+    with(|h| h.stacks.borrow_mut().give(stack));
+}
+
+/// Sets the stack size of greenlets created from now on by this thread's
+/// hub (rounded up to whole pages, at least [`crate::MIN_STACK_SIZE`]).
+/// A builder's `stack_size` still wins.
+///
+/// # Examples
+/// ```
+/// gevent::hub::set_default_stack_size(256 * 1024);
+/// assert_eq!(gevent::hub::default_stack_size(), 256 * 1024);
+/// ```
+pub fn set_default_stack_size(bytes: usize) {
+    with(|h| h.default_stack.set(h.stacks.borrow().round(bytes)));
+}
+
+/// The stack size greenlets of this thread get by default
+/// ([`crate::DEFAULT_STACK_SIZE`] unless changed).
+pub fn default_stack_size() -> usize {
+    with(|h| h.default_stack.get())
+}
+
+/// A snapshot of this thread's hub, for tests and monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Greenlets that exist (created and not dead), the main one included.
+    pub greenlets: usize,
+    /// Entries in the run queue.
+    pub ready: usize,
+    /// Armed timers.
+    pub timers: usize,
+    /// Parked waiters across all wait lists.
+    pub waiters: usize,
+    /// Stack chunks mapped so far (one `mmap` each; flat in the steady state).
+    pub stack_chunks: usize,
+    /// Stacks free in the pool.
+    pub free_stacks: usize,
+}
+
+/// Counts of this thread's hub: greenlets, run queue, timers, stacks.
+///
+/// # Examples
+/// ```
+/// let before = gevent::hub::stats();
+/// gevent::spawn(|| ()).join();
+/// let after = gevent::hub::stats();
+/// assert_eq!(before.greenlets, after.greenlets);
+/// ```
+pub fn stats() -> Stats {
+    with(|h| {
+        let stacks = h.stacks.borrow();
+        let core = h.core.borrow();
+        Stats {
+            greenlets: core.greenlets.iter().filter(|(_, b)| b.state != State::Zombie).count(),
+            ready: core.ready.len(),
+            timers: h.timers.borrow().len(),
+            waiters: h.waiters.borrow().len(),
+            stack_chunks: stacks.chunks_mapped(),
+            free_stacks: stacks.free_stacks(),
+        }
+    })
+}

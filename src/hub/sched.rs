@@ -1,0 +1,461 @@
+//! The scheduler core: control blocks, the FIFO run queue and the switch.
+//! `park` suspends the current greenlet and switches *directly* to the next
+//! ready one; only when none is ready (or a link callback is next) does
+//! control go to the hub loop, which runs callbacks, fires timers and sleeps
+//! until the next deadline. A greenlet gets its stack on its first run, so a
+//! spawned-but-unrun greenlet costs one allocation and no stack.
+
+use std::any::Any;
+use std::panic;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use super::{with, Hub, TimerGuard};
+use crate::arch::{self, Context};
+use crate::greenlet::{self, GreenletRef, KillUnwind, StartRecord};
+use crate::stack::Stack;
+use crate::timeout::TimeoutUnwind;
+use crate::timer::Action;
+
+/// The pseudo key of the hub's own context.
+pub(super) const HUB: usize = usize::MAX;
+
+/// Run-queue marker: run the next entry of `Hub::links` from the hub.
+pub(super) const LINKS: usize = usize::MAX - 1;
+
+/// Scheduling state of one greenlet. Legal transitions:
+/// `New -> Scheduled | Queued`, `Scheduled -> Queued`, `Queued -> Running`
+/// (first run: the stack is assigned), `Running -> Suspended | Ready`
+/// (park | yield), `Suspended -> Ready` (unpark), `Ready -> Running`,
+/// `Queued -> Zombie` (killed before it ever ran; the slot is freed when its
+/// run-queue entry comes up). Death removes the control block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    New,
+    Scheduled,
+    Queued,
+    Running,
+    Suspended,
+    Ready,
+    Zombie,
+}
+
+/// Why a parked greenlet must unwind instead of resuming normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Interrupt {
+    Kill,
+    Timeout(u64),
+    /// The main greenlet can never be woken (message in `Hub::loop_exit`).
+    LoopExit,
+}
+
+/// A greenlet's control block.
+pub(super) struct Gcb {
+    pub(super) state: State,
+    pub(super) pending: Option<Interrupt>,
+    /// Valid once the greenlet has a stack (or for main).
+    pub(super) ctx: Context,
+    pub(super) stack: Option<Stack>,
+    /// Requested stack size; 0 = the hub's default.
+    pub(super) stack_size: usize,
+    /// Runs the closure on the first switch in (see `greenlet::run`).
+    pub(super) entry: unsafe fn(usize) -> !,
+    pub(super) shared: GreenletRef,
+    pub(super) locals: Vec<(u64, Option<Box<dyn Any>>)>,
+    pub(super) start_timer: Option<crate::timer::TimerKey>,
+}
+
+/// The scheduling state behind one `RefCell`: one borrow per decision.
+pub(super) struct Core {
+    pub(super) greenlets: Slab<Gcb>,
+    pub(super) ready: std::collections::VecDeque<usize>,
+    /// Run-queue entries left in the current pass; at 0 the timers are
+    /// checked before the next entry, so a yield loop never starves them.
+    pass_left: usize,
+    pub(super) current: usize,
+    pub(super) main_key: usize,
+}
+
+/// A decided switch: from, to, and the word passed (the start record on a
+/// first run, else 1 if an interrupt is pending).
+type Plan = (Context, Context, usize);
+
+unsafe fn never_run(_: usize) -> ! {
+    unreachable!("the main greenlet has no entry point")
+}
+
+impl Core {
+    pub(super) fn new(main_ctx: Context, main: GreenletRef) -> Core {
+        let mut greenlets = Slab::new();
+        let main_key = greenlets.insert(Gcb {
+            state: State::Running,
+            pending: None,
+            ctx: main_ctx,
+            stack: None,
+            stack_size: 0,
+            entry: never_run,
+            shared: main.clone(),
+            locals: Vec::new(),
+            start_timer: None,
+        });
+        main.0.key.set(main_key);
+        Core { greenlets, ready: Default::default(), pass_left: 0, current: main_key, main_key }
+    }
+
+    pub(super) fn insert(&mut self, shared: GreenletRef, stack_size: usize, entry: unsafe fn(usize) -> !) -> usize {
+        let ctx = Context::at(std::ptr::null_mut());
+        let gcb = Gcb {
+            state: State::New,
+            pending: None,
+            ctx,
+            stack: None,
+            stack_size,
+            entry,
+            shared,
+            locals: Vec::new(),
+            start_timer: None,
+        };
+        self.greenlets.insert(gcb)
+    }
+
+    /// Makes a suspended greenlet ready; anything else is left alone (a
+    /// greenlet is queued at most once).
+    #[inline]
+    pub(super) fn unpark(&mut self, key: usize) {
+        let g = &mut self.greenlets[key];
+        if g.state == State::Suspended {
+            g.state = State::Ready;
+            self.ready.push_back(key);
+        }
+    }
+
+    /// Asks greenlet `key` to unwind at its blocking point.
+    pub(super) fn interrupt(&mut self, key: usize, why: Interrupt) {
+        let pending = &mut self.greenlets[key].pending;
+        // A kill outranks a timeout; the first timeout wins over later ones.
+        if pending.is_none() || why == Interrupt::Kill {
+            *pending = Some(why);
+        }
+        self.unpark(key);
+    }
+
+    pub(super) fn enqueue_new(&mut self, key: usize) {
+        let g = &mut self.greenlets[key];
+        g.state = State::Queued;
+        g.start_timer = None;
+        self.ready.push_back(key);
+    }
+
+    /// Takes the next run-queue entry, freeing zombies on the way.
+    #[inline]
+    fn pop(&mut self) -> Option<usize> {
+        loop {
+            let key = self.ready.pop_front()?;
+            self.pass_left = self.pass_left.saturating_sub(1);
+            if key != LINKS && self.greenlets[key].state == State::Zombie {
+                self.greenlets.remove(key);
+                continue;
+            }
+            return Some(key);
+        }
+    }
+}
+
+impl Hub {
+    /// Fires every due timer (their greenlets join the back of the queue).
+    pub(super) fn fire_timers(&self, core: &mut Core) {
+        let mut timers = self.timers.borrow_mut();
+        if timers.len() == 0 {
+            return;
+        }
+        let now = Instant::now();
+        while let Some(action) = timers.pop_due(now) {
+            match action {
+                Action::Wake(k) => core.unpark(k),
+                Action::Interrupt(k, token) => core.interrupt(k, Interrupt::Timeout(token)),
+                Action::Start(k) => core.enqueue_new(k),
+            }
+        }
+    }
+
+    /// Starts a new pass when the current one is used up.
+    #[inline]
+    fn pass_boundary(&self, core: &mut Core) {
+        if core.pass_left == 0 {
+            self.fire_timers(core);
+            core.pass_left = core.ready.len();
+        }
+    }
+
+    /// The next context to run: the head of the run queue if it is a
+    /// greenlet, else the hub (which runs link callbacks, timers, idling).
+    #[inline]
+    fn next_target(&self, core: &mut Core) -> usize {
+        self.pass_boundary(core);
+        loop {
+            match core.ready.front() {
+                Some(&k) if k != LINKS => {
+                    core.ready.pop_front();
+                    core.pass_left = core.pass_left.saturating_sub(1);
+                    if core.greenlets[k].state != State::Zombie {
+                        return k;
+                    }
+                    core.greenlets.remove(k);
+                }
+                _ => return HUB,
+            }
+        }
+    }
+
+    /// Whom the suspending greenlet `me` switches to. `None`: `me` itself is
+    /// next, no switch needed.
+    #[inline]
+    fn plan_from(&self, core: &mut Core, me: usize) -> Option<Plan> {
+        let to = self.next_target(core);
+        if to == me {
+            core.greenlets[me].state = State::Running;
+            return None;
+        }
+        let from = core.greenlets[me].ctx;
+        let (to_ctx, data) = self.plan_to(core, to);
+        Some((from, to_ctx, data))
+    }
+
+    /// Marks `to` running and returns its context and the word to pass; on a
+    /// first run the greenlet's stack is taken from the pool and its frame
+    /// laid out.
+    #[inline]
+    pub(super) fn plan_to(&self, core: &mut Core, to: usize) -> (Context, usize) {
+        core.current = to;
+        if to == HUB {
+            return (self.hub_ctx, self.hub_data);
+        }
+        let g = &mut core.greenlets[to];
+        let data = if g.state == State::Queued {
+            self.first_run(g)
+        } else {
+            g.pending.is_some() as usize
+        };
+        g.state = State::Running;
+        (g.ctx, data)
+    }
+
+    /// Gives a greenlet its stack and start record; returns the record.
+    #[cold]
+    fn first_run(&self, g: &mut Gcb) -> usize {
+        let size = if g.stack_size == 0 { self.default_stack.get() } else { g.stack_size };
+        let stack = self.stacks.borrow_mut().take(size).expect("gevent: cannot map a greenlet stack");
+        let (ctx, data) = new_context(&stack, StartRecord::new(g.entry, &g.shared));
+        g.ctx = ctx;
+        g.stack = Some(stack);
+        data
+    }
+}
+
+/// Lays out a fresh context on `stack` that will run `record` first.
+pub(super) fn new_context<R>(stack: &Stack, record: R) -> (Context, usize) {
+    let room = std::mem::size_of::<R>() + std::mem::align_of::<R>() + 16 + arch::SLOT_BYTES + 64;
+    assert!(room < stack.size() / 2, "gevent: a start record of {room} bytes does not fit its stack");
+    // SAFETY: the top `room` bytes of the stack are ours and unused (the
+    // stack is fresh from the pool); place_record keeps 16-byte alignment and
+    // init_frame writes only the frame words below the slots.
+    unsafe {
+        let data = greenlet::place_record(stack.top(), record);
+        let slots = (data - arch::SLOT_BYTES) as *mut usize;
+        let ctx = Context::at(slots);
+        *ctx.sp_slot = arch::init_frame(slots);
+        (ctx, data)
+    }
+}
+
+/// Makes the planned switch (outside any borrow); returns the word passed.
+#[inline(always)]
+pub(super) fn switch((from, to, data): Plan) -> usize {
+    // SAFETY: `from` is the running context (the hub's `current` before
+    // `plan`), `to` a suspended or fresh one whose stack is alive (owned by
+    // its control block or the hub); no RefCell borrow is held here.
+    unsafe { from.switch_to(to, data) }
+}
+
+/// After a switch back: `flag` is 1 when an interrupt is pending.
+#[inline(always)]
+fn resumed(me: usize, flag: usize) {
+    if flag != 0 {
+        raise_pending(me);
+    }
+}
+
+#[cold]
+fn raise_pending(me: usize) {
+    let why = with(|h| h.core.borrow_mut().greenlets[me].pending.take());
+    match why {
+        None => {}
+        Some(Interrupt::Kill) => panic::resume_unwind(Box::new(KillUnwind)),
+        Some(Interrupt::Timeout(token)) => panic::resume_unwind(Box::new(TimeoutUnwind(token))),
+        Some(Interrupt::LoopExit) => {
+            let msg = with(|h| h.loop_exit.borrow_mut().take()).unwrap_or_default();
+            panic!("{msg}")
+        }
+    }
+}
+
+const HUB_BLOCKING: &str = "gevent: a blocking call inside a hub callback (link callbacks must not block)";
+
+/// Suspends the current greenlet until `unpark` makes it ready.
+///
+/// Returns normally when woken; unwinds (kill, timeout) or panics (nothing
+/// can ever wake the main greenlet) when interrupted.
+///
+/// # Panics
+/// When called from a hub callback (link callbacks run in the hub).
+pub(crate) fn park() {
+    let (me, plan) = with(|h| {
+        let mut core = h.core.borrow_mut();
+        let me = core.current;
+        assert!(me != HUB, "{HUB_BLOCKING}");
+        core.greenlets[me].state = State::Suspended;
+        (me, h.plan_from(&mut core, me))
+    });
+    match plan {
+        Some(p) => resumed(me, switch(p)),
+        None => resumed(me, with(|h| h.core.borrow().greenlets[me].pending.is_some() as usize)),
+    }
+}
+
+/// Yields: the current greenlet goes to the back of the run queue and every
+/// greenlet ready before it runs first.
+pub(crate) fn yield_now() {
+    let (me, plan) = with(|h| {
+        let mut core = h.core.borrow_mut();
+        let me = core.current;
+        assert!(me != HUB, "{HUB_BLOCKING}");
+        core.greenlets[me].state = State::Ready;
+        core.ready.push_back(me);
+        (me, h.plan_from(&mut core, me))
+    });
+    match plan {
+        Some(p) => resumed(me, switch(p)),
+        None => resumed(me, with(|h| h.core.borrow().greenlets[me].pending.is_some() as usize)),
+    }
+}
+
+/// Sleeps the current greenlet (see `gevent::sleep`).
+pub(crate) fn sleep(d: Duration) {
+    if d.is_zero() {
+        return yield_now();
+    }
+    let timer = TimerGuard::arm(Instant::now() + d, Action::Wake(current_key()));
+    while !timer.fired() {
+        park();
+    }
+}
+
+/// The key of the running greenlet.
+pub(crate) fn current_key() -> usize {
+    with(|h| h.core.borrow().current)
+}
+
+/// A handle to the running greenlet (the main greenlet included).
+///
+/// # Panics
+/// When called from a hub callback.
+pub(crate) fn current_ref() -> GreenletRef {
+    with(|h| {
+        let core = h.core.borrow();
+        assert!(core.current != HUB, "gevent: getcurrent() inside a hub callback");
+        core.greenlets[core.current].shared.clone()
+    })
+}
+
+/// What the hub loop does next.
+enum Step {
+    Switch(Plan),
+    Links(GreenletRef),
+    Sleep(Instant),
+    LoopExit,
+}
+
+impl Hub {
+    fn hub_step(&self) -> Step {
+        let mut core = self.core.borrow_mut();
+        loop {
+            self.pass_boundary(&mut core);
+            match core.pop() {
+                Some(LINKS) => {
+                    let r = self.links.borrow_mut().pop_front().expect("a LINKS marker has its entry");
+                    return Step::Links(r);
+                }
+                Some(k) => {
+                    let (to, data) = self.plan_to(&mut core, k);
+                    return Step::Switch((self.hub_ctx, to, data));
+                }
+                None => {
+                    self.fire_timers(&mut core);
+                    if !core.ready.is_empty() {
+                        continue;
+                    }
+                    return match self.timers.borrow_mut().next_deadline() {
+                        Some(d) => Step::Sleep(d),
+                        None => Step::LoopExit,
+                    };
+                }
+            }
+        }
+    }
+
+    fn loop_exit(&self) {
+        let mut core = self.core.borrow_mut();
+        let names: Vec<String> = core
+            .greenlets
+            .iter()
+            .filter(|(k, b)| *k != core.main_key && b.state == State::Suspended)
+            .map(|(_, b)| format!("'{}'", b.shared.name()))
+            .collect();
+        let msg = format!(
+            "gevent: this operation would block forever (LoopExit): the main greenlet waits and \
+             nothing can wake it (no ready greenlet, no timer, no I/O); {} other greenlet(s) blocked{}{}",
+            names.len(),
+            if names.is_empty() { "" } else { ": " },
+            names.join(", ")
+        );
+        *self.loop_exit.borrow_mut() = Some(msg);
+        let main = core.main_key;
+        core.interrupt(main, Interrupt::LoopExit);
+    }
+}
+
+/// The hub context's body: callbacks, timers, idle sleep, LoopExit.
+pub(super) fn hub_loop() {
+    loop {
+        match with(|h| h.hub_step()) {
+            Step::Switch(plan) => {
+                switch(plan);
+            }
+            Step::Links(r) => super::life::run_links(&r),
+            Step::Sleep(deadline) => {
+                let now = Instant::now();
+                if deadline > now {
+                    std::thread::sleep(deadline - now);
+                }
+            }
+            Step::LoopExit => with(|h| h.loop_exit()),
+        }
+    }
+}
+
+/// Ends the current greenlet for good: its control block is gone, its stack
+/// back in the pool; switches to the next ready greenlet or the hub.
+pub(super) fn switch_away_dead(stack: Stack, ctx: Context) -> ! {
+    let plan = with(|h| {
+        // The stack goes back to the pool before the last switch off it: no
+        // code runs between here and the switch that could take it.
+        h.stacks.borrow_mut().give(stack);
+        let mut core = h.core.borrow_mut();
+        let to = h.next_target(&mut core);
+        let (to, data) = h.plan_to(&mut core, to);
+        (ctx, to, data)
+    });
+    switch(plan);
+    unreachable!("a dead greenlet was resumed");
+}
