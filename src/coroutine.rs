@@ -152,14 +152,13 @@ impl Coroutine {
         // SAFETY: we are the running context (saved into the Shared box);
         // the coroutine is fresh or suspended in `Yielder::suspend`.
         let out = unsafe { self.shared.caller().switch_to(self.shared.own, data) };
+        if !self.shared.done.get() {
+            return CoroutineResult::Yield(out);
+        }
         if let Some(p) = self.shared.panic.take() {
             panic::resume_unwind(p);
         }
-        if self.shared.done.get() {
-            CoroutineResult::Return(out)
-        } else {
-            CoroutineResult::Yield(out)
-        }
+        CoroutineResult::Return(out)
     }
 
     /// True once the body returned.

@@ -64,6 +64,7 @@ where
 ///
 /// # Panics
 /// From a hub callback (link callbacks must not block).
+#[inline]
 pub fn sleep(d: Duration) {
     hub::sleep(d)
 }

@@ -69,12 +69,69 @@ pub(super) struct Gcb {
 /// The scheduling state behind one `RefCell`: one borrow per decision.
 pub(super) struct Core {
     pub(super) greenlets: Slab<Gcb>,
-    pub(super) ready: std::collections::VecDeque<usize>,
+    pub(super) ready: RunQueue,
     /// Run-queue entries left in the current pass; at 0 the timers are
     /// checked before the next entry, so a yield loop never starves them.
     pass_left: usize,
     pub(super) current: usize,
     pub(super) main_key: usize,
+}
+
+/// The FIFO run queue: a power-of-two ring of keys with free-running
+/// head/tail counters, so push and pop are a mask and a store.
+pub(super) struct RunQueue {
+    buf: Vec<usize>,
+    head: usize,
+    tail: usize,
+}
+
+impl RunQueue {
+    fn new() -> RunQueue {
+        RunQueue { buf: vec![0; 64], head: 0, tail: 0 }
+    }
+
+    #[inline]
+    pub(super) fn push_back(&mut self, key: usize) {
+        if self.tail - self.head == self.buf.len() {
+            self.grow();
+        }
+        let mask = self.buf.len() - 1;
+        self.buf[self.tail & mask] = key;
+        self.tail += 1;
+    }
+
+    #[inline]
+    pub(super) fn front(&self) -> Option<usize> {
+        (self.head != self.tail).then(|| self.buf[self.head & (self.buf.len() - 1)])
+    }
+
+    #[inline]
+    pub(super) fn pop_front(&mut self) -> Option<usize> {
+        let key = self.front()?;
+        self.head += 1;
+        Some(key)
+    }
+
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.tail - self.head
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.head == self.tail
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let old = self.buf.len();
+        let mut buf = vec![0; old * 2];
+        for (i, slot) in buf.iter_mut().enumerate().take(old) {
+            *slot = self.buf[(self.head + i) & (old - 1)];
+        }
+        self.buf = buf;
+        self.tail -= self.head;
+        self.head = 0;
+    }
 }
 
 /// A decided switch: from, to, and the word passed (the start record on a
@@ -100,7 +157,7 @@ impl Core {
             start_timer: None,
         });
         main.0.key.set(main_key);
-        Core { greenlets, ready: Default::default(), pass_left: 0, current: main_key, main_key }
+        Core { greenlets, ready: RunQueue::new(), pass_left: 0, current: main_key, main_key }
     }
 
     pub(super) fn insert(&mut self, shared: GreenletRef, stack_size: usize, entry: unsafe fn(usize) -> !) -> usize {
@@ -154,7 +211,7 @@ impl Core {
             let key = self.ready.pop_front()?;
             self.pass_left = self.pass_left.saturating_sub(1);
             if key != LINKS && self.greenlets[key].state == State::Zombie {
-                self.greenlets.remove(key);
+                reap(self, key);
                 continue;
             }
             return Some(key);
@@ -195,13 +252,13 @@ impl Hub {
         self.pass_boundary(core);
         loop {
             match core.ready.front() {
-                Some(&k) if k != LINKS => {
+                Some(k) if k != LINKS => {
                     core.ready.pop_front();
                     core.pass_left = core.pass_left.saturating_sub(1);
                     if core.greenlets[k].state != State::Zombie {
                         return k;
                     }
-                    core.greenlets.remove(k);
+                    reap(core, k);
                 }
                 _ => return HUB,
             }
@@ -251,6 +308,13 @@ impl Hub {
         g.stack = Some(stack);
         data
     }
+}
+
+/// Frees the slot of a greenlet killed before it ever ran.
+#[cold]
+#[inline(never)]
+fn reap(core: &mut Core, key: usize) {
+    core.greenlets.remove(key);
 }
 
 /// Lays out a fresh context on `stack` that will run `record` first.
@@ -341,10 +405,16 @@ pub(crate) fn yield_now() {
 }
 
 /// Sleeps the current greenlet (see `gevent::sleep`).
+#[inline]
 pub(crate) fn sleep(d: Duration) {
     if d.is_zero() {
-        return yield_now();
+        yield_now()
+    } else {
+        sleep_timed(d)
     }
+}
+
+fn sleep_timed(d: Duration) {
     let timer = TimerGuard::arm(Instant::now() + d, Action::Wake(current_key()));
     while !timer.fired() {
         park();
