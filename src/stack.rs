@@ -27,15 +27,17 @@ const MAX_CHUNK_BYTES: usize = 32 << 20;
 static GUARD_MODE: AtomicU8 = AtomicU8::new(0);
 
 pub(crate) fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+    *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize })
 }
 
-/// One greenlet stack: `[guard | usable]`, `top` is the high end.
+/// One greenlet stack: `[guard page | usable]`, `top` is the high end.
 #[derive(Debug)]
 pub(crate) struct Stack {
     guard: usize,
     top: usize,
+    size: usize,
 }
 
 impl Stack {
@@ -51,7 +53,7 @@ impl Stack {
 
     /// Usable bytes (without the guard page).
     pub(crate) fn size(&self) -> usize {
-        self.top - self.guard - page_size()
+        self.size
     }
 }
 
@@ -184,7 +186,7 @@ impl StackPool {
         for i in 0..count {
             let guard = chunk.addr + i * span;
             install_guard(guard, page)?;
-            fresh.push(Stack { guard, top: guard + span });
+            fresh.push(Stack { guard, top: guard + span, size: c.size });
         }
         // Hand out the lowest addresses first (pop takes from the end).
         fresh.reverse();

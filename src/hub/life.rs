@@ -84,16 +84,7 @@ fn kill_unrun(r: &GreenletRef, key: usize, state: State) {
 /// Marks `r` dead, wakes its joiners (FIFO) and schedules its links.
 fn finish(r: &GreenletRef) {
     r.0.life.set(Life::Dead);
-    let mut joiners = r.0.joiners.take();
-    if !joiners.is_empty() {
-        with(|h| {
-            let mut nodes = h.waiters.borrow_mut();
-            let mut core = h.core.borrow_mut();
-            while let Some(k) = joiners.pop_front(&mut nodes) {
-                core.unpark(k);
-            }
-        });
-    }
+    with(|h| wake_joiners(h, &mut h.core.borrow_mut(), r));
     if !r.0.links.borrow().is_empty() {
         schedule_links(r.clone());
     }
@@ -135,15 +126,55 @@ pub(crate) fn handles_of_current() -> usize {
 /// Ends the current greenlet: drops its locals, wakes its joiners, frees its
 /// control block and stack, and switches away for good.
 pub(crate) fn exit_current() -> ! {
-    let me = sched::current_key();
-    let locals = with(|h| std::mem::take(&mut h.core.borrow_mut().greenlets[me].locals));
-    drop(locals);
-    let gcb = with(|h| h.core.borrow_mut().greenlets.remove(me));
-    finish(&gcb.shared);
-    let stack = gcb.stack.expect("a running greenlet owns its stack");
-    let ctx = gcb.ctx;
-    drop(gcb.shared);
-    sched::switch_away_dead(stack, ctx)
+    // Locals first, outside any borrow: their destructors are user code and
+    // still run as this greenlet.
+    loop {
+        let locals = with(|h| {
+            let mut core = h.core.borrow_mut();
+            let me = core.current;
+            std::mem::take(&mut core.greenlets[me].locals)
+        });
+        if locals.is_empty() {
+            break;
+        }
+        drop(locals);
+    }
+    let (shared, plan) = with(|h| {
+        let mut core = h.core.borrow_mut();
+        let me = core.current;
+        let gcb = core.greenlets.remove(me);
+        let shared = gcb.shared;
+        shared.0.life.set(Life::Dead);
+        wake_joiners(h, &mut core, &shared);
+        if !shared.0.links.borrow().is_empty() {
+            h.links.borrow_mut().push_back(shared.clone());
+            core.ready.push_back(LINKS);
+        }
+        // The stack goes back to the pool before the last switch off it: no
+        // code runs between here and the switch that could take it.
+        h.stacks.borrow_mut().give(gcb.stack.expect("a running greenlet owns its stack"));
+        let to = h.next_target(&mut core);
+        let (to_ctx, data) = h.plan_to(&mut core, to);
+        (shared, (gcb.ctx, to_ctx, data))
+    });
+    // The last handle may go here: the result was already dropped by `run`
+    // if nobody could read it, so no user destructor runs in this drop but
+    // the name and links.
+    drop(shared);
+    sched::switch(plan);
+    unreachable!("a dead greenlet was resumed")
+}
+
+/// Wakes every joiner of `r`, in the order they started waiting.
+fn wake_joiners(h: &super::Hub, core: &mut super::sched::Core, r: &GreenletRef) {
+    let mut joiners = r.0.joiners.take();
+    if joiners.is_empty() {
+        return;
+    }
+    let mut nodes = h.waiters.borrow_mut();
+    while let Some(k) = joiners.pop_front(&mut nodes) {
+        core.unpark(k);
+    }
 }
 
 /// Waits for `r` to die, at most `timeout`; true if it is dead.

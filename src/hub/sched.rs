@@ -221,11 +221,16 @@ impl Core {
 
 impl Hub {
     /// Fires every due timer (their greenlets join the back of the queue).
+    #[inline]
     pub(super) fn fire_timers(&self, core: &mut Core) {
-        let mut timers = self.timers.borrow_mut();
-        if timers.len() == 0 {
-            return;
+        if self.timers.borrow().len() != 0 {
+            self.fire_due_timers(core);
         }
+    }
+
+    #[inline(never)]
+    fn fire_due_timers(&self, core: &mut Core) {
+        let mut timers = self.timers.borrow_mut();
         let now = Instant::now();
         while let Some(action) = timers.pop_due(now) {
             match action {
@@ -248,7 +253,7 @@ impl Hub {
     /// The next context to run: the head of the run queue if it is a
     /// greenlet, else the hub (which runs link callbacks, timers, idling).
     #[inline]
-    fn next_target(&self, core: &mut Core) -> usize {
+    pub(super) fn next_target(&self, core: &mut Core) -> usize {
         self.pass_boundary(core);
         loop {
             match core.ready.front() {
@@ -512,20 +517,4 @@ pub(super) fn hub_loop() {
             Step::LoopExit => with(|h| h.loop_exit()),
         }
     }
-}
-
-/// Ends the current greenlet for good: its control block is gone, its stack
-/// back in the pool; switches to the next ready greenlet or the hub.
-pub(super) fn switch_away_dead(stack: Stack, ctx: Context) -> ! {
-    let plan = with(|h| {
-        // The stack goes back to the pool before the last switch off it: no
-        // code runs between here and the switch that could take it.
-        h.stacks.borrow_mut().give(stack);
-        let mut core = h.core.borrow_mut();
-        let to = h.next_target(&mut core);
-        let (to, data) = h.plan_to(&mut core, to);
-        (ctx, to, data)
-    });
-    switch(plan);
-    unreachable!("a dead greenlet was resumed");
 }
