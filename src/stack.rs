@@ -149,7 +149,21 @@ impl StackPool {
 
     /// A stack of at least `size` usable bytes: from the pool if one is free,
     /// else carved from a new chunk.
+    #[inline]
     pub(crate) fn take(&mut self, size: usize) -> io::Result<Stack> {
+        // Fast path: the first class is the hub's default size, pre-rounded.
+        if let Some(c) = self.classes.first_mut() {
+            if c.size == size {
+                if let Some(stack) = c.free.pop() {
+                    return Ok(stack);
+                }
+            }
+        }
+        self.take_slow(size)
+    }
+
+    #[inline(never)]
+    fn take_slow(&mut self, size: usize) -> io::Result<Stack> {
         let size = self.round(size);
         let class = match self.classes.iter().position(|c| c.size == size) {
             Some(i) => i,
@@ -166,8 +180,14 @@ impl StackPool {
     }
 
     /// Returns a stack to its size class.
+    #[inline]
     pub(crate) fn give(&mut self, stack: Stack) {
         let size = stack.size();
+        if let Some(c) = self.classes.first_mut() {
+            if c.size == size {
+                return c.free.push(stack);
+            }
+        }
         match self.classes.iter_mut().find(|c| c.size == size) {
             Some(c) => c.free.push(stack),
             None => unreachable!("stack of size {size} returned to a pool that never made one"),

@@ -33,7 +33,7 @@ pub(crate) fn start(r: &GreenletRef, delay: Option<Duration>) {
         Some(d) => {
             let t = h.timers.borrow_mut().add(Instant::now() + d, Action::Start(key));
             let mut core = h.core.borrow_mut();
-            core.greenlets[key].state = State::Scheduled;
+            core.set_state(key, State::Scheduled);
             core.greenlets[key].start_timer = Some(t);
         }
     });
@@ -47,7 +47,7 @@ pub(crate) fn kill(r: &GreenletRef) {
     let key = r.0.key.get();
     let (me, main, state) = with(|h| {
         let core = h.core.borrow();
-        (core.current, core.main_key, core.greenlets[key].state)
+        (core.current, core.main_key, core.state(key))
     });
     if key == main {
         panic!("gevent: the main greenlet cannot be killed");
@@ -70,7 +70,7 @@ fn kill_unrun(r: &GreenletRef, key: usize, state: State) {
         }
         if state == State::Queued {
             // Its run-queue entry frees the slot when it comes up.
-            core.greenlets[key].state = State::Zombie;
+            core.set_state(key, State::Zombie);
         } else {
             core.greenlets.remove(key);
         }
@@ -127,22 +127,20 @@ pub(crate) fn handles_of_current() -> usize {
 /// control block and stack, and switches away for good.
 pub(crate) fn exit_current() -> ! {
     // Locals first, outside any borrow: their destructors are user code and
-    // still run as this greenlet.
-    loop {
-        let locals = with(|h| {
-            let mut core = h.core.borrow_mut();
-            let me = core.current;
-            std::mem::take(&mut core.greenlets[me].locals)
-        });
-        if locals.is_empty() {
-            break;
-        }
+    // still run as this greenlet (and may create new locals).
+    while let Some(locals) = with(|h| {
+        let mut core = h.core.borrow_mut();
+        let me = core.current;
+        let locals = &mut core.greenlets[me].locals;
+        (!locals.is_empty()).then(|| std::mem::take(locals))
+    }) {
         drop(locals);
     }
     let (shared, plan) = with(|h| {
         let mut core = h.core.borrow_mut();
         let me = core.current;
         let gcb = core.greenlets.remove(me);
+        let from = core.hot[me].slots;
         let shared = gcb.shared;
         shared.0.life.set(Life::Dead);
         wake_joiners(h, &mut core, &shared);
@@ -155,7 +153,7 @@ pub(crate) fn exit_current() -> ! {
         h.stacks.borrow_mut().give(gcb.stack.expect("a running greenlet owns its stack"));
         let to = h.next_target(&mut core);
         let (to_ctx, data) = h.plan_to(&mut core, to);
-        (shared, (gcb.ctx, to_ctx, data))
+        (shared, (from, to_ctx, data))
     });
     // The last handle may go here: the result was already dropped by `run`
     // if nobody could read it, so no user destructor runs in this drop but
@@ -264,7 +262,7 @@ pub(super) fn teardown() {
             let core = h.core.borrow();
             core.greenlets
                 .iter()
-                .filter(|(k, b)| *k != core.main_key && b.state != State::Zombie)
+                .filter(|(k, _)| *k != core.main_key && core.state(*k) != State::Zombie)
                 .map(|(_, b)| b.shared.clone())
                 .collect()
         });

@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 use std::ptr;
 use std::time::{Duration, Instant};
 
-use crate::arch::Context;
 use crate::greenlet::{GreenletRef, HubRecord, Life};
 use crate::stack::{AltStack, Stack, StackPool, DEFAULT_STACK_SIZE};
 use crate::timer::{Action, TimerKey, Timers};
@@ -54,7 +53,7 @@ pub(crate) struct Hub {
     /// markers were pushed.
     links: RefCell<VecDeque<GreenletRef>>,
     default_stack: Cell<usize>,
-    hub_ctx: Context,
+    hub_slots: *mut usize,
     hub_data: usize,
     hub_stack: RefCell<Option<Stack>>,
     /// The main greenlet's saved-sp and link slots (its stack is the thread's).
@@ -112,15 +111,18 @@ fn create_hub() -> *const Hub {
     crate::stack::install_overflow_handler(report::overflow_report);
     report::install_panic_hook();
     let mut stacks = StackPool::new();
+    // The default size becomes the pool's first class (its fast path).
+    let first = stacks.take(DEFAULT_STACK_SIZE).expect("gevent: cannot map a greenlet stack");
+    stacks.give(first);
     let hub_stack = stacks.take(HUB_STACK_SIZE).expect("gevent: cannot map the hub's stack");
     let (hub_ctx, hub_data) = sched::new_context(&hub_stack, HubRecord::new(sched::hub_loop));
     let main_slots = Box::new(UnsafeCell::new([0usize; 2]));
-    let first = next_id_block();
-    let main = GreenletRef(GreenletRef::new_inner::<fn(), ()>(first, None));
+    let first_id = next_id_block();
+    let main = GreenletRef(GreenletRef::new_inner::<fn(), ()>(first_id, None));
     *main.0.name.borrow_mut() = Some("main".to_owned());
     main.0.started.set(true);
     main.0.life.set(Life::Started);
-    let core = Core::new(Context::at(main_slots.get().cast()), main);
+    let core = Core::new(main_slots.get().cast(), main);
     let hub = Box::new(Hub {
         core: RefCell::new(core),
         timers: RefCell::new(Timers::default()),
@@ -128,12 +130,12 @@ fn create_hub() -> *const Hub {
         waiters: RefCell::new(WaitNodes::default()),
         links: RefCell::new(VecDeque::new()),
         default_stack: Cell::new(DEFAULT_STACK_SIZE),
-        hub_ctx,
+        hub_slots: hub_ctx.sp_slot,
         hub_data,
         hub_stack: RefCell::new(Some(hub_stack)),
         _main_slots: main_slots,
         next_token: Cell::new(0),
-        ids: Cell::new((first + 1, first + ID_BLOCK)),
+        ids: Cell::new((first_id + 1, first_id + ID_BLOCK)),
         loop_exit: RefCell::new(None),
         _alt_stack: AltStack::ensure(),
     });
@@ -274,7 +276,7 @@ pub fn stats() -> Stats {
         let stacks = h.stacks.borrow();
         let core = h.core.borrow();
         Stats {
-            greenlets: core.greenlets.iter().filter(|(_, b)| b.state != State::Zombie).count(),
+            greenlets: core.greenlets.iter().filter(|(k, _)| core.state(*k) != State::Zombie).count(),
             ready: core.ready.len(),
             timers: h.timers.borrow().len(),
             waiters: h.waiters.borrow().len(),

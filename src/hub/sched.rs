@@ -50,12 +50,20 @@ pub(super) enum Interrupt {
     LoopExit,
 }
 
-/// A greenlet's control block.
-pub(super) struct Gcb {
+/// The hot part of a greenlet's control block, in a dense array beside the
+/// slab (same key): everything a switch decision reads.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hot {
     pub(super) state: State,
+    /// An interrupt is waiting in `Gcb::pending`.
+    pub(super) interrupted: bool,
+    /// The context's slots (`arch::Context::at`); null until the first run.
+    pub(super) slots: *mut usize,
+}
+
+/// The cold part of a greenlet's control block.
+pub(super) struct Gcb {
     pub(super) pending: Option<Interrupt>,
-    /// Valid once the greenlet has a stack (or for main).
-    pub(super) ctx: Context,
     pub(super) stack: Option<Stack>,
     /// Requested stack size; 0 = the hub's default.
     pub(super) stack_size: usize,
@@ -69,6 +77,7 @@ pub(super) struct Gcb {
 /// The scheduling state behind one `RefCell`: one borrow per decision.
 pub(super) struct Core {
     pub(super) greenlets: Slab<Gcb>,
+    pub(super) hot: Vec<Hot>,
     pub(super) ready: RunQueue,
     /// Run-queue entries left in the current pass; at 0 the timers are
     /// checked before the next entry, so a yield loop never starves them.
@@ -134,55 +143,62 @@ impl RunQueue {
     }
 }
 
-/// A decided switch: from, to, and the word passed (the start record on a
-/// first run, else 1 if an interrupt is pending).
-type Plan = (Context, Context, usize);
+/// A decided switch: the slots of the context to suspend and of the one to
+/// resume, and the word passed (the start record on a first run, else 1 if
+/// an interrupt is pending).
+pub(super) type Plan = (*mut usize, *mut usize, usize);
 
 unsafe fn never_run(_: usize) -> ! {
     unreachable!("the main greenlet has no entry point")
 }
 
 impl Core {
-    pub(super) fn new(main_ctx: Context, main: GreenletRef) -> Core {
-        let mut greenlets = Slab::new();
-        let main_key = greenlets.insert(Gcb {
-            state: State::Running,
-            pending: None,
-            ctx: main_ctx,
-            stack: None,
-            stack_size: 0,
-            entry: never_run,
-            shared: main.clone(),
-            locals: Vec::new(),
-            start_timer: None,
-        });
-        main.0.key.set(main_key);
-        Core { greenlets, ready: RunQueue::new(), pass_left: 0, current: main_key, main_key }
+    pub(super) fn new(main_slots: *mut usize, main: GreenletRef) -> Core {
+        let mut core = Core {
+            greenlets: Slab::new(),
+            hot: Vec::new(),
+            ready: RunQueue::new(),
+            pass_left: 0,
+            current: 0,
+            main_key: 0,
+        };
+        let key = core.insert(main.clone(), 0, never_run);
+        core.hot[key] = Hot { state: State::Running, interrupted: false, slots: main_slots };
+        main.0.key.set(key);
+        core.current = key;
+        core.main_key = key;
+        core
     }
 
     pub(super) fn insert(&mut self, shared: GreenletRef, stack_size: usize, entry: unsafe fn(usize) -> !) -> usize {
-        let ctx = Context::at(std::ptr::null_mut());
-        let gcb = Gcb {
-            state: State::New,
-            pending: None,
-            ctx,
-            stack: None,
-            stack_size,
-            entry,
-            shared,
-            locals: Vec::new(),
-            start_timer: None,
-        };
-        self.greenlets.insert(gcb)
+        let gcb = Gcb { pending: None, stack: None, stack_size, entry, shared, locals: Vec::new(), start_timer: None };
+        let key = self.greenlets.insert(gcb);
+        let hot = Hot { state: State::New, interrupted: false, slots: std::ptr::null_mut() };
+        if key == self.hot.len() {
+            self.hot.push(hot);
+        } else {
+            self.hot[key] = hot;
+        }
+        key
+    }
+
+    #[inline]
+    pub(super) fn state(&self, key: usize) -> State {
+        self.hot[key].state
+    }
+
+    #[inline]
+    pub(super) fn set_state(&mut self, key: usize, state: State) {
+        self.hot[key].state = state;
     }
 
     /// Makes a suspended greenlet ready; anything else is left alone (a
     /// greenlet is queued at most once).
     #[inline]
     pub(super) fn unpark(&mut self, key: usize) {
-        let g = &mut self.greenlets[key];
-        if g.state == State::Suspended {
-            g.state = State::Ready;
+        let h = &mut self.hot[key];
+        if h.state == State::Suspended {
+            h.state = State::Ready;
             self.ready.push_back(key);
         }
     }
@@ -194,23 +210,22 @@ impl Core {
         if pending.is_none() || why == Interrupt::Kill {
             *pending = Some(why);
         }
+        self.hot[key].interrupted = true;
         self.unpark(key);
     }
 
     pub(super) fn enqueue_new(&mut self, key: usize) {
-        let g = &mut self.greenlets[key];
-        g.state = State::Queued;
-        g.start_timer = None;
+        self.hot[key].state = State::Queued;
+        self.greenlets[key].start_timer = None;
         self.ready.push_back(key);
     }
 
-    /// Takes the next run-queue entry, freeing zombies on the way.
-    #[inline]
+    /// Takes the next run-queue entry (for the hub), freeing zombies.
     fn pop(&mut self) -> Option<usize> {
         loop {
             let key = self.ready.pop_front()?;
             self.pass_left = self.pass_left.saturating_sub(1);
-            if key != LINKS && self.greenlets[key].state == State::Zombie {
+            if key != LINKS && self.hot[key].state == State::Zombie {
                 reap(self, key);
                 continue;
             }
@@ -259,8 +274,8 @@ impl Hub {
             match core.ready.front() {
                 Some(k) if k != LINKS => {
                     core.ready.pop_front();
-                    core.pass_left = core.pass_left.saturating_sub(1);
-                    if core.greenlets[k].state != State::Zombie {
+                    core.pass_left = core.pass_left.wrapping_sub(1);
+                    if core.hot[k].state != State::Zombie {
                         return k;
                     }
                     reap(core, k);
@@ -272,46 +287,48 @@ impl Hub {
 
     /// Whom the suspending greenlet `me` switches to. `None`: `me` itself is
     /// next, no switch needed.
-    #[inline]
+    #[inline(always)]
     fn plan_from(&self, core: &mut Core, me: usize) -> Option<Plan> {
         let to = self.next_target(core);
         if to == me {
-            core.greenlets[me].state = State::Running;
+            core.hot[me].state = State::Running;
             return None;
         }
-        let from = core.greenlets[me].ctx;
-        let (to_ctx, data) = self.plan_to(core, to);
-        Some((from, to_ctx, data))
+        let from = core.hot[me].slots;
+        let (to_slots, data) = self.plan_to(core, to);
+        Some((from, to_slots, data))
     }
 
-    /// Marks `to` running and returns its context and the word to pass; on a
+    /// Marks `to` running and returns its slots and the word to pass; on a
     /// first run the greenlet's stack is taken from the pool and its frame
     /// laid out.
-    #[inline]
-    pub(super) fn plan_to(&self, core: &mut Core, to: usize) -> (Context, usize) {
+    #[inline(always)]
+    pub(super) fn plan_to(&self, core: &mut Core, to: usize) -> (*mut usize, usize) {
         core.current = to;
         if to == HUB {
-            return (self.hub_ctx, self.hub_data);
+            return (self.hub_slots, self.hub_data);
         }
-        let g = &mut core.greenlets[to];
-        let data = if g.state == State::Queued {
-            self.first_run(g)
-        } else {
-            g.pending.is_some() as usize
-        };
-        g.state = State::Running;
-        (g.ctx, data)
+        let h = &mut core.hot[to];
+        if h.state == State::Queued {
+            h.state = State::Running;
+            return self.first_run(core, to);
+        }
+        h.state = State::Running;
+        (h.slots, h.interrupted as usize)
     }
 
-    /// Gives a greenlet its stack and start record; returns the record.
+    /// Gives a greenlet its stack and start record; returns its slots and
+    /// the record.
     #[cold]
-    fn first_run(&self, g: &mut Gcb) -> usize {
+    #[inline(never)]
+    fn first_run(&self, core: &mut Core, key: usize) -> (*mut usize, usize) {
+        let g = &mut core.greenlets[key];
         let size = if g.stack_size == 0 { self.default_stack.get() } else { g.stack_size };
         let stack = self.stacks.borrow_mut().take(size).expect("gevent: cannot map a greenlet stack");
         let (ctx, data) = new_context(&stack, StartRecord::new(g.entry, &g.shared));
-        g.ctx = ctx;
         g.stack = Some(stack);
-        data
+        core.hot[key].slots = ctx.sp_slot;
+        (ctx.sp_slot, data)
     }
 }
 
@@ -341,10 +358,11 @@ pub(super) fn new_context<R>(stack: &Stack, record: R) -> (Context, usize) {
 /// Makes the planned switch (outside any borrow); returns the word passed.
 #[inline(always)]
 pub(super) fn switch((from, to, data): Plan) -> usize {
-    // SAFETY: `from` is the running context (the hub's `current` before
-    // `plan`), `to` a suspended or fresh one whose stack is alive (owned by
-    // its control block or the hub); no RefCell borrow is held here.
-    unsafe { from.switch_to(to, data) }
+    // SAFETY: `from` holds the slots of the running context (the hub's
+    // `current` before `plan_to`), `to` those of a suspended or fresh one
+    // whose stack is alive (owned by its control block or the hub); no
+    // RefCell borrow is held here.
+    unsafe { Context::at(from).switch_to(Context::at(to), data) }
 }
 
 /// After a switch back: `flag` is 1 when an interrupt is pending.
@@ -357,7 +375,11 @@ fn resumed(me: usize, flag: usize) {
 
 #[cold]
 fn raise_pending(me: usize) {
-    let why = with(|h| h.core.borrow_mut().greenlets[me].pending.take());
+    let why = with(|h| {
+        let mut core = h.core.borrow_mut();
+        core.hot[me].interrupted = false;
+        core.greenlets[me].pending.take()
+    });
     match why {
         None => {}
         Some(Interrupt::Kill) => panic::resume_unwind(Box::new(KillUnwind)),
@@ -383,12 +405,12 @@ pub(crate) fn park() {
         let mut core = h.core.borrow_mut();
         let me = core.current;
         assert!(me != HUB, "{HUB_BLOCKING}");
-        core.greenlets[me].state = State::Suspended;
+        core.hot[me].state = State::Suspended;
         (me, h.plan_from(&mut core, me))
     });
     match plan {
         Some(p) => resumed(me, switch(p)),
-        None => resumed(me, with(|h| h.core.borrow().greenlets[me].pending.is_some() as usize)),
+        None => resumed(me, with(|h| h.core.borrow().hot[me].interrupted as usize)),
     }
 }
 
@@ -399,13 +421,13 @@ pub(crate) fn yield_now() {
         let mut core = h.core.borrow_mut();
         let me = core.current;
         assert!(me != HUB, "{HUB_BLOCKING}");
-        core.greenlets[me].state = State::Ready;
+        core.hot[me].state = State::Ready;
         core.ready.push_back(me);
         (me, h.plan_from(&mut core, me))
     });
     match plan {
         Some(p) => resumed(me, switch(p)),
-        None => resumed(me, with(|h| h.core.borrow().greenlets[me].pending.is_some() as usize)),
+        None => resumed(me, with(|h| h.core.borrow().hot[me].interrupted as usize)),
     }
 }
 
@@ -463,7 +485,7 @@ impl Hub {
                 }
                 Some(k) => {
                     let (to, data) = self.plan_to(&mut core, k);
-                    return Step::Switch((self.hub_ctx, to, data));
+                    return Step::Switch((self.hub_slots, to, data));
                 }
                 None => {
                     self.fire_timers(&mut core);
@@ -484,7 +506,7 @@ impl Hub {
         let names: Vec<String> = core
             .greenlets
             .iter()
-            .filter(|(k, b)| *k != core.main_key && b.state == State::Suspended)
+            .filter(|(k, _)| *k != core.main_key && core.hot[*k].state == State::Suspended)
             .map(|(_, b)| format!("'{}'", b.shared.name()))
             .collect();
         let msg = format!(
