@@ -560,7 +560,7 @@ unsafe fn run<F: FnOnce() -> T + 'static, T: 'static>(data: usize) -> ! {
         // Nobody can ever read it (only the hub's control block refers to the
         // greenlet): drop it here, in greenlet context, where its destructor
         // may block or switch like any user code.
-        Ok(v) if hub::handles_of_current() == 0 => drop(v),
+        Ok(v) if hub::handles_of_current() == 0 => hub::drop_reporting(v, "a greenlet's unread result"),
         Ok(v) => *inner.slot.result.borrow_mut() = Some(v),
         Err(e) => *inner.exception.borrow_mut() = Some(e),
     }

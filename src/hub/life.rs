@@ -108,6 +108,14 @@ pub(super) fn run_links(r: &GreenletRef) {
     }
 }
 
+/// Drops `v`; a panic in its destructor is reported, not propagated (we are
+/// at a greenlet's root, where an unwind has nowhere to go).
+pub(crate) fn drop_reporting<T>(v: T, what: &str) {
+    if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
+        eprintln!("gevent: the destructor of {what} panicked: {}", panic_message(&*p));
+    }
+}
+
 pub(super) fn panic_message(p: &(dyn Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -134,7 +142,7 @@ pub(crate) fn exit_current() -> ! {
         let locals = &mut core.greenlets[me].locals;
         (!locals.is_empty()).then(|| std::mem::take(locals))
     }) {
-        drop(locals);
+        drop_reporting(locals, "a greenlet-local value");
     }
     let (shared, plan) = with(|h| {
         let mut core = h.core.borrow_mut();
