@@ -1,5 +1,9 @@
 //! Timers ordered by (deadline, creation sequence): a binary heap of keys over
-//! a slab of entries. Cancel is O(1) (the entry goes, its heap key goes stale
+//! a slab of entries. The ordering deadline is computed from the hub's loop
+//! time (read once per pass, as libev's `ev_now`), so timers armed in one pass
+//! fire in (duration, creation) order however long the pass took; each timer
+//! also keeps its real due time, and fires only once that has passed, so a
+//! sleep never ends early. Cancel is O(1) (the entry goes, its heap key goes stale
 //! and is skipped); stale keys are compacted away once they outnumber the live
 //! ones, so a cancel-heavy program does not grow the heap.
 
@@ -30,6 +34,7 @@ pub(crate) struct TimerKey {
 #[derive(Debug)]
 struct Entry {
     seq: u64,
+    due: Instant,
     action: Action,
 }
 
@@ -42,11 +47,13 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    /// Arms a timer; timers with equal deadlines fire in creation order.
-    pub(crate) fn add(&mut self, deadline: Instant, action: Action) -> TimerKey {
+    /// Arms a timer ordered by `deadline` that fires no earlier than `due`
+    /// (`due >= deadline`); timers with equal deadlines fire in creation
+    /// order, and none fires before all those ordered before it.
+    pub(crate) fn add(&mut self, deadline: Instant, due: Instant, action: Action) -> TimerKey {
         self.seq += 1;
         let seq = self.seq;
-        let slot = self.entries.insert(Entry { seq, action });
+        let slot = self.entries.insert(Entry { seq, due, action });
         self.heap.push(Reverse((deadline, seq, slot)));
         TimerKey { slot, seq }
     }
@@ -66,10 +73,10 @@ impl Timers {
         self.entries.get(key.slot).is_some_and(|e| e.seq == key.seq)
     }
 
-    /// The earliest live deadline.
+    /// When the first timer in order is due.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         self.skip_stale();
-        self.heap.peek().map(|Reverse((d, _, _))| *d)
+        self.heap.peek().map(|Reverse((_, _, slot))| self.entries[*slot].due)
     }
 
     /// Number of armed timers.
@@ -80,8 +87,8 @@ impl Timers {
     /// Removes and returns the action of the earliest timer due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Action> {
         self.skip_stale();
-        let Reverse((deadline, _, slot)) = *self.heap.peek()?;
-        if deadline > now {
+        let Reverse((_, _, slot)) = *self.heap.peek()?;
+        if self.entries[slot].due > now {
             return None;
         }
         self.heap.pop();
@@ -112,9 +119,9 @@ mod tests {
     fn fires_by_deadline_then_creation_order() {
         let mut t = Timers::default();
         let now = Instant::now();
-        t.add(now + Duration::from_millis(2), Action::Wake(1));
-        t.add(now + Duration::from_millis(1), Action::Wake(2));
-        t.add(now + Duration::from_millis(1), Action::Wake(3));
+        t.add(now + Duration::from_millis(2), now + Duration::from_millis(2), Action::Wake(1));
+        t.add(now + Duration::from_millis(1), now + Duration::from_millis(1), Action::Wake(2));
+        t.add(now + Duration::from_millis(1), now + Duration::from_millis(1), Action::Wake(3));
         let later = now + Duration::from_millis(5);
         let order: Vec<_> = std::iter::from_fn(|| t.pop_due(later)).collect();
         assert_eq!(order, [Action::Wake(2), Action::Wake(3), Action::Wake(1)]);
@@ -124,8 +131,8 @@ mod tests {
     fn cancelled_timers_never_fire_and_keys_go_stale() {
         let mut t = Timers::default();
         let now = Instant::now();
-        let a = t.add(now, Action::Wake(1));
-        let b = t.add(now, Action::Wake(2));
+        let a = t.add(now, now, Action::Wake(1));
+        let b = t.add(now, now, Action::Wake(2));
         t.cancel(a);
         t.cancel(a);
         assert!(!t.armed(a) && t.armed(b));
@@ -133,16 +140,30 @@ mod tests {
         assert!(!t.armed(b));
         assert_eq!(t.pop_due(now), None);
         // The slot of `a` is reused; the old key must not cancel the new timer.
-        let c = t.add(now, Action::Wake(3));
+        let c = t.add(now, now, Action::Wake(3));
         t.cancel(a);
         assert!(t.armed(c));
+    }
+
+    #[test]
+    fn order_by_deadline_but_never_before_due() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // Armed in one pass: ordered by loop time, though `b`'s real due
+        // time is earlier than `a`'s.
+        t.add(now + ms(1), now + ms(3), Action::Wake(1));
+        t.add(now + ms(2), now + ms(2), Action::Wake(2));
+        assert_eq!(t.pop_due(now + ms(2)), None, "the head is not due yet, so nothing fires");
+        assert_eq!(t.pop_due(now + ms(3)), Some(Action::Wake(1)));
+        assert_eq!(t.pop_due(now + ms(3)), Some(Action::Wake(2)));
     }
 
     #[test]
     fn not_due_yet_stays() {
         let mut t = Timers::default();
         let now = Instant::now();
-        t.add(now + Duration::from_secs(1), Action::Start(4));
+        t.add(now + Duration::from_secs(1), now + Duration::from_secs(1), Action::Start(4));
         assert_eq!(t.pop_due(now), None);
         assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(1)));
     }
@@ -152,7 +173,7 @@ mod tests {
         let mut t = Timers::default();
         let now = Instant::now();
         for i in 0..10_000 {
-            let k = t.add(now + Duration::from_secs(60), Action::Wake(i));
+            let k = t.add(now + Duration::from_secs(60), now + Duration::from_secs(60), Action::Wake(i));
             t.cancel(k);
         }
         assert_eq!(t.len(), 0);

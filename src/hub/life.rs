@@ -31,7 +31,7 @@ pub(crate) fn start(r: &GreenletRef, delay: Option<Duration>) {
     with(|h| match delay {
         None => h.core.borrow_mut().enqueue_new(key),
         Some(d) => {
-            let t = h.timers.borrow_mut().add(Instant::now() + d, Action::Start(key));
+            let t = h.arm(d, Action::Start(key));
             let mut core = h.core.borrow_mut();
             core.set_state(key, State::Scheduled);
             core.greenlets[key].start_timer = Some(t);
@@ -194,7 +194,7 @@ pub(crate) fn join(r: &GreenletRef, timeout: Option<Duration>) -> bool {
         panic!("gevent: greenlet '{}' tried to join itself, which would never return", r.name());
     }
     let deadline = timeout.map(|d| Instant::now() + d);
-    let _timer = deadline.map(|d| TimerGuard::arm(d, Action::Wake(me)));
+    let _timer = timeout.map(|d| TimerGuard::arm(d, Action::Wake(me)));
     while !r.dead() {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;

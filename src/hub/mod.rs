@@ -61,6 +61,9 @@ pub(crate) struct Hub {
     next_token: Cell<u64>,
     ids: Cell<(u64, u64)>,
     loop_exit: RefCell<Option<String>>,
+    /// Loop time: read at the first timer armed in a pass (see timer.rs).
+    now: Cell<Instant>,
+    now_fresh: Cell<bool>,
     _alt_stack: Option<AltStack>,
 }
 
@@ -137,6 +140,8 @@ fn create_hub() -> *const Hub {
         next_token: Cell::new(0),
         ids: Cell::new((first_id + 1, first_id + ID_BLOCK)),
         loop_exit: RefCell::new(None),
+        now: Cell::new(Instant::now()),
+        now_fresh: Cell::new(false),
         _alt_stack: AltStack::ensure(),
     });
     let p = Box::into_raw(hub) as *const Hub;
@@ -164,6 +169,17 @@ pub(crate) fn next_id() -> u64 {
     })
 }
 
+impl Hub {
+    /// Arms a timer `d` from now: ordered by the loop time of this pass, due
+    /// no earlier than `d` from the real now.
+    pub(crate) fn arm(&self, d: Duration, action: Action) -> TimerKey {
+        let real = Instant::now();
+        let loop_now = if self.now_fresh.replace(true) { self.now.get() } else { real };
+        self.now.set(loop_now);
+        self.timers.borrow_mut().add(loop_now + d, real + d, action)
+    }
+}
+
 impl Drop for Hub {
     fn drop(&mut self) {
         if self.core.get_mut().greenlets.len() > 1 {
@@ -182,8 +198,9 @@ impl Drop for Hub {
 pub(crate) struct TimerGuard(TimerKey);
 
 impl TimerGuard {
-    pub(crate) fn arm(deadline: Instant, action: Action) -> TimerGuard {
-        TimerGuard(with(|h| h.timers.borrow_mut().add(deadline, action)))
+    /// Arms a timer `d` from now (see [`Hub::arm`]).
+    pub(crate) fn arm(d: Duration, action: Action) -> TimerGuard {
+        TimerGuard(with(|h| h.arm(d, action)))
     }
 
     /// True once the timer fired.
@@ -210,7 +227,7 @@ pub(crate) fn new_token() -> u64 {
 /// Arms a timer that interrupts the current greenlet with `token`.
 pub(crate) fn arm_timeout(d: Duration, token: u64) -> TimerGuard {
     let me = current_key();
-    TimerGuard::arm(Instant::now() + d, Action::Interrupt(me, token))
+    TimerGuard::arm(d, Action::Interrupt(me, token))
 }
 
 /// A stack from this thread's pool (for raw coroutines).

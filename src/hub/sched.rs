@@ -260,6 +260,7 @@ impl Hub {
     #[inline]
     fn pass_boundary(&self, core: &mut Core) {
         if core.pass_left == 0 {
+            self.now_fresh.set(false);
             self.fire_timers(core);
             core.pass_left = core.ready.len();
         }
@@ -442,7 +443,7 @@ pub(crate) fn sleep(d: Duration) {
 }
 
 fn sleep_timed(d: Duration) {
-    let timer = TimerGuard::arm(Instant::now() + d, Action::Wake(current_key()));
+    let timer = TimerGuard::arm(d, Action::Wake(current_key()));
     while !timer.fired() {
         park();
     }
