@@ -22,7 +22,6 @@ extern "C" {
 }
 
 /// Bytes of the initial frame below the slots: x29, x30, x19, padding.
-#[cfg(test)]
 pub(crate) const FRAME_BYTES: usize = 32;
 
 /// Lays out the initial frame under `slots` and returns the stack pointer to

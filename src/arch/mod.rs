@@ -16,7 +16,7 @@ mod x86_64;
 #[cfg(target_arch = "x86_64")]
 use x86_64 as imp;
 
-pub(crate) use imp::{init_frame, switch};
+pub(crate) use imp::{init_frame, switch, FRAME_BYTES};
 
 #[cfg(test)]
 mod tests;
@@ -26,6 +26,8 @@ mod tests;
 pub(crate) const SLOT_BYTES: usize = 16;
 
 const _: () = assert!(SLOT_BYTES % 16 == 0);
+// The initial frame is whole words and leaves the slots 16-byte aligned.
+const _: () = assert!(FRAME_BYTES % 8 == 0 && FRAME_BYTES <= 32);
 
 /// A zeroed frame whose resume address is 0: an unwinder that reaches it
 /// stops. Link slots that must end the chain point at [`TERMINATOR_SLOT`].

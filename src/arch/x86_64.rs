@@ -21,7 +21,6 @@ extern "C" {
 }
 
 /// Bytes of the initial frame below the slots: rbx, rbp, rip.
-#[cfg(test)]
 pub(crate) const FRAME_BYTES: usize = 24;
 
 /// Lays out the initial frame under `slots` and returns the stack pointer to

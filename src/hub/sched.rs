@@ -342,7 +342,7 @@ fn reap(core: &mut Core, key: usize) {
 
 /// Lays out a fresh context on `stack` that will run `record` first.
 pub(super) fn new_context<R>(stack: &Stack, record: R) -> (Context, usize) {
-    let room = std::mem::size_of::<R>() + std::mem::align_of::<R>() + 16 + arch::SLOT_BYTES + 64;
+    let room = std::mem::size_of::<R>() + std::mem::align_of::<R>() + 16 + arch::SLOT_BYTES + arch::FRAME_BYTES;
     assert!(room < stack.size() / 2, "gevent: a start record of {room} bytes does not fit its stack");
     // SAFETY: the top `room` bytes of the stack are ours and unused (the
     // stack is fresh from the pool); place_record keeps 16-byte alignment and
