@@ -1,0 +1,114 @@
+//! Helpers shared by the `core_*` integration tests: drop recorders, a
+//! trace, and re-running this test binary as a child process for scenarios
+//! that must end the process (stack overflow) or whose stderr is checked.
+#![allow(dead_code)]
+
+use std::cell::{Cell, RefCell};
+use std::process::{Command, Output};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// An ordered record of events, shared by the greenlets of one test.
+#[derive(Clone, Default)]
+pub struct Trace<T>(Rc<RefCell<Vec<T>>>);
+
+impl<T: Clone> Trace<T> {
+    pub fn new() -> Self {
+        Trace(Rc::new(RefCell::new(Vec::new())))
+    }
+    pub fn push(&self, v: T) {
+        self.0.borrow_mut().push(v);
+    }
+    pub fn get(&self) -> Vec<T> {
+        self.0.borrow().clone()
+    }
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+}
+
+/// Counts its drops into a shared cell.
+pub struct DropGuard(pub Rc<Cell<usize>>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+/// Counts its drops into a shared atomic (for guards that outlive a thread).
+pub struct SendGuard(pub Arc<AtomicUsize>);
+
+impl Drop for SendGuard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The environment variable naming the scenario a child process runs.
+pub const CHILD_ENV: &str = "GEVENT_CORE_TEST_SCENARIO";
+
+/// The scenario this process was started for, if it is a child.
+pub fn child_scenario() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()
+}
+
+/// What runs this test binary: nothing natively; the emulator when the
+/// machine is of another architecture (the aarch64 cross run under
+/// qemu-user, without binfmt_misc: `uname` is a host binary, so it names the
+/// host). `GEVENT_TEST_RUNNER` (space separated) overrides.
+fn runner() -> &'static [String] {
+    static RUNNER: OnceLock<Vec<String>> = OnceLock::new();
+    RUNNER.get_or_init(|| {
+        if let Ok(r) = std::env::var("GEVENT_TEST_RUNNER") {
+            return r.split_whitespace().map(str::to_owned).collect();
+        }
+        let arch = std::env::consts::ARCH;
+        let host = Command::new("uname")
+            .arg("-m")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        match host {
+            Ok(h) if !h.is_empty() && h != arch => {
+                vec![
+                    format!("qemu-{arch}"),
+                    "-L".into(),
+                    format!("/usr/{arch}-linux-gnu"),
+                ]
+            }
+            _ => Vec::new(),
+        }
+    })
+}
+
+/// Runs the test `test` of this binary alone in a child process with the
+/// scenario variable set, core dumps off; returns its output.
+pub fn run_child(test: &str, scenario: &str) -> Output {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("ulimit -c 0 2>/dev/null; exec \"$@\"")
+        .arg("sh");
+    cmd.args(runner()).arg(&exe);
+    cmd.args([
+        test,
+        "--exact",
+        "--nocapture",
+        "--include-ignored",
+        "--test-threads=1",
+    ]);
+    cmd.env(CHILD_ENV, scenario).env("RUST_BACKTRACE", "0");
+    cmd.output().expect("the child process ran")
+}
+
+/// The child's stderr as text.
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

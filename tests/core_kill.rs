@@ -1,0 +1,387 @@
+//! Killing greenlets: `kill`, `kill_nowait`, `killall` in every state of a
+//! greenlet's life, with destructors run and links fired once.
+
+mod core_common;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use core_common::{ms, DropGuard, Trace};
+use gevent::{Greenlet, GreenletError};
+
+#[test]
+fn kill_before_start_never_runs() {
+    let ran = Rc::new(Cell::new(false));
+    let links = Rc::new(Cell::new(0));
+    let closure_dropped = Rc::new(Cell::new(0));
+    let (r, guard) = (ran.clone(), DropGuard(closure_dropped.clone()));
+    let g = Greenlet::new(move || {
+        let _g = &guard;
+        r.set(true);
+    });
+    let l = links.clone();
+    g.link(move |_| l.set(l.get() + 1));
+    g.kill();
+    assert!(g.dead() && g.ready());
+    assert!(!g.started(), "never started");
+    assert!(!g.successful());
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+    assert_eq!(g.get(), Err(GreenletError::Killed));
+    assert_eq!(closure_dropped.get(), 1, "the closure is dropped at once");
+    g.start(); // too late: it never runs
+    g.start_later(ms(1));
+    g.kill();
+    gevent::sleep(ms(3));
+    assert!(!ran.get());
+    assert!(!g.started());
+    assert_eq!(links.get(), 1, "links fire once");
+    assert_eq!(gevent::hub::stats().greenlets, 1);
+}
+
+#[test]
+fn kill_of_a_spawned_greenlet_that_has_not_run_yet() {
+    let ran = Rc::new(Cell::new(false));
+    let links = Rc::new(Cell::new(0));
+    let r = ran.clone();
+    let g = gevent::spawn(move || r.set(true));
+    let l = links.clone();
+    g.link(move |_| l.set(l.get() + 1));
+    g.kill_nowait();
+    assert!(g.dead(), "a greenlet that never ran is dead at once");
+    assert!(g.started());
+    gevent::sleep(ms(1));
+    assert!(!ran.get());
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+    assert_eq!(links.get(), 1);
+    assert_eq!(gevent::hub::stats().greenlets, 1, "its slot is freed");
+}
+
+#[test]
+fn kill_of_a_spawn_later_greenlet_cancels_its_start() {
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    let g = gevent::spawn_later(ms(5), move || r.set(true));
+    assert_eq!(gevent::hub::stats().timers, 1);
+    g.kill();
+    assert_eq!(gevent::hub::stats().timers, 0);
+    gevent::sleep(ms(10));
+    assert!(!ran.get());
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+}
+
+#[test]
+fn kill_of_a_dead_greenlet_is_a_no_op() {
+    let links = Rc::new(Cell::new(0));
+    let g = gevent::spawn(|| 7);
+    let l = links.clone();
+    g.link(move |_| l.set(l.get() + 1));
+    g.join();
+    g.kill();
+    g.kill_nowait();
+    gevent::killall([&g]);
+    assert!(g.successful());
+    assert_eq!(g.exception(), None);
+    assert_eq!(g.get(), Ok(7));
+    gevent::sleep(ms(1));
+    assert_eq!(links.get(), 1);
+    let p = gevent::spawn(|| panic!("first"));
+    p.join();
+    p.kill();
+    assert_eq!(
+        p.exception(),
+        Some(GreenletError::Panicked("first".into())),
+        "kill keeps the old outcome"
+    );
+}
+
+#[test]
+fn kill_while_sleeping_runs_destructors() {
+    let drops = Rc::new(Cell::new(0));
+    let after = Rc::new(Cell::new(false));
+    let (d, a) = (drops.clone(), after.clone());
+    let g = gevent::spawn(move || {
+        let _outer = DropGuard(d.clone());
+        let _inner = DropGuard(d);
+        gevent::sleep(Duration::from_secs(3600));
+        a.set(true);
+    });
+    gevent::yield_now();
+    assert_eq!(gevent::hub::stats().timers, 1);
+    let t = Instant::now();
+    g.kill();
+    assert!(t.elapsed() < Duration::from_secs(60));
+    assert_eq!(drops.get(), 2, "both guards dropped");
+    assert!(!after.get(), "nothing after the blocking point ran");
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+    assert!(!g.successful());
+    assert_eq!(
+        gevent::hub::stats().timers,
+        0,
+        "the sleep timer was cancelled"
+    );
+}
+
+#[test]
+fn kill_nowait_returns_before_the_target_unwinds() {
+    let trace = Trace::new();
+    let t = trace.clone();
+    let g = gevent::spawn(move || {
+        let _g = Unwinding(t);
+        gevent::sleep(Duration::from_secs(3600));
+    });
+    gevent::yield_now();
+    g.kill_nowait();
+    assert!(!g.dead(), "unwinds when the hub schedules it");
+    trace.push("after kill_nowait");
+    g.join();
+    assert_eq!(trace.get(), ["after kill_nowait", "unwound"]);
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+}
+
+struct Unwinding(Trace<&'static str>);
+impl Drop for Unwinding {
+    fn drop(&mut self) {
+        self.0.push("unwound");
+    }
+}
+
+#[test]
+fn kill_waits_for_destructors_that_block() {
+    struct SlowDrop(Rc<Cell<bool>>);
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            gevent::sleep(ms(5));
+            self.0.set(true);
+        }
+    }
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    let g = gevent::spawn(move || {
+        let _s = SlowDrop(d);
+        gevent::sleep(Duration::from_secs(3600));
+    });
+    gevent::yield_now();
+    let t = Instant::now();
+    g.kill();
+    assert!(done.get(), "kill returns once the target is dead");
+    assert!(t.elapsed() >= ms(5));
+}
+
+#[test]
+fn kill_current_unwinds_at_once() {
+    let drops = Rc::new(Cell::new(0));
+    let after = Rc::new(Cell::new(false));
+    let (d, a) = (drops.clone(), after.clone());
+    let g = gevent::spawn(move || {
+        let _g = DropGuard(d);
+        gevent::getcurrent().kill();
+        a.set(true);
+    });
+    g.join();
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+    assert_eq!(drops.get(), 1);
+    assert!(!after.get());
+}
+
+#[test]
+fn kill_while_joining_another() {
+    let release = Rc::new(Cell::new(false));
+    let r = release.clone();
+    let target = gevent::spawn(move || {
+        while !r.get() {
+            gevent::sleep(ms(1));
+        }
+        1
+    });
+    let t2 = target.clone();
+    let joiner = gevent::spawn(move || t2.get());
+    gevent::yield_now();
+    assert_eq!(gevent::hub::stats().waiters, 1);
+    joiner.kill();
+    assert_eq!(joiner.exception(), Some(GreenletError::Killed));
+    assert_eq!(
+        gevent::hub::stats().waiters,
+        0,
+        "the killed joiner left the join list"
+    );
+    assert!(!target.dead(), "the target is unaffected");
+    release.set(true);
+    assert_eq!(target.get(), Ok(1));
+}
+
+#[test]
+fn kill_of_a_yielding_greenlet() {
+    let count = Rc::new(Cell::new(0));
+    let c = count.clone();
+    let g = gevent::spawn(move || loop {
+        c.set(c.get() + 1);
+        gevent::yield_now();
+    });
+    for _ in 0..3 {
+        gevent::yield_now();
+    }
+    g.kill();
+    let n = count.get();
+    assert_eq!(n, 3);
+    gevent::yield_now();
+    assert_eq!(count.get(), n);
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+}
+
+#[test]
+fn untyped_handles_kill_too() {
+    let a = gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)));
+    let b = gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)));
+    gevent::yield_now();
+    let (ra, rb): (gevent::GreenletRef, gevent::GreenletRef) =
+        (a.as_ref().clone(), b.as_ref().clone());
+    ra.kill_nowait();
+    assert!(!ra.dead());
+    rb.kill();
+    assert!(rb.dead());
+    ra.join();
+    assert_eq!(
+        (ra.exception(), rb.exception()),
+        (Some(GreenletError::Killed), Some(GreenletError::Killed))
+    );
+}
+
+#[test]
+fn kill_from_another_greenlet() {
+    let victim = gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)));
+    let v = victim.clone();
+    let killer = gevent::spawn(move || {
+        v.kill();
+        v.dead()
+    });
+    assert_eq!(killer.get(), Ok(true));
+    assert_eq!(victim.exception(), Some(GreenletError::Killed));
+}
+
+#[test]
+fn kill_is_not_swallowed_by_with_timeout() {
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    let g = gevent::spawn(move || {
+        let r = gevent::with_timeout(Duration::from_secs(3600), || {
+            let _g = DropGuard(d);
+            gevent::sleep(Duration::from_secs(3600));
+        });
+        // Only reached if the kill were turned into a timeout.
+        r.is_err()
+    });
+    gevent::yield_now();
+    g.kill();
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+    assert_eq!(drops.get(), 1);
+    assert_eq!(gevent::hub::stats().timers, 0);
+}
+
+#[test]
+fn a_kill_outranks_a_pending_timeout() {
+    // The timeout fires while the greenlet is already queued to resume; a
+    // kill arriving before it resumes wins.
+    let g =
+        gevent::spawn(|| gevent::with_timeout(ms(1), || gevent::sleep(Duration::from_secs(3600))));
+    gevent::yield_now();
+    std::thread::sleep(ms(5));
+    gevent::yield_now(); // timers fire at this pass boundary: g is queued
+    g.kill();
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+}
+
+#[test]
+fn killall_kills_every_greenlet_in_any_state() {
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    let sleeping = gevent::spawn(move || {
+        let _g = DropGuard(d);
+        gevent::sleep(Duration::from_secs(3600));
+    });
+    let yielding = gevent::spawn(|| loop {
+        gevent::yield_now();
+    });
+    gevent::yield_now();
+    let done = gevent::spawn(|| 1);
+    done.join();
+    let queued = gevent::spawn(|| ());
+    let unstarted = Greenlet::new(|| ());
+    let later = gevent::spawn_later(ms(1000), || ());
+    gevent::killall([
+        sleeping.as_ref(),
+        yielding.as_ref(),
+        queued.as_ref(),
+        unstarted.as_ref(),
+        later.as_ref(),
+        done.as_ref(),
+    ]);
+    for g in [
+        sleeping.as_ref(),
+        yielding.as_ref(),
+        queued.as_ref(),
+        unstarted.as_ref(),
+        later.as_ref(),
+    ] {
+        assert!(g.dead(), "{g:?}");
+        assert_eq!(g.exception(), Some(GreenletError::Killed), "{g:?}");
+    }
+    assert!(done.successful());
+    assert_eq!(drops.get(), 1);
+    let s = gevent::hub::stats();
+    assert_eq!((s.greenlets, s.timers), (1, 0));
+}
+
+#[test]
+fn killall_asks_all_before_waiting() {
+    // Each victim's destructor blocks; killall unwinds them concurrently.
+    struct Slow;
+    impl Drop for Slow {
+        fn drop(&mut self) {
+            gevent::sleep(ms(20));
+        }
+    }
+    let gs: Vec<Greenlet<()>> = (0..5)
+        .map(|_| {
+            gevent::spawn(|| {
+                let _s = Slow;
+                gevent::sleep(Duration::from_secs(3600));
+            })
+        })
+        .collect();
+    gevent::yield_now();
+    let t = Instant::now();
+    gevent::killall(&gs);
+    assert!(gs.iter().all(|g| g.dead()));
+    assert!(t.elapsed() >= ms(20));
+}
+
+#[test]
+fn killing_main_is_refused() {
+    let main = gevent::getcurrent();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| main.kill())).unwrap_err();
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()));
+    assert!(msg
+        .unwrap_or_default()
+        .contains("main greenlet cannot be killed"));
+    // The hub is still fine.
+    assert_eq!(gevent::spawn(|| 1).get(), Ok(1));
+}
+
+#[test]
+fn a_killed_greenlet_can_be_replaced_by_a_new_one_in_its_slot() {
+    // Slots are reused; a stale kill must not reach the new occupant.
+    let old = gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)));
+    gevent::yield_now();
+    old.kill();
+    let fresh = gevent::spawn(|| {
+        gevent::sleep(ms(2));
+        "alive"
+    });
+    old.kill();
+    old.kill_nowait();
+    assert_eq!(fresh.get(), Ok("alive"));
+}
