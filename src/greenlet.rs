@@ -132,6 +132,17 @@ impl AsRef<GreenletRef> for GreenletRef {
     }
 }
 
+impl Drop for GreenletRef {
+    /// The last user handle of a greenlet that was never started frees it
+    /// (its closure is dropped; it never runs). The hub's own reference is
+    /// the other one counted.
+    fn drop(&mut self) {
+        if self.0.life.get() == Life::Created && Rc::strong_count(&self.0) == 2 {
+            hub::discard_unstarted(self);
+        }
+    }
+}
+
 impl PartialEq for GreenletRef {
     fn eq(&self, other: &Self) -> bool {
         self.0.id == other.0.id

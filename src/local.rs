@@ -56,9 +56,10 @@ impl<T: Default + 'static> Local<T> {
     /// a hub callback.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let key = hub::current_key();
-        let value = hub::take_local(self.id).unwrap_or_else(|| Box::new(T::default()));
-        let mut guard = PutBack { key, id: self.id, value: Some(value) };
-        let value = guard.value.as_mut().expect("set above");
+        let mut guard = PutBack { key, id: self.id, value: hub::take_local(self.id) };
+        // First access: if `T::default()` panics, the guard removes the
+        // placeholder `take_local` left.
+        let value = guard.value.get_or_insert_with(|| Box::new(T::default()));
         f(value.downcast_mut::<T>().expect("a Local's id always maps to its T"))
     }
 }
@@ -72,8 +73,9 @@ struct PutBack {
 
 impl Drop for PutBack {
     fn drop(&mut self) {
-        if let Some(v) = self.value.take() {
-            hub::put_local(self.key, self.id, v);
+        match self.value.take() {
+            Some(v) => hub::put_local(self.key, self.id, v),
+            None => hub::forget_local(self.key, self.id),
         }
     }
 }

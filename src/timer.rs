@@ -42,6 +42,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    /// Due timers passed over by `pop_due`'s `defer`, put back when it ends.
+    postponed: Vec<(Instant, u64, usize)>,
     entries: Slab<Entry>,
     seq: u64,
 }
@@ -85,14 +87,24 @@ impl Timers {
     }
 
     /// Removes and returns the action of the earliest timer due at `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Action> {
-        self.skip_stale();
-        let Reverse((_, _, slot)) = *self.heap.peek()?;
-        if self.entries[slot].due > now {
-            return None;
+    /// Timers for which `defer` says so stay armed, in their place, and come
+    /// up again at the next call.
+    pub(crate) fn pop_due(&mut self, now: Instant, defer: impl Fn(&Action) -> bool) -> Option<Action> {
+        loop {
+            self.skip_stale();
+            let head = self.heap.peek().copied();
+            let Some(Reverse(item @ (_, _, slot))) = head.filter(|Reverse((_, _, s))| self.entries[*s].due <= now)
+            else {
+                self.heap.extend(self.postponed.drain(..).map(Reverse));
+                return None;
+            };
+            self.heap.pop();
+            if defer(&self.entries[slot].action) {
+                self.postponed.push(item);
+                continue;
+            }
+            return Some(self.entries.remove(slot).action);
         }
-        self.heap.pop();
-        Some(self.entries.remove(slot).action)
     }
 
     fn skip_stale(&mut self) {
@@ -123,7 +135,7 @@ mod tests {
         t.add(now + Duration::from_millis(1), now + Duration::from_millis(1), Action::Wake(2));
         t.add(now + Duration::from_millis(1), now + Duration::from_millis(1), Action::Wake(3));
         let later = now + Duration::from_millis(5);
-        let order: Vec<_> = std::iter::from_fn(|| t.pop_due(later)).collect();
+        let order: Vec<_> = std::iter::from_fn(|| t.pop_due(later, |_| false)).collect();
         assert_eq!(order, [Action::Wake(2), Action::Wake(3), Action::Wake(1)]);
     }
 
@@ -136,9 +148,9 @@ mod tests {
         t.cancel(a);
         t.cancel(a);
         assert!(!t.armed(a) && t.armed(b));
-        assert_eq!(t.pop_due(now), Some(Action::Wake(2)));
+        assert_eq!(t.pop_due(now, |_| false), Some(Action::Wake(2)));
         assert!(!t.armed(b));
-        assert_eq!(t.pop_due(now), None);
+        assert_eq!(t.pop_due(now, |_| false), None);
         // The slot of `a` is reused; the old key must not cancel the new timer.
         let c = t.add(now, now, Action::Wake(3));
         t.cancel(a);
@@ -154,9 +166,22 @@ mod tests {
         // time is earlier than `a`'s.
         t.add(now + ms(1), now + ms(3), Action::Wake(1));
         t.add(now + ms(2), now + ms(2), Action::Wake(2));
-        assert_eq!(t.pop_due(now + ms(2)), None, "the head is not due yet, so nothing fires");
-        assert_eq!(t.pop_due(now + ms(3)), Some(Action::Wake(1)));
-        assert_eq!(t.pop_due(now + ms(3)), Some(Action::Wake(2)));
+        assert_eq!(t.pop_due(now + ms(2), |_| false), None, "the head is not due yet, so nothing fires");
+        assert_eq!(t.pop_due(now + ms(3), |_| false), Some(Action::Wake(1)));
+        assert_eq!(t.pop_due(now + ms(3), |_| false), Some(Action::Wake(2)));
+    }
+
+    #[test]
+    fn deferred_timers_stay_armed_in_place() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        let a = t.add(now, now, Action::Interrupt(1, 9));
+        t.add(now, now, Action::Wake(2));
+        let defer = |a: &Action| matches!(a, Action::Interrupt(..));
+        assert_eq!(t.pop_due(now, defer), Some(Action::Wake(2)));
+        assert_eq!(t.pop_due(now, defer), None);
+        assert!(t.armed(a), "a deferred timer is still armed and cancellable");
+        assert_eq!(t.pop_due(now, |_| false), Some(Action::Interrupt(1, 9)));
     }
 
     #[test]
@@ -164,7 +189,7 @@ mod tests {
         let mut t = Timers::default();
         let now = Instant::now();
         t.add(now + Duration::from_secs(1), now + Duration::from_secs(1), Action::Start(4));
-        assert_eq!(t.pop_due(now), None);
+        assert_eq!(t.pop_due(now, |_| false), None);
         assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(1)));
     }
 

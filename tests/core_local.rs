@@ -181,7 +181,6 @@ fn reentrant_with_on_the_same_local_panics() {
 }
 
 #[test]
-#[ignore = "bug: a re-entrant Local::with on the first access does not panic; the inner call gets a second T whose writes are lost"]
 fn reentrant_with_on_the_first_access_panics_too() {
     let local: Local<u32> = Local::new();
     let l = local.clone();

@@ -4,10 +4,8 @@
 //! re-run with the scenario in the environment).
 //!
 //! Under qemu-user (the aarch64 cross run) `madvise(MADV_GUARD_INSTALL)`
-//! "succeeds" without installing anything, so there are no guard pages and
-//! the guard-dependent scenarios are ignored there (see
-//! `arch::tests::guard_pages_refuse_access`); with `mprotect` guards they all
-//! pass under qemu too.
+//! "succeeds" without installing anything; the stack pool notices (it checks
+//! its first guard) and falls back to `mprotect`, so these run there too.
 
 mod core_common;
 
@@ -51,10 +49,6 @@ fn expect_overflow_report(test: &str, scenario: &str, name: &str) {
 }
 
 #[test]
-#[cfg_attr(
-    target_arch = "aarch64",
-    ignore = "bug: under qemu-user madvise(MADV_GUARD_INSTALL) returns 0 but installs no guard, so the overflow runs into the next stack"
-)]
 fn overflow_aborts_naming_the_greenlet() {
     if child_scenario().as_deref() == Some("overflow") {
         let g = Greenlet::builder().name("x").spawn(|| recurse_forever(0));
@@ -66,10 +60,6 @@ fn overflow_aborts_naming_the_greenlet() {
 }
 
 #[test]
-#[cfg_attr(
-    target_arch = "aarch64",
-    ignore = "bug: under qemu-user madvise(MADV_GUARD_INSTALL) returns 0 but installs no guard, so the overflow runs into the next stack"
-)]
 fn overflow_between_live_neighbours_is_caught_by_its_own_guard() {
     // The overflowing stack is not the lowest of its chunk: without a working
     // guard page it would run into a live neighbour's stack first.
@@ -94,10 +84,6 @@ fn overflow_between_live_neighbours_is_caught_by_its_own_guard() {
 }
 
 #[test]
-#[cfg_attr(
-    target_arch = "aarch64",
-    ignore = "bug: under qemu-user madvise(MADV_GUARD_INSTALL) returns 0 but installs no guard, so the overflow runs into the next stack"
-)]
 fn overflow_of_an_unnamed_greenlet_uses_its_default_name() {
     if child_scenario().as_deref() == Some("unnamed") {
         let g = gevent::spawn(|| recurse_forever(0));
@@ -127,10 +113,6 @@ fn overflow_of_an_unnamed_greenlet_uses_its_default_name() {
 }
 
 #[test]
-#[cfg_attr(
-    target_arch = "aarch64",
-    ignore = "bug: under qemu-user madvise(MADV_GUARD_INSTALL) returns 0 but installs no guard, so the overflow runs into the next stack"
-)]
 fn overflow_of_a_small_custom_stack() {
     if child_scenario().as_deref() == Some("small") {
         let g = Greenlet::builder()
@@ -145,10 +127,6 @@ fn overflow_of_a_small_custom_stack() {
 }
 
 #[test]
-#[cfg_attr(
-    target_arch = "aarch64",
-    ignore = "bug: under qemu-user madvise(MADV_GUARD_INSTALL) returns 0 but installs no guard, so the overflow runs into the next stack"
-)]
 fn overflow_in_a_link_callback_names_the_hub() {
     if child_scenario().as_deref() == Some("hub") {
         let g = gevent::spawn(|| ());

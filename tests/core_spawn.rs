@@ -235,7 +235,7 @@ fn start_later_and_start_twice_are_no_ops_once_started() {
 }
 
 #[test]
-#[ignore = "bug: an unstarted greenlet whose handles are all dropped stays in the hub, closure and all, until thread exit"]
+
 fn dropping_every_handle_of_an_unstarted_greenlet_frees_it() {
     let drops = std::rc::Rc::new(std::cell::Cell::new(0));
     let guard = core_common::DropGuard(drops.clone());

@@ -124,7 +124,6 @@ fn same_deadline_the_earlier_armed_timeout_wins() {
 }
 
 #[test]
-#[ignore = "bug: a timeout due after a sleep's wake-up fired, but before the greenlet resumed, still interrupts it"]
 fn overdue_wake_up_armed_first_wins_over_a_later_timeout() {
     // Both timers are overdue when the hub next fires timers (the thread was
     // blocked): the sleep's (deadline 10 ms) fires before the scope's (50 ms)

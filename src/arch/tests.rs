@@ -326,10 +326,6 @@ fn readable(addr: usize) -> bool {
 }
 
 #[test]
-#[cfg_attr(
-    target_arch = "aarch64",
-    ignore = "bug: under qemu-user madvise(MADV_GUARD_INSTALL) returns 0 but installs no guard; stack.rs trusts it"
-)]
 fn guard_pages_refuse_access() {
     let mut pool = StackPool::new();
     let stacks: Vec<Stack> = (0..6)

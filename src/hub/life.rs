@@ -61,8 +61,20 @@ pub(crate) fn kill(r: &GreenletRef) {
     }
 }
 
+/// Frees a never-started greenlet whose last user handle is going away.
+pub(crate) fn discard_unstarted(r: &GreenletRef) {
+    // Only while the hub is alive and not busy (a handle dropped by the hub
+    // itself is never the last user handle of a Created greenlet).
+    if super::existing().is_some_and(|h| h.core.try_borrow_mut().is_ok()) {
+        kill(r);
+    }
+}
+
 /// Kills a greenlet that never ran: its closure is dropped, it never runs.
 fn kill_unrun(r: &GreenletRef, key: usize, state: State) {
+    // Dead before its control block (and the reference it holds) goes, so
+    // that reference's drop does not see an unstarted greenlet.
+    r.0.life.set(Life::Dead);
     with(|h| {
         let mut core = h.core.borrow_mut();
         if let Some(t) = core.greenlets[key].start_timer.take() {
@@ -228,7 +240,9 @@ impl Drop for JoinWait<'_> {
     }
 }
 
-/// Takes the current greenlet's value of local `id` (None on first access).
+/// Takes the current greenlet's value of local `id`; on first access leaves
+/// an empty placeholder (so a re-entrant first access is caught too) and
+/// returns `None`.
 ///
 /// # Panics
 /// When the value is already taken (re-entrant `Local::with`) or from a hub
@@ -238,9 +252,28 @@ pub(crate) fn take_local(id: u64) -> Option<Box<dyn Any>> {
         let mut core = h.core.borrow_mut();
         let me = core.current;
         assert!(me != HUB, "gevent: greenlet-local storage used from a hub callback");
-        let (_, slot) = core.greenlets[me].locals.iter_mut().find(|(k, _)| *k == id)?;
-        Some(slot.take().expect("gevent: Local::with called re-entrantly for the same local"))
+        let locals = &mut core.greenlets[me].locals;
+        match locals.iter_mut().find(|(k, _)| *k == id) {
+            Some((_, slot)) => {
+                Some(slot.take().expect("gevent: Local::with called re-entrantly for the same local"))
+            }
+            None => {
+                locals.push((id, None));
+                None
+            }
+        }
     })
+}
+
+/// Removes the placeholder `take_local` left when the first value could not
+/// be made (its `Default` panicked).
+pub(crate) fn forget_local(key: usize, id: u64) {
+    with(|h| {
+        let mut core = h.core.borrow_mut();
+        if let Some(g) = core.greenlets.get_mut(key) {
+            g.locals.retain(|(k, v)| *k != id || v.is_some());
+        }
+    });
 }
 
 /// Puts back (or stores for the first time) greenlet `key`'s value of `id`.

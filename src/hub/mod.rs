@@ -21,8 +21,8 @@ mod life;
 mod report;
 mod sched;
 
-pub(crate) use life::{create, drop_reporting, exit_current, handles_of_current, join, kill, schedule_links, start};
-pub(crate) use life::{put_local, take_local};
+pub(crate) use life::{create, discard_unstarted, drop_reporting, exit_current, handles_of_current, join, kill, schedule_links, start};
+pub(crate) use life::{forget_local, put_local, take_local};
 #[allow(unused_imports)] // park: the primitive every blocking type of the sync layer uses.
 pub(crate) use sched::{current_key, current_ref, park, sleep, yield_now};
 use sched::{Core, State};
@@ -294,7 +294,7 @@ pub fn stats() -> Stats {
         let core = h.core.borrow();
         Stats {
             greenlets: core.greenlets.iter().filter(|(k, _)| core.state(*k) != State::Zombie).count(),
-            ready: core.ready.len(),
+            ready: core.ready.iter().filter(|&k| k == sched::LINKS || core.state(k) != State::Zombie).count(),
             timers: h.timers.borrow().len(),
             waiters: h.waiters.borrow().len(),
             stack_chunks: stacks.chunks_mapped(),

@@ -26,8 +26,9 @@ pub(super) const LINKS: usize = usize::MAX - 1;
 
 /// Scheduling state of one greenlet. Legal transitions:
 /// `New -> Scheduled | Queued`, `Scheduled -> Queued`, `Queued -> Running`
-/// (first run: the stack is assigned), `Running -> Suspended | Ready`
-/// (park | yield), `Suspended -> Ready` (unpark), `Ready -> Running`,
+/// (first run: the stack is assigned), `Running -> Suspended | Yielded`
+/// (park | yield), `Suspended -> Ready` (unpark), `Ready | Yielded ->
+/// Running`,
 /// `Queued -> Zombie` (killed before it ever ran; the slot is freed when its
 /// run-queue entry comes up). Death removes the control block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +38,10 @@ pub(super) enum State {
     Queued,
     Running,
     Suspended,
+    /// Woken by `unpark`: its wait is over, it waits for its turn.
     Ready,
+    /// Yielded: in the run queue, but still in the middle of its work.
+    Yielded,
     Zombie,
 }
 
@@ -124,6 +128,11 @@ impl RunQueue {
     #[inline]
     pub(super) fn len(&self) -> usize {
         self.tail - self.head
+    }
+
+    /// The entries, front first.
+    pub(super) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (self.head..self.tail).map(|i| self.buf[i & (self.buf.len() - 1)])
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -247,7 +256,13 @@ impl Hub {
     fn fire_due_timers(&self, core: &mut Core) {
         let mut timers = self.timers.borrow_mut();
         let now = Instant::now();
-        while let Some(action) = timers.pop_due(now) {
+        // A timeout whose greenlet was already woken (its wait completed, it
+        // is about to run) waits one pass: in gevent the woken greenlet runs
+        // first, and leaving the scope cancels the timeout. A greenlet that
+        // merely yielded is `Yielded`, and interruptible.
+        while let Some(action) =
+            timers.pop_due(now, |a| matches!(*a, Action::Interrupt(k, _) if core.hot[k].state == State::Ready))
+        {
             match action {
                 Action::Wake(k) => core.unpark(k),
                 Action::Interrupt(k, token) => core.interrupt(k, Interrupt::Timeout(token)),
@@ -268,14 +283,14 @@ impl Hub {
 
     /// The next context to run: the head of the run queue if it is a
     /// greenlet, else the hub (which runs link callbacks, timers, idling).
-    #[inline]
+    #[inline(always)]
     pub(super) fn next_target(&self, core: &mut Core) -> usize {
         self.pass_boundary(core);
         loop {
             match core.ready.front() {
                 Some(k) if k != LINKS => {
                     core.ready.pop_front();
-                    core.pass_left = core.pass_left.wrapping_sub(1);
+                    core.pass_left = core.pass_left.saturating_sub(1);
                     if core.hot[k].state != State::Zombie {
                         return k;
                     }
@@ -422,7 +437,7 @@ pub(crate) fn yield_now() {
         let mut core = h.core.borrow_mut();
         let me = core.current;
         assert!(me != HUB, "{HUB_BLOCKING}");
-        core.hot[me].state = State::Ready;
+        core.hot[me].state = State::Yielded;
         core.ready.push_back(me);
         (me, h.plan_from(&mut core, me))
     });
