@@ -1,9 +1,9 @@
 //! Timers ordered by (deadline, creation sequence): a binary heap of keys over
 //! a slab of entries. The ordering deadline is computed from the hub's loop
 //! time (read once per pass, as libev's `ev_now`), so timers armed in one pass
-//! fire in (duration, creation) order however long the pass took; each timer
-//! also keeps its real due time, and fires only once that has passed, so a
-//! sleep never ends early. Cancel is O(1) (the entry goes, its heap key goes stale
+//! fire in (duration, creation) order even if the thread was preempted in
+//! between; each timer also keeps its real due time, and fires only once that
+//! has passed, so a sleep never ends early. Cancel is O(1) (the entry goes, its heap key goes stale
 //! and is skipped); stale keys are compacted away once they outnumber the live
 //! ones, so a cancel-heavy program does not grow the heap.
 

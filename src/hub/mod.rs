@@ -169,13 +169,25 @@ pub(crate) fn next_id() -> u64 {
     })
 }
 
+/// How stale the loop time may get before arming a timer reads the clock
+/// anew (see [`Hub::arm`]).
+const LOOP_TIME_WINDOW: Duration = Duration::from_millis(2);
+
 impl Hub {
-    /// Arms a timer `d` from now: ordered by the loop time of this pass, due
-    /// no earlier than `d` from the real now.
+    /// Arms a timer `d` from now. Its place in the order is the loop time
+    /// plus `d`; it fires no earlier than the real now plus `d`.
+    ///
+    /// The loop time is read at the first timer armed in a pass and kept for
+    /// the pass (libev's `ev_now`), so timers armed together fire in
+    /// (duration, creation) order even if the thread was preempted between
+    /// them; it is read anew once it is more than [`LOOP_TIME_WINDOW`] old, so
+    /// a due timer never waits longer than that behind one ordered before it.
     pub(crate) fn arm(&self, d: Duration, action: Action) -> TimerKey {
         let real = Instant::now();
-        let loop_now = if self.now_fresh.replace(true) { self.now.get() } else { real };
+        let cached = self.now.get();
+        let loop_now = if self.now_fresh.get() && real - cached <= LOOP_TIME_WINDOW { cached } else { real };
         self.now.set(loop_now);
+        self.now_fresh.set(true);
         self.timers.borrow_mut().add(loop_now + d, real + d, action)
     }
 }

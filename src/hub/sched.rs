@@ -259,10 +259,14 @@ impl Hub {
         // A timeout whose greenlet was already woken (its wait completed, it
         // is about to run) waits one pass: in gevent the woken greenlet runs
         // first, and leaving the scope cancels the timeout. A greenlet that
-        // merely yielded is `Yielded`, and interruptible.
-        while let Some(action) =
-            timers.pop_due(now, |a| matches!(*a, Action::Interrupt(k, _) if core.hot[k].state == State::Ready))
-        {
+        // merely yielded is `Yielded`, and interruptible. A timeout for a
+        // greenlet that already has an interrupt to take waits too, so nested
+        // scopes due together each get theirs, innermost first.
+        let wait_a_pass = |hot: &[Hot], a: &Action| match *a {
+            Action::Interrupt(k, _) => hot[k].state == State::Ready || hot[k].interrupted,
+            _ => false,
+        };
+        while let Some(action) = timers.pop_due(now, |a| wait_a_pass(&core.hot, a)) {
             match action {
                 Action::Wake(k) => core.unpark(k),
                 Action::Interrupt(k, token) => core.interrupt(k, Interrupt::Timeout(token)),
