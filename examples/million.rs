@@ -29,7 +29,11 @@ fn main() {
     if let Some(kib) = args.next() {
         gevent::hub::set_default_stack_size(kib.parse::<usize>().expect("stack KiB") * 1024);
     }
-    println!("greenlets: {n}, stack: {} KiB, vm.max_map_count: {}", gevent::hub::default_stack_size() / 1024, max_map_count());
+    println!(
+        "greenlets: {n}, stack: {} KiB, vm.max_map_count: {}",
+        gevent::hub::default_stack_size() / 1024,
+        max_map_count()
+    );
 
     let before = rss_bytes();
     let woken = Rc::new(Cell::new(0usize));

@@ -28,11 +28,7 @@ impl MyGreenlet {
 }
 
 fn main() {
-    let g = MyGreenlet {
-        message: "Hallo!".to_owned(),
-        n: Duration::from_millis(30),
-    }
-    .into_greenlet();
+    let g = MyGreenlet { message: "Hallo!".to_owned(), n: Duration::from_millis(30) }.into_greenlet();
     g.start();
     g.join();
 }

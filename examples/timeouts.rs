@@ -34,8 +34,7 @@ fn main() {
     // 2. `with Timeout(time_to_wait, TooLong): gevent.sleep(10)`.
     let time_to_wait = Duration::from_millis(5);
     let slept: Result<(), TooLong> =
-        gevent::with_timeout(time_to_wait, || gevent::sleep(Duration::from_millis(10)))
-            .map_err(TooLong::from);
+        gevent::with_timeout(time_to_wait, || gevent::sleep(Duration::from_millis(10))).map_err(TooLong::from);
     if let Err(e) = slept {
         println!("Abgebrochen mit {e:?}");
     }

@@ -19,9 +19,7 @@ impl Drop for Guard {
 }
 
 fn main() {
-    let n: u32 = std::env::args()
-        .nth(1)
-        .map_or(1_000_000, |s| s.parse().expect("ITERATIONS"));
+    let n: u32 = std::env::args().nth(1).map_or(1_000_000, |s| s.parse().expect("ITERATIONS"));
 
     // Spawned greenlets run once main blocks; sleep(ZERO) yields to the next.
     let player = |name: &'static str| {
@@ -57,10 +55,7 @@ fn main() {
 
     // Block-scoped timeouts.
     let hour = Duration::from_secs(3600);
-    println!(
-        "slow: {:?}",
-        gevent::with_timeout(Duration::from_millis(5), || gevent::sleep(hour))
-    );
+    println!("slow: {:?}", gevent::with_timeout(Duration::from_millis(5), || gevent::sleep(hour)));
     println!("fast: {:?}", gevent::with_timeout(hour, || 6 * 7));
 
     // Every greenlet sees its own value of a Local.

@@ -329,7 +329,6 @@ impl<T: 'static> Greenlet<T> {
         Greenlet::builder().spawn(f)
     }
 
-
     fn typed(&self) -> &RefCell<Option<T>> {
         self.r.0.slot.result().downcast_ref().expect("a Greenlet<T> handle always wraps a T result slot")
     }

@@ -72,11 +72,7 @@ fn get_timeout_gives_timeout_while_running() {
     });
     assert_eq!(g.get_timeout(ms(2)), Err(GreenletError::Timeout));
     assert!(!g.dead());
-    assert_eq!(
-        g.exception(),
-        None,
-        "a get timeout is not the greenlet's exception"
-    );
+    assert_eq!(g.exception(), None, "a get timeout is not the greenlet's exception");
     assert_eq!(g.get_timeout(ms(5_000)), Ok("done"));
     let k = gevent::spawn(|| gevent::sleep(ms(100)));
     k.kill();
@@ -113,11 +109,7 @@ fn into_result_moves_the_value_out() {
     let witness = g2.clone();
     assert_eq!(g2.into_result(), Ok("moved".to_string()));
     assert!(witness.dead());
-    assert_eq!(
-        witness.value(),
-        None,
-        "the value was moved out by into_result"
-    );
+    assert_eq!(witness.value(), None, "the value was moved out by into_result");
 }
 
 #[test]
@@ -162,9 +154,7 @@ fn joinall_waits_for_every_greenlet_of_mixed_types() {
     gevent::joinall([a.as_ref(), b.as_ref(), c.as_ref()]);
     assert!(a.dead() && b.dead() && c.dead());
     // Owned refs, a Vec of typed handles, an empty list.
-    let refs: Vec<GreenletRef> = (0..3)
-        .map(|_| gevent::spawn(gevent::yield_now).as_ref().clone())
-        .collect();
+    let refs: Vec<GreenletRef> = (0..3).map(|_| gevent::spawn(gevent::yield_now).as_ref().clone()).collect();
     gevent::joinall(refs.clone());
     assert!(refs.iter().all(|g| g.dead()));
     gevent::joinall(Vec::<GreenletRef>::new());
@@ -182,11 +172,7 @@ fn joinall_timeout_returns_only_the_finished_ones() {
     let t = Instant::now();
     let done = gevent::joinall_timeout([a.as_ref(), slow.as_ref(), c.as_ref(), d.as_ref()], ms(20));
     assert!(t.elapsed() >= ms(20));
-    assert_eq!(
-        done,
-        vec![a.as_ref().clone(), c.as_ref().clone()],
-        "finished ones, in the order given"
-    );
+    assert_eq!(done, vec![a.as_ref().clone(), c.as_ref().clone()], "finished ones, in the order given");
     assert!(!slow.dead());
     let all = gevent::joinall_timeout([a.as_ref(), c.as_ref()], ms(1_000));
     assert_eq!(all.len(), 2);
@@ -284,10 +270,7 @@ fn links_fire_for_panicked_and_killed_greenlets() {
         got,
         [
             format!("k {:?}", Some(GreenletError::Killed)),
-            format!(
-                "p {:?}",
-                Some(GreenletError::Panicked("linked panic".into()))
-            )
+            format!("p {:?}", Some(GreenletError::Panicked("linked panic".into())))
         ]
     );
 }

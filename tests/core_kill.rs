@@ -88,11 +88,7 @@ fn kill_of_a_dead_greenlet_is_a_no_op() {
     let p = gevent::spawn(|| panic!("first"));
     p.join();
     p.kill();
-    assert_eq!(
-        p.exception(),
-        Some(GreenletError::Panicked("first".into())),
-        "kill keeps the old outcome"
-    );
+    assert_eq!(p.exception(), Some(GreenletError::Panicked("first".into())), "kill keeps the old outcome");
 }
 
 #[test]
@@ -115,11 +111,7 @@ fn kill_while_sleeping_runs_destructors() {
     assert!(!after.get(), "nothing after the blocking point ran");
     assert_eq!(g.exception(), Some(GreenletError::Killed));
     assert!(!g.successful());
-    assert_eq!(
-        gevent::hub::stats().timers,
-        0,
-        "the sleep timer was cancelled"
-    );
+    assert_eq!(gevent::hub::stats().timers, 0, "the sleep timer was cancelled");
 }
 
 #[test]
@@ -200,11 +192,7 @@ fn kill_while_joining_another() {
     assert_eq!(gevent::hub::stats().waiters, 1);
     joiner.kill();
     assert_eq!(joiner.exception(), Some(GreenletError::Killed));
-    assert_eq!(
-        gevent::hub::stats().waiters,
-        0,
-        "the killed joiner left the join list"
-    );
+    assert_eq!(gevent::hub::stats().waiters, 0, "the killed joiner left the join list");
     assert!(!target.dead(), "the target is unaffected");
     release.set(true);
     assert_eq!(target.get(), Ok(1));
@@ -234,17 +222,13 @@ fn untyped_handles_kill_too() {
     let a = gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)));
     let b = gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)));
     gevent::yield_now();
-    let (ra, rb): (gevent::GreenletRef, gevent::GreenletRef) =
-        (a.as_ref().clone(), b.as_ref().clone());
+    let (ra, rb): (gevent::GreenletRef, gevent::GreenletRef) = (a.as_ref().clone(), b.as_ref().clone());
     ra.kill_nowait();
     assert!(!ra.dead());
     rb.kill();
     assert!(rb.dead());
     ra.join();
-    assert_eq!(
-        (ra.exception(), rb.exception()),
-        (Some(GreenletError::Killed), Some(GreenletError::Killed))
-    );
+    assert_eq!((ra.exception(), rb.exception()), (Some(GreenletError::Killed), Some(GreenletError::Killed)));
 }
 
 #[test]
@@ -282,8 +266,7 @@ fn kill_is_not_swallowed_by_with_timeout() {
 fn a_kill_outranks_a_pending_timeout() {
     // The timeout fires while the greenlet is already queued to resume; a
     // kill arriving before it resumes wins.
-    let g =
-        gevent::spawn(|| gevent::with_timeout(ms(1), || gevent::sleep(Duration::from_secs(3600))));
+    let g = gevent::spawn(|| gevent::with_timeout(ms(1), || gevent::sleep(Duration::from_secs(3600))));
     gevent::yield_now();
     std::thread::sleep(ms(5));
     gevent::yield_now(); // timers fire at this pass boundary: g is queued
@@ -316,13 +299,7 @@ fn killall_kills_every_greenlet_in_any_state() {
         later.as_ref(),
         done.as_ref(),
     ]);
-    for g in [
-        sleeping.as_ref(),
-        yielding.as_ref(),
-        queued.as_ref(),
-        unstarted.as_ref(),
-        later.as_ref(),
-    ] {
+    for g in [sleeping.as_ref(), yielding.as_ref(), queued.as_ref(), unstarted.as_ref(), later.as_ref()] {
         assert!(g.dead(), "{g:?}");
         assert_eq!(g.exception(), Some(GreenletError::Killed), "{g:?}");
     }
@@ -360,13 +337,8 @@ fn killall_asks_all_before_waiting() {
 fn killing_main_is_refused() {
     let main = gevent::getcurrent();
     let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| main.kill())).unwrap_err();
-    let msg = err
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()));
-    assert!(msg
-        .unwrap_or_default()
-        .contains("main greenlet cannot be killed"));
+    let msg = err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()));
+    assert!(msg.unwrap_or_default().contains("main greenlet cannot be killed"));
     // The hub is still fine.
     assert_eq!(gevent::spawn(|| 1).get(), Ok(1));
 }

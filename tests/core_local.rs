@@ -48,11 +48,7 @@ fn each_greenlet_sees_its_own_value() {
     for (i, g) in gs.iter().enumerate() {
         assert_eq!(g.get(), Ok(i as u32 + 1));
     }
-    assert_eq!(
-        trace.get(),
-        [(1, 0), (2, 0), (3, 0)],
-        "each starts from T::default()"
-    );
+    assert_eq!(trace.get(), [(1, 0), (2, 0), (3, 0)], "each starts from T::default()");
     assert_eq!(local.with(|v| *v), 100, "main's value untouched");
 }
 
@@ -193,11 +189,7 @@ fn reentrant_with_on_the_first_access_panics_too() {
     // Documented: "Panics when called re-entrantly for the same local from
     // inside f". Today the nested call succeeds on a fresh `T::default()`,
     // the outer value (0) is put back over it, and the 7 is silently lost.
-    assert!(
-        nested.is_err(),
-        "no panic; value afterwards: {}",
-        local.with(|v| *v)
-    );
+    assert!(nested.is_err(), "no panic; value afterwards: {}", local.with(|v| *v));
 }
 
 #[test]
@@ -245,9 +237,5 @@ fn main_greenlet_values_are_dropped_at_thread_exit() {
     .unwrap();
     rx.recv().unwrap();
     assert_eq!(seen.load(Ordering::SeqCst), 1);
-    assert_eq!(
-        MAIN_LOCAL_DROPS.load(Ordering::SeqCst),
-        2,
-        "main's value dropped when its thread ended"
-    );
+    assert_eq!(MAIN_LOCAL_DROPS.load(Ordering::SeqCst), 2, "main's value dropped when its thread ended");
 }

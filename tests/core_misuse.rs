@@ -22,16 +22,11 @@ fn panic_text(err: &(dyn Any + Send)) -> String {
 
 #[test]
 fn a_greenlet_joining_itself_panics() {
-    let g = Greenlet::builder()
-        .name("narcissus")
-        .spawn(|| gevent::getcurrent().join());
+    let g = Greenlet::builder().name("narcissus").spawn(|| gevent::getcurrent().join());
     g.join();
     match g.exception() {
         Some(GreenletError::Panicked(msg)) => {
-            assert!(
-                msg.contains("join itself") && msg.contains("narcissus"),
-                "{msg}"
-            )
+            assert!(msg.contains("join itself") && msg.contains("narcissus"), "{msg}")
         }
         other => panic!("expected a panic, got {other:?}"),
     }
@@ -42,11 +37,7 @@ fn a_greenlet_joining_itself_panics() {
 #[test]
 fn main_joining_itself_panics_and_the_hub_survives() {
     let err = catch_unwind(|| gevent::getcurrent().join()).unwrap_err();
-    assert!(
-        panic_text(&*err).contains("join itself"),
-        "{}",
-        panic_text(&*err)
-    );
+    assert!(panic_text(&*err).contains("join itself"), "{}", panic_text(&*err));
     assert_eq!(gevent::spawn(|| 2).get(), Ok(2));
 }
 
@@ -114,23 +105,15 @@ fn link_callback_panic_is_reported_on_stderr() {
     let err = stderr_of(&out);
     assert!(out.status.success(), "status {:?}\n{err}", out.status);
     assert!(String::from_utf8_lossy(&out.stdout).contains("program survived"));
-    assert!(
-        err.contains("link callback of greenlet 'linked-one' panicked"),
-        "{err}"
-    );
-    assert!(
-        err.contains("hub callback"),
-        "the message names the misuse: {err}"
-    );
+    assert!(err.contains("link callback of greenlet 'linked-one' panicked"), "{err}");
+    assert!(err.contains("hub callback"), "the message names the misuse: {err}");
 }
 
 #[test]
 fn loop_exit_names_the_blocked_greenlets() {
     let result = std::thread::spawn(|| {
         let never = Greenlet::builder().name("never-started").build(|| ());
-        let stuck = Greenlet::builder()
-            .name("stuck-one")
-            .spawn(move || never.join());
+        let stuck = Greenlet::builder().name("stuck-one").spawn(move || never.join());
         let also = Greenlet::builder().name("stuck-two").spawn({
             let s = stuck.clone();
             move || s.join()
@@ -141,10 +124,7 @@ fn loop_exit_names_the_blocked_greenlets() {
     let err = result.expect_err("the main greenlet's join must panic");
     let msg = panic_text(&*err);
     assert!(msg.contains("LoopExit"), "{msg}");
-    assert!(
-        msg.contains("'stuck-one'") && msg.contains("'stuck-two'"),
-        "{msg}"
-    );
+    assert!(msg.contains("'stuck-one'") && msg.contains("'stuck-two'"), "{msg}");
 }
 
 #[test]
@@ -161,9 +141,7 @@ fn loop_exit_when_main_joins_a_never_started_greenlet() {
 #[test]
 fn loop_exit_can_be_caught_and_the_thread_goes_on() {
     let out = std::thread::spawn(|| {
-        let stuck = Greenlet::builder()
-            .name("stuck")
-            .spawn(|| Greenlet::new(|| ()).join());
+        let stuck = Greenlet::builder().name("stuck").spawn(|| Greenlet::new(|| ()).join());
         let err = catch_unwind(AssertUnwindSafe(|| stuck.join())).unwrap_err();
         let msg = panic_text(&*err);
         // The hub still schedules normally afterwards.
@@ -196,14 +174,10 @@ fn no_loop_exit_while_a_timer_is_pending() {
 #[test]
 fn greenlet_panics_are_reported_once_with_the_name() {
     if child_scenario().as_deref() == Some("report") {
-        let g = Greenlet::builder()
-            .name("boom-greenlet")
-            .spawn(|| -> () { panic!("kaboom 42") });
+        let g = Greenlet::builder().name("boom-greenlet").spawn(|| -> () { panic!("kaboom 42") });
         assert!(g.join_timeout(Duration::from_secs(5)));
         // Kills and timeouts unwind silently.
-        let k = Greenlet::builder()
-            .name("killed-quietly")
-            .spawn(|| gevent::sleep(Duration::from_secs(60)));
+        let k = Greenlet::builder().name("killed-quietly").spawn(|| gevent::sleep(Duration::from_secs(60)));
         gevent::yield_now();
         k.kill();
         let _ = gevent::with_timeout(ms(1), || gevent::sleep(Duration::from_secs(60)));

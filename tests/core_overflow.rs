@@ -31,20 +31,9 @@ fn recurse_forever(depth: u64) -> u64 {
 fn expect_overflow_report(test: &str, scenario: &str, name: &str) {
     let out = run_child(test, scenario);
     let err = stderr_of(&out);
-    assert!(
-        !out.status.success(),
-        "the child survived an overflow:\n{err}"
-    );
-    assert_eq!(
-        out.status.signal(),
-        Some(SIGABRT),
-        "status {:?}\n{err}",
-        out.status
-    );
-    assert!(
-        err.contains(&format!("greenlet '{name}' has overflowed its stack")),
-        "{err}"
-    );
+    assert!(!out.status.success(), "the child survived an overflow:\n{err}");
+    assert_eq!(out.status.signal(), Some(SIGABRT), "status {:?}\n{err}", out.status);
+    assert!(err.contains(&format!("greenlet '{name}' has overflowed its stack")), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("survived"));
 }
 
@@ -64,23 +53,16 @@ fn overflow_between_live_neighbours_is_caught_by_its_own_guard() {
     // The overflowing stack is not the lowest of its chunk: without a working
     // guard page it would run into a live neighbour's stack first.
     if child_scenario().as_deref() == Some("neighbours") {
-        let parked: Vec<Greenlet<()>> = (0..3)
-            .map(|_| gevent::spawn(|| gevent::sleep(std::time::Duration::from_secs(60))))
-            .collect();
+        let parked: Vec<Greenlet<()>> =
+            (0..3).map(|_| gevent::spawn(|| gevent::sleep(std::time::Duration::from_secs(60)))).collect();
         gevent::yield_now();
-        let g = Greenlet::builder()
-            .name("middle child")
-            .spawn(|| recurse_forever(0));
+        let g = Greenlet::builder().name("middle child").spawn(|| recurse_forever(0));
         g.join();
         drop(parked);
         println!("survived");
         return;
     }
-    expect_overflow_report(
-        "overflow_between_live_neighbours_is_caught_by_its_own_guard",
-        "neighbours",
-        "middle child",
-    );
+    expect_overflow_report("overflow_between_live_neighbours_is_caught_by_its_own_guard", "neighbours", "middle child");
 }
 
 #[test]
@@ -92,33 +74,18 @@ fn overflow_of_an_unnamed_greenlet_uses_its_default_name() {
         println!("survived");
         return;
     }
-    let out = run_child(
-        "overflow_of_an_unnamed_greenlet_uses_its_default_name",
-        "unnamed",
-    );
+    let out = run_child("overflow_of_an_unnamed_greenlet_uses_its_default_name", "unnamed");
     let err = stderr_of(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let id = stdout
-        .split("id=")
-        .nth(1)
-        .and_then(|s| s.lines().next())
-        .expect("the child printed the id");
+    let id = stdout.split("id=").nth(1).and_then(|s| s.lines().next()).expect("the child printed the id");
     assert_eq!(out.status.signal(), Some(SIGABRT), "{err}");
-    assert!(
-        err.contains(&format!(
-            "greenlet 'Greenlet-{id}' has overflowed its stack"
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&format!("greenlet 'Greenlet-{id}' has overflowed its stack")), "{err}");
 }
 
 #[test]
 fn overflow_of_a_small_custom_stack() {
     if child_scenario().as_deref() == Some("small") {
-        let g = Greenlet::builder()
-            .name("tiny")
-            .stack_size(gevent::MIN_STACK_SIZE)
-            .spawn(|| recurse_forever(0));
+        let g = Greenlet::builder().name("tiny").stack_size(gevent::MIN_STACK_SIZE).spawn(|| recurse_forever(0));
         g.join();
         println!("survived");
         return;
@@ -164,10 +131,7 @@ fn overflow_of_the_main_greenlet_is_left_to_std() {
     let out = run_child("overflow_of_the_main_greenlet_is_left_to_std", "main");
     let err = stderr_of(&out);
     assert_eq!(out.status.signal(), Some(SIGABRT), "{err}");
-    assert!(
-        err.contains("thread 'overflowing-thread'") && err.contains("has overflowed its stack"),
-        "{err}"
-    );
+    assert!(err.contains("thread 'overflowing-thread'") && err.contains("has overflowed its stack"), "{err}");
     assert!(!err.contains("greenlet '"), "{err}");
 }
 
@@ -181,16 +145,9 @@ fn an_ordinary_segfault_is_not_reported_as_an_overflow() {
         g.join();
         return;
     }
-    let out = run_child(
-        "an_ordinary_segfault_is_not_reported_as_an_overflow",
-        "segv",
-    );
+    let out = run_child("an_ordinary_segfault_is_not_reported_as_an_overflow", "segv");
     let err = stderr_of(&out);
     assert!(!out.status.success());
     assert!(!err.contains("overflowed"), "{err}");
-    assert_eq!(
-        out.status.signal(),
-        Some(11),
-        "SIGSEGV, handled as if gevent were not there: {err}"
-    );
+    assert_eq!(out.status.signal(), Some(11), "SIGSEGV, handled as if gevent were not there: {err}");
 }

@@ -25,16 +25,9 @@ fn a_panic_is_stored_and_does_not_unwind_the_parent() {
 #[test]
 fn panic_messages_of_every_payload_kind() {
     let fmt = gevent::spawn(|| -> () { panic!("formatted {}", 42) });
-    assert_eq!(
-        fmt.get(),
-        Err(GreenletError::Panicked("formatted 42".into()))
-    );
+    assert_eq!(fmt.get(), Err(GreenletError::Panicked("formatted 42".into())));
     let any = gevent::spawn(|| std::panic::panic_any(17u8));
-    assert!(
-        matches!(any.get(), Err(GreenletError::Panicked(_))),
-        "{:?}",
-        any.get()
-    );
+    assert!(matches!(any.get(), Err(GreenletError::Panicked(_))), "{:?}", any.get());
     let unwrap = gevent::spawn(|| -> u8 { std::hint::black_box(None::<u8>).unwrap() });
     match unwrap.get() {
         Err(GreenletError::Panicked(m)) => assert!(m.contains("None"), "{m}"),
@@ -84,11 +77,7 @@ fn a_panicking_greenlet_among_others() {
         })
         .collect();
     gevent::joinall(&gs);
-    assert_eq!(
-        trace.get(),
-        [0, 1, 2, 3, 4, 5],
-        "a panic does not disturb the others' order"
-    );
+    assert_eq!(trace.get(), [0, 1, 2, 3, 4, 5], "a panic does not disturb the others' order");
     for (i, g) in gs.iter().enumerate() {
         if i % 2 == 1 {
             assert_eq!(g.get(), Err(GreenletError::Panicked(format!("odd {i}"))));
@@ -105,10 +94,7 @@ fn a_panic_in_a_nested_greenlet_stays_there() {
         let r = inner.get();
         (r, "outer fine")
     });
-    assert_eq!(
-        outer.get(),
-        Ok((Err(GreenletError::Panicked("inner".into())), "outer fine"))
-    );
+    assert_eq!(outer.get(), Ok((Err(GreenletError::Panicked("inner".into())), "outer fine")));
 }
 
 /// Panics in its destructor (unless already unwinding).
@@ -137,10 +123,7 @@ fn expect_child_survives(test: &str, scenario: &str) {
     let out = run_child(test, scenario);
     let err = stderr_of(&out);
     assert!(out.status.success(), "status {:?}\n{err}", out.status);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("survived"),
-        "{err}"
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("survived"), "{err}");
 }
 
 #[test]
@@ -153,10 +136,7 @@ fn a_panicking_drop_of_an_unread_result_does_not_abort() {
         println!("survived");
         return;
     }
-    expect_child_survives(
-        "a_panicking_drop_of_an_unread_result_does_not_abort",
-        "result-bomb",
-    );
+    expect_child_survives("a_panicking_drop_of_an_unread_result_does_not_abort", "result-bomb");
 }
 
 #[test]
@@ -169,10 +149,7 @@ fn a_panicking_drop_of_a_local_value_does_not_abort() {
         println!("survived");
         return;
     }
-    expect_child_survives(
-        "a_panicking_drop_of_a_local_value_does_not_abort",
-        "local-bomb",
-    );
+    expect_child_survives("a_panicking_drop_of_a_local_value_does_not_abort", "local-bomb");
 }
 
 #[test]

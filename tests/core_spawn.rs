@@ -55,9 +55,7 @@ fn yield_round_robin_is_a_strict_interleaving() {
         })
         .collect();
     gevent::joinall(&gs);
-    let expect: Vec<(usize, usize)> = (0..ROUNDS)
-        .flat_map(|r| (0..N).map(move |i| (r, i)))
-        .collect();
+    let expect: Vec<(usize, usize)> = (0..ROUNDS).flat_map(|r| (0..N).map(move |i| (r, i))).collect();
     assert_eq!(trace.get(), expect);
 }
 
@@ -77,10 +75,7 @@ fn yield_now_lets_every_ready_greenlet_run_once_then_resumes() {
     trace.push("main 2".to_string());
     gevent::yield_now();
     trace.push("main 3".to_string());
-    assert_eq!(
-        trace.get(),
-        ["main 1", "g0 a", "g1 a", "g2 a", "main 2", "g0 b", "g1 b", "g2 b", "main 3"]
-    );
+    assert_eq!(trace.get(), ["main 1", "g0 a", "g1 a", "g2 a", "main 2", "g0 b", "g1 b", "g2 b", "main 3"]);
 }
 
 #[test]
@@ -197,10 +192,7 @@ fn new_does_not_run_until_started() {
     let g = Greenlet::new(move || t.push("ran"));
     assert!(!g.started());
     gevent::sleep(ms(2));
-    assert!(
-        trace.get().is_empty(),
-        "a greenlet that was not started never runs"
-    );
+    assert!(trace.get().is_empty(), "a greenlet that was not started never runs");
     assert!(!g.dead() && !g.ready());
     g.start();
     assert!(g.started());
@@ -239,11 +231,7 @@ fn dropping_every_handle_of_an_unstarted_greenlet_frees_it() {
     let guard = core_common::DropGuard(drops.clone());
     drop(Greenlet::new(move || drop(guard)));
     gevent::yield_now();
-    assert_eq!(
-        gevent::hub::stats().greenlets,
-        1,
-        "the hub still holds the greenlet"
-    );
+    assert_eq!(gevent::hub::stats().greenlets, 1, "the hub still holds the greenlet");
     assert_eq!(drops.get(), 1, "its closure was not dropped");
 }
 
@@ -271,26 +259,17 @@ fn state_queries_follow_the_life_cycle() {
 
 #[test]
 fn builder_names_and_sizes() {
-    let g = Greenlet::builder()
-        .name("x")
-        .spawn(|| gevent::getcurrent().name());
+    let g = Greenlet::builder().name("x").spawn(|| gevent::getcurrent().name());
     assert_eq!(g.name(), "x");
     assert_eq!(g.get(), Ok("x".to_string()));
-    let big = Greenlet::builder()
-        .name("big")
-        .stack_size(512 << 10)
-        .spawn(|| {
-            // Uses more than the default stack (64 KiB) holds.
-            big_frame()
-        });
+    let big = Greenlet::builder().name("big").stack_size(512 << 10).spawn(|| {
+        // Uses more than the default stack (64 KiB) holds.
+        big_frame()
+    });
     assert_eq!(big.get(), Ok(7 * (128 << 10)));
     let tiny = Greenlet::builder().stack_size(1).build(|| 1);
     tiny.start();
-    assert_eq!(
-        tiny.get(),
-        Ok(1),
-        "tiny sizes are rounded up to the minimum"
-    );
+    assert_eq!(tiny.get(), Ok(1), "tiny sizes are rounded up to the minimum");
     let built = Greenlet::builder().name("later").build(|| 2);
     assert!(!built.started(), "build does not start");
     built.start();
@@ -309,10 +288,7 @@ fn big_frame() -> usize {
 #[test]
 fn default_stack_size_of_the_hub() {
     std::thread::spawn(|| {
-        assert_eq!(
-            gevent::hub::default_stack_size(),
-            gevent::DEFAULT_STACK_SIZE
-        );
+        assert_eq!(gevent::hub::default_stack_size(), gevent::DEFAULT_STACK_SIZE);
         gevent::hub::set_default_stack_size(256 << 10);
         assert_eq!(gevent::hub::default_stack_size(), 256 << 10);
         // Big enough for the 128 KiB frame now, without a builder size.
@@ -348,9 +324,7 @@ fn names_default_and_set_name() {
 #[test]
 fn ids_are_unique_within_and_across_threads() {
     let mut ids: HashSet<u64> = HashSet::new();
-    let gs: Vec<Greenlet<u64>> = (0..5000)
-        .map(|_| gevent::spawn(|| gevent::getcurrent().id()))
-        .collect();
+    let gs: Vec<Greenlet<u64>> = (0..5000).map(|_| gevent::spawn(|| gevent::getcurrent().id())).collect();
     for g in &gs {
         assert!(ids.insert(g.id()), "duplicate id {}", g.id());
     }
@@ -382,27 +356,14 @@ fn greenlet_refs_compare_and_hash_by_identity() {
     let b = gevent::spawn(|| 1);
     let a_ref: GreenletRef = a.as_ref().clone();
     assert_eq!(&a_ref, a.as_ref());
-    assert_eq!(
-        a.clone().as_ref(),
-        a.as_ref(),
-        "clones are the same greenlet"
-    );
+    assert_eq!(a.clone().as_ref(), a.as_ref(), "clones are the same greenlet");
     assert_ne!(a.as_ref(), b.as_ref());
-    let set: HashSet<GreenletRef> = [
-        a.as_ref().clone(),
-        b.as_ref().clone(),
-        a_ref.clone(),
-        a.as_greenlet_ref().clone(),
-    ]
-    .into();
+    let set: HashSet<GreenletRef> =
+        [a.as_ref().clone(), b.as_ref().clone(), a_ref.clone(), a.as_greenlet_ref().clone()].into();
     assert_eq!(set.len(), 2);
     assert!(set.contains(b.as_ref()));
     let inside = a.get().unwrap();
-    assert_eq!(
-        &inside,
-        a.as_ref(),
-        "getcurrent() inside is the greenlet's own handle"
-    );
+    assert_eq!(&inside, a.as_ref(), "getcurrent() inside is the greenlet's own handle");
     assert_ne!(gevent::getcurrent(), a_ref);
     assert_eq!(gevent::getcurrent(), gevent::getcurrent());
     assert_eq!(GreenletRef::as_ref(&a_ref), &a_ref);

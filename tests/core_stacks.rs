@@ -7,10 +7,7 @@ use std::hint::black_box;
 use gevent::Greenlet;
 
 fn maps_lines() -> usize {
-    std::fs::read_to_string("/proc/self/maps")
-        .expect("/proc/self/maps")
-        .lines()
-        .count()
+    std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps").lines().count()
 }
 
 fn cycle_one() {
@@ -65,15 +62,9 @@ fn spawn_join_cycles_map_nothing_once_warm() {
         cycle_sized();
     }
     let after = gevent::hub::stats();
-    assert_eq!(
-        after.stack_chunks, chunks,
-        "a spawn in the steady state mapped a new chunk"
-    );
+    assert_eq!(after.stack_chunks, chunks, "a spawn in the steady state mapped a new chunk");
     assert_eq!(after.greenlets, 1);
     assert!(after.free_stacks >= 200, "{after:?}");
     let maps_after = maps_lines();
-    assert!(
-        maps_after <= maps,
-        "/proc/self/maps grew from {maps} to {maps_after} lines"
-    );
+    assert!(maps_after <= maps, "/proc/self/maps grew from {maps} to {maps_after} lines");
 }

@@ -32,11 +32,7 @@ fn thread_exit_unwinds_greenlets_blocked_forever() {
     })
     .join()
     .expect("the thread ended normally");
-    assert_eq!(
-        drops.load(Ordering::SeqCst),
-        expected,
-        "every blocked greenlet's guard dropped"
-    );
+    assert_eq!(drops.load(Ordering::SeqCst), expected, "every blocked greenlet's guard dropped");
     assert!(t.elapsed() < Duration::from_secs(60));
 }
 
@@ -109,10 +105,7 @@ fn thread_exit_drops_greenlets_in_every_state() {
     .join()
     .expect("the thread ended normally");
     assert_eq!(drops.load(Ordering::SeqCst), expected);
-    assert!(
-        linked.load(Ordering::SeqCst),
-        "links of greenlets killed at thread exit run"
-    );
+    assert!(linked.load(Ordering::SeqCst), "links of greenlets killed at thread exit run");
 }
 
 #[test]
@@ -140,9 +133,7 @@ fn hubs_of_different_threads_are_independent() {
         .collect();
     for (k, t) in threads.into_iter().enumerate() {
         let (trace, greenlets, main) = t.join().unwrap();
-        let expect: Vec<(usize, usize, usize)> = (0..100)
-            .flat_map(|r| (0..3).map(move |i| (k, r, i)))
-            .collect();
+        let expect: Vec<(usize, usize, usize)> = (0..100).flat_map(|r| (0..3).map(move |i| (k, r, i))).collect();
         assert_eq!(trace, expect);
         assert_eq!(greenlets, 1);
         assert_eq!(main, "main");

@@ -21,11 +21,7 @@ fn completes_in_time() {
         }),
         Ok("slept")
     );
-    assert_eq!(
-        gevent::hub::stats().timers,
-        0,
-        "the scope's timer is cancelled"
-    );
+    assert_eq!(gevent::hub::stats().timers, 0, "the scope's timer is cancelled");
 }
 
 #[test]
@@ -43,11 +39,7 @@ fn times_out_at_the_blocking_point_and_runs_destructors() {
     assert!(t.elapsed() >= ms(20));
     assert_eq!(drops.get(), 1);
     assert!(!after.get());
-    assert_eq!(
-        gevent::hub::stats().timers,
-        0,
-        "the sleep's timer is cancelled too"
-    );
+    assert_eq!(gevent::hub::stats().timers, 0, "the sleep's timer is cancelled too");
     // The hub goes on normally: a later sleep is not interrupted.
     let t = Instant::now();
     gevent::sleep(ms(5));
@@ -62,10 +54,7 @@ fn works_inside_greenlets() {
         (a, b)
     });
     assert_eq!(g.get(), Ok((Err(Timeout), Ok(3))));
-    assert!(
-        g.successful(),
-        "a caught timeout is not the greenlet's failure"
-    );
+    assert!(g.successful(), "a caught timeout is not the greenlet's failure");
 }
 
 #[test]
@@ -182,25 +171,14 @@ fn no_preemption_without_a_blocking_call() {
 
 #[test]
 fn zero_timeout() {
-    assert_eq!(
-        with_timeout(Duration::ZERO, || 1),
-        Ok(1),
-        "no blocking, no timeout"
-    );
-    assert_eq!(
-        with_timeout(Duration::ZERO, gevent::yield_now),
-        Err(Timeout)
-    );
-    assert_eq!(
-        with_timeout(Duration::ZERO, || gevent::sleep(ms(1))),
-        Err(Timeout)
-    );
+    assert_eq!(with_timeout(Duration::ZERO, || 1), Ok(1), "no blocking, no timeout");
+    assert_eq!(with_timeout(Duration::ZERO, gevent::yield_now), Err(Timeout));
+    assert_eq!(with_timeout(Duration::ZERO, || gevent::sleep(ms(1))), Err(Timeout));
 }
 
 #[test]
 fn a_panic_passes_through_the_scope() {
-    let err = std::panic::catch_unwind(|| with_timeout(HOUR, || -> () { panic!("inner panic") }))
-        .unwrap_err();
+    let err = std::panic::catch_unwind(|| with_timeout(HOUR, || -> () { panic!("inner panic") })).unwrap_err();
     assert_eq!(err.downcast_ref::<&str>(), Some(&"inner panic"));
     assert_eq!(gevent::hub::stats().timers, 0);
     let g = gevent::spawn(|| with_timeout(HOUR, || -> u8 { panic!("in greenlet") }));

@@ -45,10 +45,7 @@ fn build_flags() -> Vec<String> {
     let exe = std::env::current_exe().expect("path of the test binary");
     let mut flags = Vec::new();
     // The profile directory holds `deps/`, where test binaries live.
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::file_name);
+    let profile = exe.parent().and_then(Path::parent).and_then(Path::file_name);
     match profile.and_then(|p| p.to_str()) {
         Some("release") => flags.push("--release".to_owned()),
         Some("debug") => {}
@@ -70,9 +67,7 @@ fn build_flags() -> Vec<String> {
 
 fn cargo(subcommand: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([subcommand, "--quiet", "-p", "gevent"])
-        .args(build_flags());
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([subcommand, "--quiet", "-p", "gevent"]).args(build_flags());
     cmd
 }
 
@@ -86,11 +81,7 @@ fn build_examples() {
             cmd.args(["--example", name]);
         }
         let out = cmd.output().expect("running cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build of the examples failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "cargo build of the examples failed:\n{}", String::from_utf8_lossy(&out.stderr));
     });
 }
 
@@ -98,49 +89,29 @@ fn build_examples() {
 /// `tests/expected/<name>.txt`.
 fn check(name: &str, args: &[&str]) {
     build_examples();
-    let out = cargo("run")
-        .args(["--example", name, "--"])
-        .args(args)
-        .output()
-        .expect("cargo run");
+    let out = cargo("run").args(["--example", name, "--"]).args(args).output().expect("cargo run");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "example {name} failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    assert!(out.status.success(), "example {name} failed ({}):\n{stdout}\n{stderr}", out.status);
 
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/expected/{name}.txt"));
     let expected = std::fs::read_to_string(&path).expect("expected output file");
-    let (got, want): (Vec<&str>, Vec<&str>) =
-        (stdout.lines().collect(), expected.lines().collect());
+    let (got, want): (Vec<&str>, Vec<&str>) = (stdout.lines().collect(), expected.lines().collect());
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         let ok = match w.strip_suffix(SKIP) {
             Some(prefix) => g.starts_with(prefix),
             None => g == w,
         };
-        assert!(
-            ok,
-            "{name}, line {}:\n  got:      {g:?}\n  expected: {w:?}\nstdout:\n{stdout}",
-            i + 1
-        );
+        assert!(ok, "{name}, line {}:\n  got:      {g:?}\n  expected: {w:?}\nstdout:\n{stdout}", i + 1);
     }
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{name}: line count differs; stdout:\n{stdout}"
-    );
+    assert_eq!(got.len(), want.len(), "{name}: line count differs; stdout:\n{stdout}");
 }
 
 #[test]
 fn every_example_has_expected_output() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expected");
     for name in EXAMPLES {
-        assert!(
-            dir.join(format!("{name}.txt")).is_file(),
-            "missing tests/expected/{name}.txt"
-        );
+        assert!(dir.join(format!("{name}.txt")).is_file(), "missing tests/expected/{name}.txt");
     }
 }
 

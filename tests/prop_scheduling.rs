@@ -37,10 +37,7 @@ const LONG: Duration = Duration::from_secs(30);
 const TAIL: Duration = Duration::from_millis(200);
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000)
+    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
 }
 
 fn config() -> Config {
@@ -48,9 +45,7 @@ fn config() -> Config {
         cases: cases(),
         source_file: Some(file!()),
         // tests/prop_scheduling.proptest-regressions, next to this file.
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
         ..Config::default()
     }
 }
@@ -126,12 +121,7 @@ impl Program {
 
     fn has_real_timers(&self) -> bool {
         self.main.iter().any(|op| {
-            matches!(
-                op,
-                Op::SleepMs(_)
-                    | Op::JoinTimeout(_, Limit::Ms(_))
-                    | Op::WithTimeout(Limit::Ms(_), _)
-            )
+            matches!(op, Op::SleepMs(_) | Op::JoinTimeout(_, Limit::Ms(_)) | Op::WithTimeout(Limit::Ms(_), _))
         })
     }
 }
@@ -142,9 +132,7 @@ fn op_strategy(me: Option<u8>, n: u8, depth: u32) -> BoxedStrategy<Op> {
     let any = 0..n;
     // Targets other than `me`, for `join_timeout(j, ZERO)` (joining oneself panics).
     let others = match me {
-        Some(i) => (0..n - 1)
-            .prop_map(move |j| if j >= i { j + 1 } else { j })
-            .boxed(),
+        Some(i) => (0..n - 1).prop_map(move |j| if j >= i { j + 1 } else { j }).boxed(),
         None => (0..n).boxed(),
     };
     let joinable = match me {
@@ -157,10 +145,7 @@ fn op_strategy(me: Option<u8>, n: u8, depth: u32) -> BoxedStrategy<Op> {
         (25, any.clone().prop_map(Op::Spawn).boxed()),
         (10, any.clone().prop_map(Op::Kill).boxed()),
         (10, any.prop_map(Op::KillNowait).boxed()),
-        (
-            8,
-            others.prop_map(|j| Op::JoinTimeout(j, Limit::Zero)).boxed(),
-        ),
+        (8, others.prop_map(|j| Op::JoinTimeout(j, Limit::Zero)).boxed()),
     ];
     if let Some(j) = joinable {
         arms.push((12, j.clone().prop_map(Op::Join).boxed()));
@@ -169,12 +154,7 @@ fn op_strategy(me: Option<u8>, n: u8, depth: u32) -> BoxedStrategy<Op> {
     if depth > 0 {
         let body = prop::collection::vec(op_strategy(me, n, depth - 1), 0..=3);
         let limit = prop_oneof![Just(Limit::Zero), Just(Limit::Long)];
-        arms.push((
-            15,
-            (limit, body)
-                .prop_map(|(l, b)| Op::WithTimeout(l, b))
-                .boxed(),
-        ));
+        arms.push((15, (limit, body).prop_map(|(l, b)| Op::WithTimeout(l, b)).boxed()));
     }
     Union::new_weighted(arms).boxed()
 }
@@ -188,27 +168,15 @@ fn main_op_strategy(n: u8) -> BoxedStrategy<Op> {
     Union::new_weighted(vec![
         (400, op_strategy(None, n, 2)),
         (4, (1..=2u8).prop_map(Op::SleepMs).boxed()),
-        (
-            3,
-            (0..n)
-                .prop_map(|j| Op::JoinTimeout(j, Limit::Ms(1)))
-                .boxed(),
-        ),
-        (
-            3,
-            (1..=2u8, flat)
-                .prop_map(|(k, b)| Op::WithTimeout(Limit::Ms(k), b))
-                .boxed(),
-        ),
+        (3, (0..n).prop_map(|j| Op::JoinTimeout(j, Limit::Ms(1))).boxed()),
+        (3, (1..=2u8, flat).prop_map(|(k, b)| Op::WithTimeout(Limit::Ms(k), b)).boxed()),
     ])
     .boxed()
 }
 
 fn program_strategy() -> impl Strategy<Value = Program> {
     (2..=5u8).prop_flat_map(|n| {
-        let scripts: Vec<_> = (0..n)
-            .map(|i| prop::collection::vec(op_strategy(Some(i), n, 2), 0..=6))
-            .collect();
+        let scripts: Vec<_> = (0..n).map(|i| prop::collection::vec(op_strategy(Some(i), n, 2), 0..=6)).collect();
         let main = prop::collection::vec(main_op_strategy(n), 0..=7).prop_map(|ops| {
             let mut all = vec![Op::Spawn(0)];
             all.extend(ops);
@@ -278,16 +246,10 @@ struct World {
 impl World {
     fn record(&self, ev: Ev) -> usize {
         let who = ev.who();
-        let expected = if who == MAIN {
-            self.main_id
-        } else {
-            self.ids.borrow()[usize::from(who)]
-        };
+        let expected = if who == MAIN { self.main_id } else { self.ids.borrow()[usize::from(who)] };
         let current = gevent::getcurrent().id();
         if current != expected {
-            self.violations.borrow_mut().push(format!(
-                "{ev:?} recorded by greenlet id {current}, not {expected}"
-            ));
+            self.violations.borrow_mut().push(format!("{ev:?} recorded by greenlet id {current}, not {expected}"));
         }
         let mut trace = self.trace.borrow_mut();
         trace.push(ev);
@@ -306,11 +268,7 @@ impl World {
     fn tainted(&self) -> bool {
         let stamps = self.stamps.borrow();
         self.odd_timer.get()
-            || self
-                .windows
-                .borrow()
-                .iter()
-                .any(|&(deadline, resolved)| stamps[resolved - 1] >= deadline)
+            || self.windows.borrow().iter().any(|&(deadline, resolved)| stamps[resolved - 1] >= deadline)
     }
 }
 
@@ -334,10 +292,7 @@ fn spawn_slot(w: &Rc<World>, by: u8, j: u8) {
     }
     let w2 = w.clone();
     let g = gevent::spawn(move || {
-        let _guard = KillGuard {
-            w: w2.clone(),
-            who: j,
-        };
+        let _guard = KillGuard { w: w2.clone(), who: j };
         w2.record(Ev::Started(j));
         let prog = w2.prog.clone();
         exec(&w2, j, prog.script(j), &mut 0);
@@ -407,13 +362,7 @@ fn exec(w: &Rc<World>, who: u8, ops: &[Op], counter: &mut u16) {
                 let earliest = Instant::now() + limit.duration();
                 let r = gevent::with_timeout(limit.duration(), || exec(w, who, body, counter));
                 *counter = end;
-                let last_own = w
-                    .trace
-                    .borrow()
-                    .iter()
-                    .rev()
-                    .find(|e| e.who() == who)
-                    .copied();
+                let last_own = w.trace.borrow().iter().rev().find(|e| e.who() == who).copied();
                 let at = match r {
                     Ok(()) => w.record(Ev::ScopeOk(who, id)),
                     Err(gevent::Timeout) => w.record(Ev::TimedOut(who, id)),
@@ -477,13 +426,7 @@ fn run(prog: &Rc<Program>) -> Result<Outcome, String> {
         exec(&w, MAIN, &prog.main, &mut 0);
         // Join every greenlet spawned so far, until none is left alive.
         loop {
-            let alive = w
-                .handles
-                .borrow()
-                .iter()
-                .flatten()
-                .find(|h| !h.dead())
-                .cloned();
+            let alive = w.handles.borrow().iter().flatten().find(|h| !h.dead()).cloned();
             match alive {
                 Some(h) => h.join(),
                 None => break,
@@ -502,17 +445,8 @@ fn run(prog: &Rc<Program>) -> Result<Outcome, String> {
         return Err(format!("main panicked: {msg}"));
     }
     let idle = hub_is_idle();
-    let fates = w
-        .handles
-        .borrow()
-        .iter()
-        .map(|h| h.as_ref().map(|h| h.exception()))
-        .collect();
-    let out = Outcome {
-        trace: w.trace.borrow().clone(),
-        tainted: w.tainted(),
-        fates,
-    };
+    let fates = w.handles.borrow().iter().map(|h| h.as_ref().map(|h| h.exception())).collect();
+    let out = Outcome { trace: w.trace.borrow().clone(), tainted: w.tainted(), fates };
     if let Some(v) = w.violations.borrow().first() {
         return Err(v.clone());
     }
@@ -574,11 +508,7 @@ fn check(prog: &Program, out: &Outcome, handles: &[Option<Greenlet<()>>]) -> Res
                 next: 0,
                 scopes: Vec::new(),
                 current: None,
-                life: if who == MAIN {
-                    Life::Running
-                } else {
-                    Life::Unspawned
-                },
+                life: if who == MAIN { Life::Running } else { Life::Unspawned },
                 doomed: false,
                 killed: false,
                 zero_join_expect: false,
@@ -658,17 +588,13 @@ fn check(prog: &Program, out: &Outcome, handles: &[Option<Greenlet<()>>]) -> Res
                 tracks[me].current = None;
                 let (op, _) = tracks[me].flat[usize::from(id)];
                 let target = match op {
-                    Op::Kill(j) | Op::Join(j) | Op::JoinTimeout(j, _) => {
-                        Some(tracks[usize::from(*j)].life)
-                    }
+                    Op::Kill(j) | Op::Join(j) | Op::JoinTimeout(j, _) => Some(tracks[usize::from(*j)].life),
                     _ => None,
                 };
                 match (op, ev, target) {
                     (Op::Join(_) | Op::JoinTimeout(..), Ev::Joined(_, _, r), Some(life)) => {
                         if r != (life == Life::Dead) {
-                            return fail(&format!(
-                                "join returned {r} while the target is {life:?}"
-                            ));
+                            return fail(&format!("join returned {r} while the target is {life:?}"));
                         }
                         let expected = match op {
                             Op::Join(_) | Op::JoinTimeout(_, Limit::Long) => Some(true),
@@ -679,14 +605,10 @@ fn check(prog: &Program, out: &Outcome, handles: &[Option<Greenlet<()>>]) -> Res
                             return fail("wrong join result");
                         }
                     }
-                    (Op::Join(_) | Op::JoinTimeout(..), Ev::Done(..), Some(life))
-                        if life != Life::Unspawned =>
-                    {
+                    (Op::Join(_) | Op::JoinTimeout(..), Ev::Done(..), Some(life)) if life != Life::Unspawned => {
                         return fail("join skipped although the target exists");
                     }
-                    (Op::Kill(_), _, Some(life))
-                        if !matches!(life, Life::Dead | Life::Unspawned) =>
-                    {
+                    (Op::Kill(_), _, Some(life)) if !matches!(life, Life::Dead | Life::Unspawned) => {
                         return fail("kill returned before the target died");
                     }
                     (_, Ev::Joined(..), _) if !matches!(op, Op::Join(_) | Op::JoinTimeout(..)) => {
@@ -714,10 +636,7 @@ fn check(prog: &Program, out: &Outcome, handles: &[Option<Greenlet<()>>]) -> Res
             }
             Ev::Finished(_) => {
                 let t = &mut tracks[me];
-                if !t.scopes.is_empty()
-                    || usize::from(t.next) != t.flat.len()
-                    || t.current.is_some()
-                {
+                if !t.scopes.is_empty() || usize::from(t.next) != t.flat.len() || t.current.is_some() {
                     return fail("finished before the end of its script");
                 }
                 t.life = Life::Dead;
@@ -738,21 +657,12 @@ fn check(prog: &Program, out: &Outcome, handles: &[Option<Greenlet<()>>]) -> Res
             (Life::Unspawned, None) => true,
             (Life::Dead, Some(e)) => {
                 let h = handles[j].as_ref().expect("spawned");
-                h.dead()
-                    && *e
-                        == if t.killed {
-                            Some(GreenletError::Killed)
-                        } else {
-                            None
-                        }
+                h.dead() && *e == if t.killed { Some(GreenletError::Killed) } else { None }
             }
             _ => false,
         };
         if !ok {
-            return Err(format!(
-                "slot {j} ends {:?} (killed: {}) with exception {fate:?}",
-                t.life, t.killed
-            ));
+            return Err(format!("slot {j} ends {:?} (killed: {}) with exception {fate:?}", t.life, t.killed));
         }
     }
     Ok(())
@@ -784,20 +694,8 @@ fn deterministic_and_invariant(prog: Program) -> Result<(), TestCaseError> {
         }
         COMPARED.fetch_add(1, Ordering::Relaxed);
         EVENTS.fetch_add(a.trace.len(), Ordering::Relaxed);
-        KILLS.fetch_add(
-            a.trace
-                .iter()
-                .filter(|e| matches!(e, Ev::Killed(_)))
-                .count(),
-            Ordering::Relaxed,
-        );
-        TIMEOUTS.fetch_add(
-            a.trace
-                .iter()
-                .filter(|e| matches!(e, Ev::TimedOut(..)))
-                .count(),
-            Ordering::Relaxed,
-        );
+        KILLS.fetch_add(a.trace.iter().filter(|e| matches!(e, Ev::Killed(_))).count(), Ordering::Relaxed);
+        TIMEOUTS.fetch_add(a.trace.iter().filter(|e| matches!(e, Ev::TimedOut(..))).count(), Ordering::Relaxed);
         prop_assert_eq!(a.trace, b.trace, "the two runs diverge");
         prop_assert_eq!(a.fates, b.fates);
         return Ok(());
@@ -816,12 +714,7 @@ fn random_programs_are_deterministic() {
         panic!("{e}");
     }
     let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
-    let (compared, retried, skipped, timed) = (
-        load(&COMPARED),
-        load(&RETRIED),
-        load(&SKIPPED),
-        load(&TIMED),
-    );
+    let (compared, retried, skipped, timed) = (load(&COMPARED), load(&RETRIED), load(&SKIPPED), load(&TIMED));
     eprintln!(
         "random programs: {cases} cases ({timed} with 1-2 ms timers) in {:?}; {compared} compared \
          ({} events, {} kills unwound, {} timeouts fired), {retried} pairs re-run after a \
@@ -833,10 +726,7 @@ fn random_programs_are_deterministic() {
     );
     // Programs without 1-2 ms timers are never skipped; on a loaded machine
     // (or under qemu) many of the timed ones may be, which is no failure.
-    assert!(
-        compared + skipped >= cases && compared >= cases - timed,
-        "cases went unchecked"
-    );
+    assert!(compared + skipped >= cases && compared >= cases - timed, "cases went unchecked");
 }
 
 /// `sleep(ZERO)` among `n` greenlets (and optionally main) gives the strict
@@ -863,10 +753,7 @@ fn round_robin(n: usize, m: usize, main_too: bool) -> Result<(), TestCaseError> 
             })
         })
         .collect();
-    prop_assert!(
-        trace.borrow().is_empty(),
-        "a spawned greenlet ran before the spawner yielded"
-    );
+    prop_assert!(trace.borrow().is_empty(), "a spawned greenlet ran before the spawner yielded");
     if main_too {
         for r in 0..m {
             trace.borrow_mut().push(Rr::Step(n, r));
@@ -894,10 +781,9 @@ fn round_robin(n: usize, m: usize, main_too: bool) -> Result<(), TestCaseError> 
 #[test]
 fn yield_round_robin_is_strict_and_spawn_is_fifo() {
     let mut runner = TestRunner::new(config());
-    if let Err(e) = runner.run(
-        &(1..=8usize, 0..=10usize, any::<bool>()),
-        |(n, m, main_too)| round_robin(n, m, main_too),
-    ) {
+    if let Err(e) =
+        runner.run(&(1..=8usize, 0..=10usize, any::<bool>()), |(n, m, main_too)| round_robin(n, m, main_too))
+    {
         panic!("{e}");
     }
 }
@@ -940,12 +826,7 @@ fn nested_timeouts_due_together_both_fire() {
         assert_eq!(inner, Err(gevent::Timeout));
         gevent::sleep(Duration::from_millis(300));
     });
-    assert_eq!(
-        outer,
-        Err(gevent::Timeout),
-        "outer scope ran {:?}",
-        t.elapsed()
-    );
+    assert_eq!(outer, Err(gevent::Timeout), "outer scope ran {:?}", t.elapsed());
 }
 
 /// Timers are checked at every pass boundary, so a `sleep(ZERO)` loop never

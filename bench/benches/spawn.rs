@@ -25,19 +25,14 @@ const BATCH: u64 = 100_000;
 
 fn spawn_join_one(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn_join_one");
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
 
     group.bench_function("gevent_spawn_get", |b| {
         b.iter(|| black_box(gevent::spawn(|| black_box(1u64)).get().ok()));
     });
 
     group.bench_function("tokio_spawn_await", |b| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("tokio current-thread runtime");
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("tokio current-thread runtime");
         b.iter_custom(|iters| {
             rt.block_on(async move {
                 let start = Instant::now();
@@ -85,9 +80,7 @@ fn spawn_join_100k(c: &mut Criterion) {
         b.iter_custom(|iters| {
             per_unit(iters, || {
                 let start = Instant::now();
-                let greenlets: Vec<_> = (0..BATCH)
-                    .map(|_| gevent::spawn(|| black_box(1u64)))
-                    .collect();
+                let greenlets: Vec<_> = (0..BATCH).map(|_| gevent::spawn(|| black_box(1u64))).collect();
                 gevent::joinall(&greenlets);
                 let elapsed = start.elapsed();
                 drop(greenlets);
@@ -97,16 +90,12 @@ fn spawn_join_100k(c: &mut Criterion) {
     });
 
     group.bench_function("tokio_spawn_await_all", |b| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("tokio current-thread runtime");
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("tokio current-thread runtime");
         b.iter_custom(|iters| {
             per_unit(iters, || {
                 rt.block_on(async {
                     let start = Instant::now();
-                    let handles: Vec<_> = (0..BATCH)
-                        .map(|_| tokio::spawn(async { black_box(1u64) }))
-                        .collect();
+                    let handles: Vec<_> = (0..BATCH).map(|_| tokio::spawn(async { black_box(1u64) })).collect();
                     for h in handles {
                         black_box(h.await.ok());
                     }
@@ -157,10 +146,7 @@ fn main() {
                 group: "spawn_join_100k",
                 divisor: 1.0,
                 gevent: "gevent_spawn_joinall",
-                peers: &[
-                    ("tokio", "tokio_spawn_await_all"),
-                    ("may", "may_go_join_all"),
-                ],
+                peers: &[("tokio", "tokio_spawn_await_all"), ("may", "may_go_join_all")],
             },
         ],
         since,

@@ -20,10 +20,7 @@ use criterion::Criterion;
 
 fn raw_switch(c: &mut Criterion) {
     let mut group = c.benchmark_group("raw_switch");
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
+    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
 
     group.bench_function("gevent_resume_suspend", |b| {
         let mut co = gevent::coroutine::Coroutine::new(|y, mut i| loop {
@@ -33,10 +30,9 @@ fn raw_switch(c: &mut Criterion) {
     });
 
     group.bench_function("corosensei_resume_suspend", |b| {
-        let mut co =
-            corosensei::Coroutine::new(|y: &corosensei::Yielder<usize, usize>, mut i| loop {
-                i = y.suspend(i);
-            });
+        let mut co = corosensei::Coroutine::new(|y: &corosensei::Yielder<usize, usize>, mut i| loop {
+            i = y.suspend(i);
+        });
         b.iter(|| black_box(co.resume(black_box(1))));
     });
 
@@ -45,10 +41,7 @@ fn raw_switch(c: &mut Criterion) {
 
 fn yield_pingpong(c: &mut Criterion) {
     let mut group = c.benchmark_group("yield_pingpong");
-    group
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
 
     // Each unit yields `iters` times, so `2 * iters` yields happen in all; halving
     // the elapsed time reports it per yield.
@@ -68,9 +61,7 @@ fn yield_pingpong(c: &mut Criterion) {
     });
 
     group.bench_function("tokio_yield_now", |b| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("tokio current-thread runtime");
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("tokio current-thread runtime");
         b.iter_custom(|iters| {
             rt.block_on(async move {
                 let start = Instant::now();

@@ -65,16 +65,8 @@ impl Raw {
         let stack = pool.borrow_mut().take(DEFAULT_STACK_SIZE).expect("a stack");
         let main_slots = Box::new(UnsafeCell::new([0usize; 2]));
         let main = Context::at(main_slots.get().cast());
-        let mut links = Box::new(Links {
-            main,
-            own: Context::at(std::ptr::null_mut()),
-            next: Cell::new(main),
-        });
-        let record = RawRecord {
-            header: Header { run: raw_run },
-            links: &*links,
-            body,
-        };
+        let mut links = Box::new(Links { main, own: Context::at(std::ptr::null_mut()), next: Cell::new(main) });
+        let record = RawRecord { header: Header { run: raw_run }, links: &*links, body };
         // SAFETY: the stack is fresh and far larger than the record, the
         // slots and the initial frame.
         let (own, data, initial_sp) = unsafe {
@@ -85,15 +77,7 @@ impl Raw {
             (Context::at(slots), data, sp)
         };
         links.own = own;
-        Raw {
-            links,
-            _main_slots: main_slots,
-            stack: Some(stack),
-            pool: pool.clone(),
-            data,
-            initial_sp,
-            started: false,
-        }
+        Raw { links, _main_slots: main_slots, stack: Some(stack), pool: pool.clone(), data, initial_sp, started: false }
     }
 
     /// Switches into the context; the first call passes the record address
@@ -137,37 +121,19 @@ fn init_frame_lays_out_the_documented_frame() {
     let slots = raw.links.own.sp_slot as usize;
     assert_eq!(slots % 16, 0, "the slots are 16-byte aligned");
     assert_eq!(raw.links.own.link_slot as usize, slots + 8);
-    assert_eq!(
-        slots - raw.initial_sp,
-        imp::FRAME_BYTES,
-        "the frame sits right below the slots"
-    );
-    assert!(
-        raw.data >= slots + SLOT_BYTES,
-        "the record sits above the slots"
-    );
+    assert_eq!(slots - raw.initial_sp, imp::FRAME_BYTES, "the frame sits right below the slots");
+    assert!(raw.data >= slots + SLOT_BYTES, "the record sits above the slots");
     assert!(raw.data < raw.stack.as_ref().unwrap().top());
     // SAFETY: reading words of the frame init_frame just wrote.
-    let frame =
-        unsafe { std::slice::from_raw_parts(raw.initial_sp as *const usize, imp::FRAME_BYTES / 8) };
+    let frame = unsafe { std::slice::from_raw_parts(raw.initial_sp as *const usize, imp::FRAME_BYTES / 8) };
     extern "C" {
         fn gevent_entry();
     }
     let entry = gevent_entry as *const () as usize;
-    assert!(
-        frame.contains(&entry),
-        "the frame resumes at gevent_entry: {frame:x?}"
-    );
-    assert!(
-        frame.contains(&(slots + 8)),
-        "the frame's fp/rbp points at the link slot: {frame:x?}"
-    );
+    assert!(frame.contains(&entry), "the frame resumes at gevent_entry: {frame:x?}");
+    assert!(frame.contains(&(slots + 8)), "the frame's fp/rbp points at the link slot: {frame:x?}");
     #[cfg(target_arch = "aarch64")]
-    assert_eq!(
-        raw.initial_sp % 16,
-        0,
-        "AArch64 sp is always 16-byte aligned"
-    );
+    assert_eq!(raw.initial_sp % 16, 0, "AArch64 sp is always 16-byte aligned");
 }
 
 #[test]
@@ -175,11 +141,7 @@ fn raw_switch_passes_the_record_then_words_both_ways() {
     let pool = pool();
     let mut raw = Raw::new(&pool, echo_body);
     let data = raw.data;
-    assert_eq!(
-        raw.resume(12345),
-        data,
-        "the first switch passes the start record"
-    );
+    assert_eq!(raw.resume(12345), data, "the first switch passes the start record");
     for v in [0, 1, 2, usize::MAX, usize::MAX / 3, 0xdead_beef] {
         assert_eq!(raw.resume(v), v.wrapping_mul(3).wrapping_add(1));
     }
@@ -205,18 +167,12 @@ unsafe fn inspect_body(l: &Links, first: usize) -> ! {
         (first == l as *const Links as usize) as usize, // never: `first` is the record
     ];
     // SAFETY: as in `echo_body`.
-    let mut v = unsafe {
-        l.own
-            .switch_to(l.main, &report as *const [usize; 4] as usize)
-    };
+    let mut v = unsafe { l.own.switch_to(l.main, &report as *const [usize; 4] as usize) };
     loop {
         // SAFETY: as in `echo_body`.
         let link = unsafe { *l.own.link_slot };
         // SAFETY: as in `echo_body`.
-        v = unsafe {
-            l.own
-                .switch_to(l.main, (link == l.main.sp_slot as usize) as usize + v * 2)
-        };
+        v = unsafe { l.own.switch_to(l.main, (link == l.main.sp_slot as usize) as usize + v * 2) };
     }
 }
 
@@ -228,34 +184,18 @@ fn entry_is_aligned_and_links_name_the_resumer() {
     // SAFETY: the report lives on the suspended context's stack, which stays
     // mapped and untouched until we resume it.
     let report = unsafe { *p };
-    assert_eq!(
-        report[0], 1,
-        "rsp/sp was not ABI-aligned in the entry's first Rust frame"
-    );
-    assert_eq!(
-        report[1], 1,
-        "the fresh context's link slot must name the resumer's saved-sp slot"
-    );
-    assert_eq!(
-        report[2], 1,
-        "the resumer's own link must be cut (terminator)"
-    );
+    assert_eq!(report[0], 1, "rsp/sp was not ABI-aligned in the entry's first Rust frame");
+    assert_eq!(report[1], 1, "the fresh context's link slot must name the resumer's saved-sp slot");
+    assert_eq!(report[2], 1, "the resumer's own link must be cut (terminator)");
     assert_eq!(report[3], 0);
     for i in 0..10 {
-        assert_eq!(
-            raw.resume(i),
-            1 + 2 * i,
-            "every switch in re-links to the resumer"
-        );
+        assert_eq!(raw.resume(i), 1 + 2 * i, "every switch in re-links to the resumer");
     }
     // While suspended, the context's saved sp points into its own stack.
     let s = raw.stack.as_ref().unwrap();
     // SAFETY: the saved-sp slot is a live word on that stack.
     let sp = unsafe { *raw.links.own.sp_slot };
-    assert!(
-        sp > s.guard_range().1 && sp < s.top(),
-        "saved sp {sp:#x} outside its stack"
-    );
+    assert!(sp > s.guard_range().1 && sp < s.top(), "saved sp {sp:#x} outside its stack");
 }
 
 /// Primes once (back to main), then passes `v + 1` to `next` forever.
@@ -283,11 +223,7 @@ fn ring_of_contexts_passes_the_baton() {
         assert_eq!(r.resume(0), 0, "primed");
     }
     for i in 0..N {
-        let next = if i + 1 < N {
-            ring[i + 1].links.own
-        } else {
-            main
-        };
+        let next = if i + 1 < N { ring[i + 1].links.own } else { main };
         ring[i].links.next.set(next);
     }
     let first = ring[0].links.own;
@@ -315,11 +251,7 @@ fn readable(addr: usize) -> bool {
     match n {
         1 => true,
         _ => {
-            assert_eq!(
-                err.raw_os_error(),
-                Some(libc::EFAULT),
-                "unexpected write error"
-            );
+            assert_eq!(err.raw_os_error(), Some(libc::EFAULT), "unexpected write error");
             false
         }
     }
@@ -328,19 +260,11 @@ fn readable(addr: usize) -> bool {
 #[test]
 fn guard_pages_refuse_access() {
     let mut pool = StackPool::new();
-    let stacks: Vec<Stack> = (0..6)
-        .map(|_| pool.take(DEFAULT_STACK_SIZE).expect("a stack"))
-        .collect();
+    let stacks: Vec<Stack> = (0..6).map(|_| pool.take(DEFAULT_STACK_SIZE).expect("a stack")).collect();
     for s in &stacks {
         let (lo, hi) = s.guard_range();
-        assert!(
-            !readable(lo) && !readable(hi - 1),
-            "the guard page {lo:#x}..{hi:#x} is accessible"
-        );
-        assert!(
-            readable(hi) && readable(s.top() - 1),
-            "the usable part is accessible"
-        );
+        assert!(!readable(lo) && !readable(hi - 1), "the guard page {lo:#x}..{hi:#x} is accessible");
+        assert!(readable(hi) && readable(s.top() - 1), "the usable part is accessible");
     }
     for s in stacks {
         pool.give(s);
@@ -384,12 +308,8 @@ fn two_coroutines_interleave() {
     });
     let mut v = 1;
     for _ in 0..20 {
-        let CoroutineResult::Yield(x) = a.resume(v) else {
-            panic!("a returned")
-        };
-        let CoroutineResult::Yield(y) = b.resume(x) else {
-            panic!("b returned")
-        };
+        let CoroutineResult::Yield(x) = a.resume(v) else { panic!("a returned") };
+        let CoroutineResult::Yield(y) = b.resume(x) else { panic!("b returned") };
         v = y % 1_000_003;
     }
     let mut expect = 1usize;
@@ -403,13 +323,9 @@ fn two_coroutines_interleave() {
 fn coroutine_nested_inside_a_coroutine() {
     let mut outer = Coroutine::new(|y, v| {
         let mut inner = Coroutine::new(|yi, w| yi.suspend(w + 1) + 100);
-        let CoroutineResult::Yield(a) = inner.resume(v) else {
-            panic!()
-        };
+        let CoroutineResult::Yield(a) = inner.resume(v) else { panic!() };
         let b = y.suspend(a);
-        let CoroutineResult::Return(c) = inner.resume(b) else {
-            panic!()
-        };
+        let CoroutineResult::Return(c) = inner.resume(b) else { panic!() };
         c
     });
     assert_eq!(outer.resume(1), CoroutineResult::Yield(2));
@@ -500,9 +416,7 @@ fn live_values_survive_switches() {
     const ROUNDS: u64 = 20_000;
     fn step(acc: &mut [u64; 16], i: u64, salt: u64) {
         for (k, a) in acc.iter_mut().enumerate() {
-            *a = a
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(black_box(i ^ (k as u64) ^ salt));
+            *a = a.wrapping_mul(6364136223846793005).wrapping_add(black_box(i ^ (k as u64) ^ salt));
         }
     }
     let mut co = Coroutine::new(|y, _| {
@@ -513,18 +427,12 @@ fn live_values_survive_switches() {
         let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7, mut a8, mut a9, mut a10, mut a11, mut a12, mut a13, mut a14, mut a15] =
             acc;
         for i in 0..ROUNDS {
-            let mut t = [
-                a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
-            ];
+            let mut t = [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15];
             step(&mut t, i, 0xc0);
-            [
-                a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
-            ] = t;
+            [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15] = t;
             y.suspend(0);
         }
-        let all = [
-            a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
-        ];
+        let all = [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15];
         all.iter().fold(0u64, |h, a| h.rotate_left(7) ^ a) as usize
     });
     let mut acc = [0u64; 16];
@@ -552,16 +460,9 @@ fn live_values_survive_switches() {
     for i in 0..ROUNDS {
         step(&mut theirs, i, 0xc0);
     }
-    assert_eq!(
-        acc, mine,
-        "the resumer's live values changed across switches"
-    );
+    assert_eq!(acc, mine, "the resumer's live values changed across switches");
     let theirs_hash = theirs.iter().fold(0u64, |h, a| h.rotate_left(7) ^ a) as usize;
-    assert_eq!(
-        ret,
-        Some(theirs_hash),
-        "the coroutine's live values changed across switches"
-    );
+    assert_eq!(ret, Some(theirs_hash), "the coroutine's live values changed across switches");
 }
 
 /// Every callee-saved general register (and d8-d15 on AArch64), loaded with
@@ -578,11 +479,7 @@ const NREGS: usize = 19; // x19, x29, x20-x28, d8-d15
 /// `f` must be safe to call with `arg`.
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
-unsafe fn with_callee_saved(
-    f: extern "C" fn(*mut u8),
-    arg: *mut u8,
-    v: &[u64; NREGS],
-) -> [u64; NREGS] {
+unsafe fn with_callee_saved(f: extern "C" fn(*mut u8), arg: *mut u8, v: &[u64; NREGS]) -> [u64; NREGS] {
     let (mut r12, mut r13, mut r14, mut r15) = (v[2], v[3], v[4], v[5]);
     let (obx, obp): (u64, u64);
     // SAFETY: rbx and rbp are saved and restored inside the template; the
@@ -617,11 +514,7 @@ unsafe fn with_callee_saved(
 /// `f` must be safe to call with `arg`.
 #[cfg(target_arch = "aarch64")]
 #[inline(never)]
-unsafe fn with_callee_saved(
-    f: extern "C" fn(*mut u8),
-    arg: *mut u8,
-    v: &[u64; NREGS],
-) -> [u64; NREGS] {
+unsafe fn with_callee_saved(f: extern "C" fn(*mut u8), arg: *mut u8, v: &[u64; NREGS]) -> [u64; NREGS] {
     let mut x = [0u64; 9];
     x.copy_from_slice(&v[2..11]);
     let mut d = [0f64; 8];
@@ -708,16 +601,9 @@ fn callee_saved_registers_survive_a_million_switches() {
         let v = reg_values(0xA0, round);
         // SAFETY: resume_once takes the Coroutine we pass.
         let got = unsafe { with_callee_saved(resume_once, cp, &v) };
-        assert_eq!(
-            got, v,
-            "round {round}: callee-saved registers changed across a switch"
-        );
+        assert_eq!(got, v, "round {round}: callee-saved registers changed across a switch");
     }
-    assert_eq!(
-        co.resume(0),
-        CoroutineResult::Return(0),
-        "the coroutine side saw clobbered registers"
-    );
+    assert_eq!(co.resume(0), CoroutineResult::Return(0), "the coroutine side saw clobbered registers");
 }
 
 /// Calls `gevent_switch` itself from an `asm!` block that holds `bx`/`bp` in
@@ -731,13 +617,7 @@ fn callee_saved_registers_survive_a_million_switches() {
 /// `to` the saved sp of a suspended context.
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
-unsafe fn switch_holding(
-    from: *mut usize,
-    to: usize,
-    data: usize,
-    bx: u64,
-    bp: u64,
-) -> (usize, u64, u64) {
+unsafe fn switch_holding(from: *mut usize, to: usize, data: usize, bx: u64, bp: u64) -> (usize, u64, u64) {
     extern "C" {
         fn gevent_switch();
     }
@@ -775,13 +655,7 @@ unsafe fn switch_holding(
 /// As the x86_64 version.
 #[cfg(target_arch = "aarch64")]
 #[inline(never)]
-unsafe fn switch_holding(
-    from: *mut usize,
-    to: usize,
-    data: usize,
-    bx: u64,
-    bp: u64,
-) -> (usize, u64, u64) {
+unsafe fn switch_holding(from: *mut usize, to: usize, data: usize, bx: u64, bp: u64) -> (usize, u64, u64) {
     extern "C" {
         fn gevent_switch();
     }
@@ -822,15 +696,8 @@ unsafe fn holding_body(l: &Links, _first: usize) -> ! {
     loop {
         let (bx, bp) = (0xB0B0_0000_0000_0000 | round, 0xB1B1_0000_0000_0000 | round);
         // SAFETY: we run on `own`; main is suspended in `switch_holding`.
-        let (next, obx, obp) = unsafe {
-            switch_holding(
-                l.own.sp_slot,
-                *l.main.sp_slot,
-                v + 1 + bad * 1_000_000_000,
-                bx,
-                bp,
-            )
-        };
+        let (next, obx, obp) =
+            unsafe { switch_holding(l.own.sp_slot, *l.main.sp_slot, v + 1 + bad * 1_000_000_000, bx, bp) };
         if (obx, obp) != (bx, bp) {
             bad += 1;
         }
@@ -848,23 +715,12 @@ fn gevent_switch_keeps_the_registers_it_saves_by_hand() {
     let (main, own) = (raw.links.main, raw.links.own);
     let mut data = raw.data; // the first switch in passes the start record
     for round in 0..ROUNDS {
-        let (bx, bp) = (
-            0xA0A0_0000_0000_0000 | round as u64,
-            0xA1A1_0000_0000_0000 | round as u64,
-        );
+        let (bx, bp) = (0xA0A0_0000_0000_0000 | round as u64, 0xA1A1_0000_0000_0000 | round as u64);
         // SAFETY: we are `main`; the body is fresh or suspended in
         // `switch_holding`.
         let (out, obx, obp) = unsafe { switch_holding(main.sp_slot, *own.sp_slot, data, bx, bp) };
-        assert_eq!(
-            (obx, obp),
-            (bx, bp),
-            "round {round}: the resumer's hand-saved registers changed"
-        );
-        assert_eq!(
-            out,
-            round + 1,
-            "round {round}: wrong word back (the body counts its own bad rounds in 1e9s)"
-        );
+        assert_eq!((obx, obp), (bx, bp), "round {round}: the resumer's hand-saved registers changed");
+        assert_eq!(out, round + 1, "round {round}: wrong word back (the body counts its own bad rounds in 1e9s)");
         data = round + 1;
     }
 }
@@ -892,10 +748,7 @@ fn callee_saved_registers_survive_greenlet_yields() {
         let v = reg_values(0xD0, round);
         // SAFETY: as above.
         let got = unsafe { with_callee_saved(yield_once, std::ptr::null_mut(), &v) };
-        assert_eq!(
-            got, v,
-            "round {round}: main's callee-saved registers changed"
-        );
+        assert_eq!(got, v, "round {round}: main's callee-saved registers changed");
     }
     assert_eq!(g.get(), Ok(0), "the greenlet saw clobbered registers");
 }
@@ -936,16 +789,13 @@ fn deep_recursion_on_a_greenlet_stack() {
     let per_frame = (top.get() - probe.get()) / 100 + 1;
     // Room for DEPTH frames plus slack; at least the 1 MiB the issue asks for.
     let size = (DEPTH * per_frame + (256 << 10)).max(1 << 20);
-    let g = crate::Greenlet::builder()
-        .name("deep")
-        .stack_size(size)
-        .spawn(|| {
-            let deepest = Cell::new(0);
-            let marker = 0u8;
-            let top = &marker as *const u8 as usize;
-            let sum = recurse(DEPTH, &deepest);
-            (sum, top - deepest.get())
-        });
+    let g = crate::Greenlet::builder().name("deep").stack_size(size).spawn(|| {
+        let deepest = Cell::new(0);
+        let marker = 0u8;
+        let top = &marker as *const u8 as usize;
+        let sum = recurse(DEPTH, &deepest);
+        (sum, top - deepest.get())
+    });
     let (sum, used) = g.get().expect("the deep greenlet returned");
     assert_eq!(sum, recurse_checksum(DEPTH));
     assert!(used >= DEPTH * 64, "{DEPTH} frames used only {used} bytes");
@@ -995,10 +845,7 @@ fn backtrace_in_a_coroutine_reaches_its_resumer() {
     });
     arch_tests_distinctive_resumer_of_a_coroutine(&mut co);
     let bt = out.borrow();
-    assert!(
-        bt.contains("capture_inside"),
-        "no frames of the coroutine itself:\n{bt}"
-    );
+    assert!(bt.contains("capture_inside"), "no frames of the coroutine itself:\n{bt}");
     assert!(
         bt.contains("arch_tests_distinctive_resumer_of_a_coroutine"),
         "the backtrace stops at the coroutine's stack:\n{bt}"
@@ -1009,10 +856,7 @@ fn backtrace_in_a_coroutine_reaches_its_resumer() {
 fn backtrace_in_a_greenlet_reaches_its_resumer() {
     let g = crate::Greenlet::builder().name("bt").spawn(capture_inside);
     let bt = arch_tests_distinctive_resumer_of_a_greenlet(&g);
-    assert!(
-        bt.contains("capture_inside"),
-        "no frames of the greenlet itself:\n{bt}"
-    );
+    assert!(bt.contains("capture_inside"), "no frames of the greenlet itself:\n{bt}");
     assert!(
         bt.contains("arch_tests_distinctive_resumer_of_a_greenlet"),
         "the backtrace stops at the greenlet's stack:\n{bt}"
@@ -1037,10 +881,7 @@ fn backtrace_in_a_raw_context_reaches_its_resumer() {
     let mut raw = Raw::new(&pool, backtrace_body);
     assert_eq!(arch_tests_distinctive_resumer_of_a_raw_context(&mut raw), 1);
     let bt = RAW_BT.with(|b| b.borrow().clone());
-    assert!(
-        bt.contains("capture_inside"),
-        "no frames of the context itself:\n{bt}"
-    );
+    assert!(bt.contains("capture_inside"), "no frames of the context itself:\n{bt}");
     assert!(
         bt.contains("arch_tests_distinctive_resumer_of_a_raw_context"),
         "the backtrace stops at the raw stack:\n{bt}"
@@ -1065,8 +906,5 @@ fn backtrace_after_many_switches_still_reaches_the_latest_resumer() {
     }
     arch_tests_distinctive_resumer_of_a_coroutine(&mut co);
     let bt = out.borrow();
-    assert!(
-        bt.contains("arch_tests_distinctive_resumer_of_a_coroutine"),
-        "{bt}"
-    );
+    assert!(bt.contains("arch_tests_distinctive_resumer_of_a_coroutine"), "{bt}");
 }

@@ -254,9 +254,7 @@ pub(crate) fn take_local(id: u64) -> Option<Box<dyn Any>> {
         assert!(me != HUB, "gevent: greenlet-local storage used from a hub callback");
         let locals = &mut core.greenlets[me].locals;
         match locals.iter_mut().find(|(k, _)| *k == id) {
-            Some((_, slot)) => {
-                Some(slot.take().expect("gevent: Local::with called re-entrantly for the same local"))
-            }
+            Some((_, slot)) => Some(slot.take().expect("gevent: Local::with called re-entrantly for the same local")),
             None => {
                 locals.push((id, None));
                 None

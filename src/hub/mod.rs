@@ -21,7 +21,9 @@ mod life;
 mod report;
 mod sched;
 
-pub(crate) use life::{create, discard_unstarted, drop_reporting, exit_current, handles_of_current, join, kill, schedule_links, start};
+pub(crate) use life::{
+    create, discard_unstarted, drop_reporting, exit_current, handles_of_current, join, kill, schedule_links, start,
+};
 pub(crate) use life::{forget_local, put_local, take_local};
 #[allow(unused_imports)] // park: the primitive every blocking type of the sync layer uses.
 pub(crate) use sched::{current_key, current_ref, park, sleep, yield_now};

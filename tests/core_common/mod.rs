@@ -71,17 +71,11 @@ fn runner() -> &'static [String] {
             return r.split_whitespace().map(str::to_owned).collect();
         }
         let arch = std::env::consts::ARCH;
-        let host = Command::new("uname")
-            .arg("-m")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        let host =
+            Command::new("uname").arg("-m").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
         match host {
             Ok(h) if !h.is_empty() && h != arch => {
-                vec![
-                    format!("qemu-{arch}"),
-                    "-L".into(),
-                    format!("/usr/{arch}-linux-gnu"),
-                ]
+                vec![format!("qemu-{arch}"), "-L".into(), format!("/usr/{arch}-linux-gnu")]
             }
             _ => Vec::new(),
         }
@@ -93,17 +87,9 @@ fn runner() -> &'static [String] {
 pub fn run_child(test: &str, scenario: &str) -> Output {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg("ulimit -c 0 2>/dev/null; exec \"$@\"")
-        .arg("sh");
+    cmd.arg("-c").arg("ulimit -c 0 2>/dev/null; exec \"$@\"").arg("sh");
     cmd.args(runner()).arg(&exe);
-    cmd.args([
-        test,
-        "--exact",
-        "--nocapture",
-        "--include-ignored",
-        "--test-threads=1",
-    ]);
+    cmd.args([test, "--exact", "--nocapture", "--include-ignored", "--test-threads=1"]);
     cmd.env(CHILD_ENV, scenario).env("RUST_BACKTRACE", "0");
     cmd.output().expect("the child process ran")
 }

@@ -29,10 +29,7 @@ pub struct Figure {
 /// results written where [`output_dir`] says so the table can read them back.
 pub fn setup() -> Criterion {
     may::config().set_workers(1);
-    Criterion::default()
-        .output_directory(&output_dir())
-        .without_plots()
-        .configure_from_args()
+    Criterion::default().output_directory(&output_dir()).without_plots().configure_from_args()
 }
 
 /// Where criterion keeps its estimates: `$CRITERION_HOME`, else
@@ -65,11 +62,7 @@ where
 /// Criterion's median time per iteration for `group/function`, in nanoseconds,
 /// if that benchmark was measured by this process (started at `since`).
 fn median_ns(group: &str, function: &str, since: SystemTime) -> Option<f64> {
-    let path = output_dir()
-        .join(group)
-        .join(function)
-        .join("new")
-        .join("estimates.json");
+    let path = output_dir().join(group).join(function).join("new").join("estimates.json");
     let modified = fs::metadata(&path).ok()?.modified().ok()?;
     // Allow for coarse file-system timestamps, never for an earlier run.
     if modified + Duration::from_secs(1) < since {
@@ -93,10 +86,7 @@ fn fmt_ns(ns: Option<f64>) -> String {
 pub fn print_table(title: &str, figures: &[Figure], since: SystemTime) {
     println!();
     println!("== {title}: criterion medians from this run, per unit ==");
-    println!(
-        "{:<34} {:>12}  {:<11} {:>12}  {:>11}",
-        "figure (unit)", "gevent", "peer", "peer median", "gevent/peer"
-    );
+    println!("{:<34} {:>12}  {:<11} {:>12}  {:>11}", "figure (unit)", "gevent", "peer", "peer median", "gevent/peer");
     for fig in figures {
         let gevent = median_ns(fig.group, fig.gevent, since).map(|v| v / fig.divisor);
         for (i, (label, function)) in fig.peers.iter().enumerate() {
@@ -110,10 +100,7 @@ pub fn print_table(title: &str, figures: &[Figure], since: SystemTime) {
             } else {
                 (String::new(), String::new())
             };
-            println!(
-                "{name:<34} {ours:>12}  {label:<11} {:>12}  {ratio:>11}",
-                fmt_ns(peer)
-            );
+            println!("{name:<34} {ours:>12}  {label:<11} {:>12}  {ratio:>11}", fmt_ns(peer));
         }
     }
 }
