@@ -3,8 +3,11 @@
 //
 // gevent_switch(x0 = *mut usize where our stack pointer is saved,
 //               x1 = the stack pointer of the context to resume,
-//               x2 = one word passed across, untouched)
-//   Called with `bl` from an inline asm! block that declares x0-x18, x20-x28,
+//               x2 = one word passed across, untouched,
+//               x30 = our resume address)
+//   Entered with a plain `b` (after `adr x30, resume`), not `bl`, so the
+//   return-address predictor is not pushed an entry that is never popped,
+//   from an inline asm! block that declares x0-x18, x20-x28,
 //   x30 and v0-v31 clobbered (so the compiler spills the live callee-saved
 //   x20-x28 and d8-d15 itself). By hand we save what LLVM will not let asm!
 //   clobber: x19 and the frame pointer x29, plus the link register x30 (the

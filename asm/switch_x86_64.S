@@ -4,23 +4,25 @@
 //
 // gevent_switch(rdi = *mut usize where our stack pointer is saved,
 //               rsi = the stack pointer of the context to resume,
-//               rdx = one word passed across, untouched)
-//   Called with `call` from an inline asm! block that declares every other
-//   register clobbered, so the compiler spills only what is live. By hand we
-//   save only what LLVM will not let asm! clobber: rbx and rbp. The resume
-//   address is the one `call` pushed. A suspended context's stack therefore
-//   looks like this (its saved stack pointer points at the lowest word):
+//               rdx = one word passed across, untouched,
+//               rcx = our resume address)
+//   Entered with `jmp`, not `call`, from an inline asm! block that declares
+//   every other register clobbered, so the compiler spills only what is live.
+//   By hand we save only what LLVM will not let asm! clobber: rbx and rbp,
+//   plus the resume address. A suspended context's stack therefore looks
+//   like this (its saved stack pointer points at the lowest word):
 //
 //       | ...caller's frame... |
 //       +----------------------+
-//       | resume address (rip) |  <- pushed by `call`       saved_sp + 16
+//       | resume address (rip) |                             saved_sp + 16
 //       | saved rbp            |                             saved_sp + 8
 //       | saved rbx            |  <- saved_sp                saved_sp + 0
 //       +----------------------+
 //
-//   We return with `pop rcx; jmp rcx` rather than `ret`: the `call` that
-//   entered here was made on another stack, so `ret` would mispredict on every
-//   switch (the return-stack buffer still expects the old caller).
+//   No `call` and no `ret`: a `call` here would push a return-stack-buffer
+//   entry that is never popped (we leave on another stack), so every `ret`
+//   after the switch would mispredict; we leave with `pop rcx; jmp rcx`,
+//   which the indirect-branch predictor learns.
 //
 //   MXCSR and the x87 control word are NOT saved: like corosensei (and unlike
 //   Boost.Context), they are thread-wide settings here; a greenlet that changes
@@ -46,7 +48,12 @@
     .p2align 4
 gevent_switch:
     .cfi_startproc
-    // rsp -> resume address of the caller (pushed by `call`).
+    // Nothing was pushed: the CFA is rsp and the return address is in rcx.
+    .cfi_def_cfa %rsp, 0
+    .cfi_register %rip, %rcx
+    push    %rcx
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rip, 0
     push    %rbp
     .cfi_adjust_cfa_offset 8
     .cfi_rel_offset %rbp, 0
@@ -60,7 +67,6 @@ gevent_switch:
     .cfi_undefined %rip
     pop     %rbx
     pop     %rbp
-    // rcx is caller-saved in the contract, so it is free to carry the target.
     pop     %rcx
     jmp     *%rcx
     .cfi_endproc

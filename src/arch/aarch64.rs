@@ -56,8 +56,11 @@ pub(crate) unsafe fn switch(from: *mut usize, to: usize, data: usize) -> usize {
     // clobbered, so the compiler keeps nothing live in them across the call.
     unsafe {
         asm!(
-            "bl {switch}",
+            "adr x30, 2f",
+            "b {switch}",
+            "2:",
             switch = sym gevent_switch,
+            out("x30") _,
             inout("x0") from => _,
             inout("x1") to => _,
             inout("x2") data => out,

@@ -49,14 +49,18 @@ pub(crate) unsafe fn init_frame(slots: *mut usize) -> usize {
 #[inline(always)]
 pub(crate) unsafe fn switch(from: *mut usize, to: usize, data: usize) -> usize {
     let out: usize;
-    // SAFETY: gevent_switch saves rbx/rbp and the resume address on our
-    // stack; every other register is declared clobbered here, so the compiler
-    // keeps nothing live in them across the call. The stack is not `nostack`:
-    // the compiler keeps the red zone free and rsp aligned for the `call`.
+    // SAFETY: gevent_switch saves rbx/rbp and the resume address (label 2,
+    // passed in rcx) on our stack; every other register is declared clobbered
+    // here, so the compiler keeps nothing live in them across the switch.
+    // The block is not `nostack`: the compiler keeps the red zone free for
+    // the three words pushed. We `jmp` rather than `call` (see the .S file).
     unsafe {
         asm!(
-            "call {switch}",
+            "lea rcx, [rip + 2f]",
+            "jmp {switch}",
+            "2:",
             switch = sym gevent_switch,
+            out("rcx") _,
             inout("rdi") from => _,
             inout("rsi") to => _,
             inout("rdx") data => out,
