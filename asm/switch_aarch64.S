@@ -81,8 +81,13 @@ gevent_entry:
     .cfi_offset x19, -16
     // First argument: the start record pointer the resumer passed in x2.
     mov     x0, x2
-    bl      gevent_greenlet_main
-    // gevent_greenlet_main never returns.
+    // A call without `bl`: set the link register by hand and branch, so the
+    // return predictor gets no entry that is never popped (the callee never
+    // returns; greenlets leave by switching).
+    adr     x30, 1f
+    b       gevent_greenlet_main
+1:
+    // Never reached; keeps the return address inside the unwind range.
     brk     #1
     .cfi_endproc
     .size   gevent_entry, .-gevent_entry

@@ -94,10 +94,16 @@ gevent_entry:
     .cfi_offset %rbx, -24
     // First argument: the start record pointer the resumer passed in rdx.
     mov     %rdx, %rdi
-    // rsp is 16-byte aligned here, as the ABI wants before a call.
-    call    gevent_greenlet_main@PLT
-    // gevent_greenlet_main never returns; this keeps its return address
-    // inside this function's unwind range.
+    // A call without `call`: push the return address by hand and jump, so
+    // the return-stack buffer gets no entry that is never popped (the callee
+    // never returns; greenlets leave by switching). rsp was 16-byte aligned,
+    // so the callee sees it as after a normal call.
+    lea     gevent_entry_return(%rip), %rax
+    push    %rax
+    jmp     gevent_greenlet_main@PLT
+gevent_entry_return:
+    // Never reached; keeps the return address inside this function's unwind
+    // range.
     ud2
     .cfi_endproc
     .size   gevent_entry, .-gevent_entry
