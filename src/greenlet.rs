@@ -496,13 +496,7 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let inner = GreenletRef::new_inner::<F, T>(hub::next_id(), Some(f));
-        if let Some(n) = self.name {
-            *inner.name.borrow_mut() = Some(n);
-        }
-        let r = GreenletRef(inner);
-        hub::create(&r, self.stack_size, run::<F, T>);
-        Greenlet { r, _t: PhantomData }
+        self.create(f, false)
     }
 
     /// Creates and starts the greenlet.
@@ -514,9 +508,21 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let g = self.build(f);
-        g.start();
-        g
+        self.create(f, true)
+    }
+
+    fn create<F, T>(self, f: F, start: bool) -> Greenlet<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let inner = GreenletRef::new_inner::<F, T>(hub::next_id(), Some(f));
+        if let Some(n) = self.name {
+            *inner.name.borrow_mut() = Some(n);
+        }
+        let r = GreenletRef(inner);
+        hub::create(&r, self.stack_size, run::<F, T>, start);
+        Greenlet { r, _t: PhantomData }
     }
 }
 

@@ -13,11 +13,22 @@ use crate::greenlet::{GreenletError, GreenletRef, KillUnwind, Life};
 use crate::timer::Action;
 use crate::wait::WaitKey;
 
-/// Registers a freshly built greenlet (state New); it gets a stack only
-/// when it first runs.
-pub(crate) fn create(r: &GreenletRef, stack_size: Option<usize>, entry: unsafe fn(usize) -> !) {
-    let key = with(|h| h.core.borrow_mut().insert(r.clone(), stack_size.unwrap_or(0), entry));
+/// Registers a freshly built greenlet (state New), and starts it at once if
+/// `start`; it gets a stack only when it first runs.
+pub(crate) fn create(r: &GreenletRef, stack_size: Option<usize>, entry: unsafe fn(usize) -> !, start: bool) {
+    let key = with(|h| {
+        let mut core = h.core.borrow_mut();
+        let key = core.insert(r.clone(), stack_size.unwrap_or(0), entry);
+        if start {
+            core.enqueue_new(key);
+        }
+        key
+    });
     r.0.key.set(key);
+    if start {
+        r.0.life.set(Life::Started);
+        r.0.started.set(true);
+    }
 }
 
 /// Starts a New greenlet now or after `delay`; anything else is a no-op.

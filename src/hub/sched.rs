@@ -223,9 +223,9 @@ impl Core {
         self.unpark(key);
     }
 
+    #[inline]
     pub(super) fn enqueue_new(&mut self, key: usize) {
         self.hot[key].state = State::Queued;
-        self.greenlets[key].start_timer = None;
         self.ready.push_back(key);
     }
 
@@ -270,7 +270,10 @@ impl Hub {
             match action {
                 Action::Wake(k) => core.unpark(k),
                 Action::Interrupt(k, token) => core.interrupt(k, Interrupt::Timeout(token)),
-                Action::Start(k) => core.enqueue_new(k),
+                Action::Start(k) => {
+                    core.greenlets[k].start_timer = None;
+                    core.enqueue_new(k)
+                }
             }
         }
     }
