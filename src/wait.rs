@@ -1,7 +1,7 @@
 //! `WaitList`: the one list of parked greenlets. A FIFO whose nodes live in
 //! the hub's single `slab::Slab` (`WaitNodes`), linked by index, each stamped
 //! with a generation, so a list is three words and costs no allocation of its
-//! own. The key a waiter holds goes stale once its node is popped: removing
+//! own (the slab's slots are reused, so a steady state allocates nothing). The key a waiter holds goes stale once its node is popped: removing
 //! by a stale key is a no-op, never the removal of somebody else's node.
 
 use slab::Slab;

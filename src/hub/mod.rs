@@ -17,7 +17,9 @@ use crate::stack::{AltStack, Stack, StackPool, DEFAULT_STACK_SIZE};
 use crate::timer::{Action, TimerKey, Timers};
 use crate::wait::WaitNodes;
 
+mod hub_loop;
 mod life;
+mod queue;
 mod report;
 mod sched;
 
@@ -120,7 +122,7 @@ fn create_hub() -> *const Hub {
     let first = stacks.take(DEFAULT_STACK_SIZE).expect("gevent: cannot map a greenlet stack");
     stacks.give(first);
     let hub_stack = stacks.take(HUB_STACK_SIZE).expect("gevent: cannot map the hub's stack");
-    let (hub_ctx, hub_data) = sched::new_context(&hub_stack, HubRecord::new(sched::hub_loop));
+    let (hub_ctx, hub_data) = sched::new_context(&hub_stack, HubRecord::new(hub_loop::hub_loop));
     let main_slots = Box::new(UnsafeCell::new([0usize; 2]));
     let first_id = next_id_block();
     let main = GreenletRef(GreenletRef::new_inner::<fn(), ()>(first_id, None));

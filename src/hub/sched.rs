@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+pub(super) use super::queue::RunQueue;
+
 use super::{with, Hub, TimerGuard};
 use crate::arch::{self, Context};
 use crate::greenlet::{self, GreenletRef, KillUnwind, StartRecord};
@@ -88,68 +90,6 @@ pub(super) struct Core {
     pass_left: usize,
     pub(super) current: usize,
     pub(super) main_key: usize,
-}
-
-/// The FIFO run queue: a power-of-two ring of keys with free-running
-/// head/tail counters, so push and pop are a mask and a store.
-pub(super) struct RunQueue {
-    buf: Vec<usize>,
-    head: usize,
-    tail: usize,
-}
-
-impl RunQueue {
-    fn new() -> RunQueue {
-        RunQueue { buf: vec![0; 64], head: 0, tail: 0 }
-    }
-
-    #[inline]
-    pub(super) fn push_back(&mut self, key: usize) {
-        if self.tail - self.head == self.buf.len() {
-            self.grow();
-        }
-        let mask = self.buf.len() - 1;
-        self.buf[self.tail & mask] = key;
-        self.tail += 1;
-    }
-
-    #[inline]
-    pub(super) fn front(&self) -> Option<usize> {
-        (self.head != self.tail).then(|| self.buf[self.head & (self.buf.len() - 1)])
-    }
-
-    #[inline]
-    pub(super) fn pop_front(&mut self) -> Option<usize> {
-        let key = self.front()?;
-        self.head += 1;
-        Some(key)
-    }
-
-    #[inline]
-    pub(super) fn len(&self) -> usize {
-        self.tail - self.head
-    }
-
-    /// The entries, front first.
-    pub(super) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        (self.head..self.tail).map(|i| self.buf[i & (self.buf.len() - 1)])
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.head == self.tail
-    }
-
-    #[cold]
-    fn grow(&mut self) {
-        let old = self.buf.len();
-        let mut buf = vec![0; old * 2];
-        for (i, slot) in buf.iter_mut().enumerate().take(old) {
-            *slot = self.buf[(self.head + i) & (old - 1)];
-        }
-        self.buf = buf;
-        self.tail -= self.head;
-        self.head = 0;
-    }
 }
 
 /// A decided switch: the slots of the context to suspend and of the one to
@@ -230,7 +170,7 @@ impl Core {
     }
 
     /// Takes the next run-queue entry (for the hub), freeing zombies.
-    fn pop(&mut self) -> Option<usize> {
+    pub(super) fn pop(&mut self) -> Option<usize> {
         loop {
             let key = self.ready.pop_front()?;
             self.pass_left = self.pass_left.saturating_sub(1);
@@ -280,7 +220,7 @@ impl Hub {
 
     /// Starts a new pass when the current one is used up.
     #[inline]
-    fn pass_boundary(&self, core: &mut Core) {
+    pub(super) fn pass_boundary(&self, core: &mut Core) {
         if core.pass_left == 0 {
             self.now_fresh.set(false);
             self.fire_timers(core);
@@ -486,80 +426,4 @@ pub(crate) fn current_ref() -> GreenletRef {
         assert!(core.current != HUB, "gevent: getcurrent() inside a hub callback");
         core.greenlets[core.current].shared.clone()
     })
-}
-
-/// What the hub loop does next.
-enum Step {
-    Switch(Plan),
-    Links(GreenletRef),
-    Sleep(Instant),
-    LoopExit,
-}
-
-impl Hub {
-    fn hub_step(&self) -> Step {
-        let mut core = self.core.borrow_mut();
-        loop {
-            self.pass_boundary(&mut core);
-            match core.pop() {
-                Some(LINKS) => {
-                    let r = self.links.borrow_mut().pop_front().expect("a LINKS marker has its entry");
-                    return Step::Links(r);
-                }
-                Some(k) => {
-                    let (to, data) = self.plan_to(&mut core, k);
-                    return Step::Switch((self.hub_slots, to, data));
-                }
-                None => {
-                    self.fire_timers(&mut core);
-                    if !core.ready.is_empty() {
-                        continue;
-                    }
-                    return match self.timers.borrow_mut().next_deadline() {
-                        Some(d) => Step::Sleep(d),
-                        None => Step::LoopExit,
-                    };
-                }
-            }
-        }
-    }
-
-    fn loop_exit(&self) {
-        let mut core = self.core.borrow_mut();
-        let names: Vec<String> = core
-            .greenlets
-            .iter()
-            .filter(|(k, _)| *k != core.main_key && core.hot[*k].state == State::Suspended)
-            .map(|(_, b)| format!("'{}'", b.shared.name()))
-            .collect();
-        let msg = format!(
-            "gevent: this operation would block forever (LoopExit): the main greenlet waits and \
-             nothing can wake it (no ready greenlet, no timer, no I/O); {} other greenlet(s) blocked{}{}",
-            names.len(),
-            if names.is_empty() { "" } else { ": " },
-            names.join(", ")
-        );
-        *self.loop_exit.borrow_mut() = Some(msg);
-        let main = core.main_key;
-        core.interrupt(main, Interrupt::LoopExit);
-    }
-}
-
-/// The hub context's body: callbacks, timers, idle sleep, LoopExit.
-pub(super) fn hub_loop() {
-    loop {
-        match with(|h| h.hub_step()) {
-            Step::Switch(plan) => {
-                switch(plan);
-            }
-            Step::Links(r) => super::life::run_links(&r),
-            Step::Sleep(deadline) => {
-                let now = Instant::now();
-                if deadline > now {
-                    std::thread::sleep(deadline - now);
-                }
-            }
-            Step::LoopExit => with(|h| h.loop_exit()),
-        }
-    }
 }

@@ -1,14 +1,21 @@
-//! Greenlets: the shared state behind the `Greenlet<T>` / `GreenletRef`
-//! handles, the start record laid on a fresh stack, and the Rust entry point
-//! that runs the user's closure inside `catch_unwind` (no unwind ever crosses
-//! an asm frame). The scheduler side (states, park, kill) lives in hub.rs.
+//! Greenlets: the `Greenlet<T>` / `GreenletRef` handles and the state they
+//! share (one allocation per greenlet, holding the closure until the first
+//! run and the result after). How a greenlet runs on its stack is in
+//! `entry.rs`; the scheduler side (states, park, kill) lives in the hub.
+
+mod builder;
+mod entry;
+
+pub use builder::Builder;
+
+pub(crate) use entry::{place_record, Header, HubRecord, StartRecord};
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
-use std::panic::{self, AssertUnwindSafe};
+
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -464,179 +471,4 @@ impl<T: 'static> Greenlet<T> {
     pub fn set_name(&self, n: &str) {
         self.r.set_name(n)
     }
-}
-
-/// Configures a greenlet before it is created: name and stack size.
-#[derive(Debug, Default, Clone)]
-pub struct Builder {
-    name: Option<String>,
-    stack_size: Option<usize>,
-}
-
-impl Builder {
-    /// Names the greenlet.
-    pub fn name(mut self, name: impl Into<String>) -> Builder {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Usable stack bytes (rounded up to pages; at least 16 KiB). The default
-    /// is the hub's, see [`crate::hub::set_default_stack_size`].
-    pub fn stack_size(mut self, bytes: usize) -> Builder {
-        self.stack_size = Some(bytes);
-        self
-    }
-
-    /// Creates the greenlet without starting it.
-    ///
-    /// # Panics
-    /// If no stack can be mapped (out of memory or address space).
-    pub fn build<F, T>(self, f: F) -> Greenlet<T>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        self.create(f, false)
-    }
-
-    /// Creates and starts the greenlet.
-    ///
-    /// # Panics
-    /// As [`build`](Self::build).
-    pub fn spawn<F, T>(self, f: F) -> Greenlet<T>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        self.create(f, true)
-    }
-
-    fn create<F, T>(self, f: F, start: bool) -> Greenlet<T>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        let inner = GreenletRef::new_inner::<F, T>(hub::next_id(), Some(f));
-        if let Some(n) = self.name {
-            *inner.name.borrow_mut() = Some(n);
-        }
-        let r = GreenletRef(inner);
-        hub::create(&r, self.stack_size, run::<F, T>, start);
-        Greenlet { r, _t: PhantomData }
-    }
-}
-
-/// The first word of every start record: how to run it. A record lives at
-/// the top of a fresh stack; `gevent_entry` passes its address to
-/// [`gevent_greenlet_main`].
-#[repr(C)]
-pub(crate) struct Header {
-    pub(crate) run: unsafe fn(usize) -> !,
-}
-
-/// A greenlet's start record: the header and its shared state.
-#[repr(C)]
-pub(crate) struct StartRecord {
-    header: Header,
-    inner: *const (),
-}
-
-impl StartRecord {
-    pub(crate) fn new(run: unsafe fn(usize) -> !, r: &GreenletRef) -> StartRecord {
-        StartRecord { header: Header { run }, inner: Rc::as_ptr(&r.0) as *const () }
-    }
-}
-
-/// Moves `record` to the top of the stack ending at `top` and returns its
-/// address, which is below `top` and 16-byte aligned.
-///
-/// # Safety
-/// `[top - room, top)` must be writable stack memory owned by the caller,
-/// where `room` is at least `size_of::<R>() + align_of::<R>() + 16`.
-pub(crate) unsafe fn place_record<R>(top: usize, record: R) -> usize {
-    let align = std::mem::align_of::<R>().max(16);
-    let addr = (top - std::mem::size_of::<R>()) & !(align - 1);
-    // SAFETY: `addr` is aligned for R and inside the caller's stack memory.
-    unsafe { (addr as *mut R).write(record) };
-    addr
-}
-
-/// Runs a greenlet's closure and dies.
-///
-/// # Safety
-/// `data` is a [`StartRecord`] for a greenlet whose slot is a
-/// `SlotImpl<F, T>`, placed on the stack we run on; the hub's control block
-/// keeps the shared state alive while we run.
-unsafe fn run<F: FnOnce() -> T + 'static, T: 'static>(data: usize) -> ! {
-    // SAFETY: per the contract, `inner` points at a live Inner<SlotImpl<F, T>>.
-    let inner = unsafe { &*((*(data as *const StartRecord)).inner as *const Inner<SlotImpl<F, T>>) };
-    let f = inner.slot.closure.take().expect("a greenlet's closure runs once");
-    let outcome = panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| error_from_payload(&*p));
-    match outcome {
-        // Nobody can ever read it (only the hub's control block refers to the
-        // greenlet): drop it here, in greenlet context, where its destructor
-        // may block or switch like any user code.
-        Ok(v) if hub::handles_of_current() == 0 => hub::drop_reporting(v, "a greenlet's unread result"),
-        Ok(v) => *inner.slot.result.borrow_mut() = Some(v),
-        Err(e) => *inner.exception.borrow_mut() = Some(e),
-    }
-    hub::exit_current()
-}
-
-/// Classifies what unwound out of a greenlet.
-fn error_from_payload(payload: &(dyn Any + Send)) -> GreenletError {
-    if payload.is::<KillUnwind>() {
-        return GreenletError::Killed;
-    }
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        return GreenletError::Panicked((*s).to_owned());
-    }
-    if let Some(s) = payload.downcast_ref::<String>() {
-        return GreenletError::Panicked(s.clone());
-    }
-    if payload.is::<crate::timeout::TimeoutUnwind>() {
-        return GreenletError::Timeout;
-    }
-    GreenletError::Panicked("Box<dyn Any>".to_owned())
-}
-
-/// Where `gevent_entry` lands: reads the record header and runs it.
-///
-/// # Safety
-/// Called only by `gevent_entry` with the record pointer a fresh context was
-/// created with.
-#[no_mangle]
-unsafe extern "C" fn gevent_greenlet_main(data: usize) -> ! {
-    // SAFETY: `data` points at a live record whose header is at offset 0.
-    unsafe {
-        let header = &*(data as *const Header);
-        (header.run)(data)
-    }
-}
-
-/// The start record of the hub's own context: runs the hub loop, which never
-/// returns.
-#[repr(C)]
-pub(crate) struct HubRecord {
-    header: Header,
-    body: fn(),
-}
-
-impl HubRecord {
-    pub(crate) fn new(body: fn()) -> HubRecord {
-        HubRecord { header: Header { run: run_hub }, body }
-    }
-}
-
-/// Runs the hub loop; aborts if it ever ends (nothing could be resumed).
-///
-/// # Safety
-/// `data` is a placed [`HubRecord`].
-unsafe fn run_hub(data: usize) -> ! {
-    // SAFETY: per the contract, `data` points at a live HubRecord.
-    let body = unsafe { (*(data as *const HubRecord)).body };
-    if panic::catch_unwind(body).is_err() {
-        eprintln!("gevent: the hub loop panicked; aborting");
-    }
-    std::process::abort()
 }

@@ -1,0 +1,67 @@
+//! `Builder`: names a greenlet and sizes its stack before it is created.
+
+use std::marker::PhantomData;
+
+use super::entry::run;
+use super::{Greenlet, GreenletRef};
+use crate::hub;
+
+/// Configures a greenlet before it is created: name and stack size.
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// Names the greenlet.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Usable stack bytes (rounded up to pages; at least 16 KiB). The default
+    /// is the hub's, see [`crate::hub::set_default_stack_size`].
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Creates the greenlet without starting it.
+    ///
+    /// # Panics
+    /// If no stack can be mapped (out of memory or address space).
+    pub fn build<F, T>(self, f: F) -> Greenlet<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.create(f, false)
+    }
+
+    /// Creates and starts the greenlet.
+    ///
+    /// # Panics
+    /// As [`build`](Self::build).
+    pub fn spawn<F, T>(self, f: F) -> Greenlet<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.create(f, true)
+    }
+
+    fn create<F, T>(self, f: F, start: bool) -> Greenlet<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let inner = GreenletRef::new_inner::<F, T>(hub::next_id(), Some(f));
+        if let Some(n) = self.name {
+            *inner.name.borrow_mut() = Some(n);
+        }
+        let r = GreenletRef(inner);
+        hub::create(&r, self.stack_size, run::<F, T>, start);
+        Greenlet { r, _t: PhantomData }
+    }
+}

@@ -1,0 +1,86 @@
+//! The hub's own context: what runs when no greenlet is ready to be switched
+//! to directly. It runs link callbacks, fires timers, sleeps until the next
+//! deadline, and raises LoopExit in the main greenlet when nothing can ever
+//! wake it.
+
+use std::time::Instant;
+
+use super::sched::{switch, Interrupt, Plan, State, LINKS};
+use super::{with, Hub};
+use crate::greenlet::GreenletRef;
+
+/// What the hub loop does next.
+enum Step {
+    Switch(Plan),
+    Links(GreenletRef),
+    Sleep(Instant),
+    LoopExit,
+}
+
+impl Hub {
+    fn hub_step(&self) -> Step {
+        let mut core = self.core.borrow_mut();
+        loop {
+            self.pass_boundary(&mut core);
+            match core.pop() {
+                Some(LINKS) => {
+                    let r = self.links.borrow_mut().pop_front().expect("a LINKS marker has its entry");
+                    return Step::Links(r);
+                }
+                Some(k) => {
+                    let (to, data) = self.plan_to(&mut core, k);
+                    return Step::Switch((self.hub_slots, to, data));
+                }
+                None => {
+                    self.fire_timers(&mut core);
+                    if !core.ready.is_empty() {
+                        continue;
+                    }
+                    return match self.timers.borrow_mut().next_deadline() {
+                        Some(d) => Step::Sleep(d),
+                        None => Step::LoopExit,
+                    };
+                }
+            }
+        }
+    }
+
+    fn loop_exit(&self) {
+        let mut core = self.core.borrow_mut();
+        let names: Vec<String> = core
+            .greenlets
+            .iter()
+            .filter(|(k, _)| *k != core.main_key && core.hot[*k].state == State::Suspended)
+            .map(|(_, b)| format!("'{}'", b.shared.name()))
+            .collect();
+        let msg = format!(
+            "gevent: this operation would block forever (LoopExit): the main greenlet waits and \
+             nothing can wake it (no ready greenlet, no timer, no I/O); {} other greenlet(s) blocked{}{}",
+            names.len(),
+            if names.is_empty() { "" } else { ": " },
+            names.join(", ")
+        );
+        *self.loop_exit.borrow_mut() = Some(msg);
+        let main = core.main_key;
+        core.interrupt(main, Interrupt::LoopExit);
+    }
+}
+
+/// The hub context's body: callbacks, timers, idle sleep, LoopExit.
+pub(super) fn hub_loop() {
+    loop {
+        match with(|h| h.hub_step()) {
+            Step::Switch(plan) => {
+                switch(plan);
+            }
+            Step::Links(r) => super::life::run_links(&r),
+            Step::Sleep(deadline) => {
+                let now = Instant::now();
+                if deadline > now {
+                    std::thread::sleep(deadline - now);
+                }
+            }
+            Step::LoopExit => with(|h| h.loop_exit()),
+        }
+    }
+}
