@@ -1,11 +1,12 @@
-//! The hub: one per thread, created on first use. It owns the greenlets'
-//! control blocks, the FIFO run queue, the timers, the waiter nodes and the
-//! stack pool, and is itself a context on its own stack (see `sched.rs`).
+//! The hub: one per OS thread, created on first use, that schedules the
+//! thread's greenlets. This module's public part is the per-thread
+//! configuration ([`set_default_stack_size`]) and statistics ([`stats`]).
 //!
-//! The public part is the per-thread configuration and statistics; the rest
-//! is the runtime's internals. Re-entrancy rule: every access to hub state is
-//! a short closure passed to [`with`] that never switches; all switches
-//! happen outside any borrow.
+//! Inside, the hub owns the greenlets' control blocks, the FIFO run queue,
+//! the timers, the waiter nodes and the stack pool, and is itself a context
+//! on its own stack. Re-entrancy rule: every access to hub state is a short
+//! closure passed to `with` that never switches; all switches happen outside
+//! any borrow.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
