@@ -45,7 +45,7 @@ pub(crate) fn start(r: &GreenletRef, delay: Option<Duration>) {
             let t = h.arm(d, Action::Start(key));
             let mut core = h.core.borrow_mut();
             core.set_state(key, State::Scheduled);
-            core.greenlets[key].start_timer = Some(t);
+            core.greenlets[key].rare().start_timer = Some(t);
         }
     });
 }
@@ -88,7 +88,7 @@ fn kill_unrun(r: &GreenletRef, key: usize, state: State) {
     r.0.life.set(Life::Dead);
     with(|h| {
         let mut core = h.core.borrow_mut();
-        if let Some(t) = core.greenlets[key].start_timer.take() {
+        if let Some(t) = core.greenlets[key].rare.as_mut().and_then(|r| r.start_timer.take()) {
             h.timers.borrow_mut().cancel(t);
         }
         if state == State::Queued {
@@ -162,7 +162,7 @@ pub(crate) fn exit_current() -> ! {
     while let Some(locals) = with(|h| {
         let mut core = h.core.borrow_mut();
         let me = core.current;
-        let locals = &mut core.greenlets[me].locals;
+        let locals = &mut core.greenlets[me].rare.as_mut()?.locals;
         (!locals.is_empty()).then(|| std::mem::take(locals))
     }) {
         drop_reporting(locals, "a greenlet-local value");
@@ -263,7 +263,7 @@ pub(crate) fn take_local(id: u64) -> Option<Box<dyn Any>> {
         let mut core = h.core.borrow_mut();
         let me = core.current;
         assert!(me != HUB, "gevent: greenlet-local storage used from a hub callback");
-        let locals = &mut core.greenlets[me].locals;
+        let locals = &mut core.greenlets[me].rare().locals;
         match locals.iter_mut().find(|(k, _)| *k == id) {
             Some((_, slot)) => Some(slot.take().expect("gevent: Local::with called re-entrantly for the same local")),
             None => {
@@ -280,7 +280,9 @@ pub(crate) fn forget_local(key: usize, id: u64) {
     with(|h| {
         let mut core = h.core.borrow_mut();
         if let Some(g) = core.greenlets.get_mut(key) {
-            g.locals.retain(|(k, v)| *k != id || v.is_some());
+            if let Some(r) = g.rare.as_mut() {
+                r.locals.retain(|(k, v)| *k != id || v.is_some());
+            }
         }
     });
 }
@@ -290,7 +292,7 @@ pub(crate) fn put_local(key: usize, id: u64, value: Box<dyn Any>) {
     let mut value = Some(value);
     let replaced = with(|h| {
         let mut core = h.core.borrow_mut();
-        let locals = &mut core.greenlets.get_mut(key)?.locals;
+        let locals = &mut core.greenlets.get_mut(key)?.rare().locals;
         match locals.iter_mut().find(|(k, _)| *k == id) {
             Some((_, slot)) => slot.replace(value.take()?),
             None => {
@@ -334,7 +336,7 @@ pub(super) fn teardown() {
     let main_locals = with(|h| {
         let mut core = h.core.borrow_mut();
         let main = core.main_key;
-        std::mem::take(&mut core.greenlets[main].locals)
+        core.greenlets[main].rare.as_mut().map(|r| std::mem::take(&mut r.locals))
     });
     drop(main_locals);
 }

@@ -69,15 +69,29 @@ pub(super) struct Hot {
 
 /// The cold part of a greenlet's control block.
 pub(super) struct Gcb {
-    pub(super) pending: Option<Interrupt>,
     pub(super) stack: Option<Stack>,
     /// Requested stack size; 0 = the hub's default.
     pub(super) stack_size: usize,
     /// Runs the closure on the first switch in (see `greenlet::run`).
     pub(super) entry: unsafe fn(usize) -> !,
     pub(super) shared: GreenletRef,
+    /// What few greenlets need, boxed on first use to keep the block small.
+    pub(super) rare: Option<Box<Rare>>,
+}
+
+/// Per-greenlet state most greenlets never use.
+#[derive(Default)]
+pub(super) struct Rare {
+    pub(super) pending: Option<Interrupt>,
     pub(super) locals: Vec<(u64, Option<Box<dyn Any>>)>,
     pub(super) start_timer: Option<crate::timer::TimerKey>,
+}
+
+impl Gcb {
+    /// The rare part, created on first use.
+    pub(super) fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
 }
 
 /// The scheduling state behind one `RefCell`: one borrow per decision.
@@ -120,7 +134,7 @@ impl Core {
     }
 
     pub(super) fn insert(&mut self, shared: GreenletRef, stack_size: usize, entry: unsafe fn(usize) -> !) -> usize {
-        let gcb = Gcb { pending: None, stack: None, stack_size, entry, shared, locals: Vec::new(), start_timer: None };
+        let gcb = Gcb { stack: None, stack_size, entry, shared, rare: None };
         let key = self.greenlets.insert(gcb);
         let hot = Hot { state: State::New, interrupted: false, slots: std::ptr::null_mut() };
         if key == self.hot.len() {
@@ -154,7 +168,7 @@ impl Core {
 
     /// Asks greenlet `key` to unwind at its blocking point.
     pub(super) fn interrupt(&mut self, key: usize, why: Interrupt) {
-        let pending = &mut self.greenlets[key].pending;
+        let pending = &mut self.greenlets[key].rare().pending;
         // A kill outranks a timeout; the first timeout wins over later ones.
         if pending.is_none() || why == Interrupt::Kill {
             *pending = Some(why);
@@ -211,7 +225,7 @@ impl Hub {
                 Action::Wake(k) => core.unpark(k),
                 Action::Interrupt(k, token) => core.interrupt(k, Interrupt::Timeout(token)),
                 Action::Start(k) => {
-                    core.greenlets[k].start_timer = None;
+                    core.greenlets[k].rare().start_timer = None;
                     core.enqueue_new(k)
                 }
             }
@@ -341,7 +355,7 @@ fn raise_pending(me: usize) {
     let why = with(|h| {
         let mut core = h.core.borrow_mut();
         core.hot[me].interrupted = false;
-        core.greenlets[me].pending.take()
+        core.greenlets[me].rare.as_mut().and_then(|r| r.pending.take())
     });
     match why {
         None => {}
