@@ -6,6 +6,7 @@
 //! has passed, so a sleep never ends early. Cancel is O(1) (the entry goes, its heap key goes stale
 //! and is skipped); stale keys are compacted away once they outnumber the live
 //! ones, so a cancel-heavy program does not grow the heap.
+#![forbid(unsafe_code)]
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -3,6 +3,7 @@
 //! with a generation, so a list is three words and costs no allocation of its
 //! own (the slab's slots are reused, so a steady state allocates nothing). The key a waiter holds goes stale once its node is popped: removing
 //! by a stale key is a no-op, never the removal of somebody else's node.
+#![forbid(unsafe_code)]
 
 use slab::Slab;
 

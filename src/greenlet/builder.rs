@@ -1,4 +1,5 @@
 //! `Builder`: names a greenlet and sizes its stack before it is created.
+#![forbid(unsafe_code)]
 
 use std::marker::PhantomData;
 

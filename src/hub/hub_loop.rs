@@ -2,6 +2,7 @@
 //! to directly. It runs link callbacks, fires timers, sleeps until the next
 //! deadline, and raises LoopExit in the main greenlet when nothing can ever
 //! wake it.
+#![forbid(unsafe_code)]
 
 use std::time::Instant;
 

@@ -1,6 +1,7 @@
 //! A greenlet's life as the hub sees it: creation, start, join, kill,
 //! death (joiners woken FIFO, links scheduled as loop callbacks), locals, and
 //! the teardown of every survivor when the thread exits.
+#![forbid(unsafe_code)]
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};

@@ -1,4 +1,5 @@
 //! The run queue: a FIFO of greenlet keys (and `LINKS` markers).
+#![forbid(unsafe_code)]
 
 /// The FIFO run queue: a power-of-two ring of keys with free-running
 /// head/tail counters, so push and pop are a mask and a store.

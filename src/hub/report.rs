@@ -1,6 +1,7 @@
 //! What the hub says when things go wrong: panics of greenlets reported with
 //! the greenlet's name, and the stack-overflow message the SIGSEGV handler
 //! prints (built without allocating).
+#![forbid(unsafe_code)]
 
 use std::panic;
 
