@@ -1,13 +1,18 @@
 //! `WaitList`: the one list of parked greenlets. A FIFO whose nodes live in
 //! the hub's single `slab::Slab` (`WaitNodes`), linked by index, each stamped
-//! with a generation, so a list is three words and costs no allocation of its
-//! own (the slab's slots are reused, so a steady state allocates nothing). The key a waiter holds goes stale once its node is popped: removing
+//! with a generation, so a list costs no allocation of its own (the slab's
+//! slots are reused, so a steady state allocates nothing). The oldest waiter
+//! of a list that was empty sits inline in the list itself, so the common
+//! single waiter (a join, a lock hand-off) touches no slab at all. The key a waiter holds goes stale once its node is popped: removing
 //! by a stale key is a no-op, never the removal of somebody else's node.
 #![forbid(unsafe_code)]
 
 use slab::Slab;
 
 const NIL: usize = usize::MAX;
+
+/// The `slot` of a key naming a list's inline waiter.
+const INLINE: usize = usize::MAX;
 
 /// Names one waiter's node; stale after it was popped or removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,19 +34,31 @@ struct Node {
 pub(crate) struct WaitNodes {
     nodes: Slab<Node>,
     generation: u64,
+    /// Waiters in all lists, inline ones included.
+    waiting: usize,
 }
 
 impl WaitNodes {
-    /// Nodes in use across all lists.
-    #[cfg_attr(not(test), allow(dead_code))]
+    fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.waiting += 1;
+        self.generation
+    }
+
+    /// Waiters across all lists.
     pub(crate) fn len(&self) -> usize {
-        self.nodes.len()
+        self.waiting
     }
 }
 
 /// A FIFO of parked greenlets (by hub key) with O(1) removal by [`WaitKey`].
+///
+/// Invariant: the inline waiter, when present, is the oldest: a waiter goes
+/// inline only into a list that is empty.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WaitList {
+    first: usize,
+    first_generation: u64,
     head: usize,
     tail: usize,
     len: usize,
@@ -49,15 +66,19 @@ pub(crate) struct WaitList {
 
 impl Default for WaitList {
     fn default() -> Self {
-        WaitList { head: NIL, tail: NIL, len: 0 }
+        WaitList { first: NIL, first_generation: 0, head: NIL, tail: NIL, len: 0 }
     }
 }
 
 impl WaitList {
     /// Appends a waiter.
     pub(crate) fn push_back(&mut self, n: &mut WaitNodes, greenlet: usize) -> WaitKey {
-        n.generation += 1;
-        let generation = n.generation;
+        let generation = n.next_generation();
+        if self.is_empty() {
+            self.first = greenlet;
+            self.first_generation = generation;
+            return WaitKey { slot: INLINE, generation };
+        }
         let slot = n.nodes.insert(Node { greenlet, generation, prev: self.tail, next: NIL });
         match self.tail {
             NIL => self.head = slot,
@@ -70,6 +91,10 @@ impl WaitList {
 
     /// Takes the longest-waiting greenlet.
     pub(crate) fn pop_front(&mut self, n: &mut WaitNodes) -> Option<usize> {
+        if self.first != NIL {
+            n.waiting -= 1;
+            return Some(std::mem::replace(&mut self.first, NIL));
+        }
         if self.head == NIL {
             return None;
         }
@@ -78,30 +103,39 @@ impl WaitList {
 
     /// Removes a waiter by key; false if it was no longer waiting.
     pub(crate) fn remove(&mut self, n: &mut WaitNodes, key: WaitKey) -> bool {
-        if !Self::contains(n, key) {
+        if !self.contains(n, key) {
             return false;
         }
-        self.unlink(n, key.slot);
+        if key.slot == INLINE {
+            n.waiting -= 1;
+            self.first = NIL;
+        } else {
+            self.unlink(n, key.slot);
+        }
         true
     }
 
-    /// True while the waiter named by `key` is still in its list.
-    pub(crate) fn contains(n: &WaitNodes, key: WaitKey) -> bool {
+    /// True while the waiter named by `key` is still in this list.
+    pub(crate) fn contains(&self, n: &WaitNodes, key: WaitKey) -> bool {
+        if key.slot == INLINE {
+            return self.first != NIL && self.first_generation == key.generation;
+        }
         n.nodes.get(key.slot).is_some_and(|node| node.generation == key.generation)
     }
 
     /// Number of waiters.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len + (self.first != NIL) as usize
     }
 
     /// True when nobody waits.
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.first == NIL && self.len == 0
     }
 
     fn unlink(&mut self, n: &mut WaitNodes, slot: usize) -> usize {
+        n.waiting -= 1;
         let node = n.nodes.remove(slot);
         match node.prev {
             NIL => self.head = node.next,
@@ -133,6 +167,26 @@ mod tests {
         assert_eq!(w.pop_front(&mut n), None);
         assert!(w.is_empty());
         assert_eq!(n.len(), 0);
+    }
+
+    #[test]
+    fn the_inline_waiter_stays_the_oldest() {
+        let mut n = WaitNodes::default();
+        let mut w = WaitList::default();
+        let a = w.push_back(&mut n, 1); // inline
+        w.push_back(&mut n, 2);
+        assert!(w.remove(&mut n, a));
+        w.push_back(&mut n, 3); // not inline: the list is not empty
+        assert_eq!(w.len(), 2);
+        assert_eq!(w.pop_front(&mut n), Some(2));
+        assert_eq!(w.pop_front(&mut n), Some(3));
+        let b = w.push_back(&mut n, 4); // inline again
+        assert_eq!(n.nodes.len(), 0, "a lone waiter takes no node");
+        assert_eq!(n.len(), 1);
+        assert!(w.contains(&n, b));
+        assert_eq!(w.pop_front(&mut n), Some(4));
+        assert!(!w.remove(&mut n, b), "a popped inline key is stale");
+        assert!(!w.remove(&mut n, a));
     }
 
     #[test]
@@ -170,7 +224,7 @@ mod tests {
         assert_eq!(w.pop_front(&mut n), Some(1));
         let b = w.push_back(&mut n, 2); // reuses a's slot
         assert!(!w.remove(&mut n, a), "a stale key removes nothing");
-        assert!(WaitList::contains(&n, b));
+        assert!(w.contains(&n, b));
         assert!(w.remove(&mut n, b));
         assert!(!w.remove(&mut n, b));
     }

@@ -73,7 +73,7 @@ pub(crate) struct Inner<S: ?Sized> {
     pub(crate) name: RefCell<Option<String>>,
     pub(crate) exception: RefCell<Option<GreenletError>>,
     pub(crate) links: RefCell<Vec<Link>>,
-    pub(crate) joiners: Cell<WaitList>,
+    pub(crate) joiners: RefCell<WaitList>,
     pub(crate) slot: S,
 }
 
@@ -191,7 +191,7 @@ impl GreenletRef {
             name: RefCell::new(None),
             exception: RefCell::new(None),
             links: RefCell::new(Vec::new()),
-            joiners: Cell::new(WaitList::default()),
+            joiners: RefCell::new(WaitList::default()),
             slot: SlotImpl { closure: Cell::new(f), result: RefCell::new(None) },
         })
     }

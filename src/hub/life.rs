@@ -197,7 +197,7 @@ pub(crate) fn exit_current() -> ! {
 
 /// Wakes every joiner of `r`, in the order they started waiting.
 fn wake_joiners(h: &super::Hub, core: &mut super::sched::Core, r: &GreenletRef) {
-    let mut joiners = r.0.joiners.take();
+    let mut joiners = r.0.joiners.borrow_mut();
     if joiners.is_empty() {
         return;
     }
@@ -237,18 +237,14 @@ struct JoinWait<'a> {
 
 impl<'a> JoinWait<'a> {
     fn enter(target: &'a GreenletRef, me: usize) -> JoinWait<'a> {
-        let mut list = target.0.joiners.get();
-        let key = with(|h| list.push_back(&mut h.waiters.borrow_mut(), me));
-        target.0.joiners.set(list);
+        let key = with(|h| target.0.joiners.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me));
         JoinWait { target, key }
     }
 }
 
 impl Drop for JoinWait<'_> {
     fn drop(&mut self) {
-        let mut list = self.target.0.joiners.get();
-        with(|h| list.remove(&mut h.waiters.borrow_mut(), self.key));
-        self.target.0.joiners.set(list);
+        with(|h| self.target.0.joiners.borrow_mut().remove(&mut h.waiters.borrow_mut(), self.key));
     }
 }
 
