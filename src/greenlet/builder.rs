@@ -59,7 +59,7 @@ impl Builder {
     {
         let inner = GreenletRef::new_inner::<F, T>(hub::next_id(), Some(f));
         if let Some(n) = self.name {
-            *inner.name.borrow_mut() = Some(n);
+            inner.set_name(n);
         }
         let r = GreenletRef(inner);
         hub::create(&r, self.stack_size, run::<F, T>, start);

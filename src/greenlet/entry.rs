@@ -62,7 +62,7 @@ pub(super) unsafe fn run<F: FnOnce() -> T + 'static, T: 'static>(data: usize) ->
         // may block or switch like any user code.
         Ok(v) if hub::handles_of_current() == 0 => hub::drop_reporting(v, "a greenlet's unread result"),
         Ok(v) => *inner.slot.result.borrow_mut() = Some(v),
-        Err(e) => *inner.exception.borrow_mut() = Some(e),
+        Err(e) => inner.set_exception(e),
     }
     hub::exit_current()
 }

@@ -70,11 +70,51 @@ pub(crate) struct Inner<S: ?Sized> {
     pub(crate) life: Cell<Life>,
     /// Set by `start`/`start_later`; stays set after death.
     pub(crate) started: Cell<bool>,
-    pub(crate) name: RefCell<Option<String>>,
-    pub(crate) exception: RefCell<Option<GreenletError>>,
-    pub(crate) links: RefCell<Vec<Link>>,
+    /// Name, exception and links: most greenlets have none, so they are
+    /// boxed on first use and a greenlet's allocation stays small.
+    pub(crate) extra: RefCell<Option<Box<Extra>>>,
     pub(crate) joiners: RefCell<WaitList>,
     pub(crate) slot: S,
+}
+
+/// The rarely set parts of a greenlet's shared state.
+#[derive(Default)]
+pub(crate) struct Extra {
+    pub(crate) name: Option<String>,
+    pub(crate) exception: Option<GreenletError>,
+    pub(crate) links: Vec<Link>,
+}
+
+impl<S: ?Sized> Inner<S> {
+    /// The extra part, created on first use.
+    pub(crate) fn extra(&self) -> std::cell::RefMut<'_, Extra> {
+        std::cell::RefMut::map(self.extra.borrow_mut(), |e| &mut **e.get_or_insert_with(Box::default))
+    }
+
+    /// Reads the extra part, if there is one.
+    pub(crate) fn peek<R>(&self, f: impl FnOnce(&Extra) -> R) -> Option<R> {
+        self.extra.borrow().as_deref().map(f)
+    }
+
+    pub(crate) fn exception(&self) -> Option<GreenletError> {
+        self.peek(|e| e.exception.clone()).flatten()
+    }
+
+    pub(crate) fn set_exception(&self, e: GreenletError) {
+        self.extra().exception = Some(e);
+    }
+
+    pub(crate) fn has_links(&self) -> bool {
+        self.peek(|e| !e.links.is_empty()).unwrap_or(false)
+    }
+
+    pub(crate) fn take_links(&self) -> Vec<Link> {
+        self.extra.borrow_mut().as_deref_mut().map(|e| std::mem::take(&mut e.links)).unwrap_or_default()
+    }
+
+    pub(crate) fn set_name(&self, name: String) {
+        self.extra().name = Some(name);
+    }
 }
 
 /// The typed part of a greenlet, seen through `dyn Slot` by untyped code.
@@ -188,9 +228,7 @@ impl GreenletRef {
             key: Cell::new(usize::MAX),
             life: Cell::new(Life::Created),
             started: Cell::new(false),
-            name: RefCell::new(None),
-            exception: RefCell::new(None),
-            links: RefCell::new(Vec::new()),
+            extra: RefCell::new(None),
             joiners: RefCell::new(WaitList::default()),
             slot: SlotImpl { closure: Cell::new(f), result: RefCell::new(None) },
         })
@@ -204,15 +242,15 @@ impl GreenletRef {
     /// The greenlet's name: the one given by the builder or `set_name`, else
     /// `Greenlet-<id>` (the main greenlet is `main`).
     pub fn name(&self) -> String {
-        match &*self.0.name.borrow() {
-            Some(n) => n.clone(),
+        match self.0.peek(|e| e.name.clone()).flatten() {
+            Some(n) => n,
             None => format!("Greenlet-{}", self.0.id),
         }
     }
 
     /// Renames the greenlet (used in panic reports and overflow messages).
     pub fn set_name(&self, name: &str) {
-        *self.0.name.borrow_mut() = Some(name.to_owned());
+        self.0.set_name(name.to_owned());
     }
 
     /// True once the greenlet was started; stays true after its death.
@@ -232,13 +270,13 @@ impl GreenletRef {
 
     /// True if the greenlet is dead and returned normally.
     pub fn successful(&self) -> bool {
-        self.dead() && self.0.exception.borrow().is_none()
+        self.dead() && self.0.peek(|e| e.exception.is_none()).unwrap_or(true)
     }
 
     /// Why the greenlet failed: `Some(Panicked(..))` or `Some(Killed)` once it
     /// died that way, `None` while it runs or after it returned normally.
     pub fn exception(&self) -> Option<GreenletError> {
-        self.0.exception.borrow().clone()
+        self.0.exception()
     }
 
     /// Waits until the greenlet is dead.
@@ -290,7 +328,7 @@ impl GreenletRef {
     /// Registers `f` to run (once, from the hub) when the greenlet dies.
     /// Linking a dead greenlet schedules `f` at once.
     pub fn link<F: FnOnce(&GreenletRef) + 'static>(&self, f: F) {
-        self.0.links.borrow_mut().push(Box::new(f));
+        self.0.extra().links.push(Box::new(f));
         if self.dead() {
             hub::schedule_links(self.clone());
         }

@@ -17,9 +17,10 @@ use crate::wait::WaitKey;
 /// Registers a freshly built greenlet (state New), and starts it at once if
 /// `start`; it gets a stack only when it first runs.
 pub(crate) fn create(r: &GreenletRef, stack_size: Option<usize>, entry: unsafe fn(usize) -> !, start: bool) {
+    let size = stack_size.map_or(0, |s| u32::try_from(s).expect("gevent: a greenlet's stack size must be below 4 GiB"));
     let key = with(|h| {
         let mut core = h.core.borrow_mut();
-        let key = core.insert(r.clone(), stack_size.unwrap_or(0), entry);
+        let key = core.insert(r.clone(), size, entry);
         if start {
             core.enqueue_new(key);
         }
@@ -101,7 +102,7 @@ fn kill_unrun(r: &GreenletRef, key: usize, state: State) {
     });
     // User Drop code: outside any borrow.
     r.0.slot.drop_closure();
-    *r.0.exception.borrow_mut() = Some(GreenletError::Killed);
+    r.0.set_exception(GreenletError::Killed);
     finish(r);
 }
 
@@ -109,7 +110,7 @@ fn kill_unrun(r: &GreenletRef, key: usize, state: State) {
 fn finish(r: &GreenletRef) {
     r.0.life.set(Life::Dead);
     with(|h| wake_joiners(h, &mut h.core.borrow_mut(), r));
-    if !r.0.links.borrow().is_empty() {
+    if r.0.has_links() {
         schedule_links(r.clone());
     }
 }
@@ -124,7 +125,7 @@ pub(crate) fn schedule_links(r: GreenletRef) {
 
 /// Runs a dead greenlet's link callbacks (in the hub context).
 pub(super) fn run_links(r: &GreenletRef) {
-    let links = std::mem::take(&mut *r.0.links.borrow_mut());
+    let links = r.0.take_links();
     for link in links {
         if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(r))) {
             eprintln!("gevent: a link callback of greenlet '{}' panicked: {}", r.name(), panic_message(&*p));
@@ -176,7 +177,7 @@ pub(crate) fn exit_current() -> ! {
         let shared = gcb.shared;
         shared.0.life.set(Life::Dead);
         wake_joiners(h, &mut core, &shared);
-        if !shared.0.links.borrow().is_empty() {
+        if shared.0.has_links() {
             h.links.borrow_mut().push_back(shared.clone());
             core.ready.push_back(LINKS);
         }

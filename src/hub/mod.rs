@@ -127,7 +127,7 @@ fn create_hub() -> *const Hub {
     let main_slots = Box::new(UnsafeCell::new([0usize; 2]));
     let first_id = next_id_block();
     let main = GreenletRef(GreenletRef::new_inner::<fn(), ()>(first_id, None));
-    *main.0.name.borrow_mut() = Some("main".to_owned());
+    main.0.set_name("main".to_owned());
     main.0.started.set(true);
     main.0.life.set(Life::Started);
     let core = Core::new(main_slots.get().cast(), main);

@@ -60,8 +60,8 @@ pub(super) fn overflow_report(addr: usize, buf: &mut [u8]) -> Option<usize> {
         if !near(gcb.stack.as_ref()?.guard_range()) {
             return None;
         }
-        let name = gcb.shared.0.name.try_borrow().ok()?;
-        let _ = match &*name {
+        let extra = gcb.shared.0.extra.try_borrow().ok()?;
+        let _ = match extra.as_deref().and_then(|e| e.name.as_deref()) {
             Some(n) => write!(out, "greenlet '{n}'"),
             None => write!(out, "greenlet 'Greenlet-{}'", gcb.shared.0.id),
         };

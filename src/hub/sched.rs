@@ -71,7 +71,7 @@ pub(super) struct Hot {
 pub(super) struct Gcb {
     pub(super) stack: Option<Stack>,
     /// Requested stack size; 0 = the hub's default.
-    pub(super) stack_size: usize,
+    pub(super) stack_size: u32,
     /// Runs the closure on the first switch in (see `greenlet::run`).
     pub(super) entry: unsafe fn(usize) -> !,
     pub(super) shared: GreenletRef,
@@ -86,6 +86,8 @@ pub(super) struct Rare {
     pub(super) locals: Vec<(u64, Option<Box<dyn Any>>)>,
     pub(super) start_timer: Option<crate::timer::TimerKey>,
 }
+
+const _: () = assert!(std::mem::size_of::<Gcb>() <= 56, "a control block is moved on every spawn and death");
 
 impl Gcb {
     /// The rare part, created on first use.
@@ -133,7 +135,7 @@ impl Core {
         core
     }
 
-    pub(super) fn insert(&mut self, shared: GreenletRef, stack_size: usize, entry: unsafe fn(usize) -> !) -> usize {
+    pub(super) fn insert(&mut self, shared: GreenletRef, stack_size: u32, entry: unsafe fn(usize) -> !) -> usize {
         let gcb = Gcb { stack: None, stack_size, entry, shared, rare: None };
         let key = self.greenlets.insert(gcb);
         let hot = Hot { state: State::New, interrupted: false, slots: std::ptr::null_mut() };
@@ -300,7 +302,7 @@ impl Hub {
     #[inline(never)]
     fn first_run(&self, core: &mut Core, key: usize) -> (*mut usize, usize) {
         let g = &mut core.greenlets[key];
-        let size = if g.stack_size == 0 { self.default_stack.get() } else { g.stack_size };
+        let size = if g.stack_size == 0 { self.default_stack.get() } else { g.stack_size as usize };
         let stack = self.stacks.borrow_mut().take(size).expect("gevent: cannot map a greenlet stack");
         let (ctx, data) = new_context(&stack, StartRecord::new(g.entry, &g.shared));
         g.stack = Some(stack);

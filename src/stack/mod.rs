@@ -36,23 +36,24 @@ pub(crate) fn page_size() -> usize {
     *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize })
 }
 
-/// One greenlet stack: `[guard page | usable]`, `top` is the high end.
+/// One greenlet stack: `[guard page | usable]`, `top` is the high end. Two
+/// words (and `Option<Stack>` too), as it is moved with control blocks.
 #[derive(Debug)]
 pub(crate) struct Stack {
-    guard: usize,
-    top: usize,
+    top: std::num::NonZeroUsize,
     size: usize,
 }
 
 impl Stack {
     /// The highest address of the stack (exclusive), 16-byte aligned.
     pub(crate) fn top(&self) -> usize {
-        self.top
+        self.top.get()
     }
 
     /// The guard page range `[lo, hi)` below the usable part.
     pub(crate) fn guard_range(&self) -> (usize, usize) {
-        (self.guard, self.guard + page_size())
+        let hi = self.top() - self.size;
+        (hi - page_size(), hi)
     }
 
     /// Usable bytes (without the guard page).
@@ -230,7 +231,8 @@ impl StackPool {
         for i in 0..count {
             let guard = chunk.addr + i * span;
             install_guard(guard, page)?;
-            fresh.push(Stack { guard, top: guard + span, size: c.size });
+            let top = std::num::NonZeroUsize::new(guard + span).expect("a mapping is never at address 0");
+            fresh.push(Stack { top, size: c.size });
         }
         // Hand out the lowest addresses first (pop takes from the end).
         fresh.reverse();
