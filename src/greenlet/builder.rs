@@ -57,12 +57,15 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let inner = GreenletRef::new_inner::<F, T>(hub::next_id(), Some(f));
-        if let Some(n) = self.name {
-            inner.set_name(n);
-        }
-        let r = GreenletRef(inner);
-        hub::create(&r, self.stack_size, run::<F, T>, start);
+        let name = self.name;
+        let make = move |id| {
+            let inner = GreenletRef::new_inner::<F, T>(id, Some(f));
+            if let Some(n) = name {
+                inner.set_name(n);
+            }
+            GreenletRef(inner)
+        };
+        let r = hub::create(make, self.stack_size, run::<F, T>, start);
         Greenlet { r, _t: PhantomData }
     }
 }

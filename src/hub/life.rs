@@ -14,23 +14,28 @@ use crate::greenlet::{GreenletError, GreenletRef, KillUnwind, Life};
 use crate::timer::Action;
 use crate::wait::WaitKey;
 
-/// Registers a freshly built greenlet (state New), and starts it at once if
-/// `start`; it gets a stack only when it first runs.
-pub(crate) fn create(r: &GreenletRef, stack_size: Option<usize>, entry: unsafe fn(usize) -> !, start: bool) {
+/// Creates a greenlet's shared state with `make(id)` and registers it (state
+/// New), starting it at once if `start`; it gets a stack only when it first
+/// runs. `make` only allocates: it runs no user code.
+pub(crate) fn create(
+    make: impl FnOnce(u64) -> GreenletRef,
+    stack_size: Option<usize>,
+    entry: unsafe fn(usize) -> !,
+    start: bool,
+) -> GreenletRef {
     let size = stack_size.map_or(0, |s| u32::try_from(s).expect("gevent: a greenlet's stack size must be below 4 GiB"));
-    let key = with(|h| {
+    with(|h| {
+        let r = make(h.next_id());
         let mut core = h.core.borrow_mut();
         let key = core.insert(r.clone(), size, entry);
+        r.0.key.set(key);
         if start {
             core.enqueue_new(key);
+            r.0.life.set(Life::Started);
+            r.0.started.set(true);
         }
-        key
-    });
-    r.0.key.set(key);
-    if start {
-        r.0.life.set(Life::Started);
-        r.0.started.set(true);
-    }
+        r
+    })
 }
 
 /// Starts a New greenlet now or after `delay`; anything else is a no-op.
@@ -159,41 +164,45 @@ pub(crate) fn handles_of_current() -> usize {
 /// Ends the current greenlet: drops its locals, wakes its joiners, frees its
 /// control block and stack, and switches away for good.
 pub(crate) fn exit_current() -> ! {
-    // Locals first, outside any borrow: their destructors are user code and
-    // still run as this greenlet (and may create new locals).
-    while let Some(locals) = with(|h| {
-        let mut core = h.core.borrow_mut();
-        let me = core.current;
-        let locals = &mut core.greenlets[me].rare.as_mut()?.locals;
-        (!locals.is_empty()).then(|| std::mem::take(locals))
-    }) {
-        drop_reporting(locals, "a greenlet-local value");
-    }
-    let (shared, plan) = with(|h| {
-        let mut core = h.core.borrow_mut();
-        let me = core.current;
-        let gcb = core.greenlets.remove(me);
-        let from = core.hot[me].slots;
-        let shared = gcb.shared;
-        shared.0.life.set(Life::Dead);
-        wake_joiners(h, &mut core, &shared);
-        if shared.0.has_links() {
-            h.links.borrow_mut().push_back(shared.clone());
-            core.ready.push_back(LINKS);
+    loop {
+        let exit = with(|h| {
+            let mut core = h.core.borrow_mut();
+            let me = core.current;
+            // Locals first, outside any borrow: their destructors are user
+            // code and still run as this greenlet (and may create new locals).
+            if let Some(rare) = core.greenlets[me].rare.as_mut() {
+                if !rare.locals.is_empty() {
+                    return Err(std::mem::take(&mut rare.locals));
+                }
+            }
+            let gcb = core.greenlets.remove(me);
+            let from = core.hot[me].slots;
+            let shared = gcb.shared;
+            shared.0.life.set(Life::Dead);
+            wake_joiners(h, &mut core, &shared);
+            if shared.0.has_links() {
+                h.links.borrow_mut().push_back(shared.clone());
+                core.ready.push_back(LINKS);
+            }
+            // The stack goes back to the pool before the last switch off it:
+            // no code runs between here and the switch that could take it.
+            h.stacks.borrow_mut().give(gcb.stack.expect("a running greenlet owns its stack"));
+            let to = h.next_target(&mut core);
+            let (to_ctx, data) = h.plan_to(&mut core, to);
+            Ok((shared, (from, to_ctx, data)))
+        });
+        match exit {
+            Err(locals) => drop_reporting(locals, "a greenlet-local value"),
+            Ok((shared, plan)) => {
+                // The last handle may go here: the result was already dropped
+                // by `run` if nobody could read it, so no user destructor runs
+                // in this drop.
+                drop(shared);
+                sched::switch(plan);
+                unreachable!("a dead greenlet was resumed")
+            }
         }
-        // The stack goes back to the pool before the last switch off it: no
-        // code runs between here and the switch that could take it.
-        h.stacks.borrow_mut().give(gcb.stack.expect("a running greenlet owns its stack"));
-        let to = h.next_target(&mut core);
-        let (to_ctx, data) = h.plan_to(&mut core, to);
-        (shared, (from, to_ctx, data))
-    });
-    // The last handle may go here: the result was already dropped by `run`
-    // if nobody could read it, so no user destructor runs in this drop but
-    // the name and links.
-    drop(shared);
-    sched::switch(plan);
-    unreachable!("a dead greenlet was resumed")
+    }
 }
 
 /// Wakes every joiner of `r`, in the order they started waiting.
@@ -213,33 +222,46 @@ pub(crate) fn join(r: &GreenletRef, timeout: Option<Duration>) -> bool {
     if r.dead() {
         return true;
     }
-    let me = sched::current_key();
-    assert!(me != HUB, "gevent: a blocking call inside a hub callback (link callbacks must not block)");
-    if r.0.key.get() == me {
-        panic!("gevent: greenlet '{}' tried to join itself, which would never return", r.name());
-    }
     let deadline = timeout.map(|d| Instant::now() + d);
-    let _timer = timeout.map(|d| TimerGuard::arm(d, Action::Wake(me)));
-    while !r.dead() {
+    let mut timer = None;
+    loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
-        let _leave = JoinWait::enter(r, me);
+        let leave = JoinWait::enter(r);
+        if let (None, Some(d)) = (&timer, timeout) {
+            timer = Some(TimerGuard::arm(d, Action::Wake(leave.me)));
+        }
         sched::park();
+        drop(leave);
+        if r.dead() {
+            return true;
+        }
     }
-    true
 }
 
 /// A place in a greenlet's join list, left on every exit path.
 struct JoinWait<'a> {
     target: &'a GreenletRef,
+    me: usize,
     key: WaitKey,
 }
 
 impl<'a> JoinWait<'a> {
-    fn enter(target: &'a GreenletRef, me: usize) -> JoinWait<'a> {
-        let key = with(|h| target.0.joiners.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me));
-        JoinWait { target, key }
+    /// Enlists the current greenlet as a joiner of `target`.
+    ///
+    /// # Panics
+    /// From a hub callback, or if `target` is the current greenlet.
+    fn enter(target: &'a GreenletRef) -> JoinWait<'a> {
+        with(|h| {
+            let me = h.core.borrow().current;
+            assert!(me != HUB, "gevent: a blocking call inside a hub callback (link callbacks must not block)");
+            if target.0.key.get() == me {
+                panic!("gevent: greenlet '{}' tried to join itself, which would never return", target.name());
+            }
+            let key = target.0.joiners.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me);
+            JoinWait { target, me, key }
+        })
     }
 }
 

@@ -161,17 +161,18 @@ fn next_id_block() -> u64 {
     NEXT.fetch_add(ID_BLOCK, Ordering::Relaxed)
 }
 
-/// A process-wide unique greenlet id.
-pub(crate) fn next_id() -> u64 {
-    with(|h| {
-        let (mut next, mut end) = h.ids.get();
+impl Hub {
+    /// A process-wide unique greenlet id.
+    #[inline]
+    fn next_id(&self) -> u64 {
+        let (mut next, mut end) = self.ids.get();
         if next == end {
             next = next_id_block();
             end = next + ID_BLOCK;
         }
-        h.ids.set((next + 1, end));
+        self.ids.set((next + 1, end));
         next
-    })
+    }
 }
 
 /// How stale the loop time may get before arming a timer reads the clock
