@@ -126,6 +126,9 @@ where
 
 /// Kills every greenlet given and waits until all are dead.
 ///
+/// If the current greenlet is among them, it is killed last (it unwinds at
+/// once, without waiting for the others).
+///
 /// # Blocking
 /// As [`GreenletRef::kill`]; all are asked to die before the first wait.
 pub fn killall<I>(greenlets: I)
@@ -134,8 +137,13 @@ where
     I::Item: AsRef<GreenletRef>,
 {
     let all: Vec<GreenletRef> = greenlets.into_iter().map(|g| g.as_ref().clone()).collect();
-    for g in &all {
+    let me = getcurrent();
+    for g in all.iter().filter(|g| **g != me) {
         g.kill_nowait();
+    }
+    if all.contains(&me) {
+        // Killing ourselves unwinds at once: the others were asked first.
+        me.kill_nowait();
     }
     joinall(&all);
 }

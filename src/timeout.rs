@@ -25,6 +25,16 @@ impl std::error::Error for Timeout {}
 /// The unwind payload of one `with_timeout` scope.
 pub(crate) struct TimeoutUnwind(pub(crate) u64);
 
+/// Marks the token of a scope opened while the greenlet was already
+/// unwinding (inside a destructor): that scope catches its own timeout, so
+/// raising it cannot escape the destructor.
+const OPENED_WHILE_UNWINDING: u64 = 1 << 63;
+
+/// True for a token [`with_timeout`] made while unwinding.
+pub(crate) fn opened_while_unwinding(token: u64) -> bool {
+    token & OPENED_WHILE_UNWINDING != 0
+}
+
 /// Runs `f`, giving up after `d`: if `f` is still blocked when the deadline
 /// passes, it unwinds from its blocking point (destructors and guards run)
 /// and `Err(Timeout)` is returned.
@@ -49,14 +59,18 @@ pub fn with_timeout<F, T>(d: Duration, f: F) -> Result<T, Timeout>
 where
     F: FnOnce() -> T,
 {
-    let token = hub::new_token();
+    let unwinding = if std::thread::panicking() { OPENED_WHILE_UNWINDING } else { 0 };
+    let token = hub::new_token() | unwinding;
     let timer = hub::arm_timeout(d, token);
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
     drop(timer);
     match outcome {
         Ok(v) => Ok(v),
         Err(payload) => match payload.downcast_ref::<TimeoutUnwind>() {
-            Some(t) if t.0 == token => Err(Timeout),
+            Some(t) if t.0 == token => {
+                hub::note_unwind(hub::current_key(), false);
+                Err(Timeout)
+            }
             _ => panic::resume_unwind(payload),
         },
     }

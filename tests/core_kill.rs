@@ -357,3 +357,66 @@ fn a_killed_greenlet_can_be_replaced_by_a_new_one_in_its_slot() {
     old.kill_nowait();
     assert_eq!(fresh.get(), Ok("alive"));
 }
+
+#[test]
+fn killall_including_the_current_greenlet_kills_the_others_first() {
+    let others: Vec<Greenlet<()>> =
+        (0..3).map(|_| gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)))).collect();
+    let list: Vec<gevent::GreenletRef> = others.iter().map(|g| g.as_ref().clone()).collect();
+    let killer = gevent::spawn(move || {
+        let mut all = vec![gevent::getcurrent()];
+        all.extend(list);
+        gevent::killall(&all);
+    });
+    gevent::yield_now();
+    killer.join();
+    assert_eq!(killer.exception(), Some(GreenletError::Killed));
+    gevent::joinall(&others);
+    assert!(others.iter().all(|g| g.exception() == Some(GreenletError::Killed)));
+}
+
+#[test]
+fn a_second_kill_while_a_destructor_blocks_during_the_first_does_not_abort() {
+    struct SlowClose(Rc<Cell<u32>>);
+    impl Drop for SlowClose {
+        fn drop(&mut self) {
+            gevent::sleep(ms(5)); // e.g. flush and close a connection
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let closed = Rc::new(Cell::new(0));
+    let c = closed.clone();
+    let g = gevent::spawn(move || {
+        let _c = SlowClose(c);
+        gevent::sleep(Duration::from_secs(3600));
+    });
+    gevent::yield_now();
+    g.kill_nowait();
+    gevent::yield_now(); // g now sleeps inside SlowClose::drop, unwinding
+    g.kill(); // a second kill: recorded, not raised inside the destructor
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+    assert_eq!(closed.get(), 1, "the destructor ran to completion once");
+}
+
+#[test]
+fn other_greenlets_stay_killable_while_one_is_suspended_mid_unwind() {
+    // std::thread::panicking() is the thread's: it is true in every greenlet
+    // while one of them sleeps in a destructor during its unwind.
+    struct Slow;
+    impl Drop for Slow {
+        fn drop(&mut self) {
+            gevent::sleep(ms(20));
+        }
+    }
+    let unwinding = gevent::spawn(|| {
+        let _s = Slow;
+        gevent::sleep(Duration::from_secs(3600));
+    });
+    let bystander = gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)));
+    gevent::yield_now();
+    unwinding.kill_nowait();
+    gevent::yield_now();
+    bystander.kill();
+    assert_eq!(bystander.exception(), Some(GreenletError::Killed));
+    unwinding.join();
+}

@@ -2,7 +2,8 @@
 
 mod core_common;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -238,4 +239,30 @@ fn main_greenlet_values_are_dropped_at_thread_exit() {
     rx.recv().unwrap();
     assert_eq!(seen.load(Ordering::SeqCst), 1);
     assert_eq!(MAIN_LOCAL_DROPS.load(Ordering::SeqCst), 2, "main's value dropped when its thread ended");
+}
+
+#[test]
+fn a_result_whose_last_handle_dies_with_a_local_is_dropped_as_its_greenlet() {
+    // The only user handle lives in the greenlet's own local: the result's
+    // destructor runs when the locals go, still as that greenlet.
+    struct Noisy(Rc<RefCell<Vec<String>>>);
+    impl Drop for Noisy {
+        fn drop(&mut self) {
+            self.0.borrow_mut().push(gevent::getcurrent().name());
+            gevent::sleep(Duration::from_millis(1)); // may even block
+        }
+    }
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let handle: Rc<RefCell<Option<Greenlet<Noisy>>>> = Rc::default();
+    let local: Local<Option<Greenlet<Noisy>>> = Local::new();
+    let (h2, s2) = (handle.clone(), seen.clone());
+    let g = Greenlet::builder().name("worker").spawn(move || {
+        let me = h2.borrow_mut().take().expect("handle stored before the first run");
+        local.with(|v| *v = Some(me));
+        Noisy(s2)
+    });
+    *handle.borrow_mut() = Some(g);
+    Greenlet::builder().name("next").spawn(|| ());
+    gevent::sleep(Duration::from_millis(10));
+    assert_eq!(*seen.borrow(), ["worker"]);
 }

@@ -136,6 +136,7 @@ fn loop_exit_when_main_joins_a_never_started_greenlet() {
     .join();
     let msg = panic_text(&*result.unwrap_err());
     assert!(msg.contains("block forever"), "{msg}");
+    assert!(msg.contains("'not-started' (created but never started)"), "the usual porting mistake is named: {msg}");
 }
 
 #[test]

@@ -55,7 +55,11 @@ pub(super) unsafe fn run<F: FnOnce() -> T + 'static, T: 'static>(data: usize) ->
     // SAFETY: per the contract, `inner` points at a live Inner<SlotImpl<F, T>>.
     let inner = unsafe { &*((*(data as *const StartRecord)).inner as *const Inner<SlotImpl<F, T>>) };
     let f = inner.slot.closure.take().expect("a greenlet's closure runs once");
-    let outcome = panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| error_from_payload(&*p));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        let e = error_from_payload(&*p);
+        hub::discard_payload(p);
+        e
+    });
     match outcome {
         // Nobody can ever read it (only the hub's control block refers to the
         // greenlet): drop it here, in greenlet context, where its destructor

@@ -123,6 +123,10 @@ pub(crate) trait Slot: Any {
     fn result(&self) -> &dyn Any;
     /// Drops the closure of a greenlet that will never run.
     fn drop_closure(&self);
+    /// True while a result is stored.
+    fn has_result(&self) -> bool;
+    /// Drops the stored result (user code: call outside any hub borrow).
+    fn drop_result(&self);
 }
 
 /// The closure (until the greenlet first runs) and the result.
@@ -138,6 +142,15 @@ impl<F: 'static, T: 'static> Slot for SlotImpl<F, T> {
 
     fn drop_closure(&self) {
         drop(self.closure.take());
+    }
+
+    fn has_result(&self) -> bool {
+        self.result.borrow().is_some()
+    }
+
+    fn drop_result(&self) {
+        let value = self.result.borrow_mut().take();
+        drop(value);
     }
 }
 

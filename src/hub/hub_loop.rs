@@ -48,18 +48,22 @@ impl Hub {
 
     fn loop_exit(&self) {
         let mut core = self.core.borrow_mut();
+        let describe = |state: State| match state {
+            State::Suspended => Some("blocked"),
+            State::New => Some("created but never started"),
+            State::Scheduled => Some("scheduled to start"),
+            _ => None,
+        };
         let names: Vec<String> = core
             .greenlets
             .iter()
-            .filter(|(k, _)| *k != core.main_key && core.hot[*k].state == State::Suspended)
-            .map(|(_, b)| format!("'{}'", b.shared.name()))
+            .filter(|(k, _)| *k != core.main_key)
+            .filter_map(|(k, b)| Some(format!("'{}' ({})", b.shared.name(), describe(core.state(k))?)))
             .collect();
         let msg = format!(
             "gevent: this operation would block forever (LoopExit): the main greenlet waits and \
-             nothing can wake it (no ready greenlet, no timer, no I/O); {} other greenlet(s) blocked{}{}",
-            names.len(),
-            if names.is_empty() { "" } else { ": " },
-            names.join(", ")
+             nothing can wake it (no ready greenlet, no timer, no I/O); other greenlets: {}",
+            if names.is_empty() { "none".to_owned() } else { names.join(", ") }
         );
         *self.loop_exit.borrow_mut() = Some(msg);
         let main = core.main_key;
@@ -74,7 +78,7 @@ pub(super) fn hub_loop() {
             Step::Switch(plan) => {
                 switch(plan);
             }
-            Step::Links(r) => super::life::run_links(&r),
+            Step::Links(r) => super::life::run_links(r),
             Step::Sleep(deadline) => {
                 let now = Instant::now();
                 if deadline > now {

@@ -129,20 +129,44 @@ pub(crate) fn schedule_links(r: GreenletRef) {
 }
 
 /// Runs a dead greenlet's link callbacks (in the hub context).
-pub(super) fn run_links(r: &GreenletRef) {
+pub(super) fn run_links(r: GreenletRef) {
     let links = r.0.take_links();
     for link in links {
-        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(r))) {
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(&r))) {
             eprintln!("gevent: a link callback of greenlet '{}' panicked: {}", r.name(), panic_message(&*p));
+            discard_payload(p);
         }
     }
+    // This may be the last handle, and with it the result goes: its
+    // destructor runs here, in the hub, where it must not block (a panic,
+    // blocking included, is reported).
+    drop_reporting(r, "a greenlet's result (dropped with its last handle, in the hub)");
 }
 
 /// Drops `v`; a panic in its destructor is reported, not propagated (we are
 /// at a greenlet's root, where an unwind has nowhere to go).
 pub(crate) fn drop_reporting<T>(v: T, what: &str) {
     if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
-        eprintln!("gevent: the destructor of {what} panicked: {}", panic_message(&*p));
+        report_drop_panic(what, &*p);
+        discard_payload(p);
+    }
+}
+
+/// Drops an unwind payload whose own destructor may panic (a panic there
+/// would otherwise escape the greenlet's root and abort); such a second
+/// payload is leaked.
+pub(crate) fn discard_payload(p: Box<dyn Any + Send>) {
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(p))) {
+        std::mem::forget(again);
+    }
+}
+
+/// Reports a destructor that panicked; one interrupted by a kill or a timeout
+/// (the greenlet is ending anyway) is not news. The payload is dropped
+/// quietly too: its own destructor may panic.
+fn report_drop_panic(what: &str, p: &(dyn Any + Send)) {
+    if !p.is::<KillUnwind>() && !p.is::<crate::timeout::TimeoutUnwind>() {
+        eprintln!("gevent: the destructor of {what} panicked: {}", panic_message(p));
     }
 }
 
@@ -161,48 +185,71 @@ pub(crate) fn handles_of_current() -> usize {
     })
 }
 
-/// Ends the current greenlet: drops its locals, wakes its joiners, frees its
-/// control block and stack, and switches away for good.
+/// What ending the current greenlet needs next.
+enum Leaving {
+    /// Its greenlet-local values, to drop as user code first.
+    Locals(Vec<(u64, Option<Box<dyn Any>>)>),
+    /// Its result, which nobody can read any more, to drop as user code.
+    Result(GreenletRef),
+    /// Gone: its last reference and the switch away.
+    Gone(GreenletRef, super::sched::Plan),
+}
+
+/// Ends the current greenlet: drops its locals (and a result nobody can
+/// read), wakes its joiners, frees its control block and stack, and
+/// switches away for good.
 pub(crate) fn exit_current() -> ! {
     loop {
-        let exit = with(|h| {
-            let mut core = h.core.borrow_mut();
-            let me = core.current;
-            // Locals first, outside any borrow: their destructors are user
-            // code and still run as this greenlet (and may create new locals).
-            if let Some(rare) = core.greenlets[me].rare.as_mut() {
-                if !rare.locals.is_empty() {
-                    return Err(std::mem::take(&mut rare.locals));
+        match with(leave) {
+            Leaving::Locals(locals) => drop_reporting(locals, "a greenlet-local value"),
+            Leaving::Result(r) => {
+                if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| r.0.slot.drop_result())) {
+                    report_drop_panic("a greenlet's unread result", &*p);
+                    discard_payload(p);
                 }
             }
-            let gcb = core.greenlets.remove(me);
-            let from = core.hot[me].slots;
-            let shared = gcb.shared;
-            shared.0.life.set(Life::Dead);
-            wake_joiners(h, &mut core, &shared);
-            if shared.0.has_links() {
-                h.links.borrow_mut().push_back(shared.clone());
-                core.ready.push_back(LINKS);
-            }
-            // The stack goes back to the pool before the last switch off it:
-            // no code runs between here and the switch that could take it.
-            h.stacks.borrow_mut().give(gcb.stack.expect("a running greenlet owns its stack"));
-            let to = h.next_target(&mut core);
-            let (to_ctx, data) = h.plan_to(&mut core, to);
-            Ok((shared, (from, to_ctx, data)))
-        });
-        match exit {
-            Err(locals) => drop_reporting(locals, "a greenlet-local value"),
-            Ok((shared, plan)) => {
-                // The last handle may go here: the result was already dropped
-                // by `run` if nobody could read it, so no user destructor runs
-                // in this drop.
+            Leaving::Gone(shared, plan) => {
+                // No user code runs in this drop: the result is gone if nobody
+                // could read it, and links hold their own reference.
                 drop(shared);
                 sched::switch(plan);
                 unreachable!("a dead greenlet was resumed")
             }
         }
     }
+}
+
+/// One step of [`exit_current`], inside the hub.
+fn leave(h: &super::Hub) -> Leaving {
+    let mut core = h.core.borrow_mut();
+    let me = core.current;
+    // User destructors run outside any borrow, still as this greenlet (and
+    // may create new locals or drop the last handle, hence the loop).
+    if let Some(rare) = core.greenlets[me].rare.as_mut() {
+        if !rare.locals.is_empty() {
+            return Leaving::Locals(std::mem::take(&mut rare.locals));
+        }
+    }
+    let shared = &core.greenlets[me].shared;
+    if Rc::strong_count(&shared.0) == 1 && shared.0.slot.has_result() {
+        return Leaving::Result(shared.clone());
+    }
+    let gcb = core.greenlets.remove(me);
+    let from = core.hot[me].slots;
+    let shared = gcb.shared;
+    shared.0.life.set(Life::Dead);
+    wake_joiners(h, &mut core, &shared);
+    if shared.0.has_links() {
+        h.links.borrow_mut().push_back(shared.clone());
+        core.ready.push_back(LINKS);
+    }
+    let to = h.next_target(&mut core);
+    let (to_ctx, data) = h.plan_to(&mut core, to);
+    // Only now does our stack go back to the pool: the next greenlet's first
+    // run (in `plan_to`) must not be handed the stack we still run on, and
+    // nothing runs between here and the switch that could take it.
+    h.stacks.borrow_mut().give(gcb.stack.expect("a running greenlet owns its stack"));
+    Leaving::Gone(shared, (from, to_ctx, data))
 }
 
 /// Wakes every joiner of `r`, in the order they started waiting.

@@ -14,15 +14,34 @@ pub(super) fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| match greenlet_name_for_report() {
-            Some(name) => {
-                let msg = super::life::panic_message(info.payload());
-                let loc = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
-                eprintln!("greenlet '{name}' panicked{loc}:\n{msg}");
-            }
-            None => previous(info),
+        panic::set_hook(Box::new(move |info| {
+            note_current_unwind();
+            report(info, &previous)
         }));
     });
+}
+
+/// A user panic starts an unwind of the running greenlet (see
+/// `Hot::unwinding`).
+fn note_current_unwind() {
+    let current = existing().and_then(|h| h.core.try_borrow().ok().map(|c| c.current));
+    if let Some(me) = current.filter(|&k| k != HUB) {
+        super::sched::note_unwind(me, true);
+    }
+}
+
+type Hook = Box<dyn Fn(&panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+
+/// Reports a panic of a greenlet with its name; others go to `previous`.
+fn report(info: &panic::PanicHookInfo<'_>, previous: &Hook) {
+    match greenlet_name_for_report() {
+        Some(name) => {
+            let msg = super::life::panic_message(info.payload());
+            let loc = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
+            eprintln!("greenlet '{name}' panicked{loc}:\n{msg}");
+        }
+        None => previous(info),
+    }
 }
 
 /// The running greenlet's name, unless it is the main greenlet or the hub.

@@ -63,6 +63,10 @@ pub(super) struct Hot {
     pub(super) state: State,
     /// An interrupt is waiting in `Gcb::pending`.
     pub(super) interrupted: bool,
+    /// Unwinds (kills, timeouts, panics) the greenlet started that were not
+    /// caught yet, as far as the runtime sees them (`std::thread::panicking()`
+    /// alone cannot tell: its count is the thread's, shared by every greenlet).
+    pub(super) unwinding: u8,
     /// The context's slots (`arch::Context::at`); null until the first run.
     pub(super) slots: *mut usize,
 }
@@ -128,7 +132,7 @@ impl Core {
             main_key: 0,
         };
         let key = core.insert(main.clone(), 0, never_run);
-        core.hot[key] = Hot { state: State::Running, interrupted: false, slots: main_slots };
+        core.hot[key] = Hot { state: State::Running, interrupted: false, unwinding: 0, slots: main_slots };
         main.0.key.set(key);
         core.current = key;
         core.main_key = key;
@@ -138,7 +142,7 @@ impl Core {
     pub(super) fn insert(&mut self, shared: GreenletRef, stack_size: u32, entry: unsafe fn(usize) -> !) -> usize {
         let gcb = Gcb { stack: None, stack_size, entry, shared, rare: None };
         let key = self.greenlets.insert(gcb);
-        let hot = Hot { state: State::New, interrupted: false, slots: std::ptr::null_mut() };
+        let hot = Hot { state: State::New, interrupted: false, unwinding: 0, slots: std::ptr::null_mut() };
         if key == self.hot.len() {
             self.hot.push(hot);
         } else {
@@ -217,7 +221,7 @@ impl Hub {
         // first, and leaving the scope cancels the timeout. A greenlet that
         // merely yielded is `Yielded`, and interruptible. A timeout for a
         // greenlet that already has an interrupt to take waits too, so nested
-        // scopes due together each get theirs, innermost first.
+        // scopes due together each get theirs, in turn.
         let wait_a_pass = |hot: &[Hot], a: &Action| match *a {
             Action::Interrupt(k, _) => hot[k].state == State::Ready || hot[k].interrupted,
             _ => false,
@@ -354,19 +358,51 @@ fn resumed(me: usize, flag: usize) {
 
 #[cold]
 fn raise_pending(me: usize) {
-    let why = with(|h| {
+    let (why, was_unwinding) = with(|h| {
         let mut core = h.core.borrow_mut();
         core.hot[me].interrupted = false;
-        core.greenlets[me].rare.as_mut().and_then(|r| r.pending.take())
+        (core.greenlets[me].rare.as_mut().and_then(|r| r.pending.take()), core.hot[me].unwinding)
     });
+    // Blocked in a destructor while this greenlet is already unwinding: a
+    // second unwind out of that destructor would abort the process.
+    let unwinding = was_unwinding > 0 && std::thread::panicking();
     match why {
         None => {}
-        Some(Interrupt::Kill) => panic::resume_unwind(Box::new(KillUnwind)),
-        Some(Interrupt::Timeout(token)) => panic::resume_unwind(Box::new(TimeoutUnwind(token))),
+        // Kept for the first blocking point after this unwind ends.
+        Some(Interrupt::Kill) if unwinding => with(|h| {
+            let mut core = h.core.borrow_mut();
+            core.greenlets[me].rare().pending = Some(Interrupt::Kill);
+            core.hot[me].interrupted = true;
+        }),
+        Some(Interrupt::Kill) => {
+            note_unwind(me, true);
+            panic::resume_unwind(Box::new(KillUnwind))
+        }
+        // A scope the unwind is leaving anyway; a scope opened inside the
+        // destructor catches its own timeout, so that one is raised.
+        Some(Interrupt::Timeout(token)) if unwinding && !crate::timeout::opened_while_unwinding(token) => {}
+        Some(Interrupt::Timeout(token)) => {
+            note_unwind(me, true);
+            panic::resume_unwind(Box::new(TimeoutUnwind(token)))
+        }
         Some(Interrupt::LoopExit) => {
             let msg = with(|h| h.loop_exit.borrow_mut().take()).unwrap_or_default();
+            if unwinding {
+                eprintln!("{msg}");
+                std::process::abort();
+            }
             panic!("{msg}")
         }
+    }
+}
+
+/// Records that greenlet `key` started (`true`) or caught (`false`) an
+/// unwind of its own. Never panics: the panic hook calls it too.
+pub(crate) fn note_unwind(key: usize, started: bool) {
+    let Some(h) = super::existing() else { return };
+    let Ok(mut core) = h.core.try_borrow_mut() else { return };
+    if let Some(hot) = core.hot.get_mut(key) {
+        hot.unwinding = if started { hot.unwinding.saturating_add(1) } else { hot.unwinding.saturating_sub(1) };
     }
 }
 
