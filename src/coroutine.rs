@@ -178,6 +178,13 @@ impl Drop for Coroutine {
             self.shared.cancel.set(true);
             // SAFETY: as in `resume`.
             unsafe { self.shared.caller().switch_to(self.shared.own, 0) };
+            if !self.shared.done.get() {
+                // The body caught the cancellation and suspended again: its
+                // frames are live, so its stack can be neither reused nor
+                // freed, and its destructors would never run.
+                eprintln!("gevent: a coroutine suspended while being dropped (it caught its cancellation); aborting");
+                std::process::abort();
+            }
         }
         if let Some(s) = self.stack.take() {
             hub::give_stack(s);

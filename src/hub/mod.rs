@@ -90,7 +90,7 @@ impl Drop for HubOwner {
             return;
         }
         life::teardown();
-        CURRENT.with(|c| c.set(ptr::null()));
+        CURRENT.with(|c| c.set(GONE));
         // SAFETY: as above; no greenlet is left that could reach the hub.
         drop(unsafe { Box::from_raw(p as *mut Hub) });
     }
@@ -100,8 +100,8 @@ impl Drop for HubOwner {
 #[inline]
 pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
     let mut p = CURRENT.with(|c| c.get());
-    if p.is_null() {
-        p = create_hub();
+    if p as usize <= GONE as usize {
+        p = first_use(p);
     }
     // SAFETY: the hub lives until the thread's OWNER destructor, which runs
     // after all user code of the thread; `f` cannot outlive this call.
@@ -112,7 +112,21 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
 fn existing() -> Option<&'static Hub> {
     let p = CURRENT.try_with(|c| c.get()).ok()?;
     // SAFETY: see `with`; callers use the reference only briefly.
-    (!p.is_null()).then(|| unsafe { &*p })
+    (p as usize > GONE as usize).then(|| unsafe { &*p })
+}
+
+/// `CURRENT` once the thread's hub was torn down (never a real hub's
+/// address: the heap is not at 8).
+const GONE: *const Hub = std::ptr::NonNull::<u64>::dangling().as_ptr() as *const Hub;
+
+/// The hub on first use; a clear panic after the thread's teardown (gevent
+/// used from a thread-local destructor that runs after the hub's).
+#[cold]
+fn first_use(p: *const Hub) -> *const Hub {
+    if p == GONE {
+        panic!("gevent: this thread's hub is gone (the thread is exiting); greenlets cannot be used from thread-local destructors that run after it");
+    }
+    create_hub()
 }
 
 #[cold]
@@ -201,14 +215,15 @@ impl Hub {
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        if self.core.get_mut().greenlets.len() > 1 {
-            // Greenlets survived teardown: their stacks stay mapped (leaked)
-            // rather than unmapped under them.
-            std::mem::forget(std::mem::replace(self.stacks.get_mut(), StackPool::new()));
-            return;
-        }
         if let Some(s) = self.hub_stack.get_mut().take() {
             self.stacks.get_mut().give(s);
+        }
+        let pool = self.stacks.get_mut();
+        if self.core.get_mut().greenlets.len() > 1 || pool.stacks_out() > 0 {
+            // Greenlets that survived teardown, or raw coroutines that outlive
+            // the hub (in thread-locals dropped after it), still use stacks:
+            // the chunks stay mapped (leaked) rather than unmapped under them.
+            std::mem::forget(std::mem::replace(pool, StackPool::new()));
         }
     }
 }
@@ -257,9 +272,13 @@ pub(crate) fn take_stack(size: Option<usize>) -> Stack {
     })
 }
 
-/// Returns a stack taken with [`take_stack`].
+/// Returns a stack taken with [`take_stack`]; once the hub is gone (a
+/// coroutine dropped by a later thread-local destructor) it is leaked.
 pub(crate) fn give_stack(stack: Stack) {
-    with(|h| h.stacks.borrow_mut().give(stack));
+    match existing() {
+        Some(h) => h.stacks.borrow_mut().give(stack),
+        None => std::mem::forget(stack),
+    }
 }
 
 /// Sets the stack size of greenlets created from now on by this thread's

@@ -57,34 +57,32 @@ fn greenlet_name_for_report() -> Option<String> {
     Some(shared.name())
 }
 
-/// Fills `buf` with the overflow report if `addr` is in (or just below) the
-/// guard page of the running greenlet's or the hub's stack; returns the
-/// message length. Runs in the SIGSEGV handler: no allocation, no panics.
+/// Fills `buf` with the overflow report if `addr` is in the guard page of
+/// one of this thread's greenlet stacks (or the hub's); returns the message
+/// length. Runs in the SIGSEGV handler: no allocation, no panics. The guard
+/// check reads the stack pool only, so a fault inside the scheduler itself
+/// (hub state borrowed) is still recognized; the name is best effort.
 pub(super) fn overflow_report(addr: usize, buf: &mut [u8]) -> Option<usize> {
     use std::fmt::Write;
     let h = existing()?;
-    let core = h.core.try_borrow().ok()?;
-    let mut out = crate::stack::MsgBuf::new(buf);
-    // A large frame can skip past the guard page: accept faults up to 64 KiB
-    // below it too (stack probes make such jumps rare but possible).
-    let near = |(lo, hi): (usize, usize)| addr >= lo.saturating_sub(64 * 1024) && addr < hi;
-    if core.current == HUB {
-        let s = h.hub_stack.try_borrow().ok()?;
-        if !near(s.as_ref()?.guard_range()) {
-            return None;
-        }
-        let _ = write!(out, "greenlet 'hub'");
-    } else {
-        let gcb = core.greenlets.get(core.current)?;
-        if !near(gcb.stack.as_ref()?.guard_range()) {
-            return None;
-        }
-        let extra = gcb.shared.0.extra.try_borrow().ok()?;
-        let _ = match extra.as_deref().and_then(|e| e.name.as_deref()) {
-            Some(n) => write!(out, "greenlet '{n}'"),
-            None => write!(out, "greenlet 'Greenlet-{}'", gcb.shared.0.id),
-        };
+    if !h.stacks.try_borrow().ok()?.is_guard(addr) {
+        return None;
     }
+    let hits = |s: &crate::stack::Stack| {
+        let (lo, hi) = s.guard_range();
+        addr >= lo && addr < hi
+    };
+    let mut out = crate::stack::MsgBuf::new(buf);
+    let in_hub = h.hub_stack.try_borrow().ok().and_then(|s| s.as_ref().map(hits)).unwrap_or(false);
+    let core = h.core.try_borrow().ok();
+    let owner = core.as_ref().and_then(|c| c.greenlets.iter().find(|(_, g)| g.stack.as_ref().is_some_and(hits)));
+    let extra = owner.and_then(|(_, g)| g.shared.0.extra.try_borrow().ok());
+    let _ = match (in_hub, owner, extra.as_ref().and_then(|e| e.as_deref()?.name.as_deref())) {
+        (true, _, _) => write!(out, "greenlet 'hub'"),
+        (_, Some(_), Some(name)) => write!(out, "greenlet '{name}'"),
+        (_, Some((_, g)), None) => write!(out, "greenlet 'Greenlet-{}'", g.shared.0.id),
+        (_, None, _) => write!(out, "a greenlet (running the scheduler)"),
+    };
     let _ = write!(out, " has overflowed its stack\nfatal runtime error: stack overflow, aborting\n");
     Some(out.len())
 }

@@ -65,6 +65,8 @@ impl Stack {
 struct Chunk {
     addr: usize,
     len: usize,
+    /// Bytes from one stack's guard page to the next one's.
+    span: usize,
 }
 
 impl Drop for Chunk {
@@ -88,7 +90,7 @@ impl Chunk {
         // Transparent huge pages would give every stack 2 MiB of RSS.
         // SAFETY: advice on our own mapping; failure only costs memory.
         unsafe { libc::madvise(addr, len, libc::MADV_NOHUGEPAGE) };
-        Ok(Chunk { addr: addr as usize, len })
+        Ok(Chunk { addr: addr as usize, len, span: len })
     }
 }
 
@@ -142,12 +144,27 @@ pub(crate) struct StackPool {
     classes: Vec<SizeClass>,
     chunks: Vec<Chunk>,
     page: usize,
+    /// Stacks handed out and not given back.
+    out: usize,
 }
 
 impl StackPool {
     /// Chunks mapped so far (each one `mmap` call).
     pub(crate) fn chunks_mapped(&self) -> usize {
         self.chunks.len()
+    }
+
+    /// True if `addr` lies in the guard page of one of this pool's stacks.
+    /// Reads plain memory only: the overflow handler calls it.
+    pub(crate) fn is_guard(&self, addr: usize) -> bool {
+        self.chunks
+            .iter()
+            .any(|c| addr >= c.addr && addr < c.addr + c.len && (addr - c.addr) % c.span < self.page)
+    }
+
+    /// Stacks handed out and not given back yet.
+    pub(crate) fn stacks_out(&self) -> usize {
+        self.out
     }
 
     /// Stacks waiting in the pool.
@@ -164,7 +181,7 @@ impl std::fmt::Debug for StackPool {
 
 impl StackPool {
     pub(crate) fn new() -> StackPool {
-        StackPool { classes: Vec::new(), chunks: Vec::new(), page: page_size() }
+        StackPool { classes: Vec::new(), chunks: Vec::new(), page: page_size(), out: 0 }
     }
 
     /// Rounds a requested size up to whole pages, at least [`MIN_STACK_SIZE`].
@@ -180,6 +197,7 @@ impl StackPool {
         if let Some(c) = self.classes.first_mut() {
             if c.size == size {
                 if let Some(stack) = c.free.pop() {
+                    self.out += 1;
                     return Ok(stack);
                 }
             }
@@ -197,16 +215,17 @@ impl StackPool {
                 self.classes.len() - 1
             }
         };
-        if let Some(stack) = self.classes[class].free.pop() {
-            return Ok(stack);
+        if self.classes[class].free.is_empty() {
+            self.carve(class)?;
         }
-        self.carve(class)?;
+        self.out += 1;
         Ok(self.classes[class].free.pop().expect("a fresh chunk holds stacks"))
     }
 
     /// Returns a stack to its size class.
     #[inline]
     pub(crate) fn give(&mut self, stack: Stack) {
+        self.out -= 1;
         let size = stack.size();
         if let Some(c) = self.classes.first_mut() {
             if c.size == size {
@@ -226,7 +245,8 @@ impl StackPool {
         let span = c.size + page;
         let count = c.next_chunk.min((MAX_CHUNK_BYTES / span).max(1));
         c.next_chunk = count * 2;
-        let chunk = Chunk::map(span * count)?;
+        let mut chunk = Chunk::map(span * count)?;
+        chunk.span = span;
         let mut fresh = Vec::with_capacity(count);
         for i in 0..count {
             let guard = chunk.addr + i * span;

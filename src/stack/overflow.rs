@@ -44,16 +44,23 @@ pub(crate) fn install_overflow_handler(probe: OverflowProbe) {
     if PROBE.set(probe).is_err() {
         return;
     }
+    // Record the handlers we replace before ours can run, so a fault in
+    // another thread meanwhile always finds where to delegate.
+    let signals = [libc::SIGSEGV, libc::SIGBUS];
     let mut previous = [empty_sigaction(), empty_sigaction()];
-    for (i, sig) in [libc::SIGSEGV, libc::SIGBUS].into_iter().enumerate() {
+    for (i, sig) in signals.into_iter().enumerate() {
+        // SAFETY: querying the current action only.
+        unsafe { libc::sigaction(sig, std::ptr::null(), &mut previous[i]) };
+    }
+    let _ = PREVIOUS.set(previous);
+    for sig in signals {
         let mut action = empty_sigaction();
         action.sa_sigaction = on_fault as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
         // SAFETY: a valid sigaction for a handler that only reads memory,
         // writes to stderr and aborts or delegates.
-        unsafe { libc::sigaction(sig, &action, &mut previous[i]) };
+        unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) };
     }
-    let _ = PREVIOUS.set(previous);
 }
 
 fn empty_sigaction() -> libc::sigaction {
