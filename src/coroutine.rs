@@ -110,7 +110,6 @@ impl Coroutine {
         F: FnOnce(&Yielder, usize) -> usize + 'static,
     {
         let stack = hub::take_stack(None);
-        let top = stack.top();
         let mut shared = Box::new(Shared {
             caller_slots: [Cell::new(0), Cell::new(0)],
             own: Context::at(std::ptr::null_mut()),
@@ -121,15 +120,7 @@ impl Coroutine {
         });
         let header = Header { run: co_run::<F> };
         let record = CoRecord { header, shared: &*shared as *const Shared, f };
-        // SAFETY: the stack is fresh from the pool and far larger than the
-        // record plus the slots and initial frame written below it.
-        let (own, data) = unsafe {
-            let data = greenlet::place_record(top, record);
-            let slots = (data - crate::arch::SLOT_BYTES) as *mut usize;
-            let sp = crate::arch::init_frame(slots);
-            *slots = sp;
-            (Context::at(slots), data)
-        };
+        let (own, data) = greenlet::new_context(&stack, record);
         shared.own = own;
         Coroutine { shared, stack: Some(stack), data, discard: co_discard::<F>, started: false }
     }

@@ -8,7 +8,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
 use super::{GreenletError, GreenletRef, Inner, KillUnwind, SlotImpl};
+use crate::arch::{self, Context};
 use crate::hub;
+use crate::stack::Stack;
 
 /// The first word of every start record: how to run it. A record lives at
 /// the top of a fresh stack; `gevent_entry` passes its address to
@@ -28,6 +30,22 @@ pub(crate) struct StartRecord {
 impl StartRecord {
     pub(crate) fn new(run: unsafe fn(usize) -> !, r: &GreenletRef) -> StartRecord {
         StartRecord { header: Header { run }, inner: Rc::as_ptr(&r.0) as *const () }
+    }
+}
+
+/// Lays out a fresh context on `stack` that will run `record` first.
+pub(crate) fn new_context<R>(stack: &Stack, record: R) -> (Context, usize) {
+    let room = std::mem::size_of::<R>() + std::mem::align_of::<R>() + 16 + arch::SLOT_BYTES + arch::FRAME_BYTES;
+    assert!(room < stack.size() / 2, "gevent: a start record of {room} bytes does not fit its stack");
+    // SAFETY: the top `room` bytes of the stack are ours and unused (the
+    // stack is fresh from the pool); place_record keeps 16-byte alignment and
+    // init_frame writes only the frame words below the slots.
+    unsafe {
+        let data = place_record(stack.top(), record);
+        let slots = (data - arch::SLOT_BYTES) as *mut usize;
+        let ctx = Context::at(slots);
+        *ctx.sp_slot = arch::init_frame(slots);
+        (ctx, data)
     }
 }
 

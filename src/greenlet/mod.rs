@@ -8,7 +8,9 @@ mod entry;
 
 pub use builder::Builder;
 
-pub(crate) use entry::{place_record, Header, HubRecord, StartRecord};
+#[cfg(test)]
+pub(crate) use entry::place_record;
+pub(crate) use entry::{new_context, Header, HubRecord, StartRecord};
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};

@@ -138,7 +138,7 @@ fn create_hub() -> *const Hub {
     let first = stacks.take(DEFAULT_STACK_SIZE).expect("gevent: cannot map a greenlet stack");
     stacks.give(first);
     let hub_stack = stacks.take(HUB_STACK_SIZE).expect("gevent: cannot map the hub's stack");
-    let (hub_ctx, hub_data) = sched::new_context(&hub_stack, HubRecord::new(hub_loop::hub_loop));
+    let (hub_ctx, hub_data) = crate::greenlet::new_context(&hub_stack, HubRecord::new(hub_loop::hub_loop));
     let main_slots = Box::new(UnsafeCell::new([0usize; 2]));
     let first_id = next_id_block();
     let main = GreenletRef(GreenletRef::new_inner::<fn(), ()>(first_id, None));
@@ -275,9 +275,9 @@ pub(crate) fn take_stack(size: Option<usize>) -> Stack {
 /// Returns a stack taken with [`take_stack`]; once the hub is gone (a
 /// coroutine dropped by a later thread-local destructor) it is leaked.
 pub(crate) fn give_stack(stack: Stack) {
-    match existing() {
-        Some(h) => h.stacks.borrow_mut().give(stack),
-        None => std::mem::forget(stack),
+    // (A `Stack` owns no mapping of its own: without a pool it is just left.)
+    if let Some(h) = existing() {
+        h.stacks.borrow_mut().give(stack);
     }
 }
 

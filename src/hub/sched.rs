@@ -14,7 +14,7 @@ use slab::Slab;
 pub(super) use super::queue::RunQueue;
 
 use super::{with, Hub, TimerGuard};
-use crate::arch::{self, Context};
+use crate::arch::Context;
 use crate::greenlet::{self, GreenletRef, KillUnwind, StartRecord};
 use crate::stack::Stack;
 use crate::timeout::TimeoutUnwind;
@@ -308,7 +308,7 @@ impl Hub {
         let g = &mut core.greenlets[key];
         let size = if g.stack_size == 0 { self.default_stack.get() } else { g.stack_size as usize };
         let stack = self.stacks.borrow_mut().take(size).expect("gevent: cannot map a greenlet stack");
-        let (ctx, data) = new_context(&stack, StartRecord::new(g.entry, &g.shared));
+        let (ctx, data) = greenlet::new_context(&stack, StartRecord::new(g.entry, &g.shared));
         g.stack = Some(stack);
         core.hot[key].slots = ctx.sp_slot;
         (ctx.sp_slot, data)
@@ -320,22 +320,6 @@ impl Hub {
 #[inline(never)]
 fn reap(core: &mut Core, key: usize) {
     core.greenlets.remove(key);
-}
-
-/// Lays out a fresh context on `stack` that will run `record` first.
-pub(super) fn new_context<R>(stack: &Stack, record: R) -> (Context, usize) {
-    let room = std::mem::size_of::<R>() + std::mem::align_of::<R>() + 16 + arch::SLOT_BYTES + arch::FRAME_BYTES;
-    assert!(room < stack.size() / 2, "gevent: a start record of {room} bytes does not fit its stack");
-    // SAFETY: the top `room` bytes of the stack are ours and unused (the
-    // stack is fresh from the pool); place_record keeps 16-byte alignment and
-    // init_frame writes only the frame words below the slots.
-    unsafe {
-        let data = greenlet::place_record(stack.top(), record);
-        let slots = (data - arch::SLOT_BYTES) as *mut usize;
-        let ctx = Context::at(slots);
-        *ctx.sp_slot = arch::init_frame(slots);
-        (ctx, data)
-    }
 }
 
 /// Makes the planned switch (outside any borrow); returns the word passed.

@@ -157,9 +157,7 @@ impl StackPool {
     /// True if `addr` lies in the guard page of one of this pool's stacks.
     /// Reads plain memory only: the overflow handler calls it.
     pub(crate) fn is_guard(&self, addr: usize) -> bool {
-        self.chunks
-            .iter()
-            .any(|c| addr >= c.addr && addr < c.addr + c.len && (addr - c.addr) % c.span < self.page)
+        self.chunks.iter().any(|c| addr >= c.addr && addr < c.addr + c.len && (addr - c.addr) % c.span < self.page)
     }
 
     /// Stacks handed out and not given back yet.
