@@ -105,6 +105,9 @@ struct CoRecord<F> {
 
 impl Coroutine {
     /// Creates a coroutine that runs `f(yielder, first_input)` on first resume.
+    ///
+    /// # Panics
+    /// If no stack can be mapped (the thread's hub pool provides it).
     pub fn new<F>(f: F) -> Coroutine
     where
         F: FnOnce(&Yielder, usize) -> usize + 'static,
@@ -126,6 +129,11 @@ impl Coroutine {
     }
 
     /// Runs the coroutine until it suspends or returns.
+    ///
+    /// # Blocking
+    /// Not a greenlet switch: the coroutine runs on the calling thread, in
+    /// the calling greenlet's turn, until it suspends; nothing else is
+    /// scheduled meanwhile (unless the coroutine itself blocks the greenlet).
     ///
     /// # Panics
     /// If the coroutine already returned, or when its body panics (the

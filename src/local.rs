@@ -51,6 +51,11 @@ impl<T: Default + 'static> Local<T> {
     /// Runs `f` with the current greenlet's value, creating it with
     /// `T::default()` on first access.
     ///
+    /// The value is taken out of the greenlet's storage while `f` runs and
+    /// put back afterwards, also when `f` unwinds (a kill or a timeout while
+    /// `f` blocks): `f` may block like any code, and the value is dropped
+    /// with the greenlet.
+    ///
     /// # Panics
     /// When called re-entrantly for the same local from inside `f`, or from
     /// a hub callback.

@@ -93,6 +93,9 @@ pub fn getcurrent() -> GreenletRef {
 ///
 /// # Blocking
 /// Joins them in order (see [`GreenletRef::join`]).
+///
+/// # Panics
+/// As [`GreenletRef::join`] (LoopExit when nothing can wake the caller).
 pub fn joinall<I>(greenlets: I)
 where
     I: IntoIterator,
@@ -131,6 +134,9 @@ where
 ///
 /// # Blocking
 /// As [`GreenletRef::kill`]; all are asked to die before the first wait.
+///
+/// # Panics
+/// As [`GreenletRef::kill`].
 pub fn killall<I>(greenlets: I)
 where
     I: IntoIterator,

@@ -303,6 +303,9 @@ impl GreenletRef {
     ///
     /// # Panics
     /// If a greenlet joins itself, or when called from a hub callback.
+    /// In the main greenlet, when nothing can ever wake it (no ready
+    /// greenlet, no timer): gevent's LoopExit, with a message naming the
+    /// blocked and never-started greenlets.
     pub fn join(&self) {
         hub::join(self, None);
     }
@@ -326,7 +329,8 @@ impl GreenletRef {
     /// Waits for the target's death like [`join`](Self::join).
     ///
     /// # Panics
-    /// When asked to kill the main greenlet.
+    /// When asked to kill the main greenlet; as [`join`](Self::join) while
+    /// waiting.
     pub fn kill(&self) {
         self.kill_nowait();
         self.join();
@@ -408,6 +412,9 @@ impl<T: 'static> Greenlet<T> {
     ///
     /// # Blocking
     /// As [`GreenletRef::join`].
+    ///
+    /// # Panics
+    /// As [`GreenletRef::join`].
     pub fn get(&self) -> Result<T, GreenletError>
     where
         T: Clone,
@@ -449,6 +456,9 @@ impl<T: 'static> Greenlet<T> {
     /// handles then see `value() == None`.
     ///
     /// # Blocking
+    /// As [`GreenletRef::join`].
+    ///
+    /// # Panics
     /// As [`GreenletRef::join`].
     pub fn into_result(self) -> Result<T, GreenletError> {
         self.r.join();
