@@ -79,10 +79,9 @@ pub(super) unsafe fn run<F: FnOnce() -> T + 'static, T: 'static>(data: usize) ->
         e
     });
     match outcome {
-        // Nobody can ever read it (only the hub's control block refers to the
-        // greenlet): drop it here, in greenlet context, where its destructor
-        // may block or switch like any user code.
-        Ok(v) if hub::handles_of_current() == 0 => hub::drop_reporting(v, "a greenlet's unread result"),
+        // Stored even if nobody can read it: `exit_current` then drops it,
+        // still in this greenlet, where its destructor may block like any
+        // user code.
         Ok(v) => *inner.slot.result.borrow_mut() = Some(v),
         Err(e) => inner.set_exception(e),
     }

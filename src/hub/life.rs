@@ -145,7 +145,7 @@ pub(super) fn run_links(r: GreenletRef) {
 
 /// Drops `v`; a panic in its destructor is reported, not propagated (we are
 /// at a greenlet's root, where an unwind has nowhere to go).
-pub(crate) fn drop_reporting<T>(v: T, what: &str) {
+fn drop_reporting<T>(v: T, what: &str) {
     if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
         report_drop_panic(what, &*p);
         discard_payload(p);
@@ -175,14 +175,6 @@ pub(super) fn panic_message(p: &(dyn Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "Box<dyn Any>".to_owned())
-}
-
-/// How many user handles refer to the running greenlet.
-pub(crate) fn handles_of_current() -> usize {
-    with(|h| {
-        let core = h.core.borrow();
-        Rc::strong_count(&core.greenlets[core.current].shared.0) - 1
-    })
 }
 
 /// What ending the current greenlet needs next.
@@ -314,7 +306,10 @@ impl<'a> JoinWait<'a> {
 
 impl Drop for JoinWait<'_> {
     fn drop(&mut self) {
-        with(|h| self.target.0.joiners.borrow_mut().remove(&mut h.waiters.borrow_mut(), self.key));
+        // A dead target's death emptied its join list: nothing to leave.
+        if !self.target.dead() {
+            with(|h| self.target.0.joiners.borrow_mut().remove(&mut h.waiters.borrow_mut(), self.key));
+        }
     }
 }
 

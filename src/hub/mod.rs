@@ -24,10 +24,7 @@ mod queue;
 mod report;
 mod sched;
 
-pub(crate) use life::{
-    create, discard_payload, discard_unstarted, drop_reporting, exit_current, handles_of_current, join, kill,
-    schedule_links, start,
-};
+pub(crate) use life::{create, discard_payload, discard_unstarted, exit_current, join, kill, schedule_links, start};
 pub(crate) use life::{forget_local, put_local, take_local};
 #[allow(unused_imports)] // park: the primitive every blocking type of the sync layer uses.
 pub(crate) use sched::{current_key, current_ref, note_unwind, park, sleep, yield_now};
