@@ -27,12 +27,14 @@ pub(super) const HUB: usize = usize::MAX;
 pub(super) const LINKS: usize = usize::MAX - 1;
 
 /// Scheduling state of one greenlet. Legal transitions:
-/// `New -> Scheduled | Queued`, `Scheduled -> Queued`, `Queued -> Running`
-/// (first run: the stack is assigned), `Running -> Suspended | Yielded`
-/// (park | yield), `Suspended -> Ready` (unpark), `Ready | Yielded ->
-/// Running`,
-/// `Queued -> Zombie` (killed before it ever ran; the slot is freed when its
-/// run-queue entry comes up). Death removes the control block.
+/// - `New -> Scheduled | Queued`, `Scheduled -> Queued`;
+/// - `Queued -> Running` (first run: the stack is assigned);
+/// - `Running -> Suspended | Yielded` (park | yield);
+/// - `Suspended -> Ready` (unpark), `Ready | Yielded -> Running`;
+/// - `Queued -> Zombie` (killed before it ever ran; the slot is freed when
+///   its run-queue entry comes up).
+///
+/// Death removes the control block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
     New,
