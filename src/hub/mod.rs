@@ -19,15 +19,17 @@ use crate::timer::{Action, TimerKey, Timers};
 use crate::wait::WaitNodes;
 
 mod hub_loop;
+mod interrupt;
 mod life;
 mod queue;
 mod report;
 mod sched;
 
+pub(crate) use interrupt::note_unwind;
 pub(crate) use life::{create, discard_payload, discard_unstarted, exit_current, join, kill, schedule_links, start};
 pub(crate) use life::{forget_local, put_local, take_local};
 #[allow(unused_imports)] // park: the primitive every blocking type of the sync layer uses.
-pub(crate) use sched::{current_key, current_ref, note_unwind, park, sleep, yield_now};
+pub(crate) use sched::{current_key, current_ref, park, sleep, yield_now};
 use sched::{Core, State};
 
 /// Stack size of the hub's own context (link callbacks run there).

@@ -26,7 +26,7 @@ pub(super) fn install_panic_hook() {
 fn note_current_unwind() {
     let current = existing().and_then(|h| h.core.try_borrow().ok().map(|c| c.current));
     if let Some(me) = current.filter(|&k| k != HUB) {
-        super::sched::note_unwind(me, true);
+        super::interrupt::note_unwind(me, true);
     }
 }
 

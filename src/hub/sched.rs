@@ -6,7 +6,6 @@
 //! spawned-but-unrun greenlet costs one allocation and no stack.
 
 use std::any::Any;
-use std::panic;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -15,9 +14,8 @@ pub(super) use super::queue::RunQueue;
 
 use super::{with, Hub, TimerGuard};
 use crate::arch::Context;
-use crate::greenlet::{self, GreenletRef, KillUnwind, StartRecord};
+use crate::greenlet::{self, GreenletRef, StartRecord};
 use crate::stack::Stack;
-use crate::timeout::TimeoutUnwind;
 use crate::timer::Action;
 
 /// The pseudo key of the hub's own context.
@@ -338,57 +336,7 @@ pub(super) fn switch((from, to, data): Plan) -> usize {
 #[inline(always)]
 fn resumed(me: usize, flag: usize) {
     if flag != 0 {
-        raise_pending(me);
-    }
-}
-
-#[cold]
-fn raise_pending(me: usize) {
-    let (why, was_unwinding) = with(|h| {
-        let mut core = h.core.borrow_mut();
-        core.hot[me].interrupted = false;
-        (core.greenlets[me].rare.as_mut().and_then(|r| r.pending.take()), core.hot[me].unwinding)
-    });
-    // Blocked in a destructor while this greenlet is already unwinding: a
-    // second unwind out of that destructor would abort the process.
-    let unwinding = was_unwinding > 0 && std::thread::panicking();
-    match why {
-        None => {}
-        // Kept for the first blocking point after this unwind ends.
-        Some(Interrupt::Kill) if unwinding => with(|h| {
-            let mut core = h.core.borrow_mut();
-            core.greenlets[me].rare().pending = Some(Interrupt::Kill);
-            core.hot[me].interrupted = true;
-        }),
-        Some(Interrupt::Kill) => {
-            note_unwind(me, true);
-            panic::resume_unwind(Box::new(KillUnwind))
-        }
-        // A scope the unwind is leaving anyway; a scope opened inside the
-        // destructor catches its own timeout, so that one is raised.
-        Some(Interrupt::Timeout(token)) if unwinding && !crate::timeout::opened_while_unwinding(token) => {}
-        Some(Interrupt::Timeout(token)) => {
-            note_unwind(me, true);
-            panic::resume_unwind(Box::new(TimeoutUnwind(token)))
-        }
-        Some(Interrupt::LoopExit) => {
-            let msg = with(|h| h.loop_exit.borrow_mut().take()).unwrap_or_default();
-            if unwinding {
-                eprintln!("{msg}");
-                std::process::abort();
-            }
-            panic!("{msg}")
-        }
-    }
-}
-
-/// Records that greenlet `key` started (`true`) or caught (`false`) an
-/// unwind of its own. Never panics: the panic hook calls it too.
-pub(crate) fn note_unwind(key: usize, started: bool) {
-    let Some(h) = super::existing() else { return };
-    let Ok(mut core) = h.core.try_borrow_mut() else { return };
-    if let Some(hot) = core.hot.get_mut(key) {
-        hot.unwinding = if started { hot.unwinding.saturating_add(1) } else { hot.unwinding.saturating_sub(1) };
+        super::interrupt::raise_pending(me);
     }
 }
 
