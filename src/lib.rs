@@ -27,9 +27,12 @@
 
 mod arch;
 pub mod coroutine;
+pub mod event;
 mod greenlet;
 pub mod hub;
 pub mod local;
+pub mod lock;
+pub mod queue;
 mod runtime;
 mod stack;
 mod timeout;

@@ -1,0 +1,212 @@
+//! `Event` and `AsyncResult` (gevent.event): one-shot wake-ups of every
+//! waiter, the latter carrying a value. Both are small state machines over
+//! one `Waiters` list.
+#![forbid(unsafe_code)]
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::greenlet::GreenletError;
+use crate::hub::Waiters;
+
+/// A flag greenlets can wait for (gevent's `Event`).
+///
+/// A `Clone` handle: clones share the same event.
+///
+/// # Examples
+/// ```
+/// use gevent::event::Event;
+/// let evt = Event::new();
+/// let e = evt.clone();
+/// let waiter = gevent::spawn(move || { e.wait(); "woken" });
+/// gevent::spawn({ let e = evt.clone(); move || e.set() });
+/// assert_eq!(waiter.get(), Ok("woken"));
+/// assert!(evt.is_set());
+/// ```
+#[derive(Clone, Default)]
+pub struct Event(Rc<EventInner>);
+
+#[derive(Default)]
+struct EventInner {
+    flag: Cell<bool>,
+    waiters: Waiters,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event").field("set", &self.is_set()).field("waiters", &self.0.waiters.len()).finish()
+    }
+}
+
+impl Event {
+    /// A new, unset event.
+    pub fn new() -> Event {
+        Event::default()
+    }
+
+    /// Sets the flag and wakes every greenlet waiting at this moment (they
+    /// join the back of the run queue, in the order they started waiting).
+    pub fn set(&self) {
+        self.0.flag.set(true);
+        self.0.waiters.notify_all();
+    }
+
+    /// Resets the flag; later `wait` calls block until the next `set`.
+    pub fn clear(&self) {
+        self.0.flag.set(false);
+    }
+
+    /// True while the flag is set.
+    pub fn is_set(&self) -> bool {
+        self.0.flag.get()
+    }
+
+    /// Waits until the flag is set; returns at once if it is.
+    ///
+    /// # Blocking
+    /// Parks until `set`; waiters are woken in FIFO order. Killed or timed
+    /// out meanwhile, the greenlet leaves the wait list and unwinds.
+    ///
+    /// # Panics
+    /// From a hub callback; in the main greenlet when nothing can ever set
+    /// the event (LoopExit).
+    pub fn wait(&self) {
+        if !self.is_set() {
+            self.0.waiters.wait(None, &|| {});
+        }
+    }
+
+    /// Waits at most `d`; true if the event was set before the waiter
+    /// resumed (even if the deadline passed meanwhile, or it was cleared
+    /// again since).
+    ///
+    /// # Blocking
+    /// As [`wait`](Self::wait), bounded by `d`.
+    pub fn wait_timeout(&self, d: Duration) -> bool {
+        self.is_set() || self.0.waiters.wait(Some(d), &|| {})
+    }
+}
+
+/// A value that will be set once, for any number of waiters (gevent's
+/// `AsyncResult`: a future).
+///
+/// A `Clone` handle. `set` on a ready result replaces the value (as gevent).
+///
+/// # Examples
+/// ```
+/// use gevent::event::AsyncResult;
+/// let a = AsyncResult::new();
+/// let setter = a.clone();
+/// gevent::spawn(move || setter.set("Hallo!"));
+/// assert_eq!(a.get(), Ok("Hallo!"));
+/// ```
+pub struct AsyncResult<T>(Rc<ResultInner<T>>);
+
+struct ResultInner<T> {
+    value: RefCell<Option<Result<T, String>>>,
+    waiters: Waiters,
+}
+
+impl<T> Clone for AsyncResult<T> {
+    fn clone(&self) -> Self {
+        AsyncResult(self.0.clone())
+    }
+}
+
+impl<T> Default for AsyncResult<T> {
+    fn default() -> Self {
+        AsyncResult(Rc::new(ResultInner { value: RefCell::new(None), waiters: Waiters::default() }))
+    }
+}
+
+impl<T: 'static> fmt::Debug for AsyncResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult").field("ready", &self.ready()).field("successful", &self.successful()).finish()
+    }
+}
+
+impl<T: 'static> AsyncResult<T> {
+    /// A new, unset result.
+    pub fn new() -> AsyncResult<T> {
+        AsyncResult::default()
+    }
+
+    /// Stores `v` and wakes every waiter.
+    pub fn set(&self, v: T) {
+        self.store(Ok(v));
+    }
+
+    /// Stores a failure: `get` then returns `Err(GreenletError::Panicked(e))`.
+    pub fn set_exception(&self, e: impl Into<String>) {
+        self.store(Err(e.into()));
+    }
+
+    fn store(&self, r: Result<T, String>) {
+        let old = self.0.value.replace(Some(r));
+        drop(old);
+        self.0.waiters.notify_all();
+    }
+
+    /// True once a value or an exception was set.
+    pub fn ready(&self) -> bool {
+        self.0.value.borrow().is_some()
+    }
+
+    /// True once a value (not an exception) was set.
+    pub fn successful(&self) -> bool {
+        matches!(*self.0.value.borrow(), Some(Ok(_)))
+    }
+
+    /// Waits until the result is ready.
+    ///
+    /// # Blocking
+    /// As [`Event::wait`].
+    ///
+    /// # Panics
+    /// As [`Event::wait`].
+    pub fn wait(&self) {
+        while !self.ready() {
+            self.0.waiters.wait(None, &|| {});
+        }
+    }
+
+    /// Waits until ready, then returns the value (cloned) or the exception.
+    ///
+    /// # Blocking
+    /// As [`wait`](Self::wait).
+    ///
+    /// # Panics
+    /// As [`Event::wait`].
+    pub fn get(&self) -> Result<T, GreenletError>
+    where
+        T: Clone,
+    {
+        self.wait();
+        self.outcome().expect("ready")
+    }
+
+    /// As [`get`](Self::get), waiting at most `d`: `Err(Timeout)` if the
+    /// result is not ready by then.
+    ///
+    /// # Blocking
+    /// As [`wait`](Self::wait), bounded by `d`.
+    pub fn get_timeout(&self, d: Duration) -> Result<T, GreenletError>
+    where
+        T: Clone,
+    {
+        if !self.ready() {
+            self.0.waiters.wait(Some(d), &|| {});
+        }
+        self.outcome().unwrap_or(Err(GreenletError::Timeout))
+    }
+
+    fn outcome(&self) -> Option<Result<T, GreenletError>>
+    where
+        T: Clone,
+    {
+        let value = self.0.value.borrow();
+        Some(value.as_ref()?.clone().map_err(GreenletError::Panicked))
+    }
+}

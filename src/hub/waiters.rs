@@ -1,0 +1,109 @@
+//! `Waiters`: how a synchronization primitive parks greenlets on its
+//! `WaitList` and wakes them. A wake-up *hands over* something (an event, a
+//! permit, an item): the notifier pops the waiter, so a wake never lands on
+//! a waiter that has left, and a waiter that is killed or times out after
+//! being handed something passes it on (the primitive's `pass_on`), so
+//! nothing is lost.
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::fmt;
+use std::time::Duration;
+
+use super::sched::HUB;
+use super::{with, TimerGuard};
+use crate::timer::Action;
+use crate::wait::{WaitKey, WaitList};
+
+/// A FIFO of parked greenlets for one primitive.
+#[derive(Default)]
+pub(crate) struct Waiters {
+    list: RefCell<WaitList>,
+}
+
+impl fmt::Debug for Waiters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waiters").field("len", &self.len()).finish()
+    }
+}
+
+impl Waiters {
+    /// Greenlets waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.list.borrow().len()
+    }
+
+    /// Parks the current greenlet at the back of the list until a notifier
+    /// hands it something (`true`) or `timeout` passes first (`false`). If it
+    /// is both handed something and timed out before it runs, it was handed
+    /// something: `true`.
+    ///
+    /// Killed or timed out by an enclosing scope while waiting, it unwinds
+    /// out of the list; if it had been handed something already, `pass_on`
+    /// runs (during the unwind) to give it to somebody else.
+    ///
+    /// # Panics
+    /// From a hub callback; in the main greenlet when nothing can wake it.
+    pub(crate) fn wait(&self, timeout: Option<Duration>, pass_on: &dyn Fn()) -> bool {
+        let me = with(|h| h.core.borrow().current);
+        assert!(me != HUB, "gevent: a blocking call inside a hub callback (link callbacks must not block)");
+        let key = with(|h| self.list.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me));
+        let mut place = Place { waiters: self, key, pass_on, done: false };
+        let timer = timeout.map(|d| TimerGuard::arm(d, Action::Wake(me)));
+        loop {
+            super::park();
+            if !place.listed() {
+                place.done = true;
+                return true;
+            }
+            if timer.as_ref().is_some_and(TimerGuard::fired) {
+                return false;
+            }
+        }
+    }
+
+    /// Hands something to the longest waiter; false if nobody waits.
+    pub(crate) fn notify_one(&self) -> bool {
+        with(|h| {
+            let next = self.list.borrow_mut().pop_front(&mut h.waiters.borrow_mut());
+            next.map(|k| h.core.borrow_mut().unpark(k)).is_some()
+        })
+    }
+
+    /// Wakes every greenlet waiting now, in FIFO order; returns how many.
+    pub(crate) fn notify_all(&self) -> usize {
+        let mut n = 0;
+        while self.notify_one() {
+            n += 1;
+        }
+        n
+    }
+}
+
+/// A waiter's place in the list, left on every exit path.
+struct Place<'a> {
+    waiters: &'a Waiters,
+    key: WaitKey,
+    pass_on: &'a dyn Fn(),
+    /// Returned normally after being handed something.
+    done: bool,
+}
+
+impl Place<'_> {
+    fn listed(&self) -> bool {
+        with(|h| self.waiters.list.borrow().contains(&h.waiters.borrow(), self.key))
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let left = with(|h| self.waiters.list.borrow_mut().remove(&mut h.waiters.borrow_mut(), self.key));
+        if !left {
+            // Handed something, then unwound (or timed out) before taking it.
+            (self.pass_on)();
+        }
+    }
+}

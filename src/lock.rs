@@ -1,0 +1,370 @@
+//! `Semaphore`, `BoundedSemaphore`, `Lock`, `RLock` (gevent.lock) and the
+//! RAII guards. One semaphore core under all of them: a count and a FIFO of
+//! waiters; a release with waiters hands the permit straight to the longest
+//! waiter (a newcomer never barges past), and a waiter killed or timed out
+//! after being handed a permit passes it on.
+#![forbid(unsafe_code)]
+
+use std::cell::Cell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::hub::{self, Waiters};
+
+struct Core {
+    count: Cell<usize>,
+    /// `Some(n)`: releasing above `n` permits panics.
+    bound: Option<usize>,
+    /// For messages: "BoundedSemaphore" or "Lock".
+    kind: &'static str,
+    waiters: Waiters,
+}
+
+impl Core {
+    fn new(n: usize, bound: Option<usize>, kind: &'static str) -> Rc<Core> {
+        Rc::new(Core { count: Cell::new(n), bound, kind, waiters: Waiters::default() })
+    }
+
+    fn try_acquire(&self) -> bool {
+        // A positive count means nobody waits: releases hand permits to
+        // waiters directly.
+        let n = self.count.get();
+        if n == 0 {
+            return false;
+        }
+        self.count.set(n - 1);
+        true
+    }
+
+    fn acquire(&self, timeout: Option<Duration>) -> bool {
+        self.try_acquire() || self.waiters.wait(timeout, &|| self.release())
+    }
+
+    fn release(&self) {
+        if self.waiters.notify_one() {
+            return;
+        }
+        let n = self.count.get() + 1;
+        if let Some(bound) = self.bound {
+            assert!(n <= bound, "gevent: {} released too many times (it has {bound} permit(s))", self.kind);
+        }
+        self.count.set(n);
+    }
+}
+
+macro_rules! semaphore_methods {
+    ($guard:ident) => {
+        /// Takes a permit, waiting while none is free.
+        ///
+        /// # Blocking
+        /// Parks while no permit is free; waiters get permits in FIFO order.
+        /// Killed or timed out while waiting, the greenlet leaves the queue
+        /// holding nothing (a permit handed to it meanwhile goes to the next
+        /// waiter).
+        ///
+        /// # Panics
+        /// From a hub callback; in the main greenlet when nothing can ever
+        /// release (LoopExit).
+        pub fn acquire(&self) {
+            self.core().acquire(None);
+        }
+
+        /// As [`acquire`](Self::acquire), waiting at most `d`; true if a
+        /// permit was taken.
+        ///
+        /// # Blocking
+        /// As [`acquire`](Self::acquire), bounded by `d`.
+        pub fn acquire_timeout(&self, d: Duration) -> bool {
+            self.core().acquire(Some(d))
+        }
+
+        /// Takes a permit if one is free now; never switches.
+        pub fn try_acquire(&self) -> bool {
+            self.core().try_acquire()
+        }
+
+        /// Free permits.
+        pub fn available(&self) -> usize {
+            self.core().count.get()
+        }
+
+        /// True when no permit is free.
+        pub fn locked(&self) -> bool {
+            self.available() == 0
+        }
+
+        /// Acquires and returns a guard that releases on drop (also when the
+        /// greenlet unwinds); gevent's `with sem:`. The guard owns a handle,
+        /// so it can move into another greenlet.
+        ///
+        /// # Blocking
+        /// As [`acquire`](Self::acquire).
+        pub fn guard(&self) -> $guard {
+            self.acquire();
+            $guard(self.clone())
+        }
+    };
+}
+
+/// A counting semaphore (gevent's `Semaphore`). A `Clone` handle.
+///
+/// # Examples
+/// ```
+/// use gevent::lock::Semaphore;
+/// let sem = Semaphore::new(1);
+/// let g = sem.guard();
+/// assert!(!sem.try_acquire());
+/// drop(g);
+/// assert!(sem.try_acquire());
+/// ```
+#[derive(Clone)]
+pub struct Semaphore(Rc<Core>);
+
+impl Semaphore {
+    /// A semaphore with `n` free permits.
+    pub fn new(n: usize) -> Semaphore {
+        Semaphore(Core::new(n, None, "Semaphore"))
+    }
+
+    fn core(&self) -> &Core {
+        &self.0
+    }
+
+    /// Returns a permit: to the longest waiter if any, else to the pool.
+    pub fn release(&self) {
+        self.0.release();
+    }
+
+    semaphore_methods!(SemaphoreGuard);
+}
+
+/// A semaphore that refuses to be released above its initial count
+/// (gevent's `BoundedSemaphore`). A `Clone` handle.
+#[derive(Clone)]
+pub struct BoundedSemaphore(Rc<Core>);
+
+impl BoundedSemaphore {
+    /// A semaphore with `n` permits, never more.
+    pub fn new(n: usize) -> BoundedSemaphore {
+        BoundedSemaphore(Core::new(n, Some(n), "BoundedSemaphore"))
+    }
+
+    fn core(&self) -> &Core {
+        &self.0
+    }
+
+    /// Returns a permit.
+    ///
+    /// # Panics
+    /// When every permit is already free ("released too many times").
+    pub fn release(&self) {
+        self.0.release();
+    }
+
+    semaphore_methods!(BoundedSemaphoreGuard);
+}
+
+/// A mutual-exclusion lock: a `BoundedSemaphore(1)` (gevent's `Lock`).
+/// A `Clone` handle.
+#[derive(Clone)]
+pub struct Lock(Rc<Core>);
+
+impl Default for Lock {
+    fn default() -> Self {
+        Lock::new()
+    }
+}
+
+impl Lock {
+    /// A free lock.
+    pub fn new() -> Lock {
+        Lock(Core::new(1, Some(1), "Lock"))
+    }
+
+    fn core(&self) -> &Core {
+        &self.0
+    }
+
+    /// Unlocks.
+    ///
+    /// # Panics
+    /// When the lock is not locked.
+    pub fn release(&self) {
+        self.0.release();
+    }
+
+    semaphore_methods!(LockGuard);
+}
+
+macro_rules! guard_type {
+    ($guard:ident, $of:ident) => {
+        #[doc = concat!("Holds one permit of a [`", stringify!($of), "`]; releases it when dropped.")]
+        #[must_use = "the permit is released as soon as the guard is dropped"]
+        pub struct $guard($of);
+
+        impl Drop for $guard {
+            fn drop(&mut self) {
+                self.0.release();
+            }
+        }
+
+        impl fmt::Debug for $guard {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(stringify!($guard))
+            }
+        }
+
+        impl fmt::Debug for $of {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($of))
+                    .field("available", &self.0.count.get())
+                    .field("waiters", &self.0.waiters.len())
+                    .finish()
+            }
+        }
+    };
+}
+
+guard_type!(SemaphoreGuard, Semaphore);
+guard_type!(BoundedSemaphoreGuard, BoundedSemaphore);
+guard_type!(LockGuard, Lock);
+
+/// A re-entrant lock (gevent's `RLock`): the greenlet holding it may acquire
+/// it again; it is free once released as many times. A `Clone` handle.
+///
+/// # Examples
+/// ```
+/// use gevent::lock::RLock;
+/// let l = RLock::new();
+/// let outer = l.guard();
+/// let inner = l.guard(); // the same greenlet: no deadlock
+/// drop(inner);
+/// assert!(l.locked());
+/// drop(outer);
+/// assert!(!l.locked());
+/// ```
+#[derive(Clone, Default)]
+pub struct RLock(Rc<RLockInner>);
+
+struct RLockInner {
+    lock: Lock,
+    owner: Cell<Option<u64>>,
+    depth: Cell<usize>,
+}
+
+impl Default for RLockInner {
+    fn default() -> Self {
+        RLockInner { lock: Lock::new(), owner: Cell::new(None), depth: Cell::new(0) }
+    }
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLock").field("owner", &self.0.owner.get()).field("depth", &self.0.depth.get()).finish()
+    }
+}
+
+impl RLock {
+    /// A free re-entrant lock.
+    pub fn new() -> RLock {
+        RLock::default()
+    }
+
+    fn me() -> u64 {
+        hub::current_ref().id()
+    }
+
+    fn enter(&self, me: u64) {
+        self.0.owner.set(Some(me));
+        self.0.depth.set(self.0.depth.get() + 1);
+    }
+
+    /// Takes the lock, or takes it once more if this greenlet holds it.
+    ///
+    /// # Blocking
+    /// As [`Lock::acquire`] unless this greenlet holds it already.
+    ///
+    /// # Panics
+    /// As [`Lock::acquire`].
+    pub fn acquire(&self) {
+        self.acquire_inner(None);
+    }
+
+    /// As [`acquire`](Self::acquire), waiting at most `d`; true if taken.
+    ///
+    /// # Blocking
+    /// As [`Lock::acquire_timeout`].
+    pub fn acquire_timeout(&self, d: Duration) -> bool {
+        self.acquire_inner(Some(d))
+    }
+
+    fn acquire_inner(&self, timeout: Option<Duration>) -> bool {
+        let me = Self::me();
+        if self.0.owner.get() != Some(me) && !self.0.lock.core().acquire(timeout) {
+            return false;
+        }
+        self.enter(me);
+        true
+    }
+
+    /// Takes the lock if free or held by this greenlet; never switches.
+    pub fn try_acquire(&self) -> bool {
+        let me = Self::me();
+        if self.0.owner.get() != Some(me) && !self.0.lock.try_acquire() {
+            return false;
+        }
+        self.enter(me);
+        true
+    }
+
+    /// Releases one level; the lock is free after the outermost release.
+    ///
+    /// # Panics
+    /// When the current greenlet does not hold the lock.
+    pub fn release(&self) {
+        assert_eq!(self.0.owner.get(), Some(Self::me()), "gevent: RLock released by a greenlet that does not hold it");
+        let depth = self.0.depth.get() - 1;
+        self.0.depth.set(depth);
+        if depth == 0 {
+            self.0.owner.set(None);
+            self.0.lock.release();
+        }
+    }
+
+    /// True while some greenlet holds the lock.
+    pub fn locked(&self) -> bool {
+        self.0.owner.get().is_some()
+    }
+
+    /// 1 when free, 0 when held (by anyone).
+    pub fn available(&self) -> usize {
+        usize::from(!self.locked())
+    }
+
+    /// Acquires and returns a guard that releases one level on drop.
+    ///
+    /// # Blocking
+    /// As [`acquire`](Self::acquire).
+    pub fn guard(&self) -> RLockGuard {
+        self.acquire();
+        RLockGuard(self.clone())
+    }
+}
+
+/// Holds one level of an [`RLock`]; releases it when dropped, which must
+/// happen in the greenlet that acquired it.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct RLockGuard(RLock);
+
+impl Drop for RLockGuard {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+impl fmt::Debug for RLockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RLockGuard")
+    }
+}

@@ -1,0 +1,544 @@
+//! Queues (gevent.queue): `Queue` (FIFO, unbounded or bounded),
+//! `LifoQueue`, `PriorityQueue`, `JoinableQueue` and `Channel`
+//! (rendezvous). One core: items in a store, a getter list and a putter list.
+//!
+//! Invariant: an item a put made available to a woken getter is *promised*
+//! to it (`promised` counts them); newcomers may take only unpromised items,
+//! so getters are served in FIFO order and an item can neither be taken
+//! twice nor lost: a promised getter that is killed or times out before it
+//! runs hands its promise to the next getter (or leaves the item queued).
+//! Free slots of a bounded queue are promised to woken putters the same way.
+#![forbid(unsafe_code)]
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::hub::Waiters;
+
+/// `get_nowait` / `get_timeout` found no item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Empty;
+
+impl fmt::Display for Empty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("queue is empty")
+    }
+}
+
+impl std::error::Error for Empty {}
+
+/// `put_nowait` / `put_timeout` found no room; gives the item back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Full<T>(pub T);
+
+impl<T> fmt::Debug for Full<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Full(..)")
+    }
+}
+
+impl<T> fmt::Display for Full<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("queue is full")
+    }
+}
+
+impl<T> std::error::Error for Full<T> {}
+
+/// Where a queue keeps its items: the order is the store's.
+trait Store<T>: Default {
+    fn push(&mut self, item: T);
+    fn pop(&mut self) -> Option<T>;
+    fn peek(&self) -> Option<&T>;
+    fn len(&self) -> usize;
+}
+
+impl<T> Store<T> for VecDeque<T> {
+    fn push(&mut self, item: T) {
+        self.push_back(item);
+    }
+    fn pop(&mut self) -> Option<T> {
+        self.pop_front()
+    }
+    fn peek(&self) -> Option<&T> {
+        self.front()
+    }
+    fn len(&self) -> usize {
+        VecDeque::len(self)
+    }
+}
+
+/// Last in, first out.
+struct Stack<T>(Vec<T>);
+
+impl<T> Default for Stack<T> {
+    fn default() -> Self {
+        Stack(Vec::new())
+    }
+}
+
+impl<T> Store<T> for Stack<T> {
+    fn push(&mut self, item: T) {
+        self.0.push(item);
+    }
+    fn pop(&mut self) -> Option<T> {
+        self.0.pop()
+    }
+    fn peek(&self) -> Option<&T> {
+        self.0.last()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Smallest first, as gevent's `PriorityQueue` (heapq).
+struct MinHeap<T>(BinaryHeap<Reverse<T>>);
+
+impl<T: Ord> Default for MinHeap<T> {
+    fn default() -> Self {
+        MinHeap(BinaryHeap::new())
+    }
+}
+
+impl<T: Ord> Store<T> for MinHeap<T> {
+    fn push(&mut self, item: T) {
+        self.0.push(Reverse(item));
+    }
+    fn pop(&mut self) -> Option<T> {
+        self.0.pop().map(|Reverse(t)| t)
+    }
+    fn peek(&self) -> Option<&T> {
+        self.0.peek().map(|Reverse(t)| t)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// The shared state of one queue.
+struct Core<T, S> {
+    items: RefCell<S>,
+    maxsize: Option<usize>,
+    getters: Waiters,
+    putters: Waiters,
+    /// Items promised to woken getters that have not taken them yet.
+    promised: Cell<usize>,
+    /// Free slots promised to woken putters that have not filled them yet.
+    slots_promised: Cell<usize>,
+    closed: Cell<bool>,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T, S: Store<T>> Core<T, S> {
+    fn new(maxsize: Option<usize>) -> Rc<Self> {
+        Rc::new(Core {
+            items: RefCell::new(S::default()),
+            maxsize,
+            getters: Waiters::default(),
+            putters: Waiters::default(),
+            promised: Cell::new(0),
+            slots_promised: Cell::new(0),
+            closed: Cell::new(false),
+            _t: std::marker::PhantomData,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.items.borrow().len()
+    }
+
+    /// Items nobody was promised.
+    fn free_items(&self) -> usize {
+        self.len().saturating_sub(self.promised.get())
+    }
+
+    fn has_room(&self) -> bool {
+        match self.maxsize {
+            None => true,
+            Some(m) => self.len() + self.slots_promised.get() < m,
+        }
+    }
+
+    /// Promises unpromised items to waiting getters, oldest first.
+    fn dispatch_items(&self) {
+        while self.free_items() > 0 && self.getters.notify_one() {
+            self.promised.set(self.promised.get() + 1);
+        }
+    }
+
+    /// Promises free slots to waiting putters, oldest first.
+    fn dispatch_slots(&self) {
+        while self.has_room() && self.putters.notify_one() {
+            self.slots_promised.set(self.slots_promised.get() + 1);
+        }
+    }
+
+    /// Takes the next item (the caller made sure one is there for it).
+    fn take(&self) -> T {
+        let item = self.items.borrow_mut().pop().expect("an item was there for this getter");
+        self.dispatch_slots();
+        item
+    }
+
+    fn store(&self, item: T) {
+        self.items.borrow_mut().push(item);
+        self.dispatch_items();
+    }
+
+    /// A woken getter's promise is used up; true if an item is there for it
+    /// (false only when `close` woke it).
+    fn redeem(&self) -> bool {
+        self.promised.set(self.promised.get() - 1);
+        self.len() > self.promised.get()
+    }
+
+    fn pass_on_item(&self) {
+        self.promised.set(self.promised.get() - 1);
+        self.dispatch_items();
+    }
+
+    fn get(&self, timeout: Option<Duration>) -> Result<T, Empty> {
+        loop {
+            if self.free_items() > 0 {
+                return Ok(self.take());
+            }
+            if !self.getters.wait(timeout, &|| self.pass_on_item()) {
+                return Err(Empty);
+            }
+            if self.redeem() {
+                return Ok(self.take());
+            }
+        }
+    }
+
+    fn put(&self, item: T, timeout: Option<Duration>) -> Result<(), Full<T>> {
+        if self.has_room() {
+            self.store(item);
+            return Ok(());
+        }
+        let pass_on = || {
+            self.slots_promised.set(self.slots_promised.get() - 1);
+            self.dispatch_slots();
+        };
+        if timeout != Some(Duration::ZERO) && self.putters.wait(timeout, &pass_on) {
+            self.slots_promised.set(self.slots_promised.get() - 1);
+            self.store(item);
+            return Ok(());
+        }
+        Err(Full(item))
+    }
+
+    fn peek(&self) -> Result<T, Empty>
+    where
+        T: Clone,
+    {
+        if self.free_items() == 0 {
+            return Err(Empty);
+        }
+        self.items.borrow().peek().cloned().ok_or(Empty)
+    }
+
+    /// The next item, or `None` once the queue is closed and drained.
+    fn next_until_closed(&self) -> Option<T> {
+        loop {
+            if self.free_items() > 0 {
+                return Some(self.take());
+            }
+            if self.closed.get() {
+                return None;
+            }
+            if self.getters.wait(None, &|| self.pass_on_item()) && self.redeem() {
+                return Some(self.take());
+            }
+        }
+    }
+
+    /// Marks the queue closed and wakes every getter (each is promised a
+    /// wake-up, not an item, and re-checks).
+    fn close(&self) {
+        self.closed.set(true);
+        while self.getters.notify_one() {
+            self.promised.set(self.promised.get() + 1);
+        }
+    }
+}
+
+macro_rules! queue_api {
+    ($name:ident, [$($bound:tt)*]) => {
+        impl<T: 'static $($bound)*> $name<T> {
+            /// Puts an item, waiting while a bounded queue is full.
+            ///
+            /// # Blocking
+            /// Only when bounded and full; putters get free slots in FIFO
+            /// order. Killed or timed out while waiting, the item is dropped
+            /// with the unwinding frame and a slot promised to it meanwhile
+            /// goes to the next putter.
+            ///
+            /// # Panics
+            /// From a hub callback; in the main greenlet when nothing can
+            /// ever make room (LoopExit).
+            pub fn put(&self, item: T) {
+                if self.0.put(item, None).is_err() {
+                    unreachable!("an unbounded wait for room ends with room");
+                }
+            }
+
+            /// As [`put`](Self::put), waiting at most `d`; gives the item
+            /// back in `Full` if there was no room in time.
+            ///
+            /// # Blocking
+            /// As [`put`](Self::put), bounded by `d`.
+            pub fn put_timeout(&self, item: T, d: Duration) -> Result<(), Full<T>> {
+                self.0.put(item, Some(d))
+            }
+
+            /// Puts the item if there is room now; never switches.
+            pub fn put_nowait(&self, item: T) -> Result<(), Full<T>> {
+                self.0.put(item, Some(Duration::ZERO))
+            }
+
+            /// Takes the next item, waiting while there is none.
+            ///
+            /// # Blocking
+            /// While empty; getters are served in FIFO order. Killed or timed
+            /// out while waiting, the greenlet leaves the queue and an item
+            /// handed to it meanwhile goes to the next getter (or stays).
+            ///
+            /// # Panics
+            /// From a hub callback; in the main greenlet when nothing can
+            /// ever put (LoopExit).
+            pub fn get(&self) -> T {
+                match self.0.get(None) {
+                    Ok(item) => item,
+                    Err(Empty) => unreachable!("an unbounded wait for an item ends with one"),
+                }
+            }
+
+            /// As [`get`](Self::get), waiting at most `d`.
+            ///
+            /// # Blocking
+            /// As [`get`](Self::get), bounded by `d`.
+            pub fn get_timeout(&self, d: Duration) -> Result<T, Empty> {
+                self.0.get(Some(d))
+            }
+
+            /// Takes an item if one is there now; never switches.
+            pub fn get_nowait(&self) -> Result<T, Empty> {
+                if self.0.free_items() == 0 {
+                    return Err(Empty);
+                }
+                Ok(self.0.take())
+            }
+
+            /// A copy of the item `get` would take next; never switches.
+            pub fn peek_nowait(&self) -> Result<T, Empty>
+            where
+                T: Clone,
+            {
+                self.0.peek()
+            }
+
+            /// Items in the queue (including ones promised to woken getters).
+            pub fn len(&self) -> usize {
+                self.0.len()
+            }
+
+            /// True when no item is queued.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// True when a bounded queue has no free slot.
+            pub fn is_full(&self) -> bool {
+                !self.0.has_room()
+            }
+
+            /// The bound, `None` for an unbounded queue.
+            pub fn maxsize(&self) -> Option<usize> {
+                self.0.maxsize
+            }
+
+            /// Greenlets blocked in `get`.
+            pub fn getters(&self) -> usize {
+                self.0.getters.len()
+            }
+
+            /// Greenlets blocked in `put`.
+            pub fn putters(&self) -> usize {
+                self.0.putters.len()
+            }
+
+            /// Ends iteration: `for item in &queue` stops once the queue is
+            /// closed and drained. Puts still work.
+            pub fn close(&self) {
+                self.0.close();
+            }
+        }
+
+        impl<T> Clone for $name<T> {
+            fn clone(&self) -> Self {
+                $name(self.0.clone())
+            }
+        }
+
+        impl<T> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("maxsize", &self.0.maxsize)
+                    .field("getters", &self.0.getters.len())
+                    .field("putters", &self.0.putters.len())
+                    .finish()
+            }
+        }
+
+        impl<'a, T: 'static $($bound)*> IntoIterator for &'a $name<T> {
+            type Item = T;
+            type IntoIter = Iter<'a, T>;
+
+            /// Takes items as they come, until the queue is closed and
+            /// drained.
+            fn into_iter(self) -> Self::IntoIter {
+                Iter { core: &*self.0 }
+            }
+        }
+    };
+}
+
+/// Items taken from a queue until it is closed and drained.
+pub struct Iter<'a, T> {
+    core: &'a dyn Drain<T>,
+}
+
+/// A queue core seen by its iterator, whatever its store.
+trait Drain<T> {
+    fn next_until_closed(&self) -> Option<T>;
+}
+
+impl<T, S: Store<T>> Drain<T> for Core<T, S> {
+    fn next_until_closed(&self) -> Option<T> {
+        Core::next_until_closed(self)
+    }
+}
+
+impl<T> fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Iter")
+    }
+}
+
+/// # Blocking
+/// Each `next` blocks as [`Queue::get`] until an item comes or the queue is
+/// closed and drained.
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.core.next_until_closed()
+    }
+}
+
+/// A FIFO queue, unbounded or bounded (gevent's `Queue`). A `Clone` handle.
+///
+/// # Examples
+/// ```
+/// use gevent::queue::Queue;
+/// let q = Queue::bounded(2);
+/// let p = q.clone();
+/// let producer = gevent::spawn(move || for i in 0..5 { p.put(i) });
+/// let got: Vec<i32> = (0..5).map(|_| q.get()).collect();
+/// producer.join();
+/// assert_eq!(got, [0, 1, 2, 3, 4]);
+/// ```
+pub struct Queue<T>(Rc<Core<T, VecDeque<T>>>);
+
+impl<T: 'static> Default for Queue<T> {
+    fn default() -> Self {
+        Queue::new()
+    }
+}
+
+impl<T: 'static> Queue<T> {
+    /// An unbounded queue.
+    pub fn new() -> Queue<T> {
+        Queue(Core::new(None))
+    }
+
+    /// A queue holding at most `maxsize` items; `put` blocks when full.
+    ///
+    /// # Panics
+    /// If `maxsize` is 0 (use [`Channel`] for a rendezvous).
+    pub fn bounded(maxsize: usize) -> Queue<T> {
+        assert!(maxsize >= 1, "gevent: a bounded Queue needs maxsize >= 1 (a Channel is the rendezvous)");
+        Queue(Core::new(Some(maxsize)))
+    }
+}
+
+queue_api!(Queue, []);
+
+/// A last-in, first-out queue (gevent's `LifoQueue`). A `Clone` handle.
+pub struct LifoQueue<T>(Rc<Core<T, Stack<T>>>);
+
+impl<T: 'static> Default for LifoQueue<T> {
+    fn default() -> Self {
+        LifoQueue::new()
+    }
+}
+
+impl<T: 'static> LifoQueue<T> {
+    /// An unbounded LIFO queue.
+    pub fn new() -> LifoQueue<T> {
+        LifoQueue(Core::new(None))
+    }
+
+    /// A LIFO queue holding at most `maxsize >= 1` items.
+    ///
+    /// # Panics
+    /// If `maxsize` is 0.
+    pub fn bounded(maxsize: usize) -> LifoQueue<T> {
+        assert!(maxsize >= 1, "gevent: a bounded LifoQueue needs maxsize >= 1");
+        LifoQueue(Core::new(Some(maxsize)))
+    }
+}
+
+queue_api!(LifoQueue, []);
+
+/// A queue that hands out its smallest item first (gevent's
+/// `PriorityQueue`). A `Clone` handle.
+///
+/// # Examples
+/// ```
+/// use gevent::queue::PriorityQueue;
+/// let q = PriorityQueue::new();
+/// for x in [3, 1, 2] { q.put(x); }
+/// assert_eq!((q.get(), q.get(), q.get()), (1, 2, 3));
+/// ```
+pub struct PriorityQueue<T>(Rc<Core<T, MinHeap<T>>>);
+
+impl<T: Ord + 'static> Default for PriorityQueue<T> {
+    fn default() -> Self {
+        PriorityQueue::new()
+    }
+}
+
+impl<T: Ord + 'static> PriorityQueue<T> {
+    /// An unbounded priority queue.
+    pub fn new() -> PriorityQueue<T> {
+        PriorityQueue(Core::new(None))
+    }
+
+    /// A priority queue holding at most `maxsize >= 1` items.
+    ///
+    /// # Panics
+    /// If `maxsize` is 0.
+    pub fn bounded(maxsize: usize) -> PriorityQueue<T> {
+        assert!(maxsize >= 1, "gevent: a bounded PriorityQueue needs maxsize >= 1");
+        PriorityQueue(Core::new(Some(maxsize)))
+    }
+}
+
+queue_api!(PriorityQueue, [+ Ord]);
