@@ -76,6 +76,8 @@ pub(crate) struct Inner<S: ?Sized> {
     /// boxed on first use and a greenlet's allocation stays small.
     pub(crate) extra: RefCell<Option<Box<Extra>>>,
     pub(crate) joiners: RefCell<WaitList>,
+    /// Set once the greenlet is dead and every joiner was woken.
+    pub(crate) joiners_woken: Cell<bool>,
     pub(crate) slot: S,
 }
 
@@ -245,6 +247,7 @@ impl GreenletRef {
             started: Cell::new(false),
             extra: RefCell::new(None),
             joiners: RefCell::new(WaitList::default()),
+            joiners_woken: Cell::new(false),
             slot: SlotImpl { closure: Cell::new(f), result: RefCell::new(None) },
         })
     }

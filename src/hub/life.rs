@@ -114,9 +114,10 @@ fn kill_unrun(r: &GreenletRef, key: usize, state: State) {
 /// Marks `r` dead, wakes its joiners (FIFO) and schedules its links.
 fn finish(r: &GreenletRef) {
     r.0.life.set(Life::Dead);
-    with(|h| wake_joiners(h, &mut h.core.borrow_mut(), r));
     if r.0.has_links() {
         schedule_links(r.clone());
+    } else {
+        with(|h| wake_joiners(h, &mut h.core.borrow_mut(), r));
     }
 }
 
@@ -137,6 +138,8 @@ pub(super) fn run_links(r: GreenletRef) {
             discard_payload(p);
         }
     }
+    // Joiners of a greenlet with links are woken after its links ran.
+    with(|h| wake_joiners(h, &mut h.core.borrow_mut(), &r));
     // This may be the last handle, and with it the result goes: its
     // destructor runs here, in the hub, where it must not block (a panic,
     // blocking included, is reported).
@@ -230,8 +233,12 @@ fn leave(h: &super::Hub) -> Leaving {
     let from = core.hot[me].slots;
     let shared = gcb.shared;
     shared.0.life.set(Life::Dead);
-    wake_joiners(h, &mut core, &shared);
-    if shared.0.has_links() {
+    // With links, the joiners are woken after them, from the hub (gevent
+    // notifies links in order, and a group's member leaves by a link that
+    // was registered before anyone joined); without, right away.
+    if !shared.0.has_links() {
+        wake_joiners(h, &mut core, &shared);
+    } else {
         h.links.borrow_mut().push_back(shared.clone());
         core.ready.push_back(LINKS);
     }
@@ -246,6 +253,7 @@ fn leave(h: &super::Hub) -> Leaving {
 
 /// Wakes every joiner of `r`, in the order they started waiting.
 fn wake_joiners(h: &super::Hub, core: &mut super::sched::Core, r: &GreenletRef) {
+    r.0.joiners_woken.set(true);
     let mut joiners = r.0.joiners.borrow_mut();
     if joiners.is_empty() {
         return;
@@ -306,8 +314,8 @@ impl<'a> JoinWait<'a> {
 
 impl Drop for JoinWait<'_> {
     fn drop(&mut self) {
-        // A dead target's death emptied its join list: nothing to leave.
-        if !self.target.dead() {
+        // Its joiners were all woken (popped): nothing to leave.
+        if !self.target.0.joiners_woken.get() {
             with(|h| self.target.0.joiners.borrow_mut().remove(&mut h.waiters.borrow_mut(), self.key));
         }
     }

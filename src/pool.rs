@@ -1,0 +1,467 @@
+//! `Group` and `Pool` (gevent.pool): a set of greenlets managed together, and
+//! a group with a concurrency limit (a group plus a semaphore). A finished
+//! member leaves through a `link` callback, so it is counted until the hub
+//! runs callbacks after the greenlets that were already ready (the tutorial's
+//! "Ausmass der Gruppe: 3" three times). Plus `wait` / `iwait` over anything
+//! waitable.
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::event::{AsyncResult, Event};
+use crate::greenlet::{Greenlet, GreenletError, GreenletRef};
+use crate::hub::Waiters;
+use crate::lock::Semaphore;
+use crate::queue::Queue;
+
+struct Members {
+    greenlets: RefCell<Vec<GreenletRef>>,
+    /// Joiners, woken when the group becomes empty.
+    empty: Waiters,
+    /// A Pool's free slots; `None` for a Group.
+    slots: Option<Semaphore>,
+}
+
+impl Members {
+    fn contains(&self, g: &GreenletRef) -> bool {
+        self.greenlets.borrow().iter().any(|m| m == g)
+    }
+
+    fn discard(&self, g: &GreenletRef) {
+        let removed = {
+            let mut members = self.greenlets.borrow_mut();
+            let before = members.len();
+            members.retain(|m| m != g);
+            before != members.len()
+        };
+        if !removed {
+            return;
+        }
+        if let Some(slots) = &self.slots {
+            slots.release();
+        }
+        if self.greenlets.borrow().is_empty() {
+            self.empty.notify_all();
+        }
+    }
+}
+
+/// A set of greenlets managed together (gevent's `Group`). A `Clone` handle.
+///
+/// # Examples
+/// ```
+/// use gevent::pool::Group;
+/// let group = Group::new();
+/// let squares = group.map(|x: u32| x * x, 1..=4);
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// assert_eq!(group.len(), 0);
+/// ```
+#[derive(Clone)]
+pub struct Group(Rc<Members>);
+
+/// A group that runs at most `size` greenlets at once (gevent's `Pool`):
+/// `spawn` and `add` wait for a free slot. A `Clone` handle.
+///
+/// # Examples
+/// ```
+/// use gevent::pool::Pool;
+/// let pool = Pool::new(2);
+/// let lens = pool.map({ let p = pool.clone(); move |_: u32| p.len() }, 0..3);
+/// assert_eq!(lens, [2, 2, 1]); // the tutorial's "Ausmass des Pools 2 2 1"
+/// ```
+#[derive(Clone)]
+pub struct Pool {
+    group: Group,
+    size: usize,
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        Group::new()
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group").field("len", &self.len()).finish()
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool").field("size", &self.size).field("len", &self.len()).finish()
+    }
+}
+
+impl Group {
+    /// An empty group.
+    pub fn new() -> Group {
+        Group(Rc::new(Members { greenlets: RefCell::new(Vec::new()), empty: Waiters::default(), slots: None }))
+    }
+
+    /// Spawns `f` as a member of the group.
+    ///
+    /// # Blocking
+    /// Only for a [`Pool`] that is full: until a slot frees.
+    pub fn spawn<F, T>(&self, f: F) -> Greenlet<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let g = Greenlet::new(f);
+        self.add(&g);
+        g.start();
+        g
+    }
+
+    /// Adds a greenlet; it leaves the group when it dies.
+    ///
+    /// # Blocking
+    /// Only for a [`Pool`] that is full: until a slot frees. Adding a member
+    /// again does nothing.
+    pub fn add(&self, g: &impl AsRef<GreenletRef>) {
+        let g = g.as_ref();
+        if self.0.contains(g) {
+            return;
+        }
+        if let Some(slots) = &self.0.slots {
+            slots.acquire();
+        }
+        self.0.greenlets.borrow_mut().push(g.clone());
+        let members = Rc::downgrade(&self.0);
+        g.link(move |dead| {
+            if let Some(m) = members.upgrade() {
+                m.discard(dead);
+            }
+        });
+    }
+
+    /// Removes a greenlet from the group (it keeps running); frees its slot.
+    pub fn discard(&self, g: &impl AsRef<GreenletRef>) {
+        self.0.discard(g.as_ref());
+    }
+
+    /// Members: started, not yet gone (a dead member leaves from the hub's
+    /// callbacks, after the greenlets that were ready when it died).
+    pub fn len(&self) -> usize {
+        self.0.greenlets.borrow().len()
+    }
+
+    /// True when the group has no member.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The members, in the order they were added.
+    pub fn greenlets(&self) -> Vec<GreenletRef> {
+        self.0.greenlets.borrow().clone()
+    }
+
+    /// Waits until the group is empty.
+    ///
+    /// # Blocking
+    /// Until every member is dead and gone.
+    ///
+    /// # Panics
+    /// In the main greenlet when nothing can ever finish them (LoopExit).
+    pub fn join(&self) {
+        while !self.is_empty() {
+            self.0.empty.wait(None, &|| {});
+        }
+    }
+
+    /// Waits at most `d` for the group to empty; true if it did.
+    ///
+    /// # Blocking
+    /// As [`join`](Self::join), bounded by `d`.
+    pub fn join_timeout(&self, d: Duration) -> bool {
+        let deadline = Instant::now() + d;
+        while !self.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.0.empty.wait(Some(left), &|| {}) {
+                return self.is_empty();
+            }
+        }
+        true
+    }
+
+    /// Kills every member and waits until they are dead.
+    ///
+    /// # Blocking
+    /// As [`crate::killall`].
+    pub fn kill(&self) {
+        crate::killall(self.greenlets());
+    }
+
+    /// Runs `f` on every item in its own member greenlet; returns the results
+    /// in input order.
+    ///
+    /// # Blocking
+    /// Until every task finished.
+    ///
+    /// # Panics
+    /// When a task panicked or was killed (gevent re-raises it), naming the
+    /// cause.
+    pub fn map<A, T, F>(&self, f: F, items: impl IntoIterator<Item = A>) -> Vec<T>
+    where
+        F: Fn(A) -> T + 'static,
+        A: 'static,
+        T: 'static,
+    {
+        let f = Rc::new(f);
+        let tasks: Vec<Greenlet<T>> = items
+            .into_iter()
+            .map(|a| {
+                let f = f.clone();
+                self.spawn(move || f(a))
+            })
+            .collect();
+        tasks.into_iter().map(task_result).collect()
+    }
+
+    /// As [`map`](Self::map), streaming: yields each result in input order
+    /// as soon as it and the ones before it are done. Tasks are spawned by a
+    /// feeder greenlet, so a [`Pool`]'s limit applies as the results are
+    /// taken.
+    ///
+    /// # Blocking
+    /// Each `next` waits for the next result in order.
+    ///
+    /// # Panics
+    /// `next` panics when that task panicked or was killed.
+    pub fn imap<A, T, F>(&self, f: F, items: impl IntoIterator<Item = A> + 'static) -> impl Iterator<Item = T> + 'static
+    where
+        F: Fn(A) -> T + 'static,
+        A: 'static,
+        T: 'static,
+    {
+        let tasks: Queue<Greenlet<T>> = Queue::new();
+        let (group, out, f) = (self.clone(), tasks.clone(), Rc::new(f));
+        crate::spawn(move || {
+            for a in items {
+                let f = f.clone();
+                out.put(group.spawn(move || f(a)));
+            }
+            out.close();
+        });
+        std::iter::from_fn(move || (&tasks).into_iter().next().map(task_result))
+    }
+
+    /// As [`imap`](Self::imap), but yields results in completion order.
+    ///
+    /// # Blocking
+    /// Each `next` waits for the next task to finish.
+    ///
+    /// # Panics
+    /// `next` panics when a task panicked or was killed.
+    pub fn imap_unordered<A, T, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A> + 'static,
+    ) -> impl Iterator<Item = T> + 'static
+    where
+        F: Fn(A) -> T + 'static,
+        A: 'static,
+        T: 'static,
+    {
+        let done: Queue<Result<T, GreenletError>> = Queue::new();
+        let (group, out, f) = (self.clone(), done.clone(), Rc::new(f));
+        crate::spawn(move || {
+            let mut spawned = Vec::new();
+            for a in items {
+                let (f, result) = (f.clone(), out.clone());
+                let task = group.spawn(move || result.put(Ok(f(a))));
+                let out = out.clone();
+                task.link(move |g| {
+                    if let Some(e) = g.exception() {
+                        out.put(Err(e));
+                    }
+                });
+                spawned.push(task);
+            }
+            crate::joinall(&spawned);
+            // Failures arrive through links, run after the deaths.
+            crate::yield_now();
+            out.close();
+        });
+        std::iter::from_fn(move || (&done).into_iter().next().map(|r| r.unwrap_or_else(|e| task_failed(&e))))
+    }
+}
+
+fn task_result<T: 'static>(g: Greenlet<T>) -> T {
+    g.into_result().unwrap_or_else(|e| task_failed(&e))
+}
+
+fn task_failed(e: &GreenletError) -> ! {
+    panic!("gevent: a task of a Group/Pool map failed: {e}")
+}
+
+impl Pool {
+    /// A pool running at most `size >= 1` greenlets at once.
+    ///
+    /// # Panics
+    /// If `size` is 0.
+    pub fn new(size: usize) -> Pool {
+        assert!(size >= 1, "gevent: a Pool needs a size of at least 1");
+        let members = Members {
+            greenlets: RefCell::new(Vec::new()),
+            empty: Waiters::default(),
+            slots: Some(Semaphore::new(size)),
+        };
+        Pool { group: Group(Rc::new(members)), size }
+    }
+
+    fn slots(&self) -> &Semaphore {
+        self.group.0.slots.as_ref().expect("a Pool has slots")
+    }
+
+    /// The concurrency limit.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// True when every slot is taken (gevent's `full()`).
+    pub fn is_full(&self) -> bool {
+        self.free_count() == 0
+    }
+
+    /// Free slots.
+    pub fn free_count(&self) -> usize {
+        self.slots().available()
+    }
+
+    /// Waits until at least one slot is free.
+    ///
+    /// # Blocking
+    /// While the pool is full.
+    pub fn wait_available(&self) {
+        let slots = self.slots();
+        slots.acquire();
+        slots.release();
+    }
+
+    /// The pool as a group (every `Group` method applies).
+    pub fn as_group(&self) -> &Group {
+        &self.group
+    }
+}
+
+impl std::ops::Deref for Pool {
+    type Target = Group;
+
+    fn deref(&self) -> &Group {
+        &self.group
+    }
+}
+
+/// Something a greenlet can wait for: [`gevent::wait`](wait) and
+/// [`iwait`] accept any mix of them through `&dyn Waitable`.
+pub trait Waitable {
+    /// True once waiting would return at once.
+    fn is_ready(&self) -> bool;
+    /// Waits until ready.
+    ///
+    /// # Blocking
+    /// Until ready.
+    fn wait_ready(&self);
+    /// A handle to the same object, for a helper greenlet.
+    fn boxed(&self) -> Box<dyn Waitable>;
+}
+
+impl Waitable for GreenletRef {
+    fn is_ready(&self) -> bool {
+        self.dead()
+    }
+    fn wait_ready(&self) {
+        self.join();
+    }
+    fn boxed(&self) -> Box<dyn Waitable> {
+        Box::new(self.clone())
+    }
+}
+
+impl<T: 'static> Waitable for Greenlet<T> {
+    fn is_ready(&self) -> bool {
+        self.dead()
+    }
+    fn wait_ready(&self) {
+        self.join();
+    }
+    fn boxed(&self) -> Box<dyn Waitable> {
+        Box::new(self.clone())
+    }
+}
+
+impl Waitable for Event {
+    fn is_ready(&self) -> bool {
+        self.is_set()
+    }
+    fn wait_ready(&self) {
+        self.wait();
+    }
+    fn boxed(&self) -> Box<dyn Waitable> {
+        Box::new(self.clone())
+    }
+}
+
+impl<T: 'static> Waitable for AsyncResult<T> {
+    fn is_ready(&self) -> bool {
+        self.ready()
+    }
+    fn wait_ready(&self) {
+        self.wait();
+    }
+    fn boxed(&self) -> Box<dyn Waitable> {
+        Box::new(self.clone())
+    }
+}
+
+/// Yields the indices of `objects` as each becomes ready (ready ones first,
+/// in order), at most until `timeout` (gevent's `iwait`).
+///
+/// # Blocking
+/// Each `next` waits for the next object to become ready, or the deadline.
+pub fn iwait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> impl Iterator<Item = usize> {
+    let ready: Queue<usize> = Queue::new();
+    let mut watchers = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        if o.is_ready() {
+            ready.put(i);
+            continue;
+        }
+        let (o, q) = (o.boxed(), ready.clone());
+        watchers.push(crate::spawn(move || {
+            o.wait_ready();
+            q.put(i);
+        }));
+    }
+    let deadline = timeout.map(|d| Instant::now() + d);
+    let mut left = objects.len();
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let next = match deadline {
+            None => Some(ready.get()),
+            Some(d) => ready.get_timeout(d.saturating_duration_since(Instant::now())).ok(),
+        };
+        left -= usize::from(next.is_some());
+        if next.is_none() || left == 0 {
+            crate::killall(std::mem::take(&mut watchers));
+        }
+        next
+    })
+}
+
+/// Waits until every object is ready or `timeout` passes; returns the
+/// indices of the ready ones, in the order they became ready (gevent's
+/// `wait`).
+///
+/// # Blocking
+/// As [`iwait`].
+pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> {
+    iwait(objects, timeout).collect()
+}
