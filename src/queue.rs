@@ -542,3 +542,334 @@ impl<T: Ord + 'static> PriorityQueue<T> {
 }
 
 queue_api!(PriorityQueue, [+ Ord]);
+
+/// A FIFO queue that counts unfinished tasks (gevent's `JoinableQueue`):
+/// each `put` adds one, each `task_done` retires one, and `join` waits until
+/// none is left. A `Clone` handle.
+///
+/// # Examples
+/// ```
+/// use gevent::queue::JoinableQueue;
+/// let q = JoinableQueue::new();
+/// let w = q.clone();
+/// gevent::spawn(move || loop { let _job: u32 = w.get(); w.task_done(); });
+/// for job in 0..3 { q.put(job); }
+/// q.join();
+/// assert_eq!(q.unfinished(), 0);
+/// ```
+pub struct JoinableQueue<T>(Rc<Joinable<T>>);
+
+struct Joinable<T> {
+    queue: Queue<T>,
+    unfinished: Cell<usize>,
+    joiners: Waiters,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue(self.0.clone())
+    }
+}
+
+impl<T> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinableQueue").field("unfinished", &self.0.unfinished.get()).finish()
+    }
+}
+
+impl<T: 'static> Default for JoinableQueue<T> {
+    fn default() -> Self {
+        JoinableQueue::new()
+    }
+}
+
+impl<T: 'static> JoinableQueue<T> {
+    /// An unbounded joinable queue.
+    pub fn new() -> JoinableQueue<T> {
+        Self::of(Queue::new())
+    }
+
+    /// A joinable queue holding at most `maxsize >= 1` items.
+    ///
+    /// # Panics
+    /// If `maxsize` is 0.
+    pub fn bounded(maxsize: usize) -> JoinableQueue<T> {
+        Self::of(Queue::bounded(maxsize))
+    }
+
+    fn of(queue: Queue<T>) -> JoinableQueue<T> {
+        JoinableQueue(Rc::new(Joinable { queue, unfinished: Cell::new(0), joiners: Waiters::default() }))
+    }
+
+    fn added(&self) {
+        self.0.unfinished.set(self.0.unfinished.get() + 1);
+    }
+
+    /// As [`Queue::put`]; one more unfinished task.
+    ///
+    /// # Blocking
+    /// As [`Queue::put`].
+    pub fn put(&self, item: T) {
+        self.0.queue.put(item);
+        self.added();
+    }
+
+    /// As [`Queue::put_timeout`]; one more unfinished task if it was put.
+    ///
+    /// # Blocking
+    /// As [`Queue::put_timeout`].
+    pub fn put_timeout(&self, item: T, d: Duration) -> Result<(), Full<T>> {
+        self.0.queue.put_timeout(item, d).map(|()| self.added())
+    }
+
+    /// As [`Queue::put_nowait`]; one more unfinished task if it was put.
+    pub fn put_nowait(&self, item: T) -> Result<(), Full<T>> {
+        self.0.queue.put_nowait(item).map(|()| self.added())
+    }
+
+    /// As [`Queue::get`].
+    ///
+    /// # Blocking
+    /// As [`Queue::get`].
+    pub fn get(&self) -> T {
+        self.0.queue.get()
+    }
+
+    /// As [`Queue::get_timeout`].
+    ///
+    /// # Blocking
+    /// As [`Queue::get_timeout`].
+    pub fn get_timeout(&self, d: Duration) -> Result<T, Empty> {
+        self.0.queue.get_timeout(d)
+    }
+
+    /// As [`Queue::get_nowait`].
+    pub fn get_nowait(&self) -> Result<T, Empty> {
+        self.0.queue.get_nowait()
+    }
+
+    /// As [`Queue::peek_nowait`].
+    pub fn peek_nowait(&self) -> Result<T, Empty>
+    where
+        T: Clone,
+    {
+        self.0.queue.peek_nowait()
+    }
+
+    /// Items queued.
+    pub fn len(&self) -> usize {
+        self.0.queue.len()
+    }
+
+    /// True when no item is queued.
+    pub fn is_empty(&self) -> bool {
+        self.0.queue.is_empty()
+    }
+
+    /// True when a bounded queue has no free slot.
+    pub fn is_full(&self) -> bool {
+        self.0.queue.is_full()
+    }
+
+    /// The bound, `None` for an unbounded queue.
+    pub fn maxsize(&self) -> Option<usize> {
+        self.0.queue.maxsize()
+    }
+
+    /// Tasks put and not yet marked done.
+    pub fn unfinished(&self) -> usize {
+        self.0.unfinished.get()
+    }
+
+    /// Marks one task done; the last one wakes every `join`.
+    ///
+    /// # Panics
+    /// When called more times than items were put.
+    pub fn task_done(&self) {
+        let n = self.0.unfinished.get();
+        assert!(n > 0, "gevent: JoinableQueue::task_done() called more times than items were put");
+        self.0.unfinished.set(n - 1);
+        if n == 1 {
+            self.0.joiners.notify_all();
+        }
+    }
+
+    /// Waits until every task put so far is done.
+    ///
+    /// # Blocking
+    /// While tasks are unfinished; joiners are woken together.
+    ///
+    /// # Panics
+    /// In the main greenlet when nothing can ever finish them (LoopExit).
+    pub fn join(&self) {
+        while self.0.unfinished.get() > 0 {
+            self.0.joiners.wait(None, &|| {});
+        }
+    }
+}
+
+/// A rendezvous channel (gevent's `Channel`): `put` waits until a getter
+/// takes the item; nothing is ever stored without a getter for it. A
+/// `Clone` handle.
+///
+/// # Examples
+/// ```
+/// use gevent::queue::Channel;
+/// let ch = Channel::new();
+/// let tx = ch.clone();
+/// let sender = gevent::spawn(move || { tx.put("ping"); "delivered" });
+/// assert_eq!(ch.get(), "ping");
+/// assert_eq!(sender.get(), Ok("delivered"));
+/// ```
+pub struct Channel<T>(Rc<Rendezvous<T>>);
+
+struct Rendezvous<T> {
+    /// Items handed to woken getters, oldest first; the first `stranded`
+    /// ones lost their getter (killed or timed out after the hand-off) and go
+    /// to the next getter that comes.
+    handed: RefCell<VecDeque<T>>,
+    stranded: Cell<usize>,
+    getters: Waiters,
+    putters: Waiters,
+}
+
+impl<T> Clone for Channel<T> {
+    fn clone(&self) -> Self {
+        Channel(self.0.clone())
+    }
+}
+
+impl<T> fmt::Debug for Channel<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("getters", &self.0.getters.len())
+            .field("putters", &self.0.putters.len())
+            .finish()
+    }
+}
+
+impl<T: 'static> Default for Channel<T> {
+    fn default() -> Self {
+        Channel::new()
+    }
+}
+
+impl<T: 'static> Channel<T> {
+    /// A new channel.
+    pub fn new() -> Channel<T> {
+        Channel(Rc::new(Rendezvous {
+            handed: RefCell::new(VecDeque::new()),
+            stranded: Cell::new(0),
+            getters: Waiters::default(),
+            putters: Waiters::default(),
+        }))
+    }
+
+    /// Hands `item` to the longest-waiting getter if there is one.
+    fn hand(&self, item: T) -> Result<(), T> {
+        if self.0.getters.len() == 0 {
+            return Err(item);
+        }
+        self.0.handed.borrow_mut().push_back(item);
+        self.0.getters.notify_one();
+        Ok(())
+    }
+
+    fn put_inner(&self, item: T, timeout: Option<Duration>) -> Result<(), Full<T>> {
+        let mut item = item;
+        loop {
+            match self.hand(item) {
+                Ok(()) => return Ok(()),
+                Err(back) => item = back,
+            }
+            // Woken when a getter arrives; a getter that left meanwhile
+            // passes the wake-up on to the next putter.
+            if timeout == Some(Duration::ZERO) || !self.0.putters.wait(timeout, &|| self.wake_putter()) {
+                return Err(Full(item));
+            }
+        }
+    }
+
+    fn wake_putter(&self) {
+        self.0.putters.notify_one();
+    }
+
+    /// Hands the item to a getter, waiting until one comes.
+    ///
+    /// # Blocking
+    /// Until a getter takes the item; putters are served in FIFO order.
+    ///
+    /// # Panics
+    /// In the main greenlet when no getter can ever come (LoopExit).
+    pub fn put(&self, item: T) {
+        if self.put_inner(item, None).is_err() {
+            unreachable!("an unbounded wait for a getter ends with one");
+        }
+    }
+
+    /// As [`put`](Self::put), waiting at most `d`; gives the item back in
+    /// `Full` if no getter came.
+    ///
+    /// # Blocking
+    /// As [`put`](Self::put), bounded by `d`.
+    pub fn put_timeout(&self, item: T, d: Duration) -> Result<(), Full<T>> {
+        self.put_inner(item, Some(d))
+    }
+
+    /// Hands the item over only if a getter is waiting now.
+    pub fn put_nowait(&self, item: T) -> Result<(), Full<T>> {
+        self.hand(item).map_err(Full)
+    }
+
+    fn get_inner(&self, timeout: Option<Duration>) -> Result<T, Empty> {
+        if self.0.stranded.get() > 0 {
+            self.0.stranded.set(self.0.stranded.get() - 1);
+            return Ok(self.0.handed.borrow_mut().pop_front().expect("a stranded item is queued"));
+        }
+        self.wake_putter();
+        let pass_on = || {
+            // Handed an item, then gone: the oldest handed item goes to the
+            // next waiting getter, or waits for the next getter that comes.
+            if self.0.getters.notify_one() {
+                return;
+            }
+            self.0.stranded.set(self.0.stranded.get() + 1);
+        };
+        if self.0.getters.wait(timeout, &pass_on) {
+            return Ok(self.0.handed.borrow_mut().pop_front().expect("a woken getter was handed an item"));
+        }
+        Err(Empty)
+    }
+
+    /// Takes an item, waiting until a putter hands one.
+    ///
+    /// # Blocking
+    /// Until an item is handed over; getters are served in FIFO order.
+    ///
+    /// # Panics
+    /// In the main greenlet when nothing can ever put (LoopExit).
+    pub fn get(&self) -> T {
+        match self.get_inner(None) {
+            Ok(item) => item,
+            Err(Empty) => unreachable!("an unbounded wait for an item ends with one"),
+        }
+    }
+
+    /// As [`get`](Self::get), waiting at most `d`.
+    ///
+    /// # Blocking
+    /// As [`get`](Self::get), bounded by `d`.
+    pub fn get_timeout(&self, d: Duration) -> Result<T, Empty> {
+        self.get_inner(Some(d))
+    }
+
+    /// Greenlets blocked in `get`.
+    pub fn getters(&self) -> usize {
+        self.0.getters.len()
+    }
+
+    /// Greenlets blocked in `put`.
+    pub fn putters(&self) -> usize {
+        self.0.putters.len()
+    }
+}
