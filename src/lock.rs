@@ -368,3 +368,128 @@ impl fmt::Debug for RLockGuard {
         f.write_str("RLockGuard")
     }
 }
+
+/// A cooperative mutex owning its data: the guard derefs to it. Waiting for
+/// it parks the greenlet (a [`Lock`] inside), never the thread.
+///
+/// Not a handle: share it the way you share the data (e.g. in an `Rc`).
+///
+/// # Examples
+/// ```
+/// use std::rc::Rc;
+/// use gevent::lock::Mutex;
+/// let total = Rc::new(Mutex::new(0));
+/// let workers: Vec<_> = (1..=3)
+///     .map(|i| {
+///         let t = total.clone();
+///         gevent::spawn(move || {
+///             let mut sum = t.lock();
+///             gevent::sleep(std::time::Duration::ZERO); // others wait; the data is ours
+///             *sum += i;
+///         })
+///     })
+///     .collect();
+/// gevent::joinall(&workers);
+/// assert_eq!(*total.lock(), 6);
+/// ```
+pub struct Mutex<T> {
+    lock: Lock,
+    data: std::cell::RefCell<T>,
+}
+
+impl<T: Default> Default for Mutex<T> {
+    fn default() -> Self {
+        Mutex::new(T::default())
+    }
+}
+
+impl<T> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mutex").field("locked", &self.lock.locked()).finish()
+    }
+}
+
+impl<T> Mutex<T> {
+    /// A mutex holding `value`.
+    pub fn new(value: T) -> Mutex<T> {
+        Mutex { lock: Lock::new(), data: std::cell::RefCell::new(value) }
+    }
+
+    fn guard(&self) -> MutexGuard<'_, T> {
+        MutexGuard { mutex: self, data: Some(self.data.borrow_mut()) }
+    }
+
+    /// Locks, waiting while another greenlet holds it.
+    ///
+    /// # Blocking
+    /// As [`Lock::acquire`] (FIFO; a kill or timeout while waiting leaves
+    /// nothing locked).
+    ///
+    /// Locking it again from the greenlet that holds it waits forever (it
+    /// is not re-entrant).
+    ///
+    /// # Panics
+    /// As [`Lock::acquire`].
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.lock.acquire();
+        self.guard()
+    }
+
+    /// Locks if free now; never switches.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        self.lock.try_acquire().then(|| self.guard())
+    }
+
+    /// As [`lock`](Self::lock), waiting at most `d`.
+    ///
+    /// # Blocking
+    /// As [`lock`](Self::lock), bounded by `d`.
+    pub fn lock_timeout(&self, d: Duration) -> Option<MutexGuard<'_, T>> {
+        self.lock.acquire_timeout(d).then(|| self.guard())
+    }
+
+    /// The data, without locking (the `&mut` proves nobody else has it).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+
+    /// The data.
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+/// Access to a [`Mutex`]'s data; unlocks when dropped (also while the
+/// greenlet unwinds).
+#[must_use = "the mutex unlocks as soon as the guard is dropped"]
+pub struct MutexGuard<'a, T> {
+    mutex: &'a Mutex<T>,
+    data: Option<std::cell::RefMut<'a, T>>,
+}
+
+impl<T> std::ops::Deref for MutexGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.data.as_ref().expect("present until drop")
+    }
+}
+
+impl<T> std::ops::DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.data.as_mut().expect("present until drop")
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        self.data = None;
+        self.mutex.lock.release();
+    }
+}
+
+impl<T> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MutexGuard")
+    }
+}
