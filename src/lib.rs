@@ -41,7 +41,7 @@ mod timer;
 mod wait;
 
 pub use greenlet::{Builder, Greenlet, GreenletError, GreenletRef};
-pub use pool::{iwait, wait, Waitable};
+pub use pool::{iwait, wait, IWait, Waitable};
 pub use runtime::{getcurrent, joinall, joinall_timeout, killall, sleep, spawn, spawn_later, yield_now};
 pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
 pub use timeout::{with_timeout, Timeout};

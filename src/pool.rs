@@ -424,7 +424,19 @@ impl<T: 'static> Waitable for AsyncResult<T> {
 ///
 /// # Blocking
 /// Each `next` waits for the next object to become ready, or the deadline.
-pub fn iwait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> impl Iterator<Item = usize> {
+/// One watcher greenlet per object not ready yet does the waiting; they are
+/// killed when the iterator is dropped.
+///
+/// # Examples
+/// ```
+/// use gevent::event::Event;
+/// let (a, b) = (Event::new(), Event::new());
+/// let set_b = b.clone();
+/// gevent::spawn(move || set_b.set());
+/// let first: Vec<usize> = gevent::iwait(&[&a, &b], None).take(1).collect();
+/// assert_eq!(first, [1]);
+/// ```
+pub fn iwait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> IWait {
     let ready: Queue<usize> = Queue::new();
     let mut watchers = Vec::new();
     for (i, o) in objects.iter().enumerate() {
@@ -438,22 +450,41 @@ pub fn iwait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> impl Itera
             q.put(i);
         }));
     }
-    let deadline = timeout.map(|d| Instant::now() + d);
-    let mut left = objects.len();
-    std::iter::from_fn(move || {
-        if left == 0 {
+    IWait { ready, watchers, deadline: timeout.map(|d| Instant::now() + d), left: objects.len() }
+}
+
+/// The iterator of [`iwait`]: indices of objects as they become ready.
+#[derive(Debug)]
+pub struct IWait {
+    ready: Queue<usize>,
+    watchers: Vec<Greenlet<()>>,
+    deadline: Option<Instant>,
+    left: usize,
+}
+
+impl Iterator for IWait {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.left == 0 {
             return None;
         }
-        let next = match deadline {
-            None => Some(ready.get()),
-            Some(d) => ready.get_timeout(d.saturating_duration_since(Instant::now())).ok(),
+        let next = match self.deadline {
+            None => Some(self.ready.get()),
+            Some(d) => self.ready.get_timeout(d.saturating_duration_since(Instant::now())).ok(),
         };
-        left -= usize::from(next.is_some());
-        if next.is_none() || left == 0 {
-            crate::killall(std::mem::take(&mut watchers));
+        match next {
+            Some(_) => self.left -= 1,
+            None => self.left = 0,
         }
         next
-    })
+    }
+}
+
+impl Drop for IWait {
+    fn drop(&mut self) {
+        crate::killall(std::mem::take(&mut self.watchers));
+    }
 }
 
 /// Waits until every object is ready or `timeout` passes; returns the
