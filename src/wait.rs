@@ -39,6 +39,7 @@ pub(crate) struct WaitNodes {
 }
 
 impl WaitNodes {
+    #[inline]
     fn next_generation(&mut self) -> u64 {
         self.generation += 1;
         self.waiting += 1;
@@ -72,6 +73,7 @@ impl Default for WaitList {
 
 impl WaitList {
     /// Appends a waiter.
+    #[inline]
     pub(crate) fn push_back(&mut self, n: &mut WaitNodes, greenlet: usize) -> WaitKey {
         let generation = n.next_generation();
         if self.is_empty() {
@@ -90,6 +92,7 @@ impl WaitList {
     }
 
     /// Takes the longest-waiting greenlet.
+    #[inline]
     pub(crate) fn pop_front(&mut self, n: &mut WaitNodes) -> Option<usize> {
         if self.first != NIL {
             n.waiting -= 1;
@@ -102,6 +105,7 @@ impl WaitList {
     }
 
     /// Removes a waiter by key; false if it was no longer waiting.
+    #[inline]
     pub(crate) fn remove(&mut self, n: &mut WaitNodes, key: WaitKey) -> bool {
         if !self.contains(n, key) {
             return false;
@@ -116,6 +120,7 @@ impl WaitList {
     }
 
     /// True while the waiter named by `key` is still in this list.
+    #[inline]
     pub(crate) fn contains(&self, n: &WaitNodes, key: WaitKey) -> bool {
         if key.slot == INLINE {
             return self.first != NIL && self.first_generation == key.generation;
@@ -130,6 +135,7 @@ impl WaitList {
     }
 
     /// True when nobody waits.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.first == NIL && self.len == 0
     }

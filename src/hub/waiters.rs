@@ -45,24 +45,34 @@ impl Waiters {
     /// # Panics
     /// From a hub callback; in the main greenlet when nothing can wake it.
     pub(crate) fn wait(&self, timeout: Option<Duration>, pass_on: &dyn Fn()) -> bool {
-        let me = with(|h| h.core.borrow().current);
-        assert!(me != HUB, "gevent: a blocking call inside a hub callback (link callbacks must not block)");
-        let key = with(|h| self.list.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me));
+        let (me, key) = with(|h| {
+            let me = h.core.borrow().current;
+            assert!(me != HUB, "gevent: a blocking call inside a hub callback (link callbacks must not block)");
+            (me, self.list.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me))
+        });
         let mut place = Place { waiters: self, key, pass_on, done: false };
-        let timer = timeout.map(|d| TimerGuard::arm(d, Action::Wake(me)));
+        let Some(d) = timeout else {
+            // Without a timer, only a notifier (which popped us) wakes us
+            // normally; kills and timeouts unwind out of `park`.
+            super::park();
+            place.done = true;
+            return true;
+        };
+        let timer = TimerGuard::arm(d, Action::Wake(me));
         loop {
             super::park();
             if !place.listed() {
                 place.done = true;
                 return true;
             }
-            if timer.as_ref().is_some_and(TimerGuard::fired) {
+            if timer.fired() {
                 return false;
             }
         }
     }
 
     /// Hands something to the longest waiter; false if nobody waits.
+    #[inline]
     pub(crate) fn notify_one(&self) -> bool {
         with(|h| {
             let next = self.list.borrow_mut().pop_front(&mut h.waiters.borrow_mut());
@@ -71,12 +81,20 @@ impl Waiters {
     }
 
     /// Wakes every greenlet waiting now, in FIFO order; returns how many.
+    #[inline]
     pub(crate) fn notify_all(&self) -> usize {
-        let mut n = 0;
-        while self.notify_one() {
-            n += 1;
+        if self.list.borrow().is_empty() {
+            return 0;
         }
-        n
+        with(|h| {
+            let (mut list, mut nodes, mut core) = (self.list.borrow_mut(), h.waiters.borrow_mut(), h.core.borrow_mut());
+            let mut n = 0;
+            while let Some(k) = list.pop_front(&mut nodes) {
+                core.unpark(k);
+                n += 1;
+            }
+            n
+        })
     }
 }
 
@@ -96,6 +114,7 @@ impl Place<'_> {
 }
 
 impl Drop for Place<'_> {
+    #[inline]
     fn drop(&mut self) {
         if self.done {
             return;

@@ -86,7 +86,12 @@ fn fmt_ns(ns: Option<f64>) -> String {
 pub fn print_table(title: &str, figures: &[Figure], since: SystemTime) {
     println!();
     println!("== {title}: criterion medians from this run, per unit ==");
-    println!("{:<34} {:>12}  {:<11} {:>12}  {:>11}", "figure (unit)", "gevent", "peer", "peer median", "gevent/peer");
+    // The first column fits the longest "group (title)", never narrower than 34.
+    let width = figures.iter().map(|f| f.group.len() + f.title.len() + 3).fold(34, usize::max);
+    println!(
+        "{:<width$} {:>12}  {:<11} {:>12}  {:>11}",
+        "figure (unit)", "gevent", "peer", "peer median", "gevent/peer"
+    );
     for fig in figures {
         let gevent = median_ns(fig.group, fig.gevent, since).map(|v| v / fig.divisor);
         for (i, (label, function)) in fig.peers.iter().enumerate() {
@@ -100,7 +105,7 @@ pub fn print_table(title: &str, figures: &[Figure], since: SystemTime) {
             } else {
                 (String::new(), String::new())
             };
-            println!("{name:<34} {ours:>12}  {label:<11} {:>12}  {ratio:>11}", fmt_ns(peer));
+            println!("{name:<width$} {ours:>12}  {label:<11} {:>12}  {ratio:>11}", fmt_ns(peer));
         }
     }
 }
