@@ -14,6 +14,8 @@ use crate::hub::{self, Waiters};
 
 struct Core {
     count: Cell<usize>,
+    /// Permits handed to woken waiters that have not run yet.
+    handed: Cell<usize>,
     /// `Some(n)`: releasing above `n` permits panics.
     bound: Option<usize>,
     /// For messages: "BoundedSemaphore" or "Lock".
@@ -23,7 +25,7 @@ struct Core {
 
 impl Core {
     fn new(n: usize, bound: Option<usize>, kind: &'static str) -> Rc<Core> {
-        Rc::new(Core { count: Cell::new(n), bound, kind, waiters: Waiters::default() })
+        Rc::new(Core { count: Cell::new(n), handed: Cell::new(0), bound, kind, waiters: Waiters::default() })
     }
 
     fn try_acquire(&self) -> bool {
@@ -38,18 +40,39 @@ impl Core {
     }
 
     fn acquire(&self, timeout: Option<Duration>) -> bool {
-        self.try_acquire() || self.waiters.wait(timeout, &|| self.release())
+        if self.try_acquire() {
+            return true;
+        }
+        let pass_on = || {
+            // Handed a permit, then gone: it goes on (never an over-release).
+            self.handed.set(self.handed.get() - 1);
+            self.give();
+        };
+        let got = self.waiters.wait(timeout, &pass_on);
+        if got {
+            self.handed.set(self.handed.get() - 1);
+        }
+        got
     }
 
+    /// Returns a permit held by the caller.
     fn release(&self) {
-        if self.waiters.notify_one() {
-            return;
-        }
-        let n = self.count.get() + 1;
         if let Some(bound) = self.bound {
-            assert!(n <= bound, "gevent: {} released too many times (it has {bound} permit(s))", self.kind);
+            // Permits are free, handed to woken waiters, or held: a release
+            // needs a holder.
+            let free = self.count.get() + self.handed.get();
+            assert!(free < bound, "gevent: {} released too many times (it has {bound} permit(s))", self.kind);
         }
-        self.count.set(n);
+        self.give();
+    }
+
+    /// A permit goes to the longest waiter, else back to the pool.
+    fn give(&self) {
+        if self.waiters.notify_one() {
+            self.handed.set(self.handed.get() + 1);
+        } else {
+            self.count.set(self.count.get() + 1);
+        }
     }
 }
 
@@ -332,14 +355,15 @@ impl RLock {
         }
     }
 
-    /// True while some greenlet holds the lock.
+    /// True while some greenlet holds the lock (or it was handed to a
+    /// woken waiter that has not run yet).
     pub fn locked(&self) -> bool {
-        self.0.owner.get().is_some()
+        self.0.lock.locked()
     }
 
     /// 1 when free, 0 when held (by anyone).
     pub fn available(&self) -> usize {
-        usize::from(!self.locked())
+        self.0.lock.available()
     }
 
     /// Acquires and returns a guard that releases one level on drop.

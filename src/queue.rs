@@ -55,6 +55,18 @@ trait Store<T>: Default {
     fn pop(&mut self) -> Option<T>;
     fn peek(&self) -> Option<&T>;
     fn len(&self) -> usize;
+    /// The item a newcomer takes while the next `promised` ones are promised
+    /// to woken getters. A FIFO leaves those to their getters; LIFO and
+    /// priority stores hand out their best item (their order is the items').
+    fn pop_after(&mut self, promised: usize) -> Option<T> {
+        let _ = promised;
+        self.pop()
+    }
+    /// What `pop_after` would take.
+    fn peek_after(&self, promised: usize) -> Option<&T> {
+        let _ = promised;
+        self.peek()
+    }
 }
 
 impl<T> Store<T> for VecDeque<T> {
@@ -69,6 +81,12 @@ impl<T> Store<T> for VecDeque<T> {
     }
     fn len(&self) -> usize {
         VecDeque::len(self)
+    }
+    fn pop_after(&mut self, promised: usize) -> Option<T> {
+        self.remove(promised)
+    }
+    fn peek_after(&self, promised: usize) -> Option<&T> {
+        self.get(promised)
     }
 }
 
@@ -179,8 +197,18 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     /// Takes the next item (the caller made sure one is there for it).
+    /// A newcomer's item: the first one nobody was promised.
     fn take(&self) -> T {
-        let item = self.items.borrow_mut().pop().expect("an item was there for this getter");
+        self.take_after(self.promised.get())
+    }
+
+    /// A woken getter's item (its promise already redeemed): the first one.
+    fn take_promised(&self) -> T {
+        self.take_after(0)
+    }
+
+    fn take_after(&self, promised: usize) -> T {
+        let item = self.items.borrow_mut().pop_after(promised).expect("an item was there for this getter");
         self.dispatch_slots();
         item
     }
@@ -193,12 +221,20 @@ impl<T, S: Store<T>> Core<T, S> {
     /// A woken getter's promise is used up; true if an item is there for it
     /// (false only when `close` woke it).
     fn redeem(&self) -> bool {
-        self.promised.set(self.promised.get() - 1);
-        self.len() > self.promised.get()
+        let promised = self.promised.get();
+        if promised == 0 {
+            return false;
+        }
+        // Woken ones run in the order they were woken, which is the order
+        // of their items: ours is the first of the promised ones.
+        self.promised.set(promised - 1);
+        true
     }
 
+    /// A woken getter unwound before taking its item: the promise goes on
+    /// (a getter woken by `close` held none; the count never goes below 0).
     fn pass_on_item(&self) {
-        self.promised.set(self.promised.get() - 1);
+        self.promised.set(self.promised.get().saturating_sub(1));
         self.dispatch_items();
     }
 
@@ -211,7 +247,7 @@ impl<T, S: Store<T>> Core<T, S> {
                 return Err(Empty);
             }
             if self.redeem() {
-                return Ok(self.take());
+                return Ok(self.take_promised());
             }
         }
     }
@@ -240,7 +276,7 @@ impl<T, S: Store<T>> Core<T, S> {
         if self.free_items() == 0 {
             return Err(Empty);
         }
-        self.items.borrow().peek().cloned().ok_or(Empty)
+        self.items.borrow().peek_after(self.promised.get()).cloned().ok_or(Empty)
     }
 
     /// The next item, or `None` once the queue is closed and drained.
@@ -253,18 +289,17 @@ impl<T, S: Store<T>> Core<T, S> {
                 return None;
             }
             if self.getters.wait(None, &|| self.pass_on_item()) && self.redeem() {
-                return Some(self.take());
+                return Some(self.take_promised());
             }
         }
     }
 
-    /// Marks the queue closed and wakes every getter (each is promised a
-    /// wake-up, not an item, and re-checks).
+    /// Marks the queue closed and wakes every getter still waiting (they
+    /// run after any getter promised an item earlier, find no promise left
+    /// for them, and re-check).
     fn close(&self) {
         self.closed.set(true);
-        while self.getters.notify_one() {
-            self.promised.set(self.promised.get() + 1);
-        }
+        self.getters.notify_all();
     }
 }
 

@@ -36,6 +36,15 @@ const EXAMPLES: &[&str] = &[
     "shutdown",
     "timeouts",
     "tour",
+    "queue_workers",
+    "queue_boss",
+    "events",
+    "async_result",
+    "groups",
+    "socket_pool",
+    "locks",
+    "thread_locals",
+    "actors",
 ];
 
 const SKIP: &str = "<skip>";
@@ -160,4 +169,49 @@ fn tour() {
     // Fewer measurement iterations than the default 1e6: debug builds and
     // qemu are slow, and the timing lines are not compared anyway.
     check("tour", &["10000"]);
+}
+
+#[test]
+fn queue_workers() {
+    check("queue_workers", &[]);
+}
+
+#[test]
+fn queue_boss() {
+    check("queue_boss", &[]);
+}
+
+#[test]
+fn events() {
+    check("events", &[]);
+}
+
+#[test]
+fn async_result() {
+    check("async_result", &[]);
+}
+
+#[test]
+fn groups() {
+    check("groups", &[]);
+}
+
+#[test]
+fn socket_pool() {
+    check("socket_pool", &[]);
+}
+
+#[test]
+fn locks() {
+    check("locks", &[]);
+}
+
+#[test]
+fn thread_locals() {
+    check("thread_locals", &[]);
+}
+
+#[test]
+fn actors() {
+    check("actors", &[]);
 }

@@ -1,0 +1,812 @@
+//! `gevent::queue`: `Queue`, `LifoQueue`, `PriorityQueue`, `Empty`, `Full` —
+//! every public method; getters and putters served in FIFO order with no
+//! barging; an item (or a free slot) handed to a greenlet that is killed or
+//! times out at that moment going to the next one in line (or staying in
+//! the queue); a wake-up never landing on a waiter that has left; `close`
+//! ending iteration.
+//!
+//! The API every queue kind shares is checked for each of the three by
+//! `common_queue_tests!`; the hand-off semantics on `Queue`.
+
+mod core_common;
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::Instant;
+
+use core_common::{ms, DropGuard, Trace};
+use gevent::queue::{Empty, Full, LifoQueue, PriorityQueue, Queue};
+use gevent::{with_timeout, GreenletError};
+
+/// Nothing is left parked on any wait list of this thread's hub.
+fn assert_no_waiters() {
+    assert_eq!(gevent::hub::stats().waiters, 0, "every waiter left its list");
+}
+
+/// Lets every spawned greenlet run until it blocks.
+fn settle() {
+    for _ in 0..3 {
+        gevent::yield_now();
+    }
+}
+
+/// Tests shared by every queue kind; the order of items is checked
+/// separately, so these put and take one item at a time where it matters.
+macro_rules! common_queue_tests {
+    ($m:ident, $q:ident) => {
+        mod $m {
+            use super::*;
+
+            #[test]
+            fn unbounded_basics() {
+                let q: $q<u32> = $q::new();
+                assert_eq!(q.maxsize(), None);
+                assert!(q.is_empty());
+                assert!(!q.is_full());
+                assert_eq!(q.len(), 0);
+                assert_eq!(q.get_nowait(), Err(Empty));
+                assert_eq!(q.peek_nowait(), Err(Empty));
+                for i in 0..100 {
+                    q.put(i);
+                }
+                q.put_nowait(100).unwrap();
+                assert!(q.put_timeout(101, ms(1)).is_ok());
+                assert_eq!(q.len(), 102);
+                assert!(!q.is_empty());
+                assert!(!q.is_full(), "an unbounded queue is never full");
+                let mut got: Vec<u32> = (0..102).map(|_| q.get()).collect();
+                got.sort_unstable();
+                assert_eq!(got, (0..102).collect::<Vec<_>>());
+                assert!(q.is_empty());
+                assert_eq!((q.getters(), q.putters()), (0, 0));
+                assert!(format!("{q:?}").contains(stringify!($q)));
+                let d: $q<u8> = $q::default();
+                assert!(d.is_empty());
+                assert_no_waiters();
+            }
+
+            #[test]
+            fn one_item_round_trips() {
+                let q = $q::new();
+                q.put(String::from("a"));
+                assert_eq!(q.peek_nowait(), Ok(String::from("a")));
+                assert_eq!(q.len(), 1, "peek leaves the item");
+                assert_eq!(q.get_nowait(), Ok(String::from("a")));
+                q.put_nowait(String::from("b")).unwrap();
+                assert_eq!(q.get_timeout(ms(1)), Ok(String::from("b")));
+                assert_eq!(q.get_timeout(ms(1)), Err(Empty));
+            }
+
+            #[test]
+            fn bounded_basics_and_full_gives_the_item_back() {
+                let q = $q::bounded(2);
+                assert_eq!(q.maxsize(), Some(2));
+                q.put(Box::new(1));
+                assert!(!q.is_full());
+                q.put_nowait(Box::new(2)).unwrap();
+                assert!(q.is_full());
+                assert_eq!(q.len(), 2);
+                match q.put_nowait(Box::new(3)) {
+                    Err(Full(item)) => assert_eq!(*item, 3, "the item comes back"),
+                    Ok(()) => panic!("a full queue took an item"),
+                }
+                let t = Instant::now();
+                let Err(Full(back)) = q.put_timeout(Box::new(4), ms(3)) else { panic!("a full queue took an item") };
+                assert_eq!(*back, 4);
+                assert!(t.elapsed() >= ms(3));
+                assert_eq!(q.len(), 2);
+                assert!(q.get_nowait().is_ok());
+                assert!(!q.is_full());
+                assert!(q.put_nowait(Box::new(5)).is_ok());
+                assert_no_waiters();
+                assert_eq!(gevent::hub::stats().timers, 0);
+            }
+
+            #[test]
+            fn bounded_zero_panics() {
+                let err = catch_unwind(|| $q::<u8>::bounded(0)).unwrap_err();
+                let msg =
+                    err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()));
+                assert!(msg.unwrap_or_default().contains("maxsize >= 1"));
+            }
+
+            #[test]
+            fn get_blocks_until_a_put() {
+                let q = $q::new();
+                let p = q.clone();
+                let producer = gevent::spawn(move || {
+                    gevent::sleep(ms(2));
+                    p.put(42);
+                });
+                let t = Instant::now();
+                assert_eq!(q.get(), 42);
+                assert!(t.elapsed() >= ms(2));
+                producer.join();
+                assert_no_waiters();
+            }
+
+            #[test]
+            fn get_timeout_empty_after_the_deadline() {
+                let q: $q<u8> = $q::new();
+                let t = Instant::now();
+                assert_eq!(q.get_timeout(ms(3)), Err(Empty));
+                assert!(t.elapsed() >= ms(3));
+                assert_eq!(q.getters(), 0);
+                assert_no_waiters();
+                assert_eq!(gevent::hub::stats().timers, 0);
+            }
+
+            #[test]
+            fn put_blocks_while_full() {
+                let q = $q::bounded(1);
+                q.put(1);
+                let p = q.clone();
+                let putter = gevent::spawn(move || {
+                    p.put(2);
+                    "put"
+                });
+                settle();
+                assert_eq!(q.putters(), 1);
+                assert!(!putter.dead());
+                assert_eq!(q.get(), 1);
+                assert_eq!(putter.get(), Ok("put"));
+                assert_eq!(q.get(), 2);
+                assert_no_waiters();
+            }
+
+            #[test]
+            fn getters_served_in_fifo_order() {
+                let q = $q::new();
+                let trace = Trace::new();
+                let gs: Vec<_> = (0..4)
+                    .map(|i| {
+                        let (q, t) = (q.clone(), trace.clone());
+                        gevent::spawn(move || t.push((i, q.get())))
+                    })
+                    .collect();
+                settle();
+                assert_eq!(q.getters(), 4);
+                for x in [10, 11, 12, 13] {
+                    q.put(x); // one at a time: each goes to the oldest getter
+                    gevent::yield_now();
+                }
+                gevent::joinall(&gs);
+                assert_eq!(trace.get(), [(0, 10), (1, 11), (2, 12), (3, 13)]);
+                assert_no_waiters();
+            }
+
+            #[test]
+            fn close_ends_iteration_after_draining() {
+                let q = $q::new();
+                let p = q.clone();
+                let producer = gevent::spawn(move || {
+                    for i in 0..5 {
+                        p.put(i);
+                        gevent::sleep(ms(0));
+                    }
+                    p.close();
+                });
+                let mut got: Vec<i32> = Vec::new();
+                for x in &q {
+                    got.push(x);
+                }
+                got.sort_unstable();
+                assert_eq!(got, [0, 1, 2, 3, 4]);
+                producer.join();
+                // Closed and empty: iteration ends at once; puts still work.
+                assert_eq!((&q).into_iter().next(), None);
+                q.put(7);
+                assert_eq!((&q).into_iter().collect::<Vec<_>>(), [7]);
+                assert_no_waiters();
+            }
+
+            #[test]
+            fn close_wakes_every_blocked_iterator() {
+                let q: $q<u8> = $q::new();
+                let gs: Vec<_> = (0..3)
+                    .map(|_| {
+                        let q = q.clone();
+                        gevent::spawn(move || (&q).into_iter().count())
+                    })
+                    .collect();
+                settle();
+                assert_eq!(q.getters(), 3);
+                q.close();
+                for g in &gs {
+                    assert_eq!(g.get(), Ok(0));
+                }
+                assert_no_waiters();
+            }
+
+            #[test]
+            fn killed_getter_leaves_the_list() {
+                let q = $q::new();
+                let q2 = q.clone();
+                let g = gevent::spawn(move || q2.get());
+                settle();
+                assert_eq!(q.getters(), 1);
+                g.kill();
+                assert_eq!(g.exception(), Some(GreenletError::Killed));
+                assert_eq!(q.getters(), 0);
+                q.put(1);
+                assert_eq!(q.len(), 1, "the item is not lost to the dead getter");
+                assert_eq!(q.get_nowait(), Ok(1));
+                assert_no_waiters();
+            }
+        }
+    };
+}
+
+common_queue_tests!(fifo, Queue);
+common_queue_tests!(lifo, LifoQueue);
+common_queue_tests!(priority, PriorityQueue);
+
+// ---------------------------------------------------------------- order
+
+#[test]
+fn queue_is_fifo() {
+    let q = Queue::new();
+    for x in [3, 1, 2] {
+        q.put(x);
+    }
+    assert_eq!(q.peek_nowait(), Ok(3));
+    assert_eq!([q.get(), q.get(), q.get()], [3, 1, 2]);
+}
+
+#[test]
+fn lifo_queue_is_last_in_first_out() {
+    let q = LifoQueue::new();
+    for x in [3, 1, 2] {
+        q.put(x);
+    }
+    assert_eq!(q.peek_nowait(), Ok(2));
+    assert_eq!([q.get(), q.get(), q.get()], [2, 1, 3]);
+    let b = LifoQueue::bounded(2);
+    b.put('a');
+    b.put('b');
+    assert!(b.is_full());
+    assert_eq!(b.get(), 'b');
+}
+
+#[test]
+fn priority_queue_is_smallest_first() {
+    let q = PriorityQueue::new();
+    for x in [5, 3, 9, 1, 7, 1] {
+        q.put(x);
+    }
+    assert_eq!(q.peek_nowait(), Ok(1));
+    let got: Vec<_> = (0..6).map(|_| q.get()).collect();
+    assert_eq!(got, [1, 1, 3, 5, 7, 9]);
+    // As gevent with (priority, item) tuples.
+    let t = PriorityQueue::new();
+    t.put((2, "zwei"));
+    t.put((0, "null"));
+    t.put((1, "eins"));
+    assert_eq!(t.get(), (0, "null"));
+    assert_eq!(t.get(), (1, "eins"));
+    assert_eq!(t.get(), (2, "zwei"));
+}
+
+#[test]
+fn priority_queue_iteration_until_closed() {
+    let q = PriorityQueue::new();
+    for x in [4, 2, 3, 1] {
+        q.put(x);
+    }
+    q.close();
+    assert_eq!((&q).into_iter().collect::<Vec<_>>(), [1, 2, 3, 4]);
+}
+
+#[test]
+fn lifo_queue_iteration_until_closed() {
+    let q = LifoQueue::new();
+    for x in [1, 2, 3] {
+        q.put(x);
+    }
+    q.close();
+    assert_eq!((&q).into_iter().collect::<Vec<_>>(), [3, 2, 1]);
+}
+
+#[test]
+fn empty_and_full_are_errors() {
+    assert_eq!(Empty.to_string(), "queue is empty");
+    assert_eq!(Full(5).to_string(), "queue is full");
+    assert_eq!(format!("{:?}", Full(String::from("secret"))), "Full(..)");
+    let e: Box<dyn std::error::Error> = Box::new(Empty);
+    assert_eq!(e.to_string(), "queue is empty");
+    let f: Box<dyn std::error::Error> = Box::new(Full(1u8));
+    assert_eq!(f.to_string(), "queue is full");
+    assert_eq!(Empty, <Empty as Default>::default());
+    let Full(inner) = Full(vec![1, 2]);
+    assert_eq!(inner, [1, 2]);
+}
+
+// ---------------------------------------------------------------- hand-off semantics (Queue)
+
+#[test]
+fn item_handed_to_a_killed_getter_goes_to_the_next_in_order() {
+    let q = Queue::new();
+    let trace = Trace::new();
+    let gs: Vec<_> = (0..3)
+        .map(|i| {
+            let (q, t) = (q.clone(), trace.clone());
+            gevent::spawn(move || t.push((i, q.get())))
+        })
+        .collect();
+    settle();
+    q.put("x"); // handed to 0
+    assert_eq!(q.getters(), 2);
+    gs[0].kill(); // before it ran: 1 gets "x"
+    q.put("y"); // and 2 gets "y", not "x"
+    gevent::joinall(&gs);
+    assert_eq!(trace.get(), [(1, "x"), (2, "y")]);
+    assert!(q.is_empty());
+    assert_no_waiters();
+}
+
+#[test]
+fn items_handed_to_several_getters_one_killed_keep_their_order() {
+    let q = Queue::new();
+    let trace = Trace::new();
+    let gs: Vec<_> = (0..4)
+        .map(|i| {
+            let (q, t) = (q.clone(), trace.clone());
+            gevent::spawn(move || t.push((i, q.get())))
+        })
+        .collect();
+    settle();
+    q.put('a'); // -> 0
+    q.put('b'); // -> 1
+    q.put('c'); // -> 2
+    gs[1].kill(); // its promise passes to 3
+    gevent::joinall(&gs);
+    assert_eq!(trace.get(), [(0, 'a'), (2, 'b'), (3, 'c')]);
+    assert_no_waiters();
+}
+
+#[test]
+fn item_handed_to_a_killed_last_getter_stays_in_the_queue() {
+    let q = Queue::new();
+    let q2 = q.clone();
+    let g = gevent::spawn(move || q2.get());
+    settle();
+    q.put(1);
+    assert_eq!(q.get_nowait(), Err(Empty), "promised to g");
+    g.kill();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.peek_nowait(), Ok(1), "free again");
+    assert_eq!(q.get_nowait(), Ok(1));
+    assert_no_waiters();
+}
+
+#[test]
+fn get_timeout_handed_an_item_as_its_deadline_passes_keeps_it() {
+    let q = Queue::new();
+    let q2 = q.clone();
+    let g = gevent::spawn(move || q2.get_timeout(ms(100)));
+    settle();
+    q.put(5);
+    std::thread::sleep(ms(150)); // the deadline passes while g is ready
+    assert_eq!(g.get(), Ok(Ok(5)));
+    assert!(q.is_empty());
+    assert_no_waiters();
+}
+
+#[test]
+fn timed_out_scope_handed_an_item_at_that_moment_passes_it_on() {
+    let q = Queue::new();
+    let trace = Trace::new();
+    let (q1, t1) = (q.clone(), trace.clone());
+    let doomed = gevent::spawn(move || t1.push(("doomed", with_timeout(ms(100), || q1.get()).ok())));
+    let (q2, t2) = (q.clone(), trace.clone());
+    let next = gevent::spawn(move || t2.push(("next", Some(q2.get()))));
+    settle();
+    std::thread::sleep(ms(150)); // the deadline passes, not yet seen
+                                 // Yield until the hub fired the timeout: `doomed` is due to unwind,
+                                 // queued behind main, still listed as a getter.
+    while gevent::hub::stats().timers > 0 {
+        gevent::yield_now();
+    }
+    assert_eq!(q.getters(), 2);
+    q.put(9); // handed to `doomed` at the moment it times out
+    assert_eq!(q.getters(), 1);
+    gevent::joinall([doomed.as_ref(), next.as_ref()]);
+    assert_eq!(trace.get(), [("doomed", None), ("next", Some(9))]);
+    assert_no_waiters();
+}
+
+#[test]
+fn timed_out_scope_handed_an_item_with_nobody_next_leaves_it_queued() {
+    let q = Queue::new();
+    let q1 = q.clone();
+    let doomed = gevent::spawn(move || with_timeout(ms(100), || q1.get()).ok());
+    settle();
+    std::thread::sleep(ms(150));
+    while gevent::hub::stats().timers > 0 {
+        gevent::yield_now();
+    }
+    q.put(9);
+    assert_eq!(doomed.get(), Ok(None));
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.get_nowait(), Ok(9));
+    assert_no_waiters();
+}
+
+#[test]
+fn a_put_never_goes_to_a_getter_that_timed_out() {
+    let q = Queue::new();
+    let q1 = q.clone();
+    let gone = gevent::spawn(move || q1.get_timeout(ms(2)));
+    assert_eq!(gone.get(), Ok(Err(Empty)));
+    assert_eq!(q.getters(), 0);
+    q.put("kept");
+    assert_eq!(q.len(), 1);
+    let q2 = q.clone();
+    assert_eq!(gevent::spawn(move || q2.get()).get(), Ok("kept"));
+    assert_no_waiters();
+}
+
+#[test]
+fn a_put_never_goes_to_a_getter_that_left_through_with_timeout() {
+    let q = Queue::new();
+    let (q1, q2) = (q.clone(), q.clone());
+    let gone = gevent::spawn(move || with_timeout(ms(2), || q1.get()).ok());
+    let stays = gevent::spawn(move || q2.get());
+    assert_eq!(gone.get(), Ok(None));
+    q.put(3);
+    assert_eq!(stays.get(), Ok(3));
+    assert_no_waiters();
+}
+
+#[test]
+fn no_barging_past_a_woken_getter() {
+    let q = Queue::new();
+    let trace = Trace::new();
+    let (q1, t1) = (q.clone(), trace.clone());
+    let first = gevent::spawn(move || t1.push(("first", q1.get())));
+    settle();
+    // Ready before `first` is woken, so it runs before `first`.
+    let (q2, t2) = (q.clone(), trace.clone());
+    let newcomer = gevent::spawn(move || {
+        t2.push(("newcomer nowait", q2.get_nowait().unwrap_or(-1)));
+        t2.push(("newcomer", q2.get()));
+    });
+    q.put(1); // promised to `first`
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.get_nowait(), Err(Empty), "main cannot take the promised item");
+    assert_eq!(q.peek_nowait(), Err(Empty), "nor peek at it");
+    assert!(!q.is_empty(), "but it is in the queue");
+    gevent::yield_now(); // newcomer runs, refused, waits behind `first`
+    q.put(2);
+    gevent::joinall([first.as_ref(), newcomer.as_ref()]);
+    assert_eq!(trace.get(), [("newcomer nowait", -1), ("first", 1), ("newcomer", 2)]);
+    assert_no_waiters();
+}
+
+#[test]
+fn bounded_putters_served_in_fifo_order() {
+    let q = Queue::bounded(1);
+    q.put(0);
+    let gs: Vec<_> = (1..=4)
+        .map(|i| {
+            let q = q.clone();
+            gevent::spawn(move || q.put(i))
+        })
+        .collect();
+    settle();
+    assert_eq!(q.putters(), 4);
+    let got: Vec<_> = (0..5).map(|_| q.get()).collect();
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+    gevent::joinall(&gs);
+    assert_no_waiters();
+}
+
+#[test]
+fn no_barging_past_a_woken_putter() {
+    let q = Queue::bounded(1);
+    q.put("old");
+    let q1 = q.clone();
+    let putter = gevent::spawn(move || q1.put("waited"));
+    settle();
+    assert_eq!(q.get_nowait(), Ok("old")); // the free slot is promised to `putter`
+    assert!(q.is_full(), "the promised slot is not free");
+    match q.put_nowait("barging") {
+        Err(Full(back)) => assert_eq!(back, "barging"),
+        Ok(()) => panic!("took the slot promised to the woken putter"),
+    }
+    putter.join();
+    assert_eq!(q.get(), "waited");
+    assert!(q.is_empty() && !q.is_full());
+    assert_no_waiters();
+}
+
+#[test]
+fn killed_putter_drops_its_item_once_and_leaves() {
+    let q = Queue::bounded(1);
+    q.put(DropGuard(Rc::new(Cell::new(0))));
+    let drops = Rc::new(Cell::new(0));
+    let (q1, d1) = (q.clone(), drops.clone());
+    let putter = gevent::spawn(move || q1.put(DropGuard(d1)));
+    settle();
+    assert_eq!(q.putters(), 1);
+    putter.kill();
+    assert_eq!(drops.get(), 1, "the item unwound with its putter");
+    assert_eq!(q.putters(), 0);
+    assert_eq!(q.len(), 1);
+    drop(q.get());
+    assert!(q.is_empty());
+    assert_no_waiters();
+}
+
+#[test]
+fn slot_handed_to_a_killed_putter_goes_to_the_next_in_order() {
+    let q = Queue::bounded(1);
+    q.put(0);
+    let gs: Vec<_> = (1..=3)
+        .map(|i| {
+            let q = q.clone();
+            gevent::spawn(move || q.put(i))
+        })
+        .collect();
+    settle();
+    assert_eq!(q.get_nowait(), Ok(0)); // slot promised to putter 1
+    gs[0].kill(); // before it ran: putter 2 gets the slot
+    let got: Vec<_> = (0..2).map(|_| q.get()).collect();
+    assert_eq!(got, [2, 3]);
+    gevent::joinall(&gs);
+    assert!(q.is_empty());
+    assert_no_waiters();
+}
+
+#[test]
+fn slot_handed_to_a_killed_last_putter_is_free_again() {
+    let q = Queue::bounded(1);
+    q.put(0);
+    let q1 = q.clone();
+    let putter = gevent::spawn(move || q1.put(1));
+    settle();
+    assert_eq!(q.get_nowait(), Ok(0));
+    assert!(q.is_full());
+    putter.kill();
+    assert!(!q.is_full(), "the slot is free again");
+    assert!(q.put_nowait(2).is_ok());
+    assert_eq!(q.get(), 2);
+    assert_no_waiters();
+}
+
+#[test]
+fn put_timeout_handed_a_slot_as_its_deadline_passes_puts() {
+    let q = Queue::bounded(1);
+    q.put(0);
+    let q1 = q.clone();
+    let putter = gevent::spawn(move || q1.put_timeout(1, ms(100)).is_ok());
+    settle();
+    assert_eq!(q.get_nowait(), Ok(0));
+    std::thread::sleep(ms(150));
+    assert_eq!(putter.get(), Ok(true));
+    assert_eq!(q.get_nowait(), Ok(1));
+    assert_no_waiters();
+}
+
+#[test]
+fn timed_out_putter_scope_handed_a_slot_at_that_moment_passes_it_on() {
+    let q = Queue::bounded(1);
+    q.put(0);
+    let (q1, q2) = (q.clone(), q.clone());
+    let doomed = gevent::spawn(move || with_timeout(ms(100), || q1.put(1)).is_ok());
+    let next = gevent::spawn(move || q2.put(2));
+    settle();
+    std::thread::sleep(ms(150));
+    while gevent::hub::stats().timers > 0 {
+        gevent::yield_now();
+    }
+    assert_eq!(q.putters(), 2);
+    assert_eq!(q.get_nowait(), Ok(0)); // the slot goes to `doomed`, which times out
+    assert_eq!(q.putters(), 1);
+    assert_eq!(doomed.get(), Ok(false));
+    next.join();
+    assert_eq!(q.get_nowait(), Ok(2));
+    assert!(q.is_empty());
+    assert_no_waiters();
+}
+
+#[test]
+fn put_timeout_on_a_full_queue_gives_the_item_back_and_leaves() {
+    let q = Queue::bounded(1);
+    q.put(String::from("in"));
+    let t = Instant::now();
+    let r = q.put_timeout(String::from("out"), ms(3));
+    assert!(t.elapsed() >= ms(3));
+    assert!(matches!(r, Err(Full(ref s)) if s == "out"));
+    assert_eq!(q.putters(), 0);
+    // A later get does not hand the slot to the putter that left.
+    assert_eq!(q.get(), "in");
+    assert!(!q.is_full());
+    assert_no_waiters();
+}
+
+#[test]
+fn get_after_close_still_waits_for_items() {
+    let q = Queue::new();
+    q.close();
+    assert_eq!(q.get_timeout(ms(2)), Err(Empty));
+    let p = q.clone();
+    gevent::spawn(move || p.put(1));
+    assert_eq!(q.get(), 1);
+    assert_no_waiters();
+}
+
+#[test]
+fn close_wakes_plain_getters_which_keep_waiting() {
+    let q = Queue::new();
+    let q1 = q.clone();
+    let g = gevent::spawn(move || q1.get());
+    settle();
+    q.close();
+    settle();
+    assert!(!g.dead(), "a plain get is not ended by close");
+    assert_eq!(q.getters(), 1);
+    q.put(4);
+    assert_eq!(g.get(), Ok(4));
+    assert_no_waiters();
+}
+
+#[test]
+fn close_does_not_reorder_a_promised_item() {
+    let q = Queue::new();
+    let trace = Trace::new();
+    let gs: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|n| {
+            let (q, t) = (q.clone(), trace.clone());
+            gevent::spawn(move || t.push((n, (&q).into_iter().collect::<Vec<i32>>())))
+        })
+        .collect();
+    settle();
+    q.put(1); // promised to "a"
+    q.close(); // wakes "b" too
+    gevent::joinall(&gs);
+    // "a" was first in line when 1 arrived: it gets 1, "b" gets nothing.
+    assert_eq!(trace.get(), [("a", vec![1]), ("b", vec![])]);
+}
+
+#[test]
+fn iteration_blocks_between_items() {
+    let q = Queue::new();
+    let p = q.clone();
+    let producer = gevent::spawn(move || {
+        for i in 0..3 {
+            gevent::sleep(ms(1));
+            p.put(i);
+        }
+        p.close();
+    });
+    let t = Instant::now();
+    let got: Vec<_> = (&q).into_iter().collect();
+    assert_eq!(got, [0, 1, 2]);
+    assert!(t.elapsed() >= ms(3));
+    producer.join();
+    assert_no_waiters();
+}
+
+#[test]
+fn killed_iterator_leaves_and_the_item_goes_on() {
+    let q = Queue::new();
+    let trace = Trace::new();
+    let (q1, t1) = (q.clone(), trace.clone());
+    let a = gevent::spawn(move || {
+        for x in &q1 {
+            t1.push(("a", x));
+        }
+    });
+    let (q2, t2) = (q.clone(), trace.clone());
+    let b = gevent::spawn(move || {
+        for x in &q2 {
+            t2.push(("b", x));
+        }
+    });
+    settle();
+    q.put(1); // -> a
+    a.kill(); // passes to b
+    q.put(2);
+    q.close();
+    b.join();
+    assert_eq!(trace.get(), [("b", 1), ("b", 2)]);
+    assert_no_waiters();
+}
+
+#[test]
+fn get_from_main_with_nobody_to_put_is_loop_exit() {
+    let msg = std::thread::spawn(|| {
+        let q: Queue<u8> = Queue::new();
+        let err = catch_unwind(AssertUnwindSafe(|| q.get())).unwrap_err();
+        assert_eq!(q.getters(), 0);
+        assert_no_waiters();
+        err.downcast_ref::<String>().cloned().unwrap_or_default()
+    })
+    .join()
+    .unwrap();
+    assert!(msg.contains("LoopExit"), "{msg}");
+}
+
+#[test]
+fn put_from_main_into_a_full_queue_with_nobody_to_get_is_loop_exit() {
+    let msg = std::thread::spawn(|| {
+        let q = Queue::bounded(1);
+        q.put(1);
+        let err = catch_unwind(AssertUnwindSafe(|| q.put(2))).unwrap_err();
+        assert_eq!(q.putters(), 0);
+        assert_eq!(q.len(), 1);
+        err.downcast_ref::<String>().cloned().unwrap_or_default()
+    })
+    .join()
+    .unwrap();
+    assert!(msg.contains("LoopExit"), "{msg}");
+}
+
+/// Producers and consumers through a small bounded queue: every item
+/// arrives exactly once, each producer's items in its order; the whole run
+/// (the interleaving) is the same every time.
+fn pipeline_trace() -> Vec<(usize, usize, u32)> {
+    let q = Queue::bounded(3);
+    let trace = Trace::new();
+    let producers: Vec<_> = (0..3u32)
+        .map(|p| {
+            let q = q.clone();
+            gevent::spawn(move || {
+                for i in 0..200 {
+                    q.put((p, i));
+                    if i % 7 == 0 {
+                        gevent::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+    let consumers: Vec<_> = (0..3usize)
+        .map(|c| {
+            let (q, t) = (q.clone(), trace.clone());
+            gevent::spawn(move || {
+                for (p, i) in &q {
+                    t.push((c, p as usize, i));
+                    if i % 5 == 0 {
+                        gevent::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+    gevent::joinall(&producers);
+    q.close();
+    gevent::joinall(&consumers);
+    assert_no_waiters();
+    trace.get()
+}
+
+#[test]
+fn bounded_pipeline_loses_nothing_and_is_deterministic() {
+    let first = pipeline_trace();
+    assert_eq!(first.len(), 600);
+    for p in 0..3 {
+        let mine: Vec<u32> = first.iter().filter(|(_, q, _)| *q == p).map(|&(_, _, i)| i).collect();
+        assert_eq!(mine, (0..200).collect::<Vec<_>>(), "producer {p}'s items, once each, in order");
+    }
+    assert!((0..3).all(|c| first.iter().any(|&(cc, _, _)| cc == c)), "every consumer got work");
+    assert_eq!(pipeline_trace(), first, "same program, same interleaving");
+}
+
+#[test]
+fn newcomer_takes_a_free_item_not_the_one_handed_to_a_woken_getter() {
+    let q = Queue::new();
+    let q1 = q.clone();
+    let first = gevent::spawn(move || q1.get());
+    settle();
+    q.put(1); // handed to `first` (it was waiting when 1 arrived)
+    q.put(2); // nobody waits: free
+              // FIFO: the older getter gets the older item; the newcomer the free one.
+    assert_eq!(q.peek_nowait(), Ok(2));
+    assert_eq!(q.get_nowait(), Ok(2));
+    assert_eq!(first.get(), Ok(1));
+    assert_no_waiters();
+}
