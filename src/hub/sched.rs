@@ -363,6 +363,29 @@ pub(crate) fn park() {
     }
 }
 
+/// Enlists the current greenlet with `enlist` (given the hub and its key,
+/// inside the same hub access) and parks it; returns what `enlist` returned
+/// once woken. The wait-list fast path: one hub access before the switch.
+///
+/// # Panics
+/// As [`park`]; `enlist` must not switch.
+#[inline]
+pub(crate) fn park_enlisted<K: Copy>(enlist: impl FnOnce(&Hub, usize) -> K) -> K {
+    let (me, k, plan) = with(|h| {
+        let me = h.core.borrow().current;
+        assert!(me != HUB, "{HUB_BLOCKING}");
+        let k = enlist(h, me);
+        let mut core = h.core.borrow_mut();
+        core.hot[me].state = State::Suspended;
+        (me, k, h.plan_from(&mut core, me))
+    });
+    match plan {
+        Some(p) => resumed(me, switch(p)),
+        None => resumed(me, with(|h| h.core.borrow().hot[me].interrupted as usize)),
+    }
+    k
+}
+
 /// Yields: the current greenlet goes to the back of the run queue and every
 /// greenlet ready before it runs first.
 ///

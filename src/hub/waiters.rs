@@ -45,19 +45,25 @@ impl Waiters {
     /// # Panics
     /// From a hub callback; in the main greenlet when nothing can wake it.
     pub(crate) fn wait(&self, timeout: Option<Duration>, pass_on: &dyn Fn()) -> bool {
+        let Some(d) = timeout else {
+            // Without a timer, only a notifier (which popped us) wakes us
+            // normally; kills and timeouts unwind out of the park, and the
+            // guard then leaves the list (or passes on what was handed).
+            let mut place = Place { waiters: self, key: None, pass_on, done: false };
+            super::sched::park_enlisted(|h, me| {
+                let key = self.list.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me);
+                place.key = Some(key);
+                key
+            });
+            place.done = true;
+            return true;
+        };
         let (me, key) = with(|h| {
             let me = h.core.borrow().current;
             assert!(me != HUB, "gevent: a blocking call inside a hub callback (link callbacks must not block)");
             (me, self.list.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me))
         });
-        let mut place = Place { waiters: self, key, pass_on, done: false };
-        let Some(d) = timeout else {
-            // Without a timer, only a notifier (which popped us) wakes us
-            // normally; kills and timeouts unwind out of `park`.
-            super::park();
-            place.done = true;
-            return true;
-        };
+        let mut place = Place { waiters: self, key: Some(key), pass_on, done: false };
         let timer = TimerGuard::arm(d, Action::Wake(me));
         loop {
             super::park();
@@ -101,7 +107,8 @@ impl Waiters {
 /// A waiter's place in the list, left on every exit path.
 struct Place<'a> {
     waiters: &'a Waiters,
-    key: WaitKey,
+    /// Set once enlisted.
+    key: Option<WaitKey>,
     pass_on: &'a dyn Fn(),
     /// Returned normally after being handed something.
     done: bool,
@@ -109,17 +116,16 @@ struct Place<'a> {
 
 impl Place<'_> {
     fn listed(&self) -> bool {
-        with(|h| self.waiters.list.borrow().contains(&h.waiters.borrow(), self.key))
+        let Some(key) = self.key else { return false };
+        with(|h| self.waiters.list.borrow().contains(&h.waiters.borrow(), key))
     }
 }
 
 impl Drop for Place<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        let left = with(|h| self.waiters.list.borrow_mut().remove(&mut h.waiters.borrow_mut(), self.key));
+        let Some(key) = self.key.filter(|_| !self.done) else { return };
+        let left = with(|h| self.waiters.list.borrow_mut().remove(&mut h.waiters.borrow_mut(), key));
         if !left {
             // Handed something, then unwound (or timed out) before taking it.
             (self.pass_on)();
