@@ -24,6 +24,8 @@ pub(crate) struct WaitKey {
 #[derive(Debug)]
 struct Node {
     greenlet: usize,
+    /// The waiter's own word (a queue's slot for its item).
+    tag: usize,
     generation: u64,
     prev: usize,
     next: usize,
@@ -59,6 +61,7 @@ impl WaitNodes {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WaitList {
     first: usize,
+    first_tag: usize,
     first_generation: u64,
     head: usize,
     tail: usize,
@@ -67,7 +70,7 @@ pub(crate) struct WaitList {
 
 impl Default for WaitList {
     fn default() -> Self {
-        WaitList { first: NIL, first_generation: 0, head: NIL, tail: NIL, len: 0 }
+        WaitList { first: NIL, first_tag: 0, first_generation: 0, head: NIL, tail: NIL, len: 0 }
     }
 }
 
@@ -75,13 +78,20 @@ impl WaitList {
     /// Appends a waiter.
     #[inline]
     pub(crate) fn push_back(&mut self, n: &mut WaitNodes, greenlet: usize) -> WaitKey {
+        self.push_tagged(n, greenlet, 0)
+    }
+
+    /// Appends a waiter carrying `tag` (returned by `pop_first`).
+    #[inline]
+    pub(crate) fn push_tagged(&mut self, n: &mut WaitNodes, greenlet: usize, tag: usize) -> WaitKey {
         let generation = n.next_generation();
         if self.is_empty() {
             self.first = greenlet;
+            self.first_tag = tag;
             self.first_generation = generation;
             return WaitKey { slot: INLINE, generation };
         }
-        let slot = n.nodes.insert(Node { greenlet, generation, prev: self.tail, next: NIL });
+        let slot = n.nodes.insert(Node { greenlet, tag, generation, prev: self.tail, next: NIL });
         match self.tail {
             NIL => self.head = slot,
             t => n.nodes[t].next = slot,
@@ -102,6 +112,25 @@ impl WaitList {
             return None;
         }
         Some(self.unlink(n, self.head))
+    }
+
+    /// Takes the longest-waiting greenlet that `eligible` accepts, with its
+    /// tag; the ones it passes over keep their places.
+    pub(crate) fn pop_first(&mut self, n: &mut WaitNodes, eligible: impl Fn(usize) -> bool) -> Option<(usize, usize)> {
+        if self.first != NIL && eligible(self.first) {
+            n.waiting -= 1;
+            return Some((std::mem::replace(&mut self.first, NIL), self.first_tag));
+        }
+        let mut slot = self.head;
+        while slot != NIL {
+            let (greenlet, tag, next) = (n.nodes[slot].greenlet, n.nodes[slot].tag, n.nodes[slot].next);
+            if eligible(greenlet) {
+                self.unlink(n, slot);
+                return Some((greenlet, tag));
+            }
+            slot = next;
+        }
+        None
     }
 
     /// Removes a waiter by key; false if it was no longer waiting.

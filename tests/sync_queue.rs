@@ -540,7 +540,10 @@ fn killed_putter_drops_its_item_once_and_leaves() {
 }
 
 #[test]
-fn slot_handed_to_a_killed_putter_goes_to_the_next_in_order() {
+fn a_putter_handed_a_slot_has_its_item_stored_at_once() {
+    // As gevent's `_unlock`: the woken putter's item enters the queue when
+    // the slot is handed, so killing the putter before it runs takes
+    // nothing back, and the order of puts is kept.
     let q = Queue::bounded(1);
     q.put(0);
     let gs: Vec<_> = (1..=3)
@@ -550,26 +553,27 @@ fn slot_handed_to_a_killed_putter_goes_to_the_next_in_order() {
         })
         .collect();
     settle();
-    assert_eq!(q.get_nowait(), Ok(0)); // slot promised to putter 1
-    gs[0].kill(); // before it ran: putter 2 gets the slot
-    let got: Vec<_> = (0..2).map(|_| q.get()).collect();
-    assert_eq!(got, [2, 3]);
+    assert_eq!(q.get_nowait(), Ok(0)); // the slot goes to putter 1: 1 is stored
+    assert!(q.is_full());
+    gs[0].kill(); // too late to take 1 back
+    let got: Vec<_> = (0..3).map(|_| q.get()).collect();
+    assert_eq!(got, [1, 2, 3]);
     gevent::joinall(&gs);
     assert!(q.is_empty());
     assert_no_waiters();
 }
 
 #[test]
-fn slot_handed_to_a_killed_last_putter_is_free_again() {
+fn killing_a_woken_putter_leaves_its_stored_item() {
     let q = Queue::bounded(1);
     q.put(0);
     let q1 = q.clone();
     let putter = gevent::spawn(move || q1.put(1));
     settle();
     assert_eq!(q.get_nowait(), Ok(0));
-    assert!(q.is_full());
+    assert!(q.is_full(), "1 took the freed slot at once");
     putter.kill();
-    assert!(!q.is_full(), "the slot is free again");
+    assert_eq!(q.get(), 1);
     assert!(q.put_nowait(2).is_ok());
     assert_eq!(q.get(), 2);
     assert_no_waiters();
@@ -789,8 +793,11 @@ fn bounded_pipeline_loses_nothing_and_is_deterministic() {
     let first = pipeline_trace();
     assert_eq!(first.len(), 600);
     for p in 0..3 {
-        let mine: Vec<u32> = first.iter().filter(|(_, q, _)| *q == p).map(|&(_, _, i)| i).collect();
-        assert_eq!(mine, (0..200).collect::<Vec<_>>(), "producer {p}'s items, once each, in order");
+        // Items are handed out in order, but several consumers record them
+        // in the order the consumers run: compare as sets.
+        let mut mine: Vec<u32> = first.iter().filter(|(_, q, _)| *q == p).map(|&(_, _, i)| i).collect();
+        mine.sort_unstable();
+        assert_eq!(mine, (0..200).collect::<Vec<_>>(), "producer {p}'s items, once each");
     }
     assert!((0..3).all(|c| first.iter().any(|&(cc, _, _)| cc == c)), "every consumer got work");
     assert_eq!(pipeline_trace(), first, "same program, same interleaving");

@@ -45,23 +45,34 @@ impl Waiters {
     /// # Panics
     /// From a hub callback; in the main greenlet when nothing can wake it.
     pub(crate) fn wait(&self, timeout: Option<Duration>, pass_on: &dyn Fn()) -> bool {
+        self.wait_tagged(0, timeout, pass_on)
+    }
+
+    /// As [`wait`](Self::wait), leaving `tag` with the waiter for the
+    /// notifier (see [`notify_one_tag`](Self::notify_one_tag)).
+    pub(crate) fn wait_tagged(&self, tag: usize, timeout: Option<Duration>, pass_on: &dyn Fn()) -> bool {
         let Some(d) = timeout else {
             // Without a timer, only a notifier (which popped us) wakes us
             // normally; kills and timeouts unwind out of the park, and the
             // guard then leaves the list (or passes on what was handed).
             let mut place = Place { waiters: self, key: None, pass_on, done: false };
             super::sched::park_enlisted(|h, me| {
-                let key = self.list.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me);
+                let key = self.list.borrow_mut().push_tagged(&mut h.waiters.borrow_mut(), me, tag);
                 place.key = Some(key);
                 key
             });
+            // A kill deferred while this greenlet unwinds in a destructor
+            // resumes it without a hand-off: it waits on.
+            while std::thread::panicking() && place.listed() {
+                super::park();
+            }
             place.done = true;
             return true;
         };
         let (me, key) = with(|h| {
             let me = h.core.borrow().current;
             assert!(me != HUB, "gevent: a blocking call inside a hub callback (link callbacks must not block)");
-            (me, self.list.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me))
+            (me, self.list.borrow_mut().push_tagged(&mut h.waiters.borrow_mut(), me, tag))
         });
         let mut place = Place { waiters: self, key: Some(key), pass_on, done: false };
         let timer = TimerGuard::arm(d, Action::Wake(me));
@@ -80,9 +91,26 @@ impl Waiters {
     /// Hands something to the longest waiter; false if nobody waits.
     #[inline]
     pub(crate) fn notify_one(&self) -> bool {
+        self.notify_one_tag().is_some()
+    }
+
+    /// Hands something to the longest waiter that will take it, and returns
+    /// that waiter's tag. A waiter with an interrupt to take (it is about to
+    /// unwind out of the list) is passed over and keeps its place, unless it
+    /// is already unwinding (blocked in a destructor: it stays served).
+    #[inline]
+    pub(crate) fn notify_one_tag(&self) -> Option<usize> {
         with(|h| {
-            let next = self.list.borrow_mut().pop_front(&mut h.waiters.borrow_mut());
-            next.map(|k| h.core.borrow_mut().unpark(k)).is_some()
+            let mut core = h.core.borrow_mut();
+            let eligible = |g: usize| {
+                let hot = &core.hot[g];
+                !hot.interrupted || hot.unwinding > 0
+            };
+            let next = self.list.borrow_mut().pop_first(&mut h.waiters.borrow_mut(), eligible);
+            next.map(|(g, tag)| {
+                core.unpark(g);
+                tag
+            })
         })
     }
 

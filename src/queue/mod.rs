@@ -1,23 +1,22 @@
 //! Queues (gevent.queue): `Queue` (FIFO, unbounded or bounded),
 //! `LifoQueue`, `PriorityQueue`, `JoinableQueue` and `Channel`
-//! (rendezvous). One core: items in a store, a getter list and a putter list.
-//!
-//! Invariant: an item a put made available to a woken getter is *promised*
-//! to it (`promised` counts them); newcomers may take only unpromised items,
-//! so getters are served in FIFO order and an item can neither be taken
-//! twice nor lost: a promised getter that is killed or times out before it
-//! runs hands its promise to the next getter (or leaves the item queued).
-//! Free slots of a bounded queue are promised to woken putters the same way.
+//! (rendezvous), all on one core (`core.rs`) that hands items over directly
+//! to the waiter whose turn it is.
 #![forbid(unsafe_code)]
 
-use std::cell::{Cell, RefCell};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::hub::Waiters;
+
+mod core;
+mod store;
+
+use self::core::Core;
+use self::store::{MinHeap, Stack, Store};
 
 /// `get_nowait` / `get_timeout` found no item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,260 +47,6 @@ impl<T> fmt::Display for Full<T> {
 }
 
 impl<T> std::error::Error for Full<T> {}
-
-/// Where a queue keeps its items: the order is the store's.
-trait Store<T>: Default {
-    fn push(&mut self, item: T);
-    fn pop(&mut self) -> Option<T>;
-    fn peek(&self) -> Option<&T>;
-    fn len(&self) -> usize;
-    /// The item a newcomer takes while the next `promised` ones are promised
-    /// to woken getters. A FIFO leaves those to their getters; LIFO and
-    /// priority stores hand out their best item (their order is the items').
-    fn pop_after(&mut self, promised: usize) -> Option<T> {
-        let _ = promised;
-        self.pop()
-    }
-    /// What `pop_after` would take.
-    fn peek_after(&self, promised: usize) -> Option<&T> {
-        let _ = promised;
-        self.peek()
-    }
-}
-
-impl<T> Store<T> for VecDeque<T> {
-    fn push(&mut self, item: T) {
-        self.push_back(item);
-    }
-    fn pop(&mut self) -> Option<T> {
-        self.pop_front()
-    }
-    fn peek(&self) -> Option<&T> {
-        self.front()
-    }
-    fn len(&self) -> usize {
-        VecDeque::len(self)
-    }
-    fn pop_after(&mut self, promised: usize) -> Option<T> {
-        self.remove(promised)
-    }
-    fn peek_after(&self, promised: usize) -> Option<&T> {
-        self.get(promised)
-    }
-}
-
-/// Last in, first out.
-struct Stack<T>(Vec<T>);
-
-impl<T> Default for Stack<T> {
-    fn default() -> Self {
-        Stack(Vec::new())
-    }
-}
-
-impl<T> Store<T> for Stack<T> {
-    fn push(&mut self, item: T) {
-        self.0.push(item);
-    }
-    fn pop(&mut self) -> Option<T> {
-        self.0.pop()
-    }
-    fn peek(&self) -> Option<&T> {
-        self.0.last()
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-/// Smallest first, as gevent's `PriorityQueue` (heapq).
-struct MinHeap<T>(BinaryHeap<Reverse<T>>);
-
-impl<T: Ord> Default for MinHeap<T> {
-    fn default() -> Self {
-        MinHeap(BinaryHeap::new())
-    }
-}
-
-impl<T: Ord> Store<T> for MinHeap<T> {
-    fn push(&mut self, item: T) {
-        self.0.push(Reverse(item));
-    }
-    fn pop(&mut self) -> Option<T> {
-        self.0.pop().map(|Reverse(t)| t)
-    }
-    fn peek(&self) -> Option<&T> {
-        self.0.peek().map(|Reverse(t)| t)
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-/// The shared state of one queue.
-struct Core<T, S> {
-    items: RefCell<S>,
-    maxsize: Option<usize>,
-    getters: Waiters,
-    putters: Waiters,
-    /// Items promised to woken getters that have not taken them yet.
-    promised: Cell<usize>,
-    /// Free slots promised to woken putters that have not filled them yet.
-    slots_promised: Cell<usize>,
-    closed: Cell<bool>,
-    _t: std::marker::PhantomData<T>,
-}
-
-impl<T, S: Store<T>> Core<T, S> {
-    fn new(maxsize: Option<usize>) -> Rc<Self> {
-        Rc::new(Core {
-            items: RefCell::new(S::default()),
-            maxsize,
-            getters: Waiters::default(),
-            putters: Waiters::default(),
-            promised: Cell::new(0),
-            slots_promised: Cell::new(0),
-            closed: Cell::new(false),
-            _t: std::marker::PhantomData,
-        })
-    }
-
-    fn len(&self) -> usize {
-        self.items.borrow().len()
-    }
-
-    /// Items nobody was promised.
-    fn free_items(&self) -> usize {
-        self.len().saturating_sub(self.promised.get())
-    }
-
-    fn has_room(&self) -> bool {
-        match self.maxsize {
-            None => true,
-            Some(m) => self.len() + self.slots_promised.get() < m,
-        }
-    }
-
-    /// Promises unpromised items to waiting getters, oldest first.
-    fn dispatch_items(&self) {
-        while self.free_items() > 0 && self.getters.notify_one() {
-            self.promised.set(self.promised.get() + 1);
-        }
-    }
-
-    /// Promises free slots to waiting putters, oldest first.
-    fn dispatch_slots(&self) {
-        while self.has_room() && self.putters.notify_one() {
-            self.slots_promised.set(self.slots_promised.get() + 1);
-        }
-    }
-
-    /// Takes the next item (the caller made sure one is there for it).
-    /// A newcomer's item: the first one nobody was promised.
-    fn take(&self) -> T {
-        self.take_after(self.promised.get())
-    }
-
-    /// A woken getter's item (its promise already redeemed): the first one.
-    fn take_promised(&self) -> T {
-        self.take_after(0)
-    }
-
-    fn take_after(&self, promised: usize) -> T {
-        let item = self.items.borrow_mut().pop_after(promised).expect("an item was there for this getter");
-        self.dispatch_slots();
-        item
-    }
-
-    fn store(&self, item: T) {
-        self.items.borrow_mut().push(item);
-        self.dispatch_items();
-    }
-
-    /// A woken getter's promise is used up; true if an item is there for it
-    /// (false only when `close` woke it).
-    fn redeem(&self) -> bool {
-        let promised = self.promised.get();
-        if promised == 0 {
-            return false;
-        }
-        // Woken ones run in the order they were woken, which is the order
-        // of their items: ours is the first of the promised ones.
-        self.promised.set(promised - 1);
-        true
-    }
-
-    /// A woken getter unwound before taking its item: the promise goes on
-    /// (a getter woken by `close` held none; the count never goes below 0).
-    fn pass_on_item(&self) {
-        self.promised.set(self.promised.get().saturating_sub(1));
-        self.dispatch_items();
-    }
-
-    fn get(&self, timeout: Option<Duration>) -> Result<T, Empty> {
-        loop {
-            if self.free_items() > 0 {
-                return Ok(self.take());
-            }
-            if !self.getters.wait(timeout, &|| self.pass_on_item()) {
-                return Err(Empty);
-            }
-            if self.redeem() {
-                return Ok(self.take_promised());
-            }
-        }
-    }
-
-    fn put(&self, item: T, timeout: Option<Duration>) -> Result<(), Full<T>> {
-        if self.has_room() {
-            self.store(item);
-            return Ok(());
-        }
-        let pass_on = || {
-            self.slots_promised.set(self.slots_promised.get() - 1);
-            self.dispatch_slots();
-        };
-        if timeout != Some(Duration::ZERO) && self.putters.wait(timeout, &pass_on) {
-            self.slots_promised.set(self.slots_promised.get() - 1);
-            self.store(item);
-            return Ok(());
-        }
-        Err(Full(item))
-    }
-
-    fn peek(&self) -> Result<T, Empty>
-    where
-        T: Clone,
-    {
-        if self.free_items() == 0 {
-            return Err(Empty);
-        }
-        self.items.borrow().peek_after(self.promised.get()).cloned().ok_or(Empty)
-    }
-
-    /// The next item, or `None` once the queue is closed and drained.
-    fn next_until_closed(&self) -> Option<T> {
-        loop {
-            if self.free_items() > 0 {
-                return Some(self.take());
-            }
-            if self.closed.get() {
-                return None;
-            }
-            if self.getters.wait(None, &|| self.pass_on_item()) && self.redeem() {
-                return Some(self.take_promised());
-            }
-        }
-    }
-
-    /// Marks the queue closed and wakes every getter still waiting (they
-    /// run after any getter promised an item earlier, find no promise left
-    /// for them, and re-check).
-    fn close(&self) {
-        self.closed.set(true);
-        self.getters.notify_all();
-    }
-}
 
 macro_rules! queue_api {
     ($name:ident, [$($bound:tt)*]) => {
@@ -334,7 +79,7 @@ macro_rules! queue_api {
 
             /// Puts the item if there is room now; never switches.
             pub fn put_nowait(&self, item: T) -> Result<(), Full<T>> {
-                self.0.put(item, Some(Duration::ZERO))
+                self.0.try_put(item).map_err(Full)
             }
 
             /// Takes the next item, waiting while there is none.
@@ -364,10 +109,7 @@ macro_rules! queue_api {
 
             /// Takes an item if one is there now; never switches.
             pub fn get_nowait(&self) -> Result<T, Empty> {
-                if self.0.free_items() == 0 {
-                    return Err(Empty);
-                }
-                Ok(self.0.take())
+                self.0.try_get().ok_or(Empty)
             }
 
             /// A copy of the item `get` would take next; never switches.
@@ -375,10 +117,10 @@ macro_rules! queue_api {
             where
                 T: Clone,
             {
-                self.0.peek()
+                self.0.peek().ok_or(Empty)
             }
 
-            /// Items in the queue (including ones promised to woken getters).
+            /// Items stored in the queue.
             pub fn len(&self) -> usize {
                 self.0.len()
             }
@@ -500,7 +242,7 @@ impl<T: 'static> Default for Queue<T> {
 impl<T: 'static> Queue<T> {
     /// An unbounded queue.
     pub fn new() -> Queue<T> {
-        Queue(Core::new(None))
+        Queue(Rc::new(Core::new(None)))
     }
 
     /// A queue holding at most `maxsize` items; `put` blocks when full.
@@ -509,7 +251,7 @@ impl<T: 'static> Queue<T> {
     /// If `maxsize` is 0 (use [`Channel`] for a rendezvous).
     pub fn bounded(maxsize: usize) -> Queue<T> {
         assert!(maxsize >= 1, "gevent: a bounded Queue needs maxsize >= 1 (a Channel is the rendezvous)");
-        Queue(Core::new(Some(maxsize)))
+        Queue(Rc::new(Core::new(Some(maxsize))))
     }
 }
 
@@ -527,7 +269,7 @@ impl<T: 'static> Default for LifoQueue<T> {
 impl<T: 'static> LifoQueue<T> {
     /// An unbounded LIFO queue.
     pub fn new() -> LifoQueue<T> {
-        LifoQueue(Core::new(None))
+        LifoQueue(Rc::new(Core::new(None)))
     }
 
     /// A LIFO queue holding at most `maxsize >= 1` items.
@@ -536,7 +278,7 @@ impl<T: 'static> LifoQueue<T> {
     /// If `maxsize` is 0.
     pub fn bounded(maxsize: usize) -> LifoQueue<T> {
         assert!(maxsize >= 1, "gevent: a bounded LifoQueue needs maxsize >= 1");
-        LifoQueue(Core::new(Some(maxsize)))
+        LifoQueue(Rc::new(Core::new(Some(maxsize))))
     }
 }
 
@@ -563,7 +305,7 @@ impl<T: Ord + 'static> Default for PriorityQueue<T> {
 impl<T: Ord + 'static> PriorityQueue<T> {
     /// An unbounded priority queue.
     pub fn new() -> PriorityQueue<T> {
-        PriorityQueue(Core::new(None))
+        PriorityQueue(Rc::new(Core::new(None)))
     }
 
     /// A priority queue holding at most `maxsize >= 1` items.
@@ -572,7 +314,7 @@ impl<T: Ord + 'static> PriorityQueue<T> {
     /// If `maxsize` is 0.
     pub fn bounded(maxsize: usize) -> PriorityQueue<T> {
         assert!(maxsize >= 1, "gevent: a bounded PriorityQueue needs maxsize >= 1");
-        PriorityQueue(Core::new(Some(maxsize)))
+        PriorityQueue(Rc::new(Core::new(Some(maxsize))))
     }
 }
 
@@ -744,8 +486,7 @@ impl<T: 'static> JoinableQueue<T> {
 }
 
 /// A rendezvous channel (gevent's `Channel`): `put` waits until a getter
-/// takes the item; nothing is ever stored without a getter for it. A
-/// `Clone` handle.
+/// takes the item; nothing is ever stored. A `Clone` handle.
 ///
 /// # Examples
 /// ```
@@ -756,17 +497,7 @@ impl<T: 'static> JoinableQueue<T> {
 /// assert_eq!(ch.get(), "ping");
 /// assert_eq!(sender.get(), Ok("delivered"));
 /// ```
-pub struct Channel<T>(Rc<Rendezvous<T>>);
-
-struct Rendezvous<T> {
-    /// Items handed to woken getters, oldest first; the first `stranded`
-    /// ones lost their getter (killed or timed out after the hand-off) and go
-    /// to the next getter that comes.
-    handed: RefCell<VecDeque<T>>,
-    stranded: Cell<usize>,
-    getters: Waiters,
-    putters: Waiters,
-}
+pub struct Channel<T>(Rc<Core<T, VecDeque<T>>>);
 
 impl<T> Clone for Channel<T> {
     fn clone(&self) -> Self {
@@ -792,52 +523,20 @@ impl<T: 'static> Default for Channel<T> {
 impl<T: 'static> Channel<T> {
     /// A new channel.
     pub fn new() -> Channel<T> {
-        Channel(Rc::new(Rendezvous {
-            handed: RefCell::new(VecDeque::new()),
-            stranded: Cell::new(0),
-            getters: Waiters::default(),
-            putters: Waiters::default(),
-        }))
-    }
-
-    /// Hands `item` to the longest-waiting getter if there is one.
-    fn hand(&self, item: T) -> Result<(), T> {
-        if self.0.getters.len() == 0 {
-            return Err(item);
-        }
-        self.0.handed.borrow_mut().push_back(item);
-        self.0.getters.notify_one();
-        Ok(())
-    }
-
-    fn put_inner(&self, item: T, timeout: Option<Duration>) -> Result<(), Full<T>> {
-        let mut item = item;
-        loop {
-            match self.hand(item) {
-                Ok(()) => return Ok(()),
-                Err(back) => item = back,
-            }
-            // Woken when a getter arrives; a getter that left meanwhile
-            // passes the wake-up on to the next putter.
-            if timeout == Some(Duration::ZERO) || !self.0.putters.wait(timeout, &|| self.wake_putter()) {
-                return Err(Full(item));
-            }
-        }
-    }
-
-    fn wake_putter(&self) {
-        self.0.putters.notify_one();
+        Channel(Rc::new(Core::new(Some(0))))
     }
 
     /// Hands the item to a getter, waiting until one comes.
     ///
     /// # Blocking
     /// Until a getter takes the item; putters are served in FIFO order.
+    /// Killed or timed out while waiting, the item goes with the unwinding
+    /// frame.
     ///
     /// # Panics
     /// In the main greenlet when no getter can ever come (LoopExit).
     pub fn put(&self, item: T) {
-        if self.put_inner(item, None).is_err() {
+        if self.0.put(item, None).is_err() {
             unreachable!("an unbounded wait for a getter ends with one");
         }
     }
@@ -848,32 +547,12 @@ impl<T: 'static> Channel<T> {
     /// # Blocking
     /// As [`put`](Self::put), bounded by `d`.
     pub fn put_timeout(&self, item: T, d: Duration) -> Result<(), Full<T>> {
-        self.put_inner(item, Some(d))
+        self.0.put(item, Some(d))
     }
 
     /// Hands the item over only if a getter is waiting now.
     pub fn put_nowait(&self, item: T) -> Result<(), Full<T>> {
-        self.hand(item).map_err(Full)
-    }
-
-    fn get_inner(&self, timeout: Option<Duration>) -> Result<T, Empty> {
-        if self.0.stranded.get() > 0 {
-            self.0.stranded.set(self.0.stranded.get() - 1);
-            return Ok(self.0.handed.borrow_mut().pop_front().expect("a stranded item is queued"));
-        }
-        self.wake_putter();
-        let pass_on = || {
-            // Handed an item, then gone: the oldest handed item goes to the
-            // next waiting getter, or waits for the next getter that comes.
-            if self.0.getters.notify_one() {
-                return;
-            }
-            self.0.stranded.set(self.0.stranded.get() + 1);
-        };
-        if self.0.getters.wait(timeout, &pass_on) {
-            return Ok(self.0.handed.borrow_mut().pop_front().expect("a woken getter was handed an item"));
-        }
-        Err(Empty)
+        self.0.try_put(item).map_err(Full)
     }
 
     /// Takes an item, waiting until a putter hands one.
@@ -884,7 +563,7 @@ impl<T: 'static> Channel<T> {
     /// # Panics
     /// In the main greenlet when nothing can ever put (LoopExit).
     pub fn get(&self) -> T {
-        match self.get_inner(None) {
+        match self.0.get(None) {
             Ok(item) => item,
             Err(Empty) => unreachable!("an unbounded wait for an item ends with one"),
         }
@@ -895,7 +574,12 @@ impl<T: 'static> Channel<T> {
     /// # Blocking
     /// As [`get`](Self::get), bounded by `d`.
     pub fn get_timeout(&self, d: Duration) -> Result<T, Empty> {
-        self.get_inner(Some(d))
+        self.0.get(Some(d))
+    }
+
+    /// Takes an item only if a putter is waiting now.
+    pub fn get_nowait(&self) -> Result<T, Empty> {
+        self.0.try_get().ok_or(Empty)
     }
 
     /// Greenlets blocked in `get`.

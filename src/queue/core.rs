@@ -1,0 +1,242 @@
+//! The core of every queue: a store of items, a getter list and a putter
+//! list. Hand-offs are direct and exact, as gevent's `_unlock`: a put with a
+//! getter waiting writes the item into *that* getter's slot; a slot that
+//! frees in a full queue moves the oldest waiting putter's item into the
+//! store at once. So nobody can barge past a woken waiter, items keep their
+//! order, and an item handed to a getter that is killed or times out before
+//! it runs goes on to the next getter (or back to the front of the store).
+//! A waiter about to unwind (an interrupt pending) is passed over.
+//!
+//! Invariants: items are stored only while no getter waits; a putter waits
+//! only while the queue is full; every waiter's tag is its slot in `slots`.
+#![forbid(unsafe_code)]
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use slab::Slab;
+
+use super::store::Store;
+use super::{Empty, Full};
+use crate::hub::Waiters;
+
+/// The shared state of one queue.
+pub(super) struct Core<T, S> {
+    items: RefCell<S>,
+    /// `None`: unbounded; `Some(0)`: a rendezvous (`Channel`).
+    pub(super) maxsize: Option<usize>,
+    pub(super) getters: Waiters,
+    pub(super) putters: Waiters,
+    /// Items in flight: handed to a getter, or waiting with their putter.
+    slots: RefCell<Slab<Option<T>>>,
+    /// Slots of getters handed an item they have not taken yet, in the
+    /// order they were handed (so in the order of their items).
+    handed: RefCell<VecDeque<usize>>,
+    closed: Cell<bool>,
+}
+
+/// A waiter's slot, freed on every exit path (a kill included).
+struct Slot<'a, T, S> {
+    core: &'a Core<T, S>,
+    key: usize,
+}
+
+impl<T, S> Drop for Slot<'_, T, S> {
+    fn drop(&mut self) {
+        let left = self.core.slots.borrow_mut().try_remove(self.key);
+        drop(left);
+    }
+}
+
+impl<T, S: Store<T>> Core<T, S> {
+    pub(super) fn new(maxsize: Option<usize>) -> Core<T, S> {
+        Core {
+            items: RefCell::new(S::default()),
+            maxsize,
+            getters: Waiters::default(),
+            putters: Waiters::default(),
+            slots: RefCell::new(Slab::new()),
+            handed: RefCell::new(VecDeque::new()),
+            closed: Cell::new(false),
+        }
+    }
+
+    /// Items in the queue: stored, or handed to getters that have not run
+    /// yet (gevent's `qsize`).
+    pub(super) fn len(&self) -> usize {
+        self.items.borrow().len() + self.handed.borrow().len()
+    }
+
+    /// Room counts handed items too (they are still in the queue).
+    pub(super) fn has_room(&self) -> bool {
+        match self.maxsize {
+            None => true,
+            Some(max) => self.len() < max,
+        }
+    }
+
+    fn slot(&self, item: Option<T>) -> Slot<'_, T, S> {
+        Slot { core: self, key: self.slots.borrow_mut().insert(item) }
+    }
+
+    fn take_slot(&self, key: usize) -> Option<T> {
+        self.slots.borrow_mut().get_mut(key).and_then(Option::take)
+    }
+
+    /// Gives `item` to the longest-waiting getter, else stores it (at the
+    /// front when it is one a getter could not take).
+    fn offer(&self, item: T, front: bool) {
+        if let Some(key) = self.getters.notify_one_tag() {
+            self.slots.borrow_mut()[key] = Some(item);
+            self.handed.borrow_mut().push_back(key);
+        } else if front {
+            self.items.borrow_mut().push_front(item);
+        } else {
+            self.items.borrow_mut().push(item);
+        }
+    }
+
+    /// Takes the oldest waiting putter's item (it is done waiting).
+    fn take_from_putter(&self) -> Option<T> {
+        let key = self.putters.notify_one_tag()?;
+        self.take_slot(key)
+    }
+
+    /// After an item left the store: waiting putters move theirs in while
+    /// there is room.
+    fn admit_putters(&self) {
+        while self.has_room() {
+            match self.take_from_putter() {
+                Some(item) => self.offer(item, false),
+                None => return,
+            }
+        }
+    }
+
+    /// An item if one is there now: stored, or, for a rendezvous, from a
+    /// waiting putter. (A bounded queue's putters can wait while its store
+    /// is empty, when its items are all handed to getters: theirs enter in
+    /// turn, as those getters take theirs.)
+    pub(super) fn try_get(&self) -> Option<T> {
+        let stored = self.items.borrow_mut().pop();
+        match stored {
+            Some(item) => {
+                self.admit_putters();
+                Some(item)
+            }
+            None if self.maxsize == Some(0) => self.take_from_putter(),
+            None => None,
+        }
+    }
+
+    pub(super) fn peek(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        self.items.borrow().peek().cloned()
+    }
+
+    /// Puts without waiting; gives the item back when there is no room.
+    pub(super) fn try_put(&self, item: T) -> Result<(), T> {
+        // A rendezvous has no room, only waiting getters.
+        let rendezvous = self.maxsize == Some(0) && self.getters.len() > 0;
+        if rendezvous || self.has_room() {
+            self.offer(item, false);
+            return Ok(());
+        }
+        Err(item)
+    }
+
+    /// A woken getter takes what it was handed (`None`: woken by `close`).
+    fn collect(&self, key: usize) -> Option<T> {
+        let mut handed = self.handed.borrow_mut();
+        if let Some(i) = handed.iter().position(|&k| k == key) {
+            handed.remove(i);
+        }
+        drop(handed);
+        let item = self.take_slot(key);
+        // The item has left the queue: a slot may be free for a putter.
+        self.admit_putters();
+        item
+    }
+
+    /// A getter handed an item left before taking it: the items handed after
+    /// it each move one getter up, so every getter still gets them in order,
+    /// and the last one goes to the next getter (or back to the store).
+    fn pass_on_item(&self, key: usize) {
+        let Some(mut carry) = self.take_slot(key) else { return };
+        let mut handed = self.handed.borrow_mut();
+        let Some(i) = handed.iter().position(|&k| k == key) else { return };
+        handed.remove(i);
+        let later: Vec<usize> = handed.iter().skip(i).copied().collect();
+        drop(handed);
+        for k in later {
+            let mut slots = self.slots.borrow_mut();
+            let next = slots[k].replace(carry).expect("a handed getter holds its item");
+            drop(slots);
+            carry = next;
+        }
+        self.offer(carry, true);
+    }
+
+    /// Waits as a getter: `Ok(None)` when woken by `close`.
+    fn wait_get(&self, timeout: Option<Duration>) -> Result<Option<T>, Empty> {
+        let slot = self.slot(None);
+        let key = slot.key;
+        if self.getters.wait_tagged(key, timeout, &|| self.pass_on_item(key)) {
+            return Ok(self.collect(key));
+        }
+        Err(Empty)
+    }
+
+    pub(super) fn get(&self, timeout: Option<Duration>) -> Result<T, Empty> {
+        loop {
+            if let Some(item) = self.try_get() {
+                return Ok(item);
+            }
+            // `None`: woken by `close`; a plain get waits on.
+            if let Some(item) = self.wait_get(timeout)? {
+                return Ok(item);
+            }
+        }
+    }
+
+    pub(super) fn put(&self, item: T, timeout: Option<Duration>) -> Result<(), Full<T>> {
+        let item = match self.try_put(item) {
+            Ok(()) => return Ok(()),
+            Err(item) => item,
+        };
+        if timeout == Some(Duration::ZERO) {
+            return Err(Full(item));
+        }
+        let slot = self.slot(Some(item));
+        // A woken putter's item was already stored: nothing to pass on.
+        if self.putters.wait_tagged(slot.key, timeout, &|| {}) {
+            return Ok(());
+        }
+        let item = self.take_slot(slot.key).expect("a putter that timed out still has its item");
+        Err(Full(item))
+    }
+
+    /// The next item, or `None` once the queue is closed and drained.
+    pub(super) fn next_until_closed(&self) -> Option<T> {
+        loop {
+            if let Some(item) = self.try_get() {
+                return Some(item);
+            }
+            if self.closed.get() {
+                return None;
+            }
+            if let Ok(Some(item)) = self.wait_get(None) {
+                return Some(item);
+            }
+        }
+    }
+
+    /// Marks the queue closed and wakes every getter waiting (with no item).
+    pub(super) fn close(&self) {
+        self.closed.set(true);
+        while self.getters.notify_one() {}
+    }
+}
