@@ -61,7 +61,7 @@ impl Yielder {
         let shared = unsafe { &*self.shared };
         // SAFETY: we run on the coroutine's own context; the caller is
         // suspended inside `resume`, its slots in the Shared box.
-        let v = unsafe { shared.own.switch_to(shared.caller(), value) };
+        let v = unsafe { shared.own.suspend_to(shared.caller(), value) };
         if shared.cancel.get() {
             panic::resume_unwind(Box::new(Cancel));
         }
@@ -150,7 +150,7 @@ impl Coroutine {
         };
         // SAFETY: we are the running context (saved into the Shared box);
         // the coroutine is fresh or suspended in `Yielder::suspend`.
-        let out = unsafe { self.shared.caller().switch_to(self.shared.own, data) };
+        let out = unsafe { self.shared.caller().resume_nested(self.shared.own, data) };
         if !self.shared.done.get() {
             return CoroutineResult::Yield(out);
         }
@@ -176,7 +176,7 @@ impl Drop for Coroutine {
             // Unwind the suspended body so its destructors run.
             self.shared.cancel.set(true);
             // SAFETY: as in `resume`.
-            unsafe { self.shared.caller().switch_to(self.shared.own, 0) };
+            unsafe { self.shared.caller().resume_nested(self.shared.own, 0) };
             if !self.shared.done.get() {
                 // The body caught the cancellation and suspended again: its
                 // frames are live, so its stack can be neither reused nor
@@ -224,6 +224,6 @@ where
     sh.done.set(true);
     // SAFETY: the caller is suspended in `resume` or `drop`; we never run
     // again, and our stack is returned to the pool only after this switch.
-    unsafe { sh.own.switch_to(sh.caller(), out) };
+    unsafe { sh.own.suspend_to(sh.caller(), out) };
     unreachable!("a finished coroutine was resumed")
 }

@@ -76,4 +76,33 @@ impl Context {
             switch(self.sp_slot, *to.sp_slot, data)
         }
     }
+
+    /// As [`switch_to`](Self::switch_to) for a strictly nested resume (a raw
+    /// coroutine): only the target's link is written. Every context on such a
+    /// chain is suspended inside the resume of the one before, so the chain
+    /// never goes stale and needs no cut.
+    ///
+    /// # Safety
+    /// As [`switch_to`](Self::switch_to), and `self` stays suspended until
+    /// `to` suspends back to it with [`suspend_to`](Self::suspend_to).
+    #[inline(always)]
+    pub(crate) unsafe fn resume_nested(self, to: Context, data: usize) -> usize {
+        // SAFETY: as `switch_to` (the caller's contract).
+        unsafe {
+            *to.link_slot = self.sp_slot as usize;
+            switch(self.sp_slot, *to.sp_slot, data)
+        }
+    }
+
+    /// Suspends back to the context that resumed `self` with
+    /// [`resume_nested`](Self::resume_nested): no link to write (nobody walks
+    /// a suspended coroutine's stack).
+    ///
+    /// # Safety
+    /// As [`switch_to`](Self::switch_to), and `to` resumed `self`.
+    #[inline(always)]
+    pub(crate) unsafe fn suspend_to(self, to: Context, data: usize) -> usize {
+        // SAFETY: as `switch_to` (the caller's contract).
+        unsafe { switch(self.sp_slot, *to.sp_slot, data) }
+    }
 }
