@@ -371,52 +371,28 @@ pub trait Waitable {
     fn boxed(&self) -> Box<dyn Waitable>;
 }
 
-impl Waitable for GreenletRef {
-    fn is_ready(&self) -> bool {
-        self.dead()
-    }
-    fn wait_ready(&self) {
-        self.join();
-    }
-    fn boxed(&self) -> Box<dyn Waitable> {
-        Box::new(self.clone())
-    }
+/// `Waitable` for a handle type: ready when `$ready`, waited for by `$wait`.
+macro_rules! waitable {
+    ($([$($gen:tt)*] $ty:ty => $ready:ident, $wait:ident;)*) => {$(
+        impl<$($gen)*> Waitable for $ty {
+            fn is_ready(&self) -> bool {
+                self.$ready()
+            }
+            fn wait_ready(&self) {
+                self.$wait();
+            }
+            fn boxed(&self) -> Box<dyn Waitable> {
+                Box::new(self.clone())
+            }
+        }
+    )*};
 }
 
-impl<T: 'static> Waitable for Greenlet<T> {
-    fn is_ready(&self) -> bool {
-        self.dead()
-    }
-    fn wait_ready(&self) {
-        self.join();
-    }
-    fn boxed(&self) -> Box<dyn Waitable> {
-        Box::new(self.clone())
-    }
-}
-
-impl Waitable for Event {
-    fn is_ready(&self) -> bool {
-        self.is_set()
-    }
-    fn wait_ready(&self) {
-        self.wait();
-    }
-    fn boxed(&self) -> Box<dyn Waitable> {
-        Box::new(self.clone())
-    }
-}
-
-impl<T: 'static> Waitable for AsyncResult<T> {
-    fn is_ready(&self) -> bool {
-        self.ready()
-    }
-    fn wait_ready(&self) {
-        self.wait();
-    }
-    fn boxed(&self) -> Box<dyn Waitable> {
-        Box::new(self.clone())
-    }
+waitable! {
+    [] GreenletRef => dead, join;
+    [T: 'static] Greenlet<T> => dead, join;
+    [] Event => is_set, wait;
+    [T: 'static] AsyncResult<T> => ready, wait;
 }
 
 /// Yields the indices of `objects` as each becomes ready (ready ones first,
