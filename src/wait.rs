@@ -104,14 +104,7 @@ impl WaitList {
     /// Takes the longest-waiting greenlet.
     #[inline]
     pub(crate) fn pop_front(&mut self, n: &mut WaitNodes) -> Option<usize> {
-        if self.first != NIL {
-            n.waiting -= 1;
-            return Some(std::mem::replace(&mut self.first, NIL));
-        }
-        if self.head == NIL {
-            return None;
-        }
-        Some(self.unlink(n, self.head))
+        self.pop_first(n, |_| true).map(|(greenlet, _)| greenlet)
     }
 
     /// Takes the longest-waiting greenlet that `eligible` accepts, with its
@@ -158,7 +151,6 @@ impl WaitList {
     }
 
     /// Number of waiters.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
         self.len + (self.first != NIL) as usize
     }
