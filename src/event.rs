@@ -74,7 +74,7 @@ impl Event {
     /// the event (LoopExit).
     pub fn wait(&self) {
         if !self.is_set() {
-            self.0.waiters.wait(None, &|| {});
+            self.0.waiters.wait_untimed();
         }
     }
 

@@ -48,6 +48,22 @@ impl Waiters {
         self.wait_tagged(0, timeout, pass_on)
     }
 
+    /// [`wait`](Self::wait) without a timeout, with nothing to pass on: an
+    /// `Event`'s wait, the hot path of a ping-pong, kept small enough to
+    /// inline.
+    #[inline]
+    pub(crate) fn wait_untimed(&self) {
+        let mut place = Place { waiters: self, key: None, pass_on: &|| {}, done: false };
+        super::sched::park_enlisted(|h, me| {
+            let key = self.list.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me);
+            place.key = Some(key);
+        });
+        if std::thread::panicking() {
+            place.wait_out_deferred_kill();
+        }
+        std::mem::forget(place);
+    }
+
     /// As [`wait`](Self::wait), leaving `tag` with the waiter for the
     /// notifier (see [`notify_one_tag`](Self::notify_one_tag)).
     pub(crate) fn wait_tagged(&self, tag: usize, timeout: Option<Duration>, pass_on: &dyn Fn()) -> bool {
@@ -61,11 +77,7 @@ impl Waiters {
                 place.key = Some(key);
                 key
             });
-            // A kill deferred while this greenlet unwinds in a destructor
-            // resumes it without a hand-off: it waits on.
-            while std::thread::panicking() && place.listed() {
-                super::park();
-            }
+            place.wait_out_deferred_kill();
             place.done = true;
             return true;
         };
@@ -143,6 +155,15 @@ struct Place<'a> {
 }
 
 impl Place<'_> {
+    /// A kill deferred while this greenlet unwinds in a destructor resumes
+    /// it without a hand-off: it waits on.
+    #[cold]
+    fn wait_out_deferred_kill(&self) {
+        while std::thread::panicking() && self.listed() {
+            super::park();
+        }
+    }
+
     fn listed(&self) -> bool {
         let Some(key) = self.key else { return false };
         with(|h| self.waiters.list.borrow().contains(&h.waiters.borrow(), key))
