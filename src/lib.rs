@@ -27,6 +27,7 @@
 
 mod arch;
 pub mod coroutine;
+mod driver;
 pub mod event;
 mod greenlet;
 pub mod hub;

@@ -1,6 +1,6 @@
 //! The hub's own context: what runs when no greenlet is ready to be switched
 //! to directly. It runs link callbacks, fires timers, sleeps until the next
-//! deadline, and raises LoopExit in the main greenlet when nothing can ever
+//! deadline (polling the I/O driver meanwhile), and raises LoopExit in the main greenlet when nothing can ever
 //! wake it.
 #![forbid(unsafe_code)]
 
@@ -14,7 +14,8 @@ use crate::greenlet::GreenletRef;
 enum Step {
     Switch(Plan),
     Links(GreenletRef),
-    Sleep(Instant),
+    /// Nothing ready: poll the driver, up to the next timer (if any).
+    Poll(Option<Instant>),
     LoopExit,
 }
 
@@ -37,13 +38,21 @@ impl Hub {
                     if !core.ready.is_empty() {
                         continue;
                     }
-                    return match self.timers.borrow_mut().next_deadline() {
-                        Some(d) => Step::Sleep(d),
-                        None => Step::LoopExit,
-                    };
+                    let deadline = self.timers.borrow_mut().next_deadline();
+                    if deadline.is_none() && !self.driver.waiting() {
+                        return Step::LoopExit;
+                    }
+                    return Step::Poll(deadline);
                 }
             }
         }
+    }
+
+    /// Polls the driver for at most `timeout` (`None`: until an I/O
+    /// completion or a remote wake-up) and readies the greenlets it woke.
+    pub(super) fn poll_driver(&self, timeout: Option<std::time::Duration>) {
+        let mut core = self.core.borrow_mut();
+        self.driver.poll(timeout, &mut |g| core.unpark(g));
     }
 
     fn loop_exit(&self) {
@@ -79,12 +88,7 @@ pub(super) fn hub_loop() {
                 switch(plan);
             }
             Step::Links(r) => super::life::run_links(r),
-            Step::Sleep(deadline) => {
-                let now = Instant::now();
-                if deadline > now {
-                    std::thread::sleep(deadline - now);
-                }
-            }
+            Step::Poll(deadline) => with(|h| h.poll_driver(deadline.map(|d| d.saturating_duration_since(Instant::now())))),
             Step::LoopExit => with(|h| h.loop_exit()),
         }
     }

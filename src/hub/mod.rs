@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::ptr;
 use std::time::{Duration, Instant};
 
+use crate::driver::Driver;
 use crate::greenlet::{GreenletRef, HubRecord, Life};
 use crate::stack::{AltStack, Stack, StackPool, DEFAULT_STACK_SIZE};
 use crate::timer::{Action, TimerKey, Timers};
@@ -71,6 +72,8 @@ pub(crate) struct Hub {
     now: Cell<Instant>,
     now_fresh: Cell<bool>,
     _alt_stack: Option<AltStack>,
+    /// The I/O backend and remote wake-ups.
+    pub(crate) driver: Driver,
 }
 
 struct HubOwner;
@@ -106,6 +109,17 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
     // SAFETY: the hub lives until the thread's OWNER destructor, which runs
     // after all user code of the thread; `f` cannot outlive this call.
     f(unsafe { &*p })
+}
+
+/// Runs `f` with the current thread's I/O driver.
+#[inline]
+pub(crate) fn with_driver<R>(f: impl FnOnce(&Driver) -> R) -> R {
+    with(|h| f(&h.driver))
+}
+
+/// The driver of this thread's hub if it has one (socket destructors).
+pub(crate) fn existing_driver<R>(f: impl FnOnce(&Driver) -> R) -> Option<R> {
+    existing().map(|h| f(&h.driver))
 }
 
 /// The hub if this thread has one, without creating it.
@@ -163,6 +177,7 @@ fn create_hub() -> *const Hub {
         now: Cell::new(Instant::now()),
         now_fresh: Cell::new(false),
         _alt_stack: AltStack::ensure(),
+        driver: Driver::new(),
     });
     let p = Box::into_raw(hub) as *const Hub;
     CURRENT.with(|c| c.set(p));
@@ -298,6 +313,22 @@ pub fn set_default_stack_size(bytes: usize) {
 /// ([`crate::DEFAULT_STACK_SIZE`] unless changed).
 pub fn default_stack_size() -> usize {
     with(|h| h.default_stack.get())
+}
+
+pub use crate::driver::Backend;
+
+/// The I/O backend of the current thread's hub: [`Backend::IoUring`] unless
+/// the kernel refuses io_uring or `GEVENT_BACKEND=epoll` is set.
+///
+/// # Examples
+/// ```
+/// let b = gevent::hub::backend();
+/// if std::env::var("GEVENT_BACKEND").as_deref() == Ok("epoll") {
+///     assert_eq!(b, gevent::hub::Backend::Epoll);
+/// }
+/// ```
+pub fn backend() -> Backend {
+    with_driver(|d| d.backend())
 }
 
 /// A snapshot of this thread's hub, for tests and monitoring.

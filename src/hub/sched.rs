@@ -243,6 +243,11 @@ impl Hub {
     pub(super) fn pass_boundary(&self, core: &mut Core) {
         if core.pass_left == 0 {
             self.now_fresh.set(false);
+            if self.driver.busy() {
+                // Once per pass, I/O is collected without blocking, so a
+                // yield loop never starves it.
+                self.driver.poll(Some(Duration::ZERO), &mut |g| core.unpark(g));
+            }
             self.fire_timers(core);
             core.pass_left = core.ready.len();
         }

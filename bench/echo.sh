@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# Echo benchmark: gevent's echo server against one-thread tokio, may and monoio echo
+# servers, in one run. Each server runs pinned to one CPU, the load client
+# (bench/src/bin/echo_load.rs) to another. Per server: 64-byte round trips at each
+# connection count (median of the repetitions), then a bulk-transfer run; the server's
+# CPU time is read from /proc/PID/stat around each client run and its RSS (VmRSS) is
+# sampled near the end of each connection count's last run, while the connections are open.
+#
+# Usage: bench/echo.sh [LABEL=COMMAND ...]
+#   COMMAND is split on spaces (it may start with `env VAR=value`), the port is appended
+#   as its last argument, and it must listen on 127.0.0.1:PORT and die on SIGTERM.
+#   Without arguments: tokio, may, monoio, gevent-uring and gevent-epoll (the two gevent
+#   entries run target/release/examples/echo_server, and are skipped if it is missing).
+#
+# Environment (defaults in brackets; ECHO_QUICK=1 changes the defaults to a smoke run of
+# about 5 s per server: ECHO_SECS=1 ECHO_REPS=1 ECHO_BULK_SECS=1):
+#   ECHO_SERVERS      labels to run, space-separated [all]
+#   ECHO_CONNS        connection counts [64 1000]     ECHO_SIZE     round-trip bytes [64]
+#   ECHO_SECS         seconds per run [5]              ECHO_REPS     repetitions [3]
+#   ECHO_WARMUP       uncounted seconds first [0.5]    ECHO_BULK_SECS  [ECHO_SECS]
+#   ECHO_BULK_CONNS   bulk connections [4]             ECHO_BULK_CHUNK  bytes per write [1048576]
+#   ECHO_SERVER_CPU   [0]   ECHO_CLIENT_CPU [1]        ECHO_PORT     first port [18701]
+#   ECHO_BUILD        0 to skip `cargo build` [1]      ECHO_LOG      client output log
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=${ECHO_QUICK:-0}
+secs=${ECHO_SECS:-$([[ $quick == 1 ]] && echo 1 || echo 5)}
+reps=${ECHO_REPS:-$([[ $quick == 1 ]] && echo 1 || echo 3)}
+bulk_secs=${ECHO_BULK_SECS:-$secs}
+warmup=${ECHO_WARMUP:-0.5}
+conns_list=${ECHO_CONNS:-64 1000}
+size=${ECHO_SIZE:-64}
+bulk_conns=${ECHO_BULK_CONNS:-4}
+bulk_chunk=${ECHO_BULK_CHUNK:-1048576}
+server_cpu=${ECHO_SERVER_CPU:-0}
+client_cpu=${ECHO_CLIENT_CPU:-1}
+port=${ECHO_PORT:-18701}
+only=${ECHO_SERVERS:-}
+log=${ECHO_LOG:-target/echo-bench.log}
+load=target/release/echo_load
+gevent_bin=target/release/examples/echo_server
+tck=$(getconf CLK_TCK)
+
+if [[ ${ECHO_BUILD:-1} != 0 ]]; then
+    # Quiet unless it fails (warnings of the gevent crate, a path dependency, would show).
+    build_log=$(mktemp)
+    if ! cargo build --release -p gevent-bench --bins >"$build_log" 2>&1; then
+        cat "$build_log" >&2
+        rm -f "$build_log"
+        exit 1
+    fi
+    rm -f "$build_log"
+    if [[ -f examples/echo_server.rs ]]; then
+        cargo build --release -q -p gevent --example echo_server >/dev/null 2>&1 ||
+            echo "echo.sh: note: building examples/echo_server failed; gevent entries use what is there" >&2
+    fi
+fi
+[[ -x $load ]] || { echo "echo.sh: $load missing (cargo build --release -p gevent-bench --bins)" >&2; exit 1; }
+
+if (($# > 0)); then
+    servers=("$@")
+else
+    servers=(
+        "tokio=target/release/echo_tokio"
+        "may=target/release/echo_may"
+        "monoio=target/release/echo_monoio"
+        "gevent-uring=$gevent_bin"
+        "gevent-epoll=env GEVENT_BACKEND=epoll $gevent_bin"
+    )
+fi
+
+# --- helpers ---------------------------------------------------------------------------
+srv_pid=""
+cleanup() { if [[ -n $srv_pid ]]; then kill -KILL "$srv_pid" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+
+accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# utime + stime in clock ticks (fields 14, 15; the comm field may hold spaces).
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+kv() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
+median() { tr ' ' '\n' <<<"$*" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : "-") }'; }
+calc() { awk "BEGIN { printf \"%.${2:-0}f\", ($1) }"; }
+# The program a command runs: the first word after `env` and VAR=value assignments.
+prog_of() {
+    local w
+    for w in "$@"; do
+        [[ $w == env || $w == *=* ]] && continue
+        echo "$w"
+        return
+    done
+}
+
+start_server() { # label, words...
+    local label=$1
+    shift
+    while accepts "$port"; do port=$((port + 1)); done
+    taskset -c "$server_cpu" "$@" "$port" >>"$log" 2>&1 &
+    srv_pid=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        accepts "$port" && return 0
+        kill -0 "$srv_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "echo.sh: $label did not start listening on port $port" >&2
+    stop_server
+    return 1
+}
+
+stop_server() {
+    local i
+    kill -TERM "$srv_pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$srv_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$srv_pid" 2>/dev/null; then
+        echo "echo.sh: server $srv_pid ignored SIGTERM; killing it" >&2
+        kill -KILL "$srv_pid" 2>/dev/null || true
+    fi
+    wait "$srv_pid" 2>/dev/null || true
+    srv_pid=""
+    port=$((port + 1))
+}
+
+# One client run: sets $out (the client's line), $cpu_s (server CPU seconds during it)
+# and, if $1 is 1, $rss (server VmRSS in kB sampled near its end).
+client() {
+    local sample_rss=$1 run_secs=$2
+    shift 2
+    local c0 c1 cpid tmp
+    tmp=$(mktemp)
+    c0=$(cpu_ticks "$srv_pid")
+    taskset -c "$client_cpu" "$load" --addr "127.0.0.1:$port" --warmup "$warmup" --secs "$run_secs" "$@" >"$tmp" &
+    cpid=$!
+    if [[ $sample_rss == 1 ]]; then
+        sleep "$(calc "$warmup + $run_secs * 0.8" 3)"
+        rss=$(rss_kb "$srv_pid" || echo 0)
+    fi
+    if ! wait "$cpid"; then
+        out=""
+        rm -f "$tmp"
+        return 1
+    fi
+    c1=$(cpu_ticks "$srv_pid")
+    out=$(cat "$tmp")
+    rm -f "$tmp"
+    cpu_s=$(calc "($c1 - $c0) / $tck" 3)
+    echo "$label port=$port srv_cpu_s=$cpu_s $out" >>"$log"
+}
+
+# Percent of all CPUs busy over 0.5 s, from /proc/stat.
+busy_pct() {
+    local a b
+    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
+    sleep 0.5
+    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[1] - x[1] + y[2] - x[2]; printf "%.0f", d ? 100 * (y[1] - x[1]) / d : 0 }'
+}
+
+# --- run -------------------------------------------------------------------------------
+: >"$log"
+rows=()
+notes=()
+echo "echo.sh: secs=$secs reps=$reps warmup=$warmup conns=($conns_list) size=$size bulk=${bulk_conns}x${bulk_chunk}B/${bulk_secs}s; server on CPU $server_cpu, client on CPU $client_cpu; log $log" >&2
+for entry in "${servers[@]}"; do
+    label=${entry%%=*}
+    read -ra cmd <<<"${entry#*=}"
+    if [[ -n $only && " $only " != *" $label "* ]]; then continue; fi
+    prog=$(prog_of "${cmd[@]}")
+    if ! command -v "$prog" >/dev/null 2>&1; then
+        notes+=("$label: skipped, $prog not built")
+        continue
+    fi
+    busy=$(busy_pct)
+    if ((busy > 10)); then
+        echo "echo.sh: warning: the machine is ${busy}% busy before $label starts; numbers will be noisy" >&2
+        notes+=("machine ${busy}% busy before $label started")
+    fi
+    echo "echo.sh: $label" >&2
+    start_server "$label" "${cmd[@]}" || { notes+=("$label: failed to start"); continue; }
+    first=1
+    failed=""
+    bulk="-"
+    # Bulk first, so it is reported on the server's first row.
+    if client 0 "$bulk_secs" --conns "$bulk_conns" --chunk "$bulk_chunk" --bulk; then
+        bulk=$(kv mb_per_sec "$out")
+    else
+        failed="bulk run failed"
+    fi
+    for c in $conns_list; do
+        [[ -n $failed ]] && break
+        rtts="" per_cpu="" util="" p50s="" p99s="" rss=0
+        for ((r = 1; r <= reps; r++)); do
+            if ! client "$([[ $r == "$reps" ]] && echo 1 || echo 0)" "$secs" --conns "$c" --size "$size"; then
+                failed="C=$c run failed"
+                break
+            fi
+            all_rtt=$(kv all_rtt "$out")
+            all_secs=$(kv all_secs "$out")
+            rtts+=" $(kv rtt_per_sec "$out")"
+            p50s+=" $(kv p50_us "$out")"
+            p99s+=" $(kv p99_us "$out")"
+            if [[ $(calc "$cpu_s > 0" 0) == 1 ]]; then per_cpu+=" $(calc "$all_rtt / $cpu_s")"; fi
+            util+=" $(calc "100 * $cpu_s / $all_secs")"
+        done
+        [[ -n $failed ]] && break
+        rows+=("$label|$c|$(median "$rtts")|$(median "$per_cpu")|$(median "$util")|$(median "$p50s")|$(median "$p99s")|$([[ $first == 1 ]] && echo "$bulk" || echo "")|$(calc "$rss / 1024" 1)")
+        first=0
+    done
+    if [[ -n $failed ]] || ! kill -0 "$srv_pid" 2>/dev/null; then
+        notes+=("$label: ${failed:-server died}; see $log")
+    fi
+    stop_server
+done
+
+# --- table -----------------------------------------------------------------------------
+echo
+echo "64-byte round trips: medians of $reps x ${secs}s runs; bulk: ${bulk_conns} conns x ${bulk_chunk}-byte writes, ${bulk_secs}s; MB = 1e6 bytes echoed"
+fmt="%-13s %5s %12s %14s %8s %9s %9s %10s %9s\n"
+# shellcheck disable=SC2059
+printf "$fmt" server C rtt/s rtt/srv-cpu-s srv-cpu% p50_us p99_us bulk_MB/s RSS_MiB
+for row in "${rows[@]}"; do
+    IFS='|' read -r l c a b u p5 p9 bk rs <<<"$row"
+    # shellcheck disable=SC2059
+    printf "$fmt" "$l" "$c" "$a" "$b" "$u" "$p5" "$p9" "$bk" "$rs"
+done
+for n in "${notes[@]}"; do echo "note: $n"; done

@@ -1,0 +1,461 @@
+//! Load client for the echo benchmark (bench/echo.sh): one thread, nonblocking sockets,
+//! level-triggered epoll via libc. Independent of the gevent crate.
+//!
+//! Usage: echo_load --addr 127.0.0.1:PORT --conns C --secs T [--size 64] [--bulk]
+//!                  [--warmup 0.5] [--chunk 1048576]
+//!
+//! Round-trip mode (default): each of C connections sends `size` bytes, waits for the
+//! whole echo, and repeats. After the warm-up, counts the round trips completed in the
+//! next T seconds and keeps a latency histogram. Prints one line:
+//!   rtt_per_sec=.. p50_us=.. p99_us=.. p999_us=.. max_us=.. conns=C size=S secs=T
+//!   all_rtt=.. all_secs=..
+//! where all_rtt/all_secs cover the whole run including the warm-up (for CPU accounting).
+//!
+//! Bulk mode (--bulk): each of C connections streams `chunk`-byte writes and drains the
+//! echo at the same time (at most two chunks outstanding per connection). Prints:
+//!   mb_per_sec=.. conns=C chunk=.. secs=T all_bytes=.. all_secs=..
+//! with MB = 1e6 bytes of echoed data received.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::process::exit;
+use std::time::{Duration, Instant};
+
+struct Args {
+    addr: SocketAddr,
+    conns: usize,
+    secs: f64,
+    warmup: f64,
+    size: usize,
+    chunk: usize,
+    bulk: bool,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("echo_load: {msg}");
+    eprintln!(
+        "usage: echo_load --addr HOST:PORT --conns C --secs T [--size 64] [--bulk] [--warmup 0.5] [--chunk 1048576]"
+    );
+    exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        conns: 0,
+        secs: 0.0,
+        warmup: 0.5,
+        size: 64,
+        chunk: 1 << 20,
+        bulk: false,
+    };
+    let mut have_addr = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--bulk" {
+            args.bulk = true;
+            continue;
+        }
+        let val = it.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        match flag.as_str() {
+            "--addr" => {
+                args.addr = val.parse().unwrap_or_else(|_| usage(&format!("bad --addr {val}")));
+                have_addr = true;
+            }
+            "--conns" => args.conns = num(&flag, &val),
+            "--secs" => args.secs = num(&flag, &val),
+            "--warmup" => args.warmup = num(&flag, &val),
+            "--size" => args.size = num(&flag, &val),
+            "--chunk" => args.chunk = num(&flag, &val),
+            _ => usage(&format!("unknown flag {flag}")),
+        }
+    }
+    if !have_addr || args.conns == 0 || args.secs <= 0.0 || args.size == 0 || args.chunk == 0 || args.warmup < 0.0 {
+        usage("need --addr, --conns > 0, --secs > 0 (and --size, --chunk > 0)");
+    }
+    args
+}
+
+fn num<T: std::str::FromStr>(flag: &str, val: &str) -> T {
+    val.parse().unwrap_or_else(|_| usage(&format!("bad value for {flag}: {val}")))
+}
+
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn check(ret: libc::c_int, what: &str) -> libc::c_int {
+    if ret < 0 {
+        fail(what, io::Error::last_os_error());
+    }
+    ret
+}
+
+fn fail(what: &str, e: io::Error) -> ! {
+    eprintln!("echo_load: {what}: {e}");
+    exit(1)
+}
+
+/// Connects all sockets first (blocking connect: quick on loopback), then makes them
+/// nonblocking. Connections the server has not accepted yet just queue their data.
+fn connect_all(args: &Args) -> Vec<TcpStream> {
+    (0..args.conns)
+        .map(|i| {
+            let s = TcpStream::connect_timeout(&args.addr, Duration::from_secs(10))
+                .unwrap_or_else(|e| fail(&format!("connect #{i} to {}", args.addr), e));
+            s.set_nodelay(true).unwrap_or_else(|e| fail("TCP_NODELAY", e));
+            s.set_nonblocking(true).unwrap_or_else(|e| fail("O_NONBLOCK", e));
+            s
+        })
+        .collect()
+}
+
+struct Epoll {
+    fd: RawFd,
+    events: Vec<libc::epoll_event>,
+}
+
+impl Epoll {
+    fn new() -> Epoll {
+        // SAFETY: plain syscall.
+        let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }, "epoll_create1");
+        Epoll { fd, events: vec![libc::epoll_event { events: 0, u64: 0 }; 1024] }
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: usize) {
+        let mut ev = libc::epoll_event { events, u64: token as u64 };
+        // SAFETY: `ev` is a valid epoll_event; fd is an open socket.
+        check(unsafe { libc::epoll_ctl(self.fd, op, fd, &mut ev) }, "epoll_ctl");
+    }
+
+    /// Waits until `deadline` at most; returns the number of ready events in `self.events`.
+    fn wait(&mut self, deadline: Instant) -> usize {
+        let ms = deadline.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000).min(1000) as i32;
+        // SAFETY: the buffer holds `events.len()` entries.
+        let n = unsafe { libc::epoll_wait(self.fd, self.events.as_mut_ptr(), self.events.len() as i32, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return 0;
+            }
+            fail("epoll_wait", e);
+        }
+        n as usize
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+/// Nonblocking read/write on a raw fd: Ok(None) means EAGAIN.
+fn sys_read(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(None),
+            io::ErrorKind::Interrupted => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+fn sys_write(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
+    loop {
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(None),
+            io::ErrorKind::Interrupted => continue,
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Log-linear latency histogram in nanoseconds: exact below 32 ns, then 32 buckets per
+/// power of two (relative error < 3.2%).
+struct Hist {
+    counts: Vec<u64>,
+    total: u64,
+    max: u64,
+}
+
+const SUB_BITS: u32 = 5;
+const SUB: u64 = 1 << SUB_BITS;
+
+impl Hist {
+    fn new() -> Hist {
+        Hist { counts: vec![0; (64 - SUB_BITS as usize + 1) * SUB as usize], total: 0, max: 0 }
+    }
+
+    fn index(v: u64) -> usize {
+        if v < SUB {
+            return v as usize;
+        }
+        let msb = 63 - v.leading_zeros(); // >= SUB_BITS
+        let shift = msb - SUB_BITS;
+        let sub = (v >> shift) & (SUB - 1);
+        ((shift as u64 + 1) * SUB + sub) as usize
+    }
+
+    /// Middle of the bucket's value range.
+    fn value(index: usize) -> u64 {
+        let index = index as u64;
+        if index < SUB {
+            return index;
+        }
+        let shift = index / SUB - 1;
+        let low = (SUB + index % SUB) << shift;
+        low + ((1u64 << shift) >> 1)
+    }
+
+    fn record(&mut self, v: u64) {
+        self.counts[Self::index(v)] += 1;
+        self.total += 1;
+        self.max = self.max.max(v);
+    }
+
+    fn quantile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Self::value(i).min(self.max);
+            }
+        }
+        self.max
+    }
+}
+
+struct RttConn {
+    stream: TcpStream,
+    /// Bytes of the current request written so far.
+    sent: usize,
+    /// Bytes of the current echo read so far.
+    got: usize,
+    started: Instant,
+    want_out: bool,
+}
+
+fn run_rtt(args: &Args) {
+    let mut conns: Vec<RttConn> = connect_all(args)
+        .into_iter()
+        .map(|stream| RttConn { stream, sent: 0, got: 0, started: Instant::now(), want_out: false })
+        .collect();
+    let mut ep = Epoll::new();
+    let payload: Vec<u8> = (0..args.size).map(|i| (i % 251) as u8).collect();
+    let mut rbuf = vec![0u8; args.size.max(64 * 1024)];
+    let mut hist = Hist::new();
+    let (mut counted, mut all) = (0u64, 0u64);
+
+    let begin = Instant::now();
+    let t0 = begin + Duration::from_secs_f64(args.warmup);
+    let end = t0 + Duration::from_secs_f64(args.secs);
+
+    // Writes what is left of the current request; registers for EPOLLOUT only while the
+    // socket buffer is full (never, in practice, with small requests).
+    let send = |ep: &Epoll, c: &mut RttConn, token: usize, payload: &[u8]| {
+        let fd = c.stream.as_raw_fd();
+        while c.sent < payload.len() {
+            match sys_write(fd, &payload[c.sent..]) {
+                Ok(Some(n)) => c.sent += n,
+                Ok(None) => break,
+                Err(e) => fail("write", e),
+            }
+        }
+        let want_out = c.sent < payload.len();
+        if want_out != c.want_out {
+            let ev = libc::EPOLLIN as u32 | if want_out { libc::EPOLLOUT as u32 } else { 0 };
+            ep.ctl(libc::EPOLL_CTL_MOD, fd, ev, token);
+            c.want_out = want_out;
+        }
+    };
+
+    for (i, c) in conns.iter_mut().enumerate() {
+        ep.ctl(libc::EPOLL_CTL_ADD, c.stream.as_raw_fd(), libc::EPOLLIN as u32, i);
+        c.started = Instant::now();
+        send(&ep, c, i, &payload);
+    }
+
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        let n = ep.wait(end);
+        for k in 0..n {
+            let ev = ep.events[k];
+            let token = ev.u64 as usize;
+            let c = &mut conns[token];
+            if ev.events & libc::EPOLLOUT as u32 != 0 {
+                send(&ep, c, token, &payload);
+            }
+            if ev.events & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 == 0 {
+                continue;
+            }
+            let fd = c.stream.as_raw_fd();
+            // The server echoes only what we sent, so never more than `size` is pending.
+            let want = args.size - c.got;
+            match sys_read(fd, &mut rbuf[..want]) {
+                Ok(Some(0)) => fail("read", io::Error::new(io::ErrorKind::UnexpectedEof, "server closed")),
+                Ok(Some(n)) => c.got += n,
+                Ok(None) => continue,
+                Err(e) => fail("read", e),
+            }
+            if c.got < args.size || c.sent < args.size {
+                continue;
+            }
+            let done = Instant::now();
+            all += 1;
+            if done >= t0 && done < end {
+                counted += 1;
+                hist.record(done.duration_since(c.started).as_nanos() as u64);
+            }
+            c.got = 0;
+            c.sent = 0;
+            c.started = done;
+            send(&ep, c, token, &payload);
+        }
+    }
+    let all_secs = Instant::now().duration_since(begin).as_secs_f64();
+    let us = |ns: u64| ns as f64 / 1000.0;
+    println!(
+        "rtt_per_sec={:.0} p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1} conns={} size={} secs={} all_rtt={} all_secs={:.3}",
+        counted as f64 / args.secs,
+        us(hist.quantile(0.50)),
+        us(hist.quantile(0.99)),
+        us(hist.quantile(0.999)),
+        us(hist.max),
+        args.conns,
+        args.size,
+        args.secs,
+        all,
+        all_secs
+    );
+}
+
+struct BulkConn {
+    stream: TcpStream,
+    /// Bytes of the current chunk written so far.
+    off: usize,
+    sent: u64,
+    got: u64,
+    want_out: bool,
+}
+
+fn run_bulk(args: &Args) {
+    let mut conns: Vec<BulkConn> = connect_all(args)
+        .into_iter()
+        .map(|stream| BulkConn { stream, off: 0, sent: 0, got: 0, want_out: true })
+        .collect();
+    let mut ep = Epoll::new();
+    let chunk: Vec<u8> = (0..args.chunk).map(|i| (i % 251) as u8).collect();
+    let mut rbuf = vec![0u8; args.chunk.max(64 * 1024)];
+    // At most two chunks outstanding per connection: one being written while the
+    // previous one is echoed back.
+    let window = 2 * args.chunk as u64;
+    let (mut counted, mut all) = (0u64, 0u64);
+
+    let begin = Instant::now();
+    let t0 = begin + Duration::from_secs_f64(args.warmup);
+    let end = t0 + Duration::from_secs_f64(args.secs);
+    let both = (libc::EPOLLIN | libc::EPOLLOUT) as u32;
+    for (i, c) in conns.iter().enumerate() {
+        ep.ctl(libc::EPOLL_CTL_ADD, c.stream.as_raw_fd(), both, i);
+    }
+
+    loop {
+        if Instant::now() >= end {
+            break;
+        }
+        let n = ep.wait(end);
+        for k in 0..n {
+            let ev = ep.events[k];
+            let token = ev.u64 as usize;
+            let c = &mut conns[token];
+            let fd = c.stream.as_raw_fd();
+            if ev.events & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+                // Drain what is there.
+                loop {
+                    match sys_read(fd, &mut rbuf) {
+                        Ok(Some(0)) => fail("read", io::Error::new(io::ErrorKind::UnexpectedEof, "server closed")),
+                        Ok(Some(n)) => {
+                            c.got += n as u64;
+                            all += n as u64;
+                            let now = Instant::now();
+                            if now >= t0 && now < end {
+                                counted += n as u64;
+                            }
+                            if n < rbuf.len() {
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => fail("read", e),
+                    }
+                }
+            }
+            // Write while the window allows; a chunk once started is always finished.
+            while c.off > 0 || c.sent - c.got < window {
+                match sys_write(fd, &chunk[c.off..]) {
+                    Ok(Some(n)) => {
+                        c.sent += n as u64;
+                        c.off = (c.off + n) % chunk.len();
+                    }
+                    Ok(None) => break,
+                    Err(e) => fail("write", e),
+                }
+            }
+            let want_out = c.off > 0 || c.sent - c.got < window;
+            if want_out != c.want_out {
+                let ev = libc::EPOLLIN as u32 | if want_out { libc::EPOLLOUT as u32 } else { 0 };
+                ep.ctl(libc::EPOLL_CTL_MOD, fd, ev, token);
+                c.want_out = want_out;
+            }
+        }
+    }
+    let all_secs = Instant::now().duration_since(begin).as_secs_f64();
+    println!(
+        "mb_per_sec={:.1} conns={} chunk={} secs={} all_bytes={} all_secs={:.3}",
+        counted as f64 / 1e6 / args.secs,
+        args.conns,
+        args.chunk,
+        args.secs,
+        all,
+        all_secs
+    );
+}
+
+fn main() {
+    let args = parse_args();
+    raise_nofile_limit();
+    if args.bulk {
+        run_bulk(&args)
+    } else {
+        run_rtt(&args)
+    }
+}

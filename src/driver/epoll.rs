@@ -1,0 +1,190 @@
+//! The epoll backend: edge-triggered readiness. An operation tries its
+//! non-blocking syscall first; on `EAGAIN` its greenlet waits on the fd's
+//! reader or writer list until the next edge, then tries again (the one
+//! generic loop is `op::run`).
+//!
+//! Each fd is registered once, at its first wait, for reading and writing
+//! together (`EPOLLET`), and keyed by the fd number plus the id of the
+//! socket object that owns it: a socket deregisters when it closes, and a
+//! registration whose id no longer matches (an fd number reused behind the
+//! hub's back) is replaced. Raw fds (`wait_read`) are registered only for
+//! the length of their wait.
+
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use slab::Slab;
+
+use super::{sys, Interest};
+use crate::wait::{WaitKey, WaitList, WaitNodes};
+
+/// The epoll `u64` of the remote eventfd.
+const REMOTE: u64 = u64::MAX;
+
+struct Reg {
+    fd: RawFd,
+    /// The owning socket's id; 0 for a transient registration.
+    id: u64,
+    readers: WaitList,
+    writers: WaitList,
+}
+
+pub(super) struct Epoll {
+    epfd: OwnedFd,
+    regs: RefCell<Slab<Reg>>,
+    /// fd number -> registration key + 1 (0: none).
+    by_fd: RefCell<Vec<u32>>,
+    nodes: RefCell<WaitNodes>,
+    events: RefCell<Vec<libc::epoll_event>>,
+}
+
+impl Epoll {
+    pub(super) fn new(remote_fd: RawFd) -> io::Result<Epoll> {
+        // SAFETY: no pointers; the new descriptor is ours.
+        let epfd = sys::cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: `epfd` was just created and is owned by nobody else.
+        let epfd = unsafe { OwnedFd::from_raw_fd(epfd) };
+        let e = Epoll {
+            epfd,
+            regs: RefCell::new(Slab::new()),
+            by_fd: RefCell::new(Vec::new()),
+            nodes: RefCell::new(WaitNodes::default()),
+            events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; 1024]),
+        };
+        e.ctl(libc::EPOLL_CTL_ADD, remote_fd, libc::EPOLLIN as u32 | libc::EPOLLET as u32, REMOTE)?;
+        Ok(e)
+    }
+
+    fn ctl(&self, op: i32, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: data };
+        // SAFETY: `ev` is live for the call; the kernel copies it.
+        sys::cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev) }).map(drop)
+    }
+
+    /// Greenlets waiting for readiness.
+    pub(super) fn waiting(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// The registration of `fd` for socket `id`, made if needed.
+    fn register(&self, fd: RawFd, id: u64) -> io::Result<usize> {
+        let current = self.by_fd.borrow().get(fd as usize).copied().unwrap_or(0);
+        if current != 0 {
+            let key = current as usize - 1;
+            let mut regs = self.regs.borrow_mut();
+            let reg = &mut regs[key];
+            if reg.id == id || id == 0 {
+                return Ok(key);
+            }
+            if reg.id == 0 {
+                // A raw wait on the socket's fd came first: the socket owns it now.
+                reg.id = id;
+                return Ok(key);
+            }
+            drop(regs);
+            // Stale: the fd number now names another socket's file.
+            self.drop_reg(key);
+        }
+        let key = self.regs.borrow_mut().insert(Reg { fd, id, readers: WaitList::default(), writers: WaitList::default() });
+        let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+        if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, fd, events, key as u64) {
+            self.regs.borrow_mut().remove(key);
+            return Err(e);
+        }
+        let mut by_fd = self.by_fd.borrow_mut();
+        if by_fd.len() <= fd as usize {
+            by_fd.resize(fd as usize + 1, 0);
+        }
+        by_fd[fd as usize] = key as u32 + 1;
+        Ok(key)
+    }
+
+    /// Forgets a registration, waking whoever still waits on it (they retry
+    /// their syscall and see the closed fd's error).
+    fn drop_reg(&self, key: usize) {
+        let reg = self.regs.borrow_mut().remove(key);
+        // The fd may be closed already (ENOENT/EBADF): nothing to undo then.
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, reg.fd, 0, 0);
+        self.by_fd.borrow_mut()[reg.fd as usize] = 0;
+        let mut nodes = self.nodes.borrow_mut();
+        for mut list in [reg.readers, reg.writers] {
+            while list.pop_front(&mut nodes).is_some() {}
+        }
+    }
+
+    /// Deregisters socket `id`'s fd before it is closed.
+    pub(super) fn deregister(&self, fd: RawFd, id: u64) {
+        let current = self.by_fd.borrow().get(fd as usize).copied().unwrap_or(0);
+        if current != 0 && self.regs.borrow()[current as usize - 1].id == id {
+            self.drop_reg(current as usize - 1);
+        }
+    }
+
+    /// Enlists greenlet `me` to wait for `interest` on `fd`.
+    pub(super) fn enlist(&self, fd: RawFd, id: u64, interest: Interest, me: usize) -> io::Result<(usize, WaitKey)> {
+        let key = self.register(fd, id)?;
+        let mut regs = self.regs.borrow_mut();
+        let reg = &mut regs[key];
+        let list = if interest == Interest::Read { &mut reg.readers } else { &mut reg.writers };
+        Ok((key, list.push_back(&mut self.nodes.borrow_mut(), me)))
+    }
+
+    /// True while the waiter is still enlisted (no edge yet).
+    pub(super) fn listed(&self, reg: usize, interest: Interest, wk: WaitKey) -> bool {
+        let regs = self.regs.borrow();
+        let Some(r) = regs.get(reg) else { return false };
+        let list = if interest == Interest::Read { &r.readers } else { &r.writers };
+        list.contains(&self.nodes.borrow(), wk)
+    }
+
+    /// Leaves the list (if still in it); ends a transient registration
+    /// nobody else waits on.
+    pub(super) fn delist(&self, reg: usize, interest: Interest, wk: WaitKey) {
+        let transient_idle = {
+            let mut regs = self.regs.borrow_mut();
+            let Some(r) = regs.get_mut(reg) else { return };
+            let list = if interest == Interest::Read { &mut r.readers } else { &mut r.writers };
+            list.remove(&mut self.nodes.borrow_mut(), wk);
+            r.id == 0 && r.readers.is_empty() && r.writers.is_empty()
+        };
+        if transient_idle {
+            self.drop_reg(reg);
+        }
+    }
+
+    /// Waits at most `timeout` for events and wakes their waiters.
+    pub(super) fn poll(&self, timeout: Option<Duration>, wake: &mut dyn FnMut(usize), remote: &dyn Fn(&mut dyn FnMut(usize))) {
+        let mut events = self.events.borrow_mut();
+        // SAFETY: the kernel writes at most `len` events into the vector's
+        // initialized storage.
+        let n = unsafe {
+            libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, sys::timeout_ms(timeout))
+        };
+        if n <= 0 {
+            return; // timeout, or EINTR (a signal: the caller loops)
+        }
+        let mut regs = self.regs.borrow_mut();
+        let mut nodes = self.nodes.borrow_mut();
+        for ev in &events[..n as usize] {
+            let (bits, data) = (ev.events, ev.u64);
+            if data == REMOTE {
+                remote(wake);
+                continue;
+            }
+            let Some(reg) = regs.get_mut(data as usize) else { continue };
+            let err = bits & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
+            if err || bits & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0 {
+                while let Some(g) = reg.readers.pop_front(&mut nodes) {
+                    wake(g);
+                }
+            }
+            if err || bits & libc::EPOLLOUT as u32 != 0 {
+                while let Some(g) = reg.writers.pop_front(&mut nodes) {
+                    wake(g);
+                }
+            }
+        }
+    }
+}

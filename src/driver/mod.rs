@@ -1,0 +1,254 @@
+//! The I/O driver: one interface, two backends, chosen when a hub is
+//! created: io_uring (the operations themselves are submitted) unless the
+//! kernel refuses it or `GEVENT_BACKEND=epoll` is set; edge-triggered epoll
+//! otherwise. Operations go through the one generic loop in [`op::run`].
+//!
+//! The hub polls the driver without blocking once per pass over its run
+//! queue (when anything is in flight), and blocking, up to the next timer,
+//! when nothing is ready. Other threads reach the hub only through a
+//! [`RemoteHandle`] (an eventfd the backend watches).
+
+mod epoll;
+pub(crate) mod op;
+mod remote;
+pub(crate) mod sys;
+mod uring;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+pub(crate) use remote::RemoteHandle;
+
+/// Which I/O backend a hub runs (see [`crate::hub::backend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// io_uring: operations are submitted to the kernel and complete there.
+    IoUring,
+    /// epoll, edge-triggered: non-blocking syscalls retried on readiness.
+    Epoll,
+}
+
+/// What an operation waits for when it cannot proceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interest {
+    Read,
+    Write,
+}
+
+enum Kind {
+    Uring(uring::Uring),
+    Epoll(epoll::Epoll),
+}
+
+/// One hub's I/O: its backend and its remote wake-ups.
+pub(crate) struct Driver {
+    kind: Kind,
+    remote: remote::Remote,
+}
+
+impl Driver {
+    /// The backend for a new hub: io_uring unless refused or
+    /// `GEVENT_BACKEND=epoll`.
+    ///
+    /// # Panics
+    /// When neither an eventfd nor an epoll instance can be created (out of
+    /// file descriptors at hub creation).
+    pub(crate) fn new() -> Driver {
+        let remote = remote::Remote::new().expect("gevent: cannot create the hub's eventfd");
+        let forced = std::env::var("GEVENT_BACKEND").is_ok_and(|v| v.eq_ignore_ascii_case("epoll"));
+        let uring = if forced { None } else { uring::Uring::new(remote.fd()).ok() };
+        let kind = match uring {
+            Some(u) => Kind::Uring(u),
+            None => Kind::Epoll(epoll::Epoll::new(remote.fd()).expect("gevent: cannot create an epoll instance")),
+        };
+        Driver { kind, remote }
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self.kind {
+            Kind::Uring(_) => Backend::IoUring,
+            Kind::Epoll(_) => Backend::Epoll,
+        }
+    }
+
+    /// True while a greenlet waits on I/O or on another thread: the hub
+    /// must poll rather than report LoopExit.
+    pub(crate) fn waiting(&self) -> bool {
+        self.remote.waiting() > 0
+            || match &self.kind {
+                Kind::Uring(u) => u.waiting() > 0,
+                Kind::Epoll(e) => e.waiting() > 0,
+            }
+    }
+
+    /// True when a non-blocking poll has anything to collect or submit.
+    #[inline]
+    pub(crate) fn busy(&self) -> bool {
+        match &self.kind {
+            Kind::Uring(u) => u.busy(),
+            Kind::Epoll(e) => e.waiting() > 0,
+        }
+    }
+
+    /// Waits at most `timeout` (`None`: until something happens) and hands
+    /// every greenlet whose I/O completed to `wake`.
+    pub(crate) fn poll(&self, timeout: Option<Duration>, wake: &mut dyn FnMut(usize)) {
+        let remote = |wake: &mut dyn FnMut(usize)| self.remote.drain(wake);
+        match &self.kind {
+            Kind::Uring(u) => u.poll(timeout, wake, &remote),
+            Kind::Epoll(e) => e.poll(timeout, wake, &remote),
+        }
+    }
+
+    fn uring(&self) -> Option<&uring::Uring> {
+        match &self.kind {
+            Kind::Uring(u) => Some(u),
+            Kind::Epoll(_) => None,
+        }
+    }
+
+    fn epoll(&self) -> Option<&epoll::Epoll> {
+        match &self.kind {
+            Kind::Epoll(e) => Some(e),
+            Kind::Uring(_) => None,
+        }
+    }
+
+    /// Forgets socket `id`'s fd before it closes.
+    pub(crate) fn deregister(&self, fd: RawFd, id: u64) {
+        if let Some(e) = self.epoll() {
+            e.deregister(fd, id);
+        }
+    }
+
+    /// A `Send` handle that completes this hub's remote waits.
+    pub(crate) fn remote_handle(&self) -> RemoteHandle {
+        self.remote.handle()
+    }
+
+    /// The eventfd that wakes this hub (async-signal-safe to write).
+    pub(crate) fn remote_fd(&self) -> RawFd {
+        self.remote.fd()
+    }
+}
+
+/// A remote wait of the current greenlet: open it, hand
+/// [`token`](RemoteWait::token) and a [`RemoteHandle`] to another thread,
+/// then [`wait`](RemoteWait::wait). Dropped early (the greenlet is killed),
+/// it closes, and a late completion is ignored.
+#[derive(Debug)]
+pub(crate) struct RemoteWait {
+    token: u64,
+}
+
+impl RemoteWait {
+    /// Opens a wait for the current greenlet.
+    pub(crate) fn open() -> RemoteWait {
+        let me = crate::hub::current_key();
+        RemoteWait { token: crate::hub::with_driver(|d| d.remote.open(me)) }
+    }
+
+    pub(crate) fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// Parks until the token is completed.
+    ///
+    /// # Blocking
+    /// Until another thread calls [`RemoteHandle::complete`]; kills and
+    /// timeouts unwind out of it.
+    pub(crate) fn wait(&self) {
+        while !crate::hub::with_driver(|d| d.remote.is_done(self.token)) {
+            crate::hub::park();
+        }
+    }
+}
+
+impl Drop for RemoteWait {
+    fn drop(&mut self) {
+        crate::hub::with_driver(|d| d.remote.close(self.token));
+    }
+}
+
+/// A handle that completes remote waits of the current thread's hub.
+pub(crate) fn remote_handle() -> RemoteHandle {
+    crate::hub::with_driver(|d| d.remote_handle())
+}
+
+/// The current hub's wake-up eventfd, for an async-signal handler.
+pub(crate) fn remote_fd() -> RawFd {
+    crate::hub::with_driver(|d| d.remote_fd())
+}
+
+/// Parks the current greenlet until the hub's eventfd is next written
+/// (by anyone: a signal handler, a worker). One such watcher per hub.
+pub(crate) fn wait_kick() {
+    let me = crate::hub::current_key();
+    crate::hub::with_driver(|d| d.remote.set_kick_watcher(Some(me)));
+    struct Unwatch;
+    impl Drop for Unwatch {
+        fn drop(&mut self) {
+            crate::hub::with_driver(|d| d.remote.set_kick_watcher(None));
+        }
+    }
+    let _unwatch = Unwatch;
+    crate::hub::park();
+}
+
+/// `io::ErrorKind::TimedOut`, as every timed-out operation reports it.
+pub(crate) fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "gevent: operation timed out")
+}
+
+/// An fd owned by a cooperative I/O object (socket, pipe): non-blocking,
+/// with an id that keys its epoll registration (see `epoll.rs`), and
+/// deregistered from the hub before it closes.
+#[derive(Debug)]
+pub(crate) struct Source {
+    fd: Option<std::os::fd::OwnedFd>,
+    id: u64,
+}
+
+impl Source {
+    /// Takes `fd`, making it non-blocking.
+    pub(crate) fn new(fd: std::os::fd::OwnedFd) -> io::Result<Source> {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        sys::set_nonblocking(fd.as_raw_fd(), true)?;
+        Ok(Source { fd: Some(fd), id: NEXT_ID.fetch_add(1, Ordering::Relaxed) })
+    }
+
+    /// What operations run on.
+    pub(crate) fn target(&self) -> op::Target {
+        op::Target { fd: self.raw(), id: self.id }
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        use std::os::fd::AsRawFd;
+        self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
+    }
+
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_ref().expect("a live source has its fd").as_fd()
+    }
+
+    /// Gives the fd up (deregistered first).
+    pub(crate) fn into_owned(mut self) -> std::os::fd::OwnedFd {
+        let fd = self.fd.take().expect("a live source has its fd");
+        use std::os::fd::AsRawFd;
+        crate::hub::existing_driver(|d| d.deregister(fd.as_raw_fd(), self.id));
+        fd
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            use std::os::fd::AsRawFd;
+            crate::hub::existing_driver(|d| d.deregister(fd.as_raw_fd(), self.id));
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Wake-ups from other threads: the only thing that crosses into a hub.
+//!
+//! A [`RemoteHandle`] is `Send`: a worker thread that finished a job pushes
+//! the job's token and writes the hub's eventfd; the hub, woken by the
+//! eventfd through its backend, marks each token's waiter done and makes it
+//! ready. A waiter that left (killed, timed out) removed its slot, so a late
+//! token is dropped, never delivered to a greenlet that reused the key.
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex};
+
+use slab::Slab;
+
+use super::sys;
+
+struct Shared {
+    efd: OwnedFd,
+    done: Mutex<Vec<u64>>,
+}
+
+/// A `Send + Sync` handle that completes remote waits of one hub.
+#[derive(Clone)]
+pub(crate) struct RemoteHandle(Arc<Shared>);
+
+impl std::fmt::Debug for RemoteHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteHandle").field("eventfd", &self.0.efd.as_raw_fd()).finish()
+    }
+}
+
+impl RemoteHandle {
+    /// Completes the remote wait named by `token` and wakes its hub.
+    pub(crate) fn complete(&self, token: u64) {
+        self.0.done.lock().unwrap_or_else(|p| p.into_inner()).push(token);
+        sys::eventfd_wake(self.0.efd.as_raw_fd());
+    }
+}
+
+struct Wait {
+    greenlet: usize,
+    generation: u32,
+    done: bool,
+}
+
+/// The hub's side: open remote waits, and the one kick watcher.
+pub(super) struct Remote {
+    handle: RemoteHandle,
+    waits: RefCell<Slab<Wait>>,
+    generation: Cell<u32>,
+    /// The greenlet parked in [`super::wait_kick`], woken by every eventfd
+    /// wake-up (the signal dispatcher).
+    kick_watcher: Cell<Option<usize>>,
+}
+
+impl Remote {
+    pub(super) fn new() -> std::io::Result<Remote> {
+        let shared = Shared { efd: sys::eventfd()?, done: Mutex::new(Vec::new()) };
+        Ok(Remote {
+            handle: RemoteHandle(Arc::new(shared)),
+            waits: RefCell::new(Slab::new()),
+            generation: Cell::new(0),
+            kick_watcher: Cell::new(None),
+        })
+    }
+
+    pub(super) fn handle(&self) -> RemoteHandle {
+        self.handle.clone()
+    }
+
+    pub(super) fn fd(&self) -> RawFd {
+        self.handle.0.efd.as_raw_fd()
+    }
+
+    /// Open remote waits (they keep the hub from LoopExit).
+    pub(super) fn waiting(&self) -> usize {
+        self.waits.borrow().len()
+    }
+
+    pub(super) fn open(&self, greenlet: usize) -> u64 {
+        let generation = self.generation.get().wrapping_add(1);
+        self.generation.set(generation);
+        let slot = self.waits.borrow_mut().insert(Wait { greenlet, generation, done: false });
+        (slot as u64) << 32 | generation as u64
+    }
+
+    /// True once `token` completed.
+    pub(super) fn is_done(&self, token: u64) -> bool {
+        self.waits.borrow().get((token >> 32) as usize).is_some_and(|w| w.done && w.generation == token as u32)
+    }
+
+    pub(super) fn close(&self, token: u64) {
+        let mut waits = self.waits.borrow_mut();
+        let slot = (token >> 32) as usize;
+        if waits.get(slot).is_some_and(|w| w.generation == token as u32) {
+            waits.remove(slot);
+        }
+    }
+
+    pub(super) fn set_kick_watcher(&self, greenlet: Option<usize>) {
+        self.kick_watcher.set(greenlet);
+    }
+
+    /// The eventfd fired: completes the tokens posted since the last time.
+    pub(super) fn drain(&self, wake: &mut dyn FnMut(usize)) {
+        sys::eventfd_drain(self.fd());
+        let done = std::mem::take(&mut *self.handle.0.done.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut waits = self.waits.borrow_mut();
+        for token in done {
+            if let Some(w) = waits.get_mut((token >> 32) as usize).filter(|w| w.generation == token as u32) {
+                w.done = true;
+                wake(w.greenlet);
+            }
+        }
+        if let Some(g) = self.kick_watcher.take() {
+            wake(g);
+        }
+    }
+}

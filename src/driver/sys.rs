@@ -1,0 +1,95 @@
+//! Thin wrappers over the system calls the driver and the socket layer make.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use super::Interest;
+
+/// A syscall's `-1` return as the thread's `errno`.
+pub(crate) fn cvt<T: Default + PartialOrd>(r: T) -> io::Result<T> {
+    if r < T::default() {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A negative io_uring result (`-errno`) as an error.
+pub(crate) fn cvt_res(res: i32) -> io::Result<usize> {
+    if res < 0 {
+        Err(io::Error::from_raw_os_error(-res))
+    } else {
+        Ok(res as usize)
+    }
+}
+
+/// Sets or clears `O_NONBLOCK`.
+pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on a descriptor the caller owns; no memory.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    let flags = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }).map(drop)
+}
+
+/// A non-blocking, close-on-exec eventfd.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes no pointers; a new descriptor is ours to own.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd (async-signal-safe: a plain `write`).
+pub(crate) fn eventfd_wake(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live local; a full counter (EAGAIN) is
+    // fine, the hub is awake anyway.
+    unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+}
+
+/// Resets an eventfd's counter.
+pub(crate) fn eventfd_drain(fd: RawFd) {
+    let mut n: u64 = 0;
+    // SAFETY: reads 8 bytes into a live local.
+    unsafe { libc::read(fd, (&mut n as *mut u64).cast(), 8) };
+}
+
+/// The `poll(2)` bits for an interest.
+pub(crate) fn poll_bits(interest: Interest) -> i16 {
+    match interest {
+        Interest::Read => libc::POLLIN | libc::POLLRDHUP,
+        Interest::Write => libc::POLLOUT,
+    }
+}
+
+/// Whether `fd` is ready for `interest` right now (`poll(2)` with no wait).
+/// An error or hang-up condition counts as ready: the next call reports it.
+pub(crate) fn ready_now(fd: RawFd, interest: Interest) -> io::Result<bool> {
+    let mut p = libc::pollfd { fd, events: poll_bits(interest), revents: 0 };
+    // SAFETY: one pollfd, live for the call.
+    let n = cvt(unsafe { libc::poll(&mut p, 1, 0) })?;
+    Ok(n > 0 && p.revents != 0)
+}
+
+/// Milliseconds for `epoll_wait`, rounded up so a timer is never early;
+/// `-1` waits without limit.
+pub(crate) fn timeout_ms(d: Option<Duration>) -> i32 {
+    match d {
+        None => -1,
+        Some(d) => {
+            let ms = d.as_nanos().div_ceil(1_000_000);
+            ms.min(i32::MAX as u128) as i32
+        }
+    }
+}
+
+/// A socket's pending error (`SO_ERROR`), cleared by reading it.
+pub(crate) fn socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the kernel writes one c_int into `err`.
+    cvt(unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut libc::c_int).cast(), &mut len) })?;
+    Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
+}

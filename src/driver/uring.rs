@@ -1,0 +1,160 @@
+//! The io_uring backend: the operation itself is submitted (recv, send,
+//! accept, ...) and its greenlet parks until the completion arrives.
+//!
+//! The io_uring rule lives here: memory an SQE names stays valid until its
+//! CQE arrives. An operation's slot outlives its waiter: a waiter that
+//! leaves early (killed, timed out) first cancels (`ASYNC_CANCEL`) and
+//! waits for the original completion (`op::run`), then releases what it
+//! carried (an accepted fd is closed). Submissions are batched: pushing an SQE does not
+//! enter the kernel; the hub submits once per loop pass, or when the
+//! submission queue is full.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use slab::Slab;
+
+/// `user_data` of completions nobody waits for (cancellations).
+const IGNORE: u64 = u64::MAX;
+/// `user_data` of the remote eventfd's multishot poll.
+const REMOTE: u64 = u64::MAX - 1;
+
+const ENTRIES: u32 = 1024;
+
+struct Slot {
+    greenlet: usize,
+    res: Option<i32>,
+}
+
+pub(super) struct Uring {
+    ring: RefCell<IoUring>,
+    slots: RefCell<Slab<Slot>>,
+    /// SQEs pushed but not yet submitted.
+    unsubmitted: Cell<usize>,
+    remote_fd: RawFd,
+    remote_armed: Cell<bool>,
+}
+
+impl Uring {
+    /// A ring, or the kernel's refusal (ENOSYS, EPERM, ...).
+    pub(super) fn new(remote_fd: RawFd) -> io::Result<Uring> {
+        let ring = IoUring::builder().setup_cqsize(ENTRIES * 4).build(ENTRIES)?;
+        let u = Uring {
+            ring: RefCell::new(ring),
+            slots: RefCell::new(Slab::with_capacity(64)),
+            unsubmitted: Cell::new(0),
+            remote_fd,
+            remote_armed: Cell::new(false),
+        };
+        u.arm_remote();
+        // Probe: a ring that cannot take a submission (seccomp) is refused.
+        u.ring.borrow().submit()?;
+        u.unsubmitted.set(0);
+        Ok(u)
+    }
+
+    fn arm_remote(&self) {
+        let fd = types::Fd(self.remote_fd);
+        let e = opcode::PollAdd::new(fd, libc::POLLIN as u32).multi(true).build().user_data(REMOTE);
+        self.push(e);
+        self.remote_armed.set(true);
+    }
+
+    /// Pushes an SQE (submitting first if the queue is full).
+    fn push(&self, e: squeue::Entry) {
+        let mut ring = self.ring.borrow_mut();
+        // SAFETY: the io_uring rule (module doc): every pointer in `e` names
+        // memory its submitter keeps alive until the completion arrives.
+        while unsafe { ring.submission().push(&e) }.is_err() {
+            // Full: hand the queue to the kernel and retry. EBUSY (the CQ is
+            // full) clears once completions are reaped by the next poll.
+            if ring.submit().is_err() {
+                drop(ring);
+                std::thread::yield_now();
+                ring = self.ring.borrow_mut();
+            }
+        }
+        self.unsubmitted.set(self.unsubmitted.get() + 1);
+    }
+
+    /// Submits operation `e` for `greenlet`; returns its slot.
+    pub(super) fn start(&self, e: squeue::Entry, greenlet: usize) -> usize {
+        let slot = self.slots.borrow_mut().insert(Slot { greenlet, res: None });
+        self.push(e.user_data(slot as u64));
+        slot
+    }
+
+    /// The result of `slot` once it completed; the slot is freed then.
+    pub(super) fn take(&self, slot: usize) -> Option<i32> {
+        let mut slots = self.slots.borrow_mut();
+        let res = slots[slot].res?;
+        slots.remove(slot);
+        Some(res)
+    }
+
+    /// Asks the kernel to cancel `slot`'s operation (its completion still
+    /// comes, as `-ECANCELED` or its own result if it finished first).
+    pub(super) fn cancel(&self, slot: usize) {
+        self.push(opcode::AsyncCancel::new(slot as u64).build().user_data(IGNORE));
+    }
+
+    /// Operations in flight (they keep the hub from LoopExit).
+    pub(super) fn waiting(&self) -> usize {
+        self.slots.borrow().len()
+    }
+
+    /// True when a non-blocking poll has something to do.
+    pub(super) fn busy(&self) -> bool {
+        self.unsubmitted.get() > 0 || !self.slots.borrow().is_empty()
+    }
+
+    /// Submits what is queued, waits at most `timeout` for a completion
+    /// (`None`: without limit), and wakes the waiters of all completions.
+    pub(super) fn poll(&self, timeout: Option<Duration>, wake: &mut dyn FnMut(usize), remote: &dyn Fn(&mut dyn FnMut(usize))) {
+        {
+            let ring = self.ring.borrow();
+            let r = match timeout {
+                Some(d) if d.is_zero() => ring.submit(),
+                Some(d) => {
+                    let ts = types::Timespec::from(d);
+                    let args = types::SubmitArgs::new().timespec(&ts);
+                    ring.submitter().submit_with_args(1, &args)
+                }
+                None => ring.submit_and_wait(1),
+            };
+            // ETIME (the timeout), EINTR (a signal), EBUSY: the caller loops.
+            if r.is_ok() {
+                self.unsubmitted.set(0);
+            }
+        }
+        self.reap(wake, remote);
+        if !self.remote_armed.get() {
+            self.arm_remote();
+        }
+    }
+
+    fn reap(&self, wake: &mut dyn FnMut(usize), remote: &dyn Fn(&mut dyn FnMut(usize))) {
+        let mut ring = self.ring.borrow_mut();
+        let mut slots = self.slots.borrow_mut();
+        for cqe in ring.completion() {
+            match cqe.user_data() {
+                IGNORE => {}
+                REMOTE => {
+                    if !cqueue::more(cqe.flags()) {
+                        self.remote_armed.set(false);
+                    }
+                    remote(wake);
+                }
+                k => {
+                    let slot = &mut slots[k as usize];
+                    slot.res = Some(cqe.result());
+                    wake(slot.greenlet);
+                }
+            }
+        }
+    }
+}
+
