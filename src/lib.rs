@@ -38,6 +38,7 @@ pub mod queue;
 mod runtime;
 mod stack;
 mod timeout;
+pub mod threadpool;
 mod timer;
 mod wait;
 
@@ -45,4 +46,5 @@ pub use greenlet::{Builder, Greenlet, GreenletError, GreenletRef};
 pub use pool::{iwait, wait, IWait, Waitable};
 pub use runtime::{getcurrent, joinall, joinall_timeout, killall, sleep, spawn, spawn_later, yield_now};
 pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+pub use threadpool::spawn_blocking;
 pub use timeout::{with_timeout, Timeout};

@@ -8,6 +8,7 @@
 //! when nothing is ready. Other threads reach the hub only through a
 //! [`RemoteHandle`] (an eventfd the backend watches).
 
+pub(crate) mod blocking;
 mod epoll;
 pub(crate) mod op;
 mod remote;
@@ -159,9 +160,14 @@ impl RemoteWait {
     /// Until another thread calls [`RemoteHandle::complete`]; kills and
     /// timeouts unwind out of it.
     pub(crate) fn wait(&self) {
-        while !crate::hub::with_driver(|d| d.remote.is_done(self.token)) {
+        while !self.is_done() {
             crate::hub::park();
         }
+    }
+
+    /// True once the token was completed.
+    pub(crate) fn is_done(&self) -> bool {
+        crate::hub::with_driver(|d| d.remote.is_done(self.token))
     }
 }
 

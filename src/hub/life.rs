@@ -173,7 +173,7 @@ fn report_drop_panic(what: &str, p: &(dyn Any + Send)) {
     }
 }
 
-pub(super) fn panic_message(p: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
