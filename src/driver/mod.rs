@@ -49,15 +49,18 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// The backend for a new hub: io_uring unless refused or
-    /// `GEVENT_BACKEND=epoll`.
+    /// The backend for a new hub: io_uring unless refused, or unless epoll
+    /// is `preferred` (or, with no preference, `GEVENT_BACKEND=epoll`).
     ///
     /// # Panics
     /// When neither an eventfd nor an epoll instance can be created (out of
     /// file descriptors at hub creation).
-    pub(crate) fn new() -> Driver {
+    pub(crate) fn new(preferred: Option<Backend>) -> Driver {
         let remote = remote::Remote::new().expect("gevent: cannot create the hub's eventfd");
-        let forced = std::env::var("GEVENT_BACKEND").is_ok_and(|v| v.eq_ignore_ascii_case("epoll"));
+        let forced = match preferred {
+            Some(b) => b == Backend::Epoll,
+            None => std::env::var("GEVENT_BACKEND").is_ok_and(|v| v.eq_ignore_ascii_case("epoll")),
+        };
         let uring = if forced { None } else { uring::Uring::new(remote.fd()).ok() };
         let kind = match uring {
             Some(u) => Kind::Uring(u),
@@ -236,9 +239,8 @@ impl Source {
         self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
     }
 
-    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.fd.as_ref().expect("a live source has its fd").as_fd()
+    pub(crate) fn fd(&self) -> &std::os::fd::OwnedFd {
+        self.fd.as_ref().expect("a live source has its fd")
     }
 
     /// Gives the fd up (deregistered first).

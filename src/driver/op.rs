@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types};
+use socket2::{SockAddr, SockAddrStorage};
 
 use super::{sys, timed_out, Interest};
 use crate::hub::{current_key, park, with_driver, TimerGuard};
@@ -283,14 +284,28 @@ unsafe impl Op for Write<'_> {
 
 /// `accept4(2)`: a new non-blocking, close-on-exec fd and the peer address.
 pub(crate) struct Accept {
-    pub(crate) addr: libc::sockaddr_storage,
-    pub(crate) len: libc::socklen_t,
+    addr: SockAddrStorage,
+    len: libc::socklen_t,
 }
 
 impl Default for Accept {
     fn default() -> Self {
-        // SAFETY: sockaddr_storage is plain bytes; all-zero is valid.
-        Accept { addr: unsafe { std::mem::zeroed() }, len: std::mem::size_of::<libc::sockaddr_storage>() as _ }
+        let addr = SockAddrStorage::zeroed();
+        Accept { len: addr.size_of(), addr }
+    }
+}
+
+impl Accept {
+    /// The peer's address, once the accept completed.
+    pub(crate) fn peer(self) -> SockAddr {
+        // SAFETY: the kernel initialized the first `len` bytes of `addr`
+        // (a zeroed storage is valid for any prefix it left).
+        unsafe { SockAddr::new(self.addr, self.len) }
+    }
+
+    fn addr_ptr(&mut self) -> *mut libc::sockaddr {
+        // `SockAddrStorage` is a transparent `sockaddr_storage`.
+        (&mut self.addr as *mut SockAddrStorage).cast()
     }
 }
 
@@ -300,11 +315,11 @@ const ACCEPT_FLAGS: i32 = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
 unsafe impl Op for Accept {
     const INTEREST: Interest = Interest::Read;
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
-        let addr = (&mut self.addr as *mut libc::sockaddr_storage).cast();
+        let addr = self.addr_ptr();
         opcode::Accept::new(types::Fd(fd), addr, &mut self.len).flags(ACCEPT_FLAGS).build()
     }
     fn attempt(&mut self, fd: RawFd) -> io::Result<usize> {
-        let addr = (&mut self.addr as *mut libc::sockaddr_storage).cast();
+        let addr = self.addr_ptr();
         // SAFETY: the kernel writes at most `len` bytes into `addr`.
         let n = unsafe { libc::accept4(fd, addr, &mut self.len, ACCEPT_FLAGS) };
         sys::cvt(n).map(|n| n as usize)
@@ -317,18 +332,16 @@ unsafe impl Op for Accept {
 
 /// `connect(2)`; on epoll, `EINPROGRESS` waits for writability and reads
 /// the outcome from `SO_ERROR`.
-pub(crate) struct Connect {
-    pub(crate) addr: libc::sockaddr_storage,
-    pub(crate) len: libc::socklen_t,
+pub(crate) struct Connect<'a> {
+    pub(crate) addr: &'a SockAddr,
     pub(crate) started: bool,
 }
 
-// SAFETY: the entry names `addr`, a field of `self`.
-unsafe impl Op for Connect {
+// SAFETY: the entry names `addr`, borrowed for the op's life.
+unsafe impl Op for Connect<'_> {
     const INTEREST: Interest = Interest::Write;
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
-        let addr = (&self.addr as *const libc::sockaddr_storage).cast();
-        opcode::Connect::new(types::Fd(fd), addr, self.len).build()
+        opcode::Connect::new(types::Fd(fd), self.addr.as_ptr().cast(), self.addr.len()).build()
     }
     fn attempt(&mut self, fd: RawFd) -> io::Result<usize> {
         if self.started {
@@ -338,9 +351,8 @@ unsafe impl Op for Connect {
             };
         }
         self.started = true;
-        let addr = (&self.addr as *const libc::sockaddr_storage).cast();
-        // SAFETY: the kernel reads `len` bytes of `addr`.
-        match sys::cvt(unsafe { libc::connect(fd, addr, self.len) }) {
+        // SAFETY: the kernel reads `len` bytes of the live address.
+        match sys::cvt(unsafe { libc::connect(fd, self.addr.as_ptr().cast(), self.addr.len()) }) {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Err(io::ErrorKind::WouldBlock.into()),
             r => r.map(|_| 0),
         }
@@ -349,31 +361,34 @@ unsafe impl Op for Connect {
 
 /// `recvmsg(2)` with a source address (UDP `recv_from`).
 pub(crate) struct RecvFrom<'a> {
-    pub(crate) buf: &'a mut [u8],
-    pub(crate) addr: libc::sockaddr_storage,
+    buf: &'a mut [u8],
+    addr: SockAddrStorage,
     iov: libc::iovec,
     msg: libc::msghdr,
 }
 
 impl<'a> RecvFrom<'a> {
     pub(crate) fn new(buf: &'a mut [u8]) -> Self {
-        // SAFETY: plain C structs; all-zero is valid for each.
-        unsafe { RecvFrom { buf, addr: std::mem::zeroed(), iov: std::mem::zeroed(), msg: std::mem::zeroed() } }
+        let iov = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
+        // SAFETY: msghdr is a plain C struct; all-zero is valid.
+        RecvFrom { buf, addr: SockAddrStorage::zeroed(), iov, msg: unsafe { std::mem::zeroed() } }
     }
 
     /// Points the msghdr at this op's own fields (they do not move while
     /// the op runs: `run` holds `&mut self`).
     fn prepare(&mut self) -> *mut libc::msghdr {
         self.iov = libc::iovec { iov_base: self.buf.as_mut_ptr().cast(), iov_len: self.buf.len() };
-        self.msg.msg_name = (&mut self.addr as *mut libc::sockaddr_storage).cast();
-        self.msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
+        self.msg.msg_name = (&mut self.addr as *mut SockAddrStorage).cast();
+        self.msg.msg_namelen = self.addr.size_of();
         self.msg.msg_iov = &mut self.iov;
         self.msg.msg_iovlen = 1;
         &mut self.msg
     }
 
-    pub(crate) fn addr_len(&self) -> libc::socklen_t {
-        self.msg.msg_namelen
+    /// The sender's address, once the receive completed.
+    pub(crate) fn peer(self) -> SockAddr {
+        // SAFETY: the kernel initialized `msg_namelen` bytes of `addr`.
+        unsafe { SockAddr::new(self.addr, self.msg.msg_namelen) }
     }
 }
 
@@ -394,30 +409,30 @@ unsafe impl Op for RecvFrom<'_> {
 
 /// `sendmsg(2)` to an address (UDP `send_to`).
 pub(crate) struct SendTo<'a> {
-    pub(crate) buf: &'a [u8],
-    pub(crate) addr: libc::sockaddr_storage,
-    pub(crate) len: libc::socklen_t,
+    buf: &'a [u8],
+    addr: &'a SockAddr,
     iov: libc::iovec,
     msg: libc::msghdr,
 }
 
 impl<'a> SendTo<'a> {
-    pub(crate) fn new(buf: &'a [u8], addr: libc::sockaddr_storage, len: libc::socklen_t) -> Self {
-        // SAFETY: plain C structs; all-zero is valid for each.
-        unsafe { SendTo { buf, addr, len, iov: std::mem::zeroed(), msg: std::mem::zeroed() } }
+    pub(crate) fn new(buf: &'a [u8], addr: &'a SockAddr) -> Self {
+        let iov = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
+        // SAFETY: msghdr is a plain C struct; all-zero is valid.
+        SendTo { buf, addr, iov, msg: unsafe { std::mem::zeroed() } }
     }
 
     fn prepare(&mut self) -> *mut libc::msghdr {
         self.iov = libc::iovec { iov_base: self.buf.as_ptr() as *mut _, iov_len: self.buf.len() };
-        self.msg.msg_name = (&mut self.addr as *mut libc::sockaddr_storage).cast();
-        self.msg.msg_namelen = self.len;
+        self.msg.msg_name = self.addr.as_ptr() as *mut _;
+        self.msg.msg_namelen = self.addr.len();
         self.msg.msg_iov = &mut self.iov;
         self.msg.msg_iovlen = 1;
         &mut self.msg
     }
 }
 
-// SAFETY: as `RecvFrom`.
+// SAFETY: as `RecvFrom`; the kernel only reads through this msghdr.
 unsafe impl Op for SendTo<'_> {
     const INTEREST: Interest = Interest::Write;
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {

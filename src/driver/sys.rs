@@ -93,3 +93,10 @@ pub(crate) fn socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
     cvt(unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut libc::c_int).cast(), &mut len) })?;
     Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
 }
+
+/// Takes ownership of an fd a syscall just returned.
+pub(crate) fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass an fd fresh from accept/socket that nobody else
+    // owns or will close.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

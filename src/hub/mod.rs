@@ -46,6 +46,8 @@ thread_local! {
     /// torn down (greenlets unwinding at thread exit still reach it) and from
     /// the stack-overflow signal handler.
     static CURRENT: Cell<*const Hub> = const { Cell::new(ptr::null()) };
+    /// The backend asked for by [`prefer_backend`] before the hub existed.
+    static PREFERRED: Cell<Option<Backend>> = const { Cell::new(None) };
     /// Owns the hub: its destructor tears the hub down at thread exit.
     static OWNER: HubOwner = const { HubOwner };
 }
@@ -177,7 +179,7 @@ fn create_hub() -> *const Hub {
         now: Cell::new(Instant::now()),
         now_fresh: Cell::new(false),
         _alt_stack: AltStack::ensure(),
-        driver: Driver::new(),
+        driver: Driver::new(PREFERRED.with(|p| p.get())),
     });
     let p = Box::into_raw(hub) as *const Hub;
     CURRENT.with(|c| c.set(p));
@@ -329,6 +331,32 @@ pub use crate::driver::Backend;
 /// ```
 pub fn backend() -> Backend {
     with_driver(|d| d.backend())
+}
+
+/// Chooses the backend of this thread's hub, which must not exist yet (it
+/// is created at the first gevent call of the thread): `Epoll` forces
+/// epoll; `IoUring` uses io_uring when the kernel allows it (epoll
+/// otherwise) even if `GEVENT_BACKEND=epoll` is set. Tests use it to run a
+/// body once per backend, each on its own thread.
+///
+/// # Errors
+/// `AlreadyExists` if this thread's hub was already created.
+///
+/// # Examples
+/// ```
+/// use gevent::hub::{backend, prefer_backend, Backend};
+/// std::thread::spawn(|| {
+///     prefer_backend(Backend::Epoll).unwrap();
+///     assert_eq!(backend(), Backend::Epoll);
+///     assert!(prefer_backend(Backend::IoUring).is_err());
+/// }).join().unwrap();
+/// ```
+pub fn prefer_backend(b: Backend) -> std::io::Result<()> {
+    if existing().is_some() {
+        return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "gevent: this thread's hub exists already"));
+    }
+    PREFERRED.with(|p| p.set(Some(b)));
+    Ok(())
 }
 
 /// A snapshot of this thread's hub, for tests and monitoring.

@@ -1,0 +1,297 @@
+//! Cooperative sockets shaped like `std::net` and `std::os::unix::net`
+//! (gevent's `socket`): the same names and signatures, `io::Result`
+//! everywhere, `Read`/`Write` for each stream and for `&` it, but a call
+//! that would block parks only the calling greenlet.
+//!
+//! Timeouts set with `set_read_timeout` / `set_write_timeout` bound each
+//! call and give an error of kind `TimedOut`. Host names resolve on the
+//! thread pool, never blocking the hub.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use gevent::socket::{TcpListener, TcpStream};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//! let addr = listener.local_addr().unwrap();
+//! let server = gevent::spawn(move || {
+//!     let (mut conn, _) = listener.accept().unwrap();
+//!     let mut buf = [0u8; 5];
+//!     conn.read_exact(&mut buf).unwrap();
+//!     conn.write_all(&buf).unwrap();
+//! });
+//! let mut client = TcpStream::connect(addr).unwrap();
+//! client.write_all(b"hello").unwrap();
+//! let mut echo = String::new();
+//! client.read_to_string(&mut echo).unwrap();
+//! assert_eq!(echo, "hello");
+//! server.join();
+//! ```
+#![forbid(unsafe_code)]
+
+mod tcp;
+mod udp;
+mod unix;
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use socket2::{SockAddr, SockRef, Socket};
+
+use crate::driver::op::{self, Target};
+use crate::driver::{Interest, Source};
+
+pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixIncoming, UnixListener, UnixStream};
+
+/// Waits until `fd` is readable (or has an error or hang-up to report).
+///
+/// # Blocking
+/// Parks the calling greenlet until then, or until `timeout` passes
+/// (`TimedOut`).
+///
+/// # Examples
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// let (a, mut b) = gevent::socket::UnixStream::pair().unwrap();
+/// b.write_all(b"x").unwrap();
+/// gevent::socket::wait_read(a.as_raw_fd(), None).unwrap();
+/// ```
+pub fn wait_read(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
+    op::wait(Target { fd, id: 0 }, Interest::Read, timeout)
+}
+
+/// Waits until `fd` is writable (or has an error to report).
+///
+/// # Blocking
+/// As [`wait_read`].
+pub fn wait_write(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
+    op::wait(Target { fd, id: 0 }, Interest::Write, timeout)
+}
+
+/// Resolves `addr` on the thread pool (a host-name lookup blocks).
+pub(crate) fn resolve<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = crate::spawn_blocking(|| addr.to_socket_addrs().map(Iterator::collect))?;
+    if addrs.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses"));
+    }
+    Ok(addrs)
+}
+
+/// Tries `f` on each address in turn; the first success, else the last
+/// error.
+pub(crate) fn each_addr<T>(addrs: &[SocketAddr], mut f: impl FnMut(&SocketAddr) -> io::Result<T>) -> io::Result<T> {
+    let mut last = None;
+    for a in addrs {
+        match f(a) {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses")))
+}
+
+const NO_TIMEOUT: u64 = u64::MAX;
+
+/// What every socket type is: a non-blocking fd on the hub, and its timeouts.
+#[derive(Debug)]
+pub(crate) struct Sock {
+    src: Source,
+    read_timeout: AtomicU64,
+    write_timeout: AtomicU64,
+}
+
+fn to_nanos(d: Option<Duration>) -> io::Result<u64> {
+    match d {
+        None => Ok(NO_TIMEOUT),
+        Some(d) if d.is_zero() => {
+            Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"))
+        }
+        Some(d) => Ok(d.as_nanos().min(NO_TIMEOUT as u128 - 1) as u64),
+    }
+}
+
+fn from_nanos(n: u64) -> Option<Duration> {
+    (n != NO_TIMEOUT).then(|| Duration::from_nanos(n))
+}
+
+impl Sock {
+    pub(crate) fn new(fd: OwnedFd) -> io::Result<Sock> {
+        let src = Source::new(fd)?;
+        Ok(Sock { src, read_timeout: AtomicU64::new(NO_TIMEOUT), write_timeout: AtomicU64::new(NO_TIMEOUT) })
+    }
+
+    /// A fresh socket of `ty` for addresses like `addr`.
+    pub(crate) fn for_addr(addr: &SockAddr, ty: socket2::Type) -> io::Result<Sock> {
+        Sock::new(Socket::new(addr.domain(), ty.cloexec(), None)?.into())
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.src.raw()
+    }
+
+    pub(crate) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self.src.fd())
+    }
+
+    pub(crate) fn into_owned(self) -> OwnedFd {
+        self.src.into_owned()
+    }
+
+    /// socket2's view, for options and addresses.
+    pub(crate) fn sock(&self) -> SockRef<'_> {
+        SockRef::from(self.src.fd())
+    }
+
+    pub(crate) fn target(&self) -> Target {
+        self.src.target()
+    }
+
+    pub(crate) fn read_timeout(&self) -> Option<Duration> {
+        from_nanos(self.read_timeout.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn write_timeout(&self) -> Option<Duration> {
+        from_nanos(self.write_timeout.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.read_timeout.store(to_nanos(d)?, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.write_timeout.store(to_nanos(d)?, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn recv(&self, buf: &mut [u8], flags: i32) -> io::Result<usize> {
+        op::run(self.target(), &mut op::Recv { buf, flags }, self.read_timeout())
+    }
+
+    pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        op::run(self.target(), &mut op::Send { buf }, self.write_timeout())
+    }
+
+    pub(crate) fn accept(&self) -> io::Result<(Sock, SockAddr)> {
+        let mut a = op::Accept::default();
+        let fd = op::run(self.target(), &mut a, self.read_timeout())?;
+        Ok((Sock::new(crate::driver::sys::owned(fd as RawFd))?, a.peer()))
+    }
+
+    pub(crate) fn connect(&self, addr: &SockAddr, timeout: Option<Duration>) -> io::Result<()> {
+        op::run(self.target(), &mut op::Connect { addr, started: false }, timeout).map(drop)
+    }
+
+    pub(crate) fn send_to(&self, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {
+        op::run(self.target(), &mut op::SendTo::new(buf, addr), self.write_timeout())
+    }
+
+    pub(crate) fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
+        let mut r = op::RecvFrom::new(buf);
+        let n = op::run(self.target(), &mut r, self.read_timeout())?;
+        Ok((n, r.peer()))
+    }
+
+    pub(crate) fn try_clone(&self) -> io::Result<Sock> {
+        let s = Sock::new(self.sock().try_clone()?.into())?;
+        s.read_timeout.store(self.read_timeout.load(Ordering::Relaxed), Ordering::Relaxed);
+        s.write_timeout.store(self.write_timeout.load(Ordering::Relaxed), Ordering::Relaxed);
+        Ok(s)
+    }
+}
+
+/// An IP socket address from socket2's, or an error naming the family.
+pub(crate) fn inet(a: SockAddr) -> io::Result<SocketAddr> {
+    a.as_socket().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP socket address"))
+}
+
+/// `Read`, `Write` and the fd traits for a socket type and `&` it.
+macro_rules! stream_io {
+    ($t:ty) => {
+        impl std::io::Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.sock.recv(buf, 0)
+            }
+        }
+        impl std::io::Read for &$t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.sock.recv(buf, 0)
+            }
+        }
+        impl std::io::Write for $t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.sock.send(buf)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        impl std::io::Write for &$t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.sock.send(buf)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+/// `AsRawFd`, `AsFd`, `IntoRawFd`, `From<OwnedFd>` (the fd made
+/// non-blocking; panics if `fcntl` fails on it, as on a closed fd).
+macro_rules! fd_traits {
+    ($t:ident) => {
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.sock.raw()
+            }
+        }
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.sock.as_fd()
+            }
+        }
+        impl std::os::fd::IntoRawFd for $t {
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                std::os::fd::IntoRawFd::into_raw_fd(self.sock.into_owned())
+            }
+        }
+        impl From<std::os::fd::OwnedFd> for $t {
+            fn from(fd: std::os::fd::OwnedFd) -> $t {
+                $t { sock: $crate::socket::Sock::new(fd).expect("gevent: cannot make the fd non-blocking") }
+            }
+        }
+    };
+}
+
+/// Timeout accessors shared by every socket type.
+macro_rules! timeouts {
+    ($t:ident) => {
+        impl $t {
+            /// Bounds each later read (`None`: no bound). A zero duration is
+            /// refused with `InvalidInput`, as in std.
+            pub fn set_read_timeout(&self, d: Option<std::time::Duration>) -> std::io::Result<()> {
+                self.sock.set_read_timeout(d)
+            }
+            /// Bounds each later write (see [`set_read_timeout`](Self::set_read_timeout)).
+            pub fn set_write_timeout(&self, d: Option<std::time::Duration>) -> std::io::Result<()> {
+                self.sock.set_write_timeout(d)
+            }
+            /// The read timeout.
+            pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self.sock.read_timeout())
+            }
+            /// The write timeout.
+            pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self.sock.write_timeout())
+            }
+        }
+    };
+}
+
+pub(crate) use {fd_traits, stream_io, timeouts};

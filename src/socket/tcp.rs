@@ -1,0 +1,175 @@
+//! `TcpListener` and `TcpStream`.
+#![forbid(unsafe_code)]
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use socket2::{SockAddr, Type};
+
+use super::{each_addr, fd_traits, inet, resolve, stream_io, timeouts, Sock};
+
+/// A TCP listening socket whose `accept` parks only the calling greenlet.
+#[derive(Debug)]
+pub struct TcpListener {
+    pub(crate) sock: Sock,
+}
+
+/// Backlog of every listener (the kernel caps it at `somaxconn`).
+pub(crate) const BACKLOG: i32 = 4096;
+
+impl TcpListener {
+    /// Binds to `addr` (host names resolve on the thread pool) with
+    /// `SO_REUSEADDR`, as std does, and listens.
+    pub fn bind<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<TcpListener> {
+        each_addr(&resolve(addr)?, |a| TcpListener::bind_addr(a, false))
+    }
+
+    /// As [`bind`](Self::bind), with `SO_REUSEPORT` too: several listeners
+    /// (one per hub thread) share the port and the kernel spreads the
+    /// connections among them.
+    pub fn bind_reuse_port<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<TcpListener> {
+        each_addr(&resolve(addr)?, |a| TcpListener::bind_addr(a, true))
+    }
+
+    fn bind_addr(addr: &SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+        let a = SockAddr::from(*addr);
+        let sock = Sock::for_addr(&a, Type::STREAM)?;
+        sock.sock().set_reuse_address(true)?;
+        if reuse_port {
+            sock.sock().set_reuse_port(true)?;
+        }
+        sock.sock().bind(&a)?;
+        sock.sock().listen(BACKLOG)?;
+        Ok(TcpListener { sock })
+    }
+
+    /// Accepts a connection.
+    ///
+    /// # Blocking
+    /// Parks until a peer connects (bounded by the read timeout, if set).
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (sock, peer) = self.sock.accept()?;
+        Ok((TcpStream { sock }, inet(peer)?))
+    }
+
+    /// An endless iterator of accepted connections.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        inet(self.sock.sock().local_addr()?)
+    }
+
+    /// A second handle on the same socket (a dup'd fd).
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        Ok(TcpListener { sock: self.sock.try_clone()? })
+    }
+}
+
+/// The iterator of [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A TCP connection whose reads and writes park only the calling greenlet.
+#[derive(Debug)]
+pub struct TcpStream {
+    pub(crate) sock: Sock,
+}
+
+impl TcpStream {
+    /// Connects to the first address of `addr` that accepts (host names
+    /// resolve on the thread pool).
+    ///
+    /// # Blocking
+    /// Parks while resolving and connecting.
+    pub fn connect<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<TcpStream> {
+        each_addr(&resolve(addr)?, |a| TcpStream::connect_addr(a, None))
+    }
+
+    /// Connects to `addr`, giving up after `d` (`TimedOut`).
+    ///
+    /// # Blocking
+    /// Parks for at most `d`.
+    pub fn connect_timeout(addr: &SocketAddr, d: Duration) -> io::Result<TcpStream> {
+        if d.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
+        }
+        TcpStream::connect_addr(addr, Some(d))
+    }
+
+    fn connect_addr(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+        let a = SockAddr::from(*addr);
+        let sock = Sock::for_addr(&a, Type::STREAM)?;
+        sock.connect(&a, timeout)?;
+        Ok(TcpStream { sock })
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        inet(self.sock.sock().peer_addr()?)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        inet(self.sock.sock().local_addr()?)
+    }
+
+    /// Shuts down the read half, the write half or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock.sock().shutdown(how)
+    }
+
+    /// Sets `TCP_NODELAY` (no Nagle delay for small writes).
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.sock.sock().set_tcp_nodelay(on)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.sock.sock().tcp_nodelay()
+    }
+
+    /// Reads without consuming (`MSG_PEEK`).
+    ///
+    /// # Blocking
+    /// As a read.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock.recv(buf, libc::MSG_PEEK)
+    }
+
+    /// A second handle on the same connection (a dup'd fd), with the same
+    /// timeouts.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(TcpStream { sock: self.sock.try_clone()? })
+    }
+}
+
+stream_io!(TcpStream);
+timeouts!(TcpStream);
+timeouts!(TcpListener);
+fd_traits!(TcpStream);
+fd_traits!(TcpListener);
+
+impl From<std::net::TcpStream> for TcpStream {
+    fn from(s: std::net::TcpStream) -> TcpStream {
+        TcpStream::from(std::os::fd::OwnedFd::from(s))
+    }
+}
+
+impl From<std::net::TcpListener> for TcpListener {
+    fn from(s: std::net::TcpListener) -> TcpListener {
+        TcpListener::from(std::os::fd::OwnedFd::from(s))
+    }
+}
