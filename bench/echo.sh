@@ -192,7 +192,7 @@ for entry in "${servers[@]}"; do
     fi
     for c in $conns_list; do
         [[ -n $failed ]] && break
-        rtts="" per_cpu="" util="" p50s="" p99s="" rss=0
+        rtts="" per_cpu="" util="" cli="" p50s="" p99s="" rss=0
         for ((r = 1; r <= reps; r++)); do
             if ! client "$([[ $r == "$reps" ]] && echo 1 || echo 0)" "$secs" --conns "$c" --size "$size"; then
                 failed="C=$c run failed"
@@ -205,9 +205,10 @@ for entry in "${servers[@]}"; do
             p99s+=" $(kv p99_us "$out")"
             if [[ $(calc "$cpu_s > 0" 0) == 1 ]]; then per_cpu+=" $(calc "$all_rtt / $cpu_s")"; fi
             util+=" $(calc "100 * $cpu_s / $all_secs")"
+            cli+=" $(kv cpu_pct "$out")"
         done
         [[ -n $failed ]] && break
-        rows+=("$label|$c|$(median "$rtts")|$(median "$per_cpu")|$(median "$util")|$(median "$p50s")|$(median "$p99s")|$([[ $first == 1 ]] && echo "$bulk" || echo "")|$(calc "$rss / 1024" 1)")
+        rows+=("$label|$c|$(median "$rtts")|$(median "$per_cpu")|$(median "$util")|$(median "$cli")|$(median "$p50s")|$(median "$p99s")|$([[ $first == 1 ]] && echo "$bulk" || echo "")|$(calc "$rss / 1024" 1)")
         first=0
     done
     if [[ -n $failed ]] || ! kill -0 "$srv_pid" 2>/dev/null; then
@@ -218,13 +219,14 @@ done
 
 # --- table -----------------------------------------------------------------------------
 echo
-echo "64-byte round trips: medians of $reps x ${secs}s runs; bulk: ${bulk_conns} conns x ${bulk_chunk}-byte writes, ${bulk_secs}s; MB = 1e6 bytes echoed"
-fmt="%-13s %5s %12s %14s %8s %9s %9s %10s %9s\n"
+echo "${size}-byte round trips: medians of $reps x ${secs}s runs (after ${warmup}s warm-up); bulk: ${bulk_conns} conns x ${bulk_chunk}-byte writes, ${bulk_secs}s; MB = 1e6 bytes echoed"
+echo "rtt/srv-cpu-s: round trips per second of server CPU time; srv-cpu%, cli-cpu%: CPU use of server and client (both near 100: server-bound; server well below 100 with the client near 100: client-bound; both low: other load on the machine)"
+fmt="%-13s %5s %10s %14s %9s %9s %9s %9s %10s %8s\n"
 # shellcheck disable=SC2059
-printf "$fmt" server C rtt/s rtt/srv-cpu-s srv-cpu% p50_us p99_us bulk_MB/s RSS_MiB
+printf "$fmt" server C rtt/s rtt/srv-cpu-s srv-cpu% cli-cpu% p50_us p99_us bulk_MB/s RSS_MiB
 for row in "${rows[@]}"; do
-    IFS='|' read -r l c a b u p5 p9 bk rs <<<"$row"
+    IFS='|' read -r l c a b u cl p5 p9 bk rs <<<"$row"
     # shellcheck disable=SC2059
-    printf "$fmt" "$l" "$c" "$a" "$b" "$u" "$p5" "$p9" "$bk" "$rs"
+    printf "$fmt" "$l" "$c" "$a" "$b" "$u" "$cl" "$p5" "$p9" "$bk" "$rs"
 done
 for n in "${notes[@]}"; do echo "note: $n"; done

@@ -11,7 +11,9 @@
 pub(crate) mod blocking;
 mod epoll;
 pub(crate) mod op;
+pub(crate) mod pidfd;
 mod remote;
+pub(crate) mod sig;
 pub(crate) mod sys;
 mod uring;
 

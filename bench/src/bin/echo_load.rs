@@ -8,12 +8,13 @@
 //! whole echo, and repeats. After the warm-up, counts the round trips completed in the
 //! next T seconds and keeps a latency histogram. Prints one line:
 //!   rtt_per_sec=.. p50_us=.. p99_us=.. p999_us=.. max_us=.. conns=C size=S secs=T
-//!   all_rtt=.. all_secs=..
-//! where all_rtt/all_secs cover the whole run including the warm-up (for CPU accounting).
+//!   all_rtt=.. all_secs=.. cpu_pct=..
+//! where all_rtt/all_secs cover the whole run including the warm-up (for CPU accounting),
+//! and cpu_pct is this client's own CPU time over that.
 //!
 //! Bulk mode (--bulk): each of C connections streams `chunk`-byte writes and drains the
 //! echo at the same time (at most two chunks outstanding per connection). Prints:
-//!   mb_per_sec=.. conns=C chunk=.. secs=T all_bytes=.. all_secs=..
+//!   mb_per_sec=.. conns=C chunk=.. secs=T all_bytes=.. all_secs=.. cpu_pct=..
 //! with MB = 1e6 bytes of echoed data received.
 
 use std::io;
@@ -90,6 +91,16 @@ fn raise_nofile_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
+}
+
+/// This process's CPU time (user + system) in seconds.
+fn own_cpu_secs() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 fn check(ret: libc::c_int, what: &str) -> libc::c_int {
@@ -272,6 +283,7 @@ fn run_rtt(args: &Args) {
     let mut hist = Hist::new();
     let (mut counted, mut all) = (0u64, 0u64);
 
+    let cpu0 = own_cpu_secs();
     let begin = Instant::now();
     let t0 = begin + Duration::from_secs_f64(args.warmup);
     let end = t0 + Duration::from_secs_f64(args.secs);
@@ -344,7 +356,7 @@ fn run_rtt(args: &Args) {
     let all_secs = Instant::now().duration_since(begin).as_secs_f64();
     let us = |ns: u64| ns as f64 / 1000.0;
     println!(
-        "rtt_per_sec={:.0} p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1} conns={} size={} secs={} all_rtt={} all_secs={:.3}",
+        "rtt_per_sec={:.0} p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1} conns={} size={} secs={} all_rtt={} all_secs={:.3} cpu_pct={:.0}",
         counted as f64 / args.secs,
         us(hist.quantile(0.50)),
         us(hist.quantile(0.99)),
@@ -354,7 +366,8 @@ fn run_rtt(args: &Args) {
         args.size,
         args.secs,
         all,
-        all_secs
+        all_secs,
+        100.0 * (own_cpu_secs() - cpu0) / all_secs
     );
 }
 
@@ -380,6 +393,7 @@ fn run_bulk(args: &Args) {
     let window = 2 * args.chunk as u64;
     let (mut counted, mut all) = (0u64, 0u64);
 
+    let cpu0 = own_cpu_secs();
     let begin = Instant::now();
     let t0 = begin + Duration::from_secs_f64(args.warmup);
     let end = t0 + Duration::from_secs_f64(args.secs);
@@ -440,13 +454,14 @@ fn run_bulk(args: &Args) {
     }
     let all_secs = Instant::now().duration_since(begin).as_secs_f64();
     println!(
-        "mb_per_sec={:.1} conns={} chunk={} secs={} all_bytes={} all_secs={:.3}",
+        "mb_per_sec={:.1} conns={} chunk={} secs={} all_bytes={} all_secs={:.3} cpu_pct={:.0}",
         counted as f64 / 1e6 / args.secs,
         args.conns,
         args.chunk,
         args.secs,
         all,
-        all_secs
+        all_secs,
+        100.0 * (own_cpu_secs() - cpu0) / all_secs
     );
 }
 

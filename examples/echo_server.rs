@@ -1,0 +1,37 @@
+//! An echo server for the echo benchmark (`bench/echo.sh`): one hub
+//! thread, listening on 127.0.0.1 at the port given as the first argument
+//! (default 5000), `TCP_NODELAY` on every connection, each connection
+//! echoed by its own greenlet. The backend follows `GEVENT_BACKEND`
+//! (`epoll` forces epoll). SIGTERM stops it.
+//!
+//! ```text
+//! cargo run --release --example echo_server 5000
+//! ```
+use std::io::{Read, Write};
+
+use gevent::server::StreamServer;
+use gevent::socket::TcpStream;
+
+fn echo(mut conn: TcpStream) {
+    if conn.set_nodelay(true).is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let port: u16 = std::env::args().nth(1).map_or(Ok(5000), |p| p.parse()).expect("usage: echo_server [PORT]");
+    let server = StreamServer::new(("127.0.0.1", port), |conn, _| echo(conn))?;
+    eprintln!("echo_server: {} on {:?}", server.local_addr(), gevent::hub::backend());
+    server.serve_forever()
+}

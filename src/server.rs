@@ -1,0 +1,409 @@
+//! Servers (gevent's `server`): [`StreamServer`] runs one greenlet per TCP
+//! connection, [`DatagramServer`] one per datagram.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use gevent::server::StreamServer;
+//! use gevent::socket::TcpStream;
+//!
+//! let server = StreamServer::new("127.0.0.1:0", |mut conn: TcpStream, _peer| {
+//!     let mut buf = [0u8; 64];
+//!     while let Ok(n @ 1..) = conn.read(&mut buf) {
+//!         if conn.write_all(&buf[..n]).is_err() { break }
+//!     }
+//! }).unwrap();
+//! server.start().unwrap();
+//! let mut c = TcpStream::connect(server.local_addr()).unwrap();
+//! c.write_all(b"ping").unwrap();
+//! let mut buf = [0u8; 4];
+//! c.read_exact(&mut buf).unwrap();
+//! assert_eq!(&buf, b"ping");
+//! drop(c);
+//! server.stop();
+//! ```
+#![forbid(unsafe_code)]
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::event::Event;
+use crate::pool::{Group, Pool};
+use crate::socket::{TcpListener, TcpStream, UdpSocket};
+use crate::Greenlet;
+
+/// gevent's default grace period for [`StreamServer::stop`].
+pub const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// How long the accept loop first waits when the process is out of file
+/// descriptors; doubled up to [`MAX_BACKOFF`] while it lasts.
+const MIN_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+type Handler = dyn Fn(TcpStream, SocketAddr);
+
+struct Inner {
+    listener: RefCell<Option<TcpListener>>,
+    addr: SocketAddr,
+    handler: Rc<Handler>,
+    handlers: Group,
+    pool: Option<Pool>,
+    acceptor: RefCell<Option<Greenlet<()>>>,
+    stopped: Event,
+    accept_errors: Cell<u64>,
+}
+
+/// A TCP server: an accept loop in a greenlet, and one greenlet per
+/// connection running the handler (at most `size` at once with
+/// [`with_pool`](Self::with_pool)).
+///
+/// Out of file descriptors (`EMFILE`, `ENFILE`), the accept loop backs off
+/// (5 ms doubling to 500 ms) and keeps serving the connections it has; it
+/// never exits or spins.
+#[derive(Clone)]
+pub struct StreamServer(Rc<Inner>);
+
+impl fmt::Debug for StreamServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamServer")
+            .field("addr", &self.0.addr)
+            .field("connections", &self.0.handlers.len())
+            .field("started", &self.0.acceptor.borrow().is_some())
+            .finish()
+    }
+}
+
+impl StreamServer {
+    /// Binds a listener to `addr` for `handler`; serving begins with
+    /// [`start`](Self::start) or [`serve_forever`](Self::serve_forever).
+    pub fn new<A, H>(addr: A, handler: H) -> io::Result<StreamServer>
+    where
+        A: ToSocketAddrs + Sync,
+        H: Fn(TcpStream, SocketAddr) + 'static,
+    {
+        Ok(StreamServer::from_listener(TcpListener::bind(addr)?, handler))
+    }
+
+    /// A server on an existing listener.
+    ///
+    /// # Panics
+    /// If the listener has no local address (it is not bound).
+    pub fn from_listener<H>(listener: TcpListener, handler: H) -> StreamServer
+    where
+        H: Fn(TcpStream, SocketAddr) + 'static,
+    {
+        let addr = listener.local_addr().expect("gevent: a StreamServer needs a bound listener");
+        StreamServer(Rc::new(Inner {
+            listener: RefCell::new(Some(listener)),
+            addr,
+            handler: Rc::new(handler),
+            handlers: Group::new(),
+            pool: None,
+            acceptor: RefCell::new(None),
+            stopped: Event::new(),
+            accept_errors: Cell::new(0),
+        }))
+    }
+
+    /// Caps the connections handled at once at `size`; while the cap is
+    /// reached, the server stops accepting (the kernel's backlog holds new
+    /// peers).
+    ///
+    /// # Panics
+    /// If `size` is 0, or once the server was cloned or started.
+    pub fn with_pool(self, size: usize) -> Self {
+        let mut inner = Rc::try_unwrap(self.0).unwrap_or_else(|_| panic!("gevent: with_pool before the server is shared"));
+        inner.pool = Some(Pool::new(size));
+        StreamServer(Rc::new(inner))
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.0.addr
+    }
+
+    /// Connections being handled now.
+    pub fn connections(&self) -> usize {
+        self.0.pool.as_ref().map_or(self.0.handlers.len(), |p| p.len())
+    }
+
+    /// Accept errors met so far (each one retried or backed off from).
+    pub fn accept_errors(&self) -> u64 {
+        self.0.accept_errors.get()
+    }
+
+    /// Starts the accept loop in a new greenlet and returns.
+    ///
+    /// # Errors
+    /// `AlreadyExists` once started; `NotConnected` once stopped.
+    pub fn start(&self) -> io::Result<()> {
+        if self.0.acceptor.borrow().is_some() {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "gevent: server already started"));
+        }
+        if self.0.listener.borrow().is_none() {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "gevent: server was stopped"));
+        }
+        let inner = self.0.clone();
+        let g = Greenlet::builder().name(format!("StreamServer({})", self.0.addr)).spawn(move || accept_loop(&inner));
+        *self.0.acceptor.borrow_mut() = Some(g);
+        Ok(())
+    }
+
+    /// Starts (if needed) and blocks until [`stop`](Self::stop).
+    ///
+    /// # Blocking
+    /// Until the server is stopped by another greenlet (or a signal
+    /// handler).
+    pub fn serve_forever(&self) -> io::Result<()> {
+        if self.0.acceptor.borrow().is_none() {
+            self.start()?;
+        }
+        self.0.stopped.wait();
+        Ok(())
+    }
+
+    /// [`stop_timeout`](Self::stop_timeout) with gevent's one-second grace.
+    ///
+    /// # Blocking
+    /// As `stop_timeout`.
+    pub fn stop(&self) {
+        self.stop_timeout(STOP_GRACE)
+    }
+
+    /// Stops accepting at once (the listener closes), waits up to `grace`
+    /// for running handlers, then kills the rest; returns when all are gone.
+    ///
+    /// # Blocking
+    /// Up to `grace`, plus the killed handlers' unwinding.
+    pub fn stop_timeout(&self, grace: Duration) {
+        if let Some(g) = self.0.acceptor.borrow_mut().take() {
+            g.kill();
+        }
+        drop(self.0.listener.borrow_mut().take());
+        let group = self.0.pool.as_ref().map_or(&self.0.handlers, |p| p.as_group());
+        if !group.join_timeout(grace) {
+            group.kill();
+        }
+        self.0.stopped.set();
+    }
+}
+
+fn accept_loop(inner: &Inner) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        if let Some(pool) = &inner.pool {
+            pool.wait_available();
+        }
+        let accepted = match inner.listener.borrow().as_ref() {
+            Some(l) => l.accept(),
+            None => return,
+        };
+        match accepted {
+            Ok((conn, peer)) => {
+                backoff = MIN_BACKOFF;
+                let handler = inner.handler.clone();
+                let run = move || handler(conn, peer);
+                match &inner.pool {
+                    Some(pool) => drop(pool.spawn(run)),
+                    None => drop(inner.handlers.spawn(run)),
+                }
+            }
+            Err(e) => {
+                inner.accept_errors.set(inner.accept_errors.get() + 1);
+                if let Some(pause) = accept_pause(&e, &mut backoff) {
+                    crate::sleep(pause);
+                }
+            }
+        }
+    }
+}
+
+/// How long to pause after an accept error: out of fds, back off (doubling
+/// `backoff`); a connection that died in the backlog, none; anything else,
+/// the minimum, so a persistent error cannot make the loop spin.
+fn accept_pause(e: &io::Error, backoff: &mut Duration) -> Option<Duration> {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+            let pause = *backoff;
+            *backoff = (*backoff * 2).min(MAX_BACKOFF);
+            Some(pause)
+        }
+        Some(libc::ECONNABORTED | libc::EPROTO | libc::EINTR) => None,
+        _ => Some(MIN_BACKOFF),
+    }
+}
+
+/// Runs a [`StreamServer`] on each of `threads` OS threads, each its own
+/// hub, all listening on `addr` with `SO_REUSEPORT` (the kernel spreads the
+/// connections). `make_handler` builds each thread's handler. Returns when
+/// every thread's server has stopped (they run until the process ends,
+/// unless a handler stops its own server), or the first bind error.
+///
+/// # Blocking
+/// The calling thread (not only the greenlet) waits for the server threads.
+pub fn serve_threads<A, F, H>(addr: A, threads: usize, make_handler: F) -> io::Result<()>
+where
+    A: ToSocketAddrs,
+    F: Fn() -> H + Send + Sync + 'static,
+    H: Fn(TcpStream, SocketAddr) + 'static,
+{
+    let addr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses"))?;
+    // The first listener binds a port 0 request to a real port the others share.
+    let first = std::net::TcpListener::from(std::os::fd::OwnedFd::from(reuse_port_listener(addr)?));
+    let addr = first.local_addr()?;
+    let make_handler = std::sync::Arc::new(make_handler);
+    let mut joins = Vec::new();
+    for i in 0..threads.max(1) {
+        let listener = if i == 0 { first.try_clone()? } else { reuse_port_listener(addr)?.into() };
+        let make_handler = make_handler.clone();
+        joins.push(std::thread::Builder::new().name(format!("gevent-server-{i}")).spawn(move || {
+            let server = StreamServer::from_listener(TcpListener::from(listener), make_handler());
+            server.serve_forever()
+        })?);
+    }
+    drop(first);
+    for j in joins {
+        j.join().map_err(|_| io::Error::other("gevent: a server thread panicked"))??;
+    }
+    Ok(())
+}
+
+fn reuse_port_listener(addr: SocketAddr) -> io::Result<socket2::Socket> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.bind(&addr.into())?;
+    s.listen(crate::socket::BACKLOG)?;
+    Ok(s)
+}
+
+type DatagramHandler = dyn Fn(&[u8], SocketAddr, &DatagramServer);
+
+struct DatagramInner {
+    socket: RefCell<Option<Rc<UdpSocket>>>,
+    addr: SocketAddr,
+    handler: Rc<DatagramHandler>,
+    handlers: Group,
+    receiver: RefCell<Option<Greenlet<()>>>,
+    stopped: Event,
+}
+
+/// A UDP server: a receive loop in a greenlet, and one greenlet per
+/// datagram running the handler, which can answer with
+/// [`send_to`](Self::send_to).
+///
+/// # Examples
+/// ```
+/// use gevent::server::DatagramServer;
+/// use gevent::socket::UdpSocket;
+/// let server = DatagramServer::new("127.0.0.1:0", |data: &[u8], peer, srv: &DatagramServer| {
+///     srv.send_to(&data.to_ascii_uppercase(), peer).unwrap();
+/// }).unwrap();
+/// server.start().unwrap();
+/// let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+/// c.send_to(b"hi", server.local_addr()).unwrap();
+/// let mut buf = [0u8; 8];
+/// let (n, _) = c.recv_from(&mut buf).unwrap();
+/// assert_eq!(&buf[..n], b"HI");
+/// server.stop();
+/// ```
+#[derive(Clone)]
+pub struct DatagramServer(Rc<DatagramInner>);
+
+impl fmt::Debug for DatagramServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatagramServer").field("addr", &self.0.addr).finish()
+    }
+}
+
+impl DatagramServer {
+    /// Binds a UDP socket to `addr` for `handler`.
+    pub fn new<A, H>(addr: A, handler: H) -> io::Result<DatagramServer>
+    where
+        A: ToSocketAddrs + Sync,
+        H: Fn(&[u8], SocketAddr, &DatagramServer) + 'static,
+    {
+        let socket = UdpSocket::bind(addr)?;
+        let addr = socket.local_addr()?;
+        Ok(DatagramServer(Rc::new(DatagramInner {
+            socket: RefCell::new(Some(Rc::new(socket))),
+            addr,
+            handler: Rc::new(handler),
+            handlers: Group::new(),
+            receiver: RefCell::new(None),
+            stopped: Event::new(),
+        })))
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.0.addr
+    }
+
+    /// Sends `buf` to `addr` from the server's socket.
+    ///
+    /// # Blocking
+    /// While the socket's send buffer is full.
+    pub fn send_to(&self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
+        let socket = self.0.socket.borrow().clone();
+        let socket = socket.ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "gevent: server was stopped"))?;
+        socket.send_to(buf, addr)
+    }
+
+    /// Starts the receive loop in a new greenlet.
+    ///
+    /// # Errors
+    /// `AlreadyExists` once started; `NotConnected` once stopped.
+    pub fn start(&self) -> io::Result<()> {
+        if self.0.receiver.borrow().is_some() {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "gevent: server already started"));
+        }
+        let socket = self.0.socket.borrow().clone();
+        let socket = socket.ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "gevent: server was stopped"))?;
+        let me = self.clone();
+        let g = Greenlet::builder().name(format!("DatagramServer({})", self.0.addr)).spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                let (data, srv) = (buf[..n].to_vec(), me.clone());
+                me.0.handlers.spawn(move || (srv.0.handler)(&data, peer, &srv));
+            }
+        });
+        *self.0.receiver.borrow_mut() = Some(g);
+        Ok(())
+    }
+
+    /// Starts (if needed) and blocks until [`stop`](Self::stop).
+    ///
+    /// # Blocking
+    /// Until the server is stopped.
+    pub fn serve_forever(&self) -> io::Result<()> {
+        if self.0.receiver.borrow().is_none() {
+            self.start()?;
+        }
+        self.0.stopped.wait();
+        Ok(())
+    }
+
+    /// Stops receiving, waits up to one second for running handlers, then
+    /// kills the rest.
+    ///
+    /// # Blocking
+    /// Up to the grace period.
+    pub fn stop(&self) {
+        if let Some(g) = self.0.receiver.borrow_mut().take() {
+            g.kill();
+        }
+        drop(self.0.socket.borrow_mut().take());
+        if !self.0.handlers.join_timeout(STOP_GRACE) {
+            self.0.handlers.kill();
+        }
+        self.0.stopped.set();
+    }
+}
