@@ -41,7 +41,16 @@ pub(super) struct Uring {
 impl Uring {
     /// A ring, or the kernel's refusal (ENOSYS, EPERM, ...).
     pub(super) fn new(remote_fd: RawFd) -> io::Result<Uring> {
-        let ring = IoUring::builder().setup_cqsize(ENTRIES * 4).build(ENTRIES)?;
+        // One thread submits and reaps (the hub's), so completions can wait
+        // for its next `io_uring_enter` instead of interrupting it; kernels
+        // without these flags get a plain ring.
+        let ring = IoUring::builder()
+            .setup_cqsize(ENTRIES * 4)
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_taskrun_flag()
+            .build(ENTRIES)
+            .or_else(|_| IoUring::builder().setup_cqsize(ENTRIES * 4).build(ENTRIES))?;
         let u = Uring {
             ring: RefCell::new(ring),
             slots: RefCell::new(Slab::with_capacity(64)),
@@ -115,9 +124,19 @@ impl Uring {
     /// (`None`: without limit), and wakes the waiters of all completions.
     pub(super) fn poll(&self, timeout: Option<Duration>, wake: &mut dyn FnMut(usize), remote: &dyn Fn(&mut dyn FnMut(usize))) {
         {
-            let ring = self.ring.borrow();
+            let mut ring = self.ring.borrow_mut();
             let r = match timeout {
-                Some(d) if d.is_zero() => ring.submit(),
+                // Without waiting: enter only with something to submit or
+                // deferred task work pending (the crate then asks for
+                // GETEVENTS); otherwise the completion queue is just read.
+                Some(d) if d.is_zero() => {
+                    let pending = self.unsubmitted.get() > 0 || ring.submission().taskrun();
+                    if pending {
+                        ring.submit()
+                    } else {
+                        Ok(0)
+                    }
+                }
                 Some(d) => {
                     let ts = types::Timespec::from(d);
                     let args = types::SubmitArgs::new().timespec(&ts);
