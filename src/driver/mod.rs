@@ -11,9 +11,7 @@
 pub(crate) mod blocking;
 mod epoll;
 pub(crate) mod op;
-pub(crate) mod pidfd;
 mod remote;
-pub(crate) mod sig;
 pub(crate) mod sys;
 mod uring;
 
