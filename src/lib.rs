@@ -36,6 +36,7 @@ pub mod lock;
 pub mod pool;
 pub mod queue;
 mod runtime;
+pub mod select;
 pub mod server;
 pub mod socket;
 mod stack;

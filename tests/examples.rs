@@ -45,6 +45,9 @@ const EXAMPLES: &[&str] = &[
     "locks",
     "thread_locals",
     "actors",
+    "select",
+    "fetch",
+    "simple_server",
 ];
 
 const SKIP: &str = "<skip>";
@@ -214,4 +217,19 @@ fn thread_locals() {
 #[test]
 fn actors() {
     check("actors", &[]);
+}
+
+#[test]
+fn select() {
+    check("select", &[]);
+}
+
+#[test]
+fn fetch() {
+    check("fetch", &[]);
+}
+
+#[test]
+fn simple_server() {
+    check("simple_server", &["0"]);
 }

@@ -100,3 +100,19 @@ pub(crate) fn owned(fd: RawFd) -> OwnedFd {
     // owns or will close.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// The fds of `rlist` readable and of `wlist` writable right now (one
+/// `poll(2)` with no wait); `EBADF` if any is not an open fd, as select.
+pub(crate) fn ready_set(rlist: &[RawFd], wlist: &[RawFd]) -> io::Result<(Vec<RawFd>, Vec<RawFd>)> {
+    let entry = |fd, interest| libc::pollfd { fd, events: poll_bits(interest), revents: 0 };
+    let mut fds: Vec<libc::pollfd> = rlist.iter().map(|&fd| entry(fd, Interest::Read)).collect();
+    fds.extend(wlist.iter().map(|&fd| entry(fd, Interest::Write)));
+    // SAFETY: `fds` is a live array of `len` pollfds.
+    cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) })?;
+    if fds.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    let (r, w) = fds.split_at(rlist.len());
+    let ready = |ps: &[libc::pollfd]| ps.iter().filter(|p| p.revents != 0).map(|p| p.fd).collect();
+    Ok((ready(r), ready(w)))
+}

@@ -1,0 +1,73 @@
+//! `select` (gevent's `select.select`): waits until any of several fds is
+//! ready, parking only the calling greenlet.
+#![forbid(unsafe_code)]
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use crate::driver::sys::ready_set;
+use crate::event::Event;
+use crate::pool::Group;
+use crate::socket::{wait_read, wait_write};
+
+/// Waits until an fd of `rlist` is readable or one of `wlist` writable, or
+/// `timeout` passes; returns the ready ones of each list. On timeout both
+/// are empty (as gevent), not an error. With both lists empty it just
+/// sleeps for `timeout` (`None`: forever).
+///
+/// # Errors
+/// `EBADF` if a listed fd is not open.
+///
+/// # Blocking
+/// Until an fd is ready or `timeout` passes.
+///
+/// # Examples
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// use std::time::Duration;
+/// let (a, mut b) = gevent::socket::UnixStream::pair().unwrap();
+/// let (r, _) = gevent::select::select(&[a.as_raw_fd()], &[], Some(Duration::from_millis(1))).unwrap();
+/// assert!(r.is_empty());
+/// b.write_all(b"x").unwrap();
+/// let (r, w) = gevent::select::select(&[a.as_raw_fd()], &[], None).unwrap();
+/// assert_eq!((r, w), (vec![a.as_raw_fd()], vec![]));
+/// ```
+pub fn select(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> io::Result<(Vec<RawFd>, Vec<RawFd>)> {
+    let ready = ready_set(rlist, wlist)?;
+    if !ready.0.is_empty() || !ready.1.is_empty() || timeout.is_some_and(|d| d.is_zero()) {
+        return Ok(ready);
+    }
+    if rlist.is_empty() && wlist.is_empty() {
+        match timeout {
+            Some(d) => crate::sleep(d),
+            None => Event::new().wait(),
+        }
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // One waiter per fd; the first one ready sets `any`.
+    let (any, waiters) = (Event::new(), Group::new());
+    let watch = |fd: RawFd, wait: fn(RawFd, Option<Duration>) -> io::Result<()>| {
+        let any = any.clone();
+        waiters.spawn(move || {
+            // An error is a readiness too: the final poll reports it.
+            let _ = wait(fd, None);
+            any.set();
+        });
+    };
+    rlist.iter().for_each(|&fd| watch(fd, wait_read));
+    wlist.iter().for_each(|&fd| watch(fd, wait_write));
+    let woke = match timeout {
+        Some(d) => any.wait_timeout(d),
+        None => {
+            any.wait();
+            true
+        }
+    };
+    waiters.kill();
+    if !woke {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    ready_set(rlist, wlist)
+}
