@@ -38,10 +38,12 @@ pub mod queue;
 mod runtime;
 pub mod select;
 pub mod server;
+pub mod signal;
 pub mod socket;
 mod stack;
-mod timeout;
+pub mod subprocess;
 pub mod threadpool;
+mod timeout;
 mod timer;
 mod wait;
 

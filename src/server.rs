@@ -115,7 +115,8 @@ impl StreamServer {
     /// # Panics
     /// If `size` is 0, or once the server was cloned or started.
     pub fn with_pool(self, size: usize) -> Self {
-        let mut inner = Rc::try_unwrap(self.0).unwrap_or_else(|_| panic!("gevent: with_pool before the server is shared"));
+        let mut inner =
+            Rc::try_unwrap(self.0).unwrap_or_else(|_| panic!("gevent: with_pool before the server is shared"));
         inner.pool = Some(Pool::new(size));
         StreamServer(Rc::new(inner))
     }

@@ -48,6 +48,9 @@ const EXAMPLES: &[&str] = &[
     "select",
     "fetch",
     "simple_server",
+    "subprocess",
+    "pipe_child",
+    "program_end",
 ];
 
 const SKIP: &str = "<skip>";
@@ -232,4 +235,19 @@ fn fetch() {
 #[test]
 fn simple_server() {
     check("simple_server", &["0"]);
+}
+
+#[test]
+fn subprocess() {
+    check("subprocess", &[]);
+}
+
+#[test]
+fn pipe_child() {
+    check("pipe_child", &[]);
+}
+
+#[test]
+fn program_end() {
+    check("program_end", &[]);
 }

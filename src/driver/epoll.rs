@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use slab::Slab;
 
-use super::{sys, Interest};
+use super::{sys, Interest, RemoteDrain, Wake};
 use crate::wait::{WaitKey, WaitList, WaitNodes};
 
 /// The epoll `u64` of the remote eventfd.
@@ -29,6 +29,26 @@ struct Reg {
     id: u64,
     readers: WaitList,
     writers: WaitList,
+    /// Readiness last reported by the kernel and not used up since
+    /// (`READY_*` bits); an operation that finds it clear waits for the
+    /// next edge instead of first trying a syscall bound to fail.
+    ready: u8,
+}
+
+const READY_READ: u8 = 1;
+const READY_WRITE: u8 = 2;
+/// Sticky: the peer closed its side (`EPOLLRDHUP`) or the socket failed;
+/// reads (writes) then always try, since no further edge would come for
+/// an end of file (an error) that a short read left pending.
+const CLOSED_READ: u8 = 4;
+const CLOSED_WRITE: u8 = 8;
+
+/// The ready bit and the sticky closed bit of an interest.
+fn ready_bits(interest: Interest) -> (u8, u8) {
+    match interest {
+        Interest::Read => (READY_READ, CLOSED_READ),
+        Interest::Write => (READY_WRITE, CLOSED_WRITE),
+    }
 }
 
 pub(super) struct Epoll {
@@ -87,7 +107,13 @@ impl Epoll {
             // Stale: the fd number now names another socket's file.
             self.drop_reg(key);
         }
-        let key = self.regs.borrow_mut().insert(Reg { fd, id, readers: WaitList::default(), writers: WaitList::default() });
+        let key = self.regs.borrow_mut().insert(Reg {
+            fd,
+            id,
+            readers: WaitList::default(),
+            writers: WaitList::default(),
+            ready: READY_READ | READY_WRITE,
+        });
         let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
         if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, fd, events, key as u64) {
             self.regs.borrow_mut().remove(key);
@@ -119,6 +145,28 @@ impl Epoll {
         let current = self.by_fd.borrow().get(fd as usize).copied().unwrap_or(0);
         if current != 0 && self.regs.borrow()[current as usize - 1].id == id {
             self.drop_reg(current as usize - 1);
+        }
+    }
+
+    /// The registration of socket `id` (never a transient one) on `fd`.
+    fn owned_reg(&self, fd: RawFd, id: u64) -> Option<usize> {
+        let current = self.by_fd.borrow().get(fd as usize).copied().unwrap_or(0);
+        let key = (current as usize).checked_sub(1)?;
+        (id != 0 && self.regs.borrow()[key].id == id).then_some(key)
+    }
+
+    /// True when the kernel has reported no `interest` readiness on socket
+    /// `id`'s fd since it was last used up.
+    pub(super) fn known_unready(&self, fd: RawFd, id: u64, interest: Interest) -> bool {
+        let (ready, closed) = ready_bits(interest);
+        self.owned_reg(fd, id).is_some_and(|k| self.regs.borrow()[k].ready & (ready | closed) == 0)
+    }
+
+    /// Records that `interest` readiness was used up (`EAGAIN`, or a short
+    /// read or write).
+    pub(super) fn clear_ready(&self, fd: RawFd, id: u64, interest: Interest) {
+        if let Some(k) = self.owned_reg(fd, id) {
+            self.regs.borrow_mut()[k].ready &= !ready_bits(interest).0;
         }
     }
 
@@ -155,7 +203,7 @@ impl Epoll {
     }
 
     /// Waits at most `timeout` for events and wakes their waiters.
-    pub(super) fn poll(&self, timeout: Option<Duration>, wake: &mut dyn FnMut(usize), remote: &dyn Fn(&mut dyn FnMut(usize))) {
+    pub(super) fn poll(&self, timeout: Option<Duration>, wake: Wake<'_>, remote: RemoteDrain<'_>) {
         let mut events = self.events.borrow_mut();
         // SAFETY: the kernel writes at most `len` events into the vector's
         // initialized storage.
@@ -175,12 +223,20 @@ impl Epoll {
             }
             let Some(reg) = regs.get_mut(data as usize) else { continue };
             let err = bits & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
+            if err {
+                reg.ready |= CLOSED_READ | CLOSED_WRITE;
+            }
+            if bits & libc::EPOLLRDHUP as u32 != 0 {
+                reg.ready |= CLOSED_READ;
+            }
             if err || bits & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0 {
+                reg.ready |= READY_READ;
                 while let Some(g) = reg.readers.pop_front(&mut nodes) {
                     wake(g);
                 }
             }
             if err || bits & libc::EPOLLOUT as u32 != 0 {
+                reg.ready |= READY_WRITE;
                 while let Some(g) = reg.writers.pop_front(&mut nodes) {
                     wake(g);
                 }

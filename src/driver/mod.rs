@@ -11,7 +11,9 @@
 pub(crate) mod blocking;
 mod epoll;
 pub(crate) mod op;
+pub(crate) mod pidfd;
 mod remote;
+pub(crate) mod sig;
 pub(crate) mod sys;
 mod uring;
 
@@ -29,6 +31,11 @@ pub enum Backend {
     /// epoll, edge-triggered: non-blocking syscalls retried on readiness.
     Epoll,
 }
+
+/// Where the driver hands each greenlet an I/O event woke.
+pub(crate) type Wake<'a> = &'a mut dyn FnMut(usize);
+/// Drains the remote queue when the eventfd fired.
+pub(crate) type RemoteDrain<'a> = &'a dyn Fn(&mut dyn FnMut(usize));
 
 /// What an operation waits for when it cannot proceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

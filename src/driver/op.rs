@@ -15,7 +15,7 @@ use crate::timer::Action;
 
 /// One I/O operation on one fd.
 ///
-/// # Safety (for implementors)
+/// # Safety
 /// The entry from [`entry`](Op::entry) may name memory (buffers, addresses)
 /// only inside `self` or borrowed by `self` for its whole life: [`run`]
 /// keeps `self` in place until the kernel completed the operation.
@@ -29,6 +29,12 @@ pub(crate) unsafe trait Op {
     /// A result the caller will not see (it was killed meanwhile): release
     /// what it carries (an accepted fd).
     fn release(_res: usize) {}
+    /// True when a result of `n` shows the fd's readiness used up: a
+    /// stream read that got less than asked (the receive buffer is empty),
+    /// a write that took less than given (the send buffer is full).
+    fn drained(&self, _n: usize) -> bool {
+        false
+    }
 }
 
 /// The fd an operation runs on, with the id of the socket object owning it
@@ -61,11 +67,25 @@ fn remaining(deadline: Option<Instant>) -> Option<Duration> {
 }
 
 fn run_epoll<O: Op>(t: Target, op: &mut O, deadline: Option<Instant>) -> io::Result<usize> {
+    let epoll = |f: &dyn Fn(&super::epoll::Epoll)| with_driver(|d| f(d.epoll().expect("epoll backend")));
+    let mut wait_first = with_driver(|d| d.epoll().expect("epoll backend").known_unready(t.fd, t.id, O::INTEREST));
     loop {
+        if wait_first {
+            wait_ready(t, O::INTEREST, deadline)?;
+        }
+        wait_first = true;
         match op.attempt(t.fd) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_ready(t, O::INTEREST, deadline)?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            r => return r,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => epoll(&|e| e.clear_ready(t.fd, t.id, O::INTEREST)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => wait_first = false,
+            Ok(n) => {
+                if op.drained(n) {
+                    // The buffer was emptied (or filled): the next call
+                    // waits for the next edge without trying first.
+                    epoll(&|e| e.clear_ready(t.fd, t.id, O::INTEREST));
+                }
+                return Ok(n);
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -208,6 +228,9 @@ pub(crate) fn wait(t: Target, interest: Interest, timeout: Option<Duration>) -> 
 pub(crate) struct Recv<'a> {
     pub(crate) buf: &'a mut [u8],
     pub(crate) flags: i32,
+    /// A stream socket (a short read means the buffer is empty; not so
+    /// for datagrams).
+    pub(crate) stream: bool,
 }
 
 // SAFETY: the entry names `buf`, borrowed for the op's life.
@@ -219,8 +242,12 @@ unsafe impl Op for Recv<'_> {
     }
     fn attempt(&mut self, fd: RawFd) -> io::Result<usize> {
         // SAFETY: writes at most `len` bytes into the live buffer.
-        let n = unsafe { libc::recv(fd, self.buf.as_mut_ptr().cast(), self.buf.len(), self.flags | libc::MSG_DONTWAIT) };
+        let n =
+            unsafe { libc::recv(fd, self.buf.as_mut_ptr().cast(), self.buf.len(), self.flags | libc::MSG_DONTWAIT) };
         sys::cvt(n).map(|n| n as usize)
+    }
+    fn drained(&self, n: usize) -> bool {
+        self.stream && n > 0 && n < self.buf.len() && self.flags & libc::MSG_PEEK == 0
     }
 }
 
@@ -241,6 +268,9 @@ unsafe impl Op for Send<'_> {
         // SAFETY: reads at most `len` bytes of the live buffer.
         let n = unsafe { libc::send(fd, self.buf.as_ptr().cast(), self.buf.len(), flags) };
         sys::cvt(n).map(|n| n as usize)
+    }
+    fn drained(&self, n: usize) -> bool {
+        n < self.buf.len()
     }
 }
 

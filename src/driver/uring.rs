@@ -17,6 +17,8 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use slab::Slab;
 
+use super::{RemoteDrain, Wake};
+
 /// `user_data` of completions nobody waits for (cancellations).
 const IGNORE: u64 = u64::MAX;
 /// `user_data` of the remote eventfd's multishot poll.
@@ -122,7 +124,7 @@ impl Uring {
 
     /// Submits what is queued, waits at most `timeout` for a completion
     /// (`None`: without limit), and wakes the waiters of all completions.
-    pub(super) fn poll(&self, timeout: Option<Duration>, wake: &mut dyn FnMut(usize), remote: &dyn Fn(&mut dyn FnMut(usize))) {
+    pub(super) fn poll(&self, timeout: Option<Duration>, wake: Wake<'_>, remote: RemoteDrain<'_>) {
         {
             let mut ring = self.ring.borrow_mut();
             let r = match timeout {
@@ -155,7 +157,7 @@ impl Uring {
         }
     }
 
-    fn reap(&self, wake: &mut dyn FnMut(usize), remote: &dyn Fn(&mut dyn FnMut(usize))) {
+    fn reap(&self, wake: Wake<'_>, remote: RemoteDrain<'_>) {
         let mut ring = self.ring.borrow_mut();
         let mut slots = self.slots.borrow_mut();
         for cqe in ring.completion() {
@@ -176,4 +178,3 @@ impl Uring {
         }
     }
 }
-

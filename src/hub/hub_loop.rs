@@ -88,7 +88,9 @@ pub(super) fn hub_loop() {
                 switch(plan);
             }
             Step::Links(r) => super::life::run_links(r),
-            Step::Poll(deadline) => with(|h| h.poll_driver(deadline.map(|d| d.saturating_duration_since(Instant::now())))),
+            Step::Poll(deadline) => {
+                with(|h| h.poll_driver(deadline.map(|d| d.saturating_duration_since(Instant::now()))))
+            }
             Step::LoopExit => with(|h| h.loop_exit()),
         }
     }

@@ -243,9 +243,10 @@ impl Hub {
     pub(super) fn pass_boundary(&self, core: &mut Core) {
         if core.pass_left == 0 {
             self.now_fresh.set(false);
-            if self.driver.busy() {
+            if self.driver.busy() && !core.ready.is_empty() {
                 // Once per pass, I/O is collected without blocking, so a
-                // yield loop never starves it.
+                // yield loop never starves it. (With nothing ready, the hub
+                // polls next anyway, blocking.)
                 self.driver.poll(Some(Duration::ZERO), &mut |g| core.unpark(g));
             }
             self.fire_timers(core);

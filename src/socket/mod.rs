@@ -109,9 +109,7 @@ pub(crate) struct Sock {
 fn to_nanos(d: Option<Duration>) -> io::Result<u64> {
     match d {
         None => Ok(NO_TIMEOUT),
-        Some(d) if d.is_zero() => {
-            Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"))
-        }
+        Some(d) if d.is_zero() => Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout")),
         Some(d) => Ok(d.as_nanos().min(NO_TIMEOUT as u128 - 1) as u64),
     }
 }
@@ -170,8 +168,14 @@ impl Sock {
         Ok(())
     }
 
+    /// Receives from a stream socket.
     pub(crate) fn recv(&self, buf: &mut [u8], flags: i32) -> io::Result<usize> {
-        op::run(self.target(), &mut op::Recv { buf, flags }, self.read_timeout())
+        op::run(self.target(), &mut op::Recv { buf, flags, stream: true }, self.read_timeout())
+    }
+
+    /// Receives one datagram.
+    pub(crate) fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
+        op::run(self.target(), &mut op::Recv { buf, flags: 0, stream: false }, self.read_timeout())
     }
 
     pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {

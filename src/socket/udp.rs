@@ -72,7 +72,7 @@ impl UdpSocket {
     /// # Blocking
     /// As [`recv_from`](Self::recv_from).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock.recv(buf, 0)
+        self.sock.recv_dgram(buf)
     }
 
     /// The bound address.

@@ -1,0 +1,239 @@
+//! A running child process. Its exit is awaited through a pidfd, readable
+//! once the child has exited, then collected with `waitpid`; where the
+//! kernel has no `pidfd_open` (before 5.3, some emulators) by polling with
+//! short cooperative sleeps. No SIGCHLD handler is involved.
+
+use std::io::{self, Read};
+use std::process::{ExitStatus, Output};
+use std::time::{Duration, Instant};
+
+use super::pipe::{ChildStderr, ChildStdin, ChildStdout};
+use crate::driver::{op, pidfd, Interest, Source};
+use crate::Greenlet;
+
+/// First and longest pause between two looks at a child without a pidfd.
+const POLL_MIN: Duration = Duration::from_millis(1);
+const POLL_MAX: Duration = Duration::from_millis(50);
+
+/// How the child's exit is noticed.
+#[derive(Debug)]
+enum Exit {
+    /// Readable once the child exited.
+    Pidfd(Source),
+    /// No pidfd: `try_wait` after doubling sleeps.
+    Poll,
+}
+
+impl Exit {
+    fn open(pid: u32) -> Exit {
+        pidfd::pidfd_open(pid).and_then(Source::new).map_or(Exit::Poll, Exit::Pidfd)
+    }
+}
+
+/// A spawned child process (see [`Command::spawn`](super::Command::spawn)),
+/// shaped like [`std::process::Child`] but waited for cooperatively.
+///
+/// Dropping a `Child` neither kills nor waits for the process (as std).
+#[derive(Debug)]
+pub struct Child {
+    inner: std::process::Child,
+    exit: Exit,
+    /// The child's stdin, if it was [`Stdio::piped`](super::Stdio::piped).
+    pub stdin: Option<ChildStdin>,
+    /// The child's stdout, if it was [`Stdio::piped`](super::Stdio::piped).
+    pub stdout: Option<ChildStdout>,
+    /// The child's stderr, if it was [`Stdio::piped`](super::Stdio::piped).
+    pub stderr: Option<ChildStderr>,
+}
+
+impl Child {
+    /// Adopts a child std just spawned; if its pipes cannot be made
+    /// cooperative, the child is killed and reaped.
+    pub(super) fn from_std(mut inner: std::process::Child) -> io::Result<Child> {
+        let pipes = (|| {
+            io::Result::Ok((
+                inner.stdin.take().map(ChildStdin::new).transpose()?,
+                inner.stdout.take().map(ChildStdout::new).transpose()?,
+                inner.stderr.take().map(ChildStderr::new).transpose()?,
+            ))
+        })();
+        match pipes {
+            Ok((stdin, stdout, stderr)) => Ok(Child { exit: Exit::open(inner.id()), inner, stdin, stdout, stderr }),
+            Err(e) => {
+                let _ = inner.kill();
+                let _ = inner.wait();
+                Err(e)
+            }
+        }
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.inner.id()
+    }
+
+    /// Sends `SIGKILL` to the child; `Ok` if it has exited already (as std).
+    ///
+    /// # Errors
+    /// As [`std::process::Child::kill`].
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.inner.kill()
+    }
+
+    /// The exit status if the child has exited, else `None`; never waits.
+    ///
+    /// # Errors
+    /// As [`std::process::Child::try_wait`].
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.inner.try_wait()
+    }
+
+    /// Closes the child's stdin (so a child reading it sees end-of-file),
+    /// then waits until it exits.
+    ///
+    /// # Blocking
+    /// Parks the greenlet until the child exits; the hub runs other
+    /// greenlets meanwhile. Killed or timed out, the greenlet unwinds and
+    /// the child keeps running (call [`wait`](Self::wait) again later).
+    ///
+    /// # Errors
+    /// As [`std::process::Child::wait`].
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        drop(self.stdin.take());
+        loop {
+            if let Some(status) = self.wait_until(None)? {
+                return Ok(status);
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for the child to exit: `Ok(None)` if it is
+    /// still running then. Unlike [`wait`](Self::wait), stdin stays open.
+    ///
+    /// # Blocking
+    /// As [`wait`](Self::wait), for at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`std::process::Child::try_wait`].
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    /// Closes stdin, reads stdout and stderr (those that are piped) to their
+    /// end, concurrently so that neither pipe can fill up and stall the
+    /// child, and waits for the child to exit.
+    ///
+    /// # Blocking
+    /// Until both pipes reached end-of-file and the child exited. stdout is
+    /// read by a helper greenlet while this one reads stderr; killed or timed
+    /// out, this greenlet unwinds and kills the helper.
+    ///
+    /// # Errors
+    /// The first read or wait error.
+    pub fn wait_with_output(mut self) -> io::Result<Output> {
+        drop(self.stdin.take());
+        let (stdout, stderr) = read_outputs(self.stdout.take(), self.stderr.take())?;
+        let status = self.wait()?;
+        Ok(Output { status, stdout, stderr })
+    }
+
+    /// The status once the child exited, `None` at `deadline`.
+    fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
+        let mut pause = POLL_MIN;
+        // After the pidfd reported an exit that waitpid does not show (yet),
+        // or failed, fall back to polling instead of spinning on it.
+        let mut use_pidfd = true;
+        loop {
+            if let Some(status) = self.inner.try_wait()? {
+                return Ok(Some(status));
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                return Ok(None);
+            }
+            match &self.exit {
+                Exit::Pidfd(src) if use_pidfd => match op::wait(src.target(), Interest::Read, left) {
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(None),
+                    _ => use_pidfd = false,
+                },
+                _ => {
+                    crate::sleep(left.map_or(pause, |l| l.min(pause)));
+                    pause = (pause * 2).min(POLL_MAX);
+                }
+            }
+        }
+    }
+
+    /// A child watched by polling only, as on kernels without pidfds.
+    #[cfg(test)]
+    fn without_pidfd(mut self) -> Child {
+        self.exit = Exit::Poll;
+        self
+    }
+}
+
+fn read_to_end(mut pipe: impl Read) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    pipe.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Reads both pipes to their end: stdout in a helper greenlet, stderr here.
+fn read_outputs(out: Option<ChildStdout>, err: Option<ChildStderr>) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    let (out, err) = match (out, err) {
+        (Some(out), Some(err)) => (out, err),
+        (out, err) => {
+            let out = out.map(read_to_end).transpose()?.unwrap_or_default();
+            return Ok((out, err.map(read_to_end).transpose()?.unwrap_or_default()));
+        }
+    };
+    let helper = Helper(Some(crate::Builder::default().name("gevent stdout reader").spawn(move || read_to_end(out))));
+    let err = read_to_end(err);
+    let out = helper.join();
+    Ok((out?, err?))
+}
+
+/// The stdout-reading greenlet, killed if its caller unwinds first.
+struct Helper(Option<Greenlet<io::Result<Vec<u8>>>>);
+
+impl Helper {
+    fn join(mut self) -> io::Result<Vec<u8>> {
+        let g = self.0.take().expect("joined once");
+        g.into_result().unwrap_or_else(|e| Err(io::Error::other(e)))
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if let Some(g) = self.0.take() {
+            g.kill_nowait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Command, Stdio};
+    use std::time::Duration;
+
+    /// The fallback for kernels without pidfd_open: polling with sleeps.
+    #[test]
+    fn polling_fallback_waits_and_times_out() {
+        let ticks = std::rc::Rc::new(std::cell::Cell::new(0));
+        let t = ticks.clone();
+        let ticker = crate::spawn(move || loop {
+            crate::sleep(Duration::from_millis(5));
+            t.set(t.get() + 1);
+        });
+        let mut child = Command::new("sleep").arg("0.1").stdout(Stdio::null()).spawn().unwrap().without_pidfd();
+        assert_eq!(child.wait_timeout(Duration::from_millis(1)).unwrap(), None);
+        assert!(child.wait().unwrap().success());
+        assert!(ticks.get() > 0, "other greenlets ran while the child was polled");
+        ticker.kill();
+
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap().without_pidfd();
+        assert_eq!(child.wait_timeout(Duration::from_millis(20)).unwrap(), None);
+        child.kill().unwrap();
+        assert!(!child.wait().unwrap().success());
+    }
+}
