@@ -174,8 +174,10 @@ impl StreamServer {
         self.stop_timeout(STOP_GRACE)
     }
 
-    /// Stops accepting at once (the listener closes), waits up to `grace`
-    /// for running handlers, then kills the rest; returns when all are gone.
+    /// Stops accepting at once (the listener closes; `serve_forever`
+    /// returns), waits up to `grace` for running handlers (other than the
+    /// caller, if a handler stops its own server), then kills the rest;
+    /// returns when all are gone.
     ///
     /// # Blocking
     /// Up to `grace`, plus the killed handlers' unwinding.
@@ -184,11 +186,20 @@ impl StreamServer {
             g.kill();
         }
         drop(self.0.listener.borrow_mut().take());
-        let group = self.0.pool.as_ref().map_or(&self.0.handlers, |p| p.as_group());
-        if !group.join_timeout(grace) {
-            group.kill();
-        }
+        // As gevent: closed first, so `serve_forever` returns even when a
+        // handler stops its own server (it does not wait for itself).
         self.0.stopped.set();
+        let group = self.0.pool.as_ref().map_or(&self.0.handlers, |p| p.as_group());
+        stop_handlers(group, grace);
+    }
+}
+
+/// Waits up to `grace` for the group's greenlets, then kills the rest; the
+/// calling greenlet (a handler stopping its own server) is left out.
+fn stop_handlers(group: &Group, grace: Duration) {
+    group.discard(&crate::getcurrent());
+    if !group.join_timeout(grace) {
+        group.kill();
     }
 }
 
@@ -392,8 +403,8 @@ impl DatagramServer {
         Ok(())
     }
 
-    /// Stops receiving, waits up to one second for running handlers, then
-    /// kills the rest.
+    /// Stops receiving, waits up to one second for running handlers (other
+    /// than the caller), then kills the rest.
     ///
     /// # Blocking
     /// Up to the grace period.
@@ -402,9 +413,7 @@ impl DatagramServer {
             g.kill();
         }
         drop(self.0.socket.borrow_mut().take());
-        if !self.0.handlers.join_timeout(STOP_GRACE) {
-            self.0.handlers.kill();
-        }
         self.0.stopped.set();
+        stop_handlers(&self.0.handlers, STOP_GRACE);
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Timeouts set with `set_read_timeout` / `set_write_timeout` bound each
 //! call and give an error of kind `TimedOut`. Host names resolve on the
-//! thread pool, never blocking the hub.
+//! thread pool, never blocking the hub (plain addresses resolve at once).
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -74,9 +74,19 @@ pub fn wait_write(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
     op::wait(Target { fd, id: 0 }, Interest::Write, timeout)
 }
 
-/// Resolves `addr` on the thread pool (a host-name lookup blocks).
+/// True for the `ToSocketAddrs` types made of addresses only (no host
+/// name to look up): std's impls for them never block. Stable Rust has no
+/// specialization, so the type's name decides.
+fn numeric<A: ?Sized>() -> bool {
+    let name = std::any::type_name::<A>();
+    !name.contains("str") && !name.contains("String") && name.contains("core::net::")
+}
+
+/// Resolves `addr`: at once for plain addresses, else on the thread pool
+/// (a host-name lookup blocks).
 pub(crate) fn resolve<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = crate::spawn_blocking(|| addr.to_socket_addrs().map(Iterator::collect))?;
+    let lookup = || addr.to_socket_addrs().map(Iterator::collect);
+    let addrs: Vec<SocketAddr> = if numeric::<A>() { lookup()? } else { crate::spawn_blocking(lookup)? };
     if addrs.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses"));
     }

@@ -10,8 +10,15 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::{fd_traits, stream_io, timeouts, Sock};
 
-fn unix_addr(a: SockAddr) -> io::Result<SocketAddr> {
-    a.as_unix().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a Unix socket address"))
+/// A Unix socket's local or peer address, through std (which represents
+/// unnamed and abstract addresses; socket2 has no std value for them).
+fn unix_addr(fd: std::os::fd::BorrowedFd<'_>, peer: bool) -> io::Result<SocketAddr> {
+    let s = std::os::unix::net::UnixStream::from(fd.try_clone_to_owned()?);
+    if peer {
+        s.peer_addr()
+    } else {
+        s.local_addr()
+    }
 }
 
 /// A Unix-domain listening socket.
@@ -35,8 +42,9 @@ impl UnixListener {
     /// # Blocking
     /// Parks until a peer connects.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (sock, peer) = self.sock.accept()?;
-        Ok((UnixStream { sock }, unix_addr(peer)?))
+        let (sock, _) = self.sock.accept()?;
+        let peer = unix_addr(sock.as_fd(), true)?;
+        Ok((UnixStream { sock }, peer))
     }
 
     /// An endless iterator of accepted connections.
@@ -46,7 +54,7 @@ impl UnixListener {
 
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        unix_addr(self.sock.sock().local_addr()?)
+        unix_addr(self.sock.as_fd(), false)
     }
 }
 
@@ -95,12 +103,12 @@ impl UnixStream {
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        unix_addr(self.sock.sock().peer_addr()?)
+        unix_addr(self.sock.as_fd(), true)
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        unix_addr(self.sock.sock().local_addr()?)
+        unix_addr(self.sock.as_fd(), false)
     }
 
     /// A second handle on the same stream (a dup'd fd).

@@ -1,0 +1,250 @@
+//! Helpers shared by the `io_*` integration tests: run a test body once per
+//! I/O backend ([`both`]), each on a fresh thread (a fresh hub), with a
+//! watchdog; count this process's fds; raise `RLIMIT_NOFILE`; and re-run
+//! this test binary as a child process for scenarios that change
+//! process-wide state (a lowered fd limit, server threads that never end).
+#![allow(dead_code)]
+
+use std::any::Any;
+use std::process::{Command, Output};
+use std::sync::{mpsc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use gevent::hub::{backend, prefer_backend, Backend};
+use gevent::{Greenlet, GreenletError};
+
+/// Milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// How long one backend's run of a body may take before the test fails as
+/// hung (the body's thread is then left behind).
+pub const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// Tests that count this process's fds take this lock exclusively; every
+/// other test of the binary takes it shared, so fd counts are not disturbed
+/// by tests running in parallel threads.
+static FD_LOCK: RwLock<()> = RwLock::new(());
+
+/// The text of a panic payload.
+pub fn panic_text(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".to_owned()
+    }
+}
+
+/// Runs `body` on a fresh thread whose hub prefers `b`; `Err` with the panic
+/// message if it panicked, or if it ran longer than [`WATCHDOG`].
+pub fn on_backend<F>(b: Backend, body: &std::sync::Arc<F>) -> Result<(), String>
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let body = body.clone();
+    let (tx, rx) = mpsc::channel();
+    let name = format!("io-test-{b:?}");
+    let thread = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            // Reports even when the body panics (the sender drops then).
+            let _tx = tx;
+            prefer_backend(b).expect("a fresh thread has no hub yet");
+            let got = backend();
+            match b {
+                Backend::Epoll => assert_eq!(got, Backend::Epoll, "prefer_backend(Epoll) must force epoll"),
+                Backend::IoUring if got != Backend::IoUring => {
+                    eprintln!("note: io_uring is unavailable here; the IoUring run uses {got:?}")
+                }
+                Backend::IoUring => {}
+            }
+            body();
+        })
+        .expect("cannot start a test thread");
+    match rx.recv_timeout(WATCHDOG) {
+        Err(mpsc::RecvTimeoutError::Timeout) => return Err(format!("hung: still running after {WATCHDOG:?}")),
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {}
+    }
+    thread.join().map_err(|p| panic_text(&*p))
+}
+
+fn run_both<F>(body: F)
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let body = std::sync::Arc::new(body);
+    let mut failures = Vec::new();
+    for b in [Backend::IoUring, Backend::Epoll] {
+        if let Err(e) = on_backend(b, &body) {
+            failures.push(format!("[{b:?}] {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "failed on {} backend(s):\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Runs `body` on a fresh thread with `prefer_backend(IoUring)` (epoll where
+/// io_uring is unavailable), then on another with `prefer_backend(Epoll)`
+/// (asserting the hub runs epoll). Both runs happen even if the first
+/// fails; the test fails naming every backend whose run panicked or hung.
+pub fn both<F>(body: F)
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let _shared = FD_LOCK.read().unwrap_or_else(|p| p.into_inner());
+    run_both(body);
+}
+
+/// As [`both`], with no other test of this binary running meanwhile (for
+/// tests that compare this process's fd count before and after).
+pub fn both_exclusive<F>(body: F)
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let _alone = FD_LOCK.write().unwrap_or_else(|p| p.into_inner());
+    run_both(body);
+}
+
+/// Open fds of this process (the directory listing's own fd included, the
+/// same in every count).
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
+}
+
+/// Waits (cooperatively, polling every millisecond) until `fd_count()` is
+/// `want` or `timeout` passed; the last count.
+pub fn settle_fds(want: usize, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = fd_count();
+        if n == want || Instant::now() >= deadline {
+            return n;
+        }
+        gevent::sleep(ms(1));
+    }
+}
+
+/// `RLIMIT_NOFILE` as (soft, hard).
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is `u64` on the targets tested, not everywhere
+pub fn nofile_limit() -> (u64, u64) {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the live struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) }, 0);
+    (r.rlim_cur as u64, r.rlim_max as u64)
+}
+
+/// Sets the soft `RLIMIT_NOFILE` (process-wide).
+pub fn set_nofile_soft(soft: u64) {
+    let (_, hard) = nofile_limit();
+    let r = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard as libc::rlim_t };
+    // SAFETY: setrlimit reads the live struct.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) }, 0, "setrlimit({soft})");
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; the new soft limit.
+pub fn raise_nofile() -> u64 {
+    let (soft, hard) = nofile_limit();
+    if soft < hard {
+        set_nofile_soft(hard);
+    }
+    nofile_limit().0
+}
+
+/// True when this test binary runs under an emulator (qemu-user, the
+/// aarch64 cross run): heavy tests scale down there.
+pub fn emulated() -> bool {
+    !runner().is_empty()
+}
+
+/// `full` natively, `reduced` under an emulator.
+pub fn scaled(full: usize, reduced: usize) -> usize {
+    if emulated() {
+        reduced
+    } else {
+        full
+    }
+}
+
+/// Joins `g` and returns its value; panics (failing the test) if it
+/// panicked or was killed. A greenlet's panic never unwinds its parent, so
+/// every greenlet that asserts must be checked this way.
+pub fn join_ok<T: 'static>(g: Greenlet<T>) -> T {
+    let name = g.name();
+    match g.into_result() {
+        Ok(v) => v,
+        Err(GreenletError::Panicked(m)) => panic!("greenlet {name} panicked: {m}"),
+        Err(e) => panic!("greenlet {name} failed: {e:?}"),
+    }
+}
+
+/// Sleeps cooperatively until `done()` or `timeout` passed; true if done.
+pub fn wait_until(timeout: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        gevent::sleep(ms(1));
+    }
+    true
+}
+
+/// The environment variable naming the scenario a child process runs.
+pub const CHILD_ENV: &str = "GEVENT_IO_TEST_SCENARIO";
+
+/// The scenario this process was started for, if it is a child.
+pub fn child_scenario() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()
+}
+
+/// What runs this test binary: nothing natively; the emulator when the
+/// machine is of another architecture (qemu-user without binfmt_misc).
+/// `GEVENT_TEST_RUNNER` (space separated) overrides.
+fn runner() -> &'static [String] {
+    static RUNNER: OnceLock<Vec<String>> = OnceLock::new();
+    RUNNER.get_or_init(|| {
+        if let Ok(r) = std::env::var("GEVENT_TEST_RUNNER") {
+            return r.split_whitespace().map(str::to_owned).collect();
+        }
+        let arch = std::env::consts::ARCH;
+        let host =
+            Command::new("uname").arg("-m").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        match host {
+            Ok(h) if !h.is_empty() && h != arch => {
+                vec![format!("qemu-{arch}"), "-L".into(), format!("/usr/{arch}-linux-gnu")]
+            }
+            _ => Vec::new(),
+        }
+    })
+}
+
+/// Runs the test `test` of this binary alone in a child process with the
+/// scenario variable set to `scenario` and the extra environment `env`
+/// (`None` removes a variable); returns its output.
+pub fn run_child(test: &str, scenario: &str, env: &[(&str, Option<&str>)]) -> Output {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg("ulimit -c 0 2>/dev/null; exec \"$@\"").arg("sh");
+    cmd.args(runner()).arg(&exe);
+    cmd.args([test, "--exact", "--nocapture", "--include-ignored", "--test-threads=1"]);
+    cmd.env(CHILD_ENV, scenario).env("RUST_BACKTRACE", "0");
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.output().expect("the child process ran")
+}
+
+/// Asserts a child run succeeded and ran its test (not filtered out);
+/// returns its stdout.
+pub fn child_ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}", out.status);
+    assert!(stdout.contains("1 passed"), "the child ran no test:\n{stdout}\n{stderr}");
+    stdout
+}

@@ -1,0 +1,943 @@
+//! `gevent::socket` on both backends: echo under many connections,
+//! half-close, resets, refusals, timeouts, large partial writes, UDP, Unix
+//! sockets, raw-fd readiness waits, cloned handles, host-name connects and
+//! ten thousand connections held open at once.
+
+mod io_common;
+
+use std::cell::{Cell, RefCell};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use gevent::event::Event;
+use gevent::lock::Semaphore;
+use gevent::server::StreamServer;
+use gevent::socket::{wait_read, wait_write, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use gevent::Greenlet;
+use io_common::{both, both_exclusive, fd_count, join_ok, ms, raise_nofile, scaled, settle_fds};
+
+const LOCAL: &str = "127.0.0.1:0";
+
+/// An echo handler: echoes until EOF or an error.
+fn echo(mut conn: TcpStream) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A connected TCP pair on 127.0.0.1: (client, server side).
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind(LOCAL).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = gevent::spawn(move || listener.accept().map(|(s, _)| s));
+    let client = TcpStream::connect(addr).unwrap();
+    let server = acceptor.into_result().unwrap().unwrap();
+    (client, server)
+}
+
+/// `SO_LINGER` with a zero timeout: closing then sends RST.
+fn set_linger_zero(fd: RawFd) {
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt reads `size_of::<linger>()` bytes of the live struct.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "setsockopt(SO_LINGER)");
+}
+
+/// Sets an int socket option.
+fn set_int_opt(fd: RawFd, level: i32, name: i32, v: i32) {
+    // SAFETY: setsockopt reads 4 bytes of the live int.
+    let r = unsafe {
+        libc::setsockopt(fd, level, name, (&v as *const i32).cast(), std::mem::size_of::<i32>() as libc::socklen_t)
+    };
+    assert_eq!(r, 0, "setsockopt({level}, {name})");
+}
+
+/// A byte pattern that differs at every offset of a long stream.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3] ^ seed).collect()
+}
+
+#[test]
+fn echo_under_many_connections() {
+    both(|| {
+        const CLIENTS: usize = 200;
+        const ROUNDS: usize = 5;
+        let server = StreamServer::new(LOCAL, |conn, _| echo(conn)).unwrap();
+        server.start().unwrap();
+        let addr = server.local_addr();
+        let clients: Vec<Greenlet<usize>> = (0..CLIENTS)
+            .map(|i| {
+                gevent::spawn(move || {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut total = 0;
+                    for r in 0..ROUNDS {
+                        // Sizes from 1 byte to ~12 KiB: several reads for the larger ones.
+                        let msg = pattern(1 + (i * 61 + r * 2477) % 12_000, (i + r) as u8);
+                        c.write_all(&msg).unwrap();
+                        let mut got = vec![0u8; msg.len()];
+                        c.read_exact(&mut got).unwrap();
+                        assert!(got == msg, "client {i} round {r}: echo differs");
+                        total += msg.len();
+                    }
+                    c.shutdown(Shutdown::Write).unwrap();
+                    let mut rest = Vec::new();
+                    c.read_to_end(&mut rest).unwrap();
+                    assert!(rest.is_empty(), "client {i}: data after the echoes");
+                    total
+                })
+            })
+            .collect();
+        let total: usize = clients.into_iter().map(join_ok).sum();
+        assert!(total > CLIENTS * ROUNDS);
+        // Every handler has seen its EOF: nothing left to kill.
+        assert!(io_common::wait_until(Duration::from_secs(5), || server.connections() == 0));
+        server.stop_timeout(ms(100));
+    });
+}
+
+#[test]
+fn half_close_server_reads_eof_then_replies() {
+    both(|| {
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = gevent::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            // Ends at the client's FIN; our write half is still open: reply after the EOF.
+            conn.read_to_end(&mut got).unwrap();
+            conn.write_all(format!("got {} bytes", got.len()).as_bytes()).unwrap();
+            conn.write_all(&got).unwrap();
+            got
+        });
+        let mut client = TcpStream::connect(addr).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let sent = pattern(30_000, 7);
+        client.write_all(&sent).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        // Writing after our own shutdown fails (and raises no SIGPIPE).
+        assert_eq!(client.write(b"late").unwrap_err().kind(), ErrorKind::BrokenPipe);
+        let mut reply = Vec::new();
+        client.read_to_end(&mut reply).unwrap();
+        let head = b"got 30000 bytes";
+        assert_eq!(&reply[..head.len()], head);
+        assert!(reply[head.len()..] == sent[..], "the server's reply after EOF differs");
+        assert!(join_ok(server) == sent);
+    });
+}
+
+#[test]
+fn eof_queued_behind_data_after_a_wakeup() {
+    // A reader parked in read is woken once for data and FIN together; its
+    // first read is short (the buffer is larger than the data), its second
+    // must see the EOF that is already there, without a new edge.
+    both(|| {
+        let (client, server) = tcp_pair();
+        client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let reader = gevent::spawn(move || {
+            let mut buf = [0u8; 64];
+            let first = (&client).read(&mut buf).map(|n| buf[..n].to_vec());
+            let second = (&client).read(&mut buf);
+            (first, second)
+        });
+        gevent::sleep(ms(2)); // the reader is parked
+        (&server).write_all(b"0123456789").unwrap();
+        drop(server); // FIN right behind the data, before the hub polls again
+        let (first, second) = join_ok(reader);
+        assert_eq!(first.unwrap(), b"0123456789");
+        match second {
+            Ok(n) => assert_eq!(n, 0, "data after EOF"),
+            Err(e) => panic!("the read after a short read missed the queued EOF: {e}"),
+        }
+    });
+}
+
+#[test]
+fn peer_reset_mid_read() {
+    both(|| {
+        let (client, server) = tcp_pair();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let client = Rc::new(client);
+        let c = client.clone();
+        let reader = gevent::spawn(move || {
+            let mut buf = [0u8; 64];
+            (&*c).read(&mut buf)
+        });
+        gevent::sleep(ms(5)); // the reader is parked in its read
+        assert!(!reader.dead());
+        set_linger_zero(server.as_raw_fd());
+        drop(server); // RST
+        match join_ok(reader) {
+            Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+            Ok(n) => panic!("a reset connection read {n} bytes instead of failing"),
+        }
+        // After the reset: reads see EOF, writes fail (no SIGPIPE).
+        let mut buf = [0u8; 8];
+        assert_eq!((&*client).read(&mut buf).unwrap(), 0);
+        let e = (&*client).write(b"x").unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset), "{e}");
+    });
+}
+
+#[test]
+fn peer_reset_with_data_unread() {
+    // A reset arriving while data sits unread: the read that would return it
+    // fails instead (Linux drops the receive queue on RST).
+    both(|| {
+        let (mut client, server) = tcp_pair();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (&server).write_all(b"some data").unwrap();
+        set_linger_zero(server.as_raw_fd());
+        drop(server);
+        let mut buf = [0u8; 64];
+        let r = client.read(&mut buf);
+        assert!(matches!(&r, Err(e) if e.kind() == ErrorKind::ConnectionReset) || matches!(r, Ok(9)), "got {r:?}");
+    });
+}
+
+#[test]
+fn connect_refused() {
+    both(|| {
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let e = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+        let e = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+        let e = TcpStream::connect_timeout(&addr, Duration::ZERO).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        // Nothing leaked into the hub: a connect after that still works.
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let ok = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert_eq!(ok.peer_addr().unwrap(), listener.local_addr().unwrap());
+    });
+}
+
+#[test]
+fn shutdown_from_another_greenlet_wakes_a_blocked_reader() {
+    both(|| {
+        let (client, _server) = tcp_pair();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let client = Rc::new(client);
+        let c = client.clone();
+        let reader = gevent::spawn(move || {
+            let mut b = [0u8; 8];
+            (&*c).read(&mut b)
+        });
+        gevent::sleep(ms(2)); // parked in its read
+        client.shutdown(Shutdown::Read).unwrap();
+        assert_eq!(join_ok(reader).unwrap(), 0, "a read-shutdown socket reads EOF");
+        // Unix sockets too, shut down both ways.
+        let (a, _b) = UnixStream::pair().unwrap();
+        a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let a = Rc::new(a);
+        let a2 = a.clone();
+        let reader = gevent::spawn(move || {
+            let mut b = [0u8; 8];
+            (&*a2).read(&mut b)
+        });
+        gevent::sleep(ms(2));
+        a.shutdown(Shutdown::Both).unwrap();
+        assert_eq!(join_ok(reader).unwrap(), 0);
+    });
+}
+
+#[test]
+fn accept_timeout_and_incoming() {
+    both(|| {
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_read_timeout(Some(ms(50))).unwrap();
+        let t = Instant::now();
+        let e = listener.accept().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        assert!(t.elapsed() >= ms(50), "a 50 ms accept timeout fired after {:?}", t.elapsed());
+        listener.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let clients = gevent::spawn(move || {
+            (0..3u8)
+                .map(|i| {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    c.write_all(&[i]).unwrap();
+                    c
+                })
+                .collect::<Vec<_>>()
+        });
+        for (i, conn) in listener.incoming().take(3).enumerate() {
+            let mut conn = conn.unwrap();
+            let mut b = [0u8; 1];
+            conn.read_exact(&mut b).unwrap();
+            assert_eq!(b[0], i as u8);
+        }
+        assert_eq!(join_ok(clients).len(), 3);
+    });
+}
+
+/// A listener whose accept queue is full (backlog 0, one peer queued), so
+/// a further connect stays pending (its SYNs are dropped); with the
+/// connection that fills it.
+fn full_backlog_listener() -> (std::net::TcpListener, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind(LOCAL).unwrap();
+    // SAFETY: listen(2) on a socket we own; a second listen sets the backlog.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    let filler = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    (l, filler)
+}
+
+#[test]
+fn connect_timeout_against_a_full_backlog() {
+    both(|| {
+        let (l, _filler) = full_backlog_listener();
+        let addr = l.local_addr().unwrap();
+        let t = Instant::now();
+        let e = TcpStream::connect_timeout(&addr, ms(50)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        assert!(t.elapsed() >= ms(50), "a 50 ms connect timeout fired after {:?}", t.elapsed());
+        // with_timeout around a plain connect.
+        let t = Instant::now();
+        assert_eq!(gevent::with_timeout(ms(50), || TcpStream::connect(addr)).unwrap_err(), gevent::Timeout);
+        assert!(t.elapsed() >= ms(50));
+        // Other greenlets run while a connect is pending.
+        let ticks = Rc::new(Cell::new(0u32));
+        let t2 = ticks.clone();
+        let ticker = gevent::spawn(move || {
+            for _ in 0..3 {
+                t2.set(t2.get() + 1);
+                gevent::sleep(ms(1));
+            }
+        });
+        let e = TcpStream::connect_timeout(&addr, ms(30)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        join_ok(ticker);
+        assert_eq!(ticks.get(), 3);
+        // Room in the queue again: a connect completes.
+        drop(l.accept().unwrap());
+        let _c = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
+    });
+}
+
+#[test]
+fn read_timeout() {
+    both(|| {
+        let (mut client, mut server) = tcp_pair();
+        assert_eq!(client.set_read_timeout(Some(Duration::ZERO)).unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(client.read_timeout().unwrap(), None);
+        client.set_read_timeout(Some(ms(50))).unwrap();
+        assert_eq!(client.read_timeout().unwrap(), Some(ms(50)));
+        let mut buf = [0u8; 16];
+        let t = Instant::now();
+        let e = client.read(&mut buf).unwrap_err();
+        let took = t.elapsed();
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        assert!(took >= ms(50), "a 50 ms read timeout fired after {took:?}");
+        // Other greenlets ran meanwhile (the hub was not blocked).
+        let ticks = Rc::new(Cell::new(0));
+        let t2 = ticks.clone();
+        let ticker = gevent::spawn(move || {
+            for _ in 0..5 {
+                t2.set(t2.get() + 1);
+                gevent::sleep(ms(1));
+            }
+        });
+        assert_eq!(client.read(&mut buf).unwrap_err().kind(), ErrorKind::TimedOut);
+        assert_eq!(ticks.get(), 5);
+        join_ok(ticker);
+        // The socket still works, and nothing was consumed by the timed-out reads.
+        server.write_all(b"after").unwrap();
+        client.read_exact(&mut buf[..5]).unwrap();
+        assert_eq!(&buf[..5], b"after");
+        // Peek does not consume.
+        server.write_all(b"peek").unwrap();
+        let n = client.peek(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &b"peek"[..n]);
+        client.read_exact(&mut buf[..4]).unwrap();
+        assert_eq!(&buf[..4], b"peek");
+        // No timeout again: a greenlet that sends later is waited for.
+        client.set_read_timeout(None).unwrap();
+        let late = gevent::spawn_later(ms(60), move || server.write_all(b"late"));
+        client.read_exact(&mut buf[..4]).unwrap();
+        assert_eq!(&buf[..4], b"late");
+        join_ok(late).unwrap();
+    });
+}
+
+#[test]
+fn write_timeout() {
+    both(|| {
+        let (mut client, mut server) = tcp_pair();
+        client.set_write_timeout(Some(ms(50))).unwrap();
+        assert_eq!(client.write_timeout().unwrap(), Some(ms(50)));
+        // The peer does not read: fill both socket buffers until a send blocks.
+        let chunk = vec![0x5Au8; 64 * 1024];
+        let mut sent = 0usize;
+        let err = loop {
+            let t = Instant::now();
+            match client.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(e) => break (e, t.elapsed()),
+            }
+            assert!(sent < 512 << 20, "512 MiB went into a socket nobody reads");
+        };
+        assert_eq!(err.0.kind(), ErrorKind::TimedOut, "{}", err.0);
+        assert!(err.1 >= ms(50), "a 50 ms write timeout fired after {:?}", err.1);
+        assert!(sent > 0);
+        // write_all reports the timeout too (the kernel may find a little
+        // room meanwhile: a few may still go through).
+        let mut tries = 0;
+        let e = loop {
+            match client.write_all(&chunk) {
+                Ok(()) => sent += chunk.len(),
+                Err(e) => break e,
+            }
+            tries += 1;
+            assert!(tries < 100, "write_all never timed out on a socket nobody reads");
+        };
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        // The peer drains everything that was accepted; the stream is intact.
+        client.shutdown(Shutdown::Write).unwrap();
+        server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match server.read(&mut buf).unwrap() {
+                0 => break,
+                n => {
+                    assert!(buf[..n].iter().all(|&b| b == 0x5A));
+                    got += n;
+                }
+            }
+        }
+        assert!(got >= sent, "read {got} of at least {sent} bytes written");
+    });
+}
+
+/// Counts the `write` calls `write_all` makes.
+struct CountingWriter<'a> {
+    inner: &'a TcpStream,
+    calls: usize,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.calls += 1;
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn one_mebibyte_write_all_against_a_slow_reader() {
+    both(|| {
+        const LEN: usize = 1 << 20;
+        let (client, mut server) = tcp_pair();
+        // Small buffers: the write needs many partial sends.
+        set_int_opt(client.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 32 * 1024);
+        set_int_opt(server.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 32 * 1024);
+        let data = pattern(LEN, 0x33);
+        let expect = data.clone();
+        let writer = gevent::spawn(move || {
+            let mut w = CountingWriter { inner: &client, calls: 0 };
+            w.write_all(&data).unwrap();
+            client.shutdown(Shutdown::Write).unwrap();
+            w.calls
+        });
+        server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::with_capacity(LEN);
+        let mut chunk = [0u8; 1000];
+        let mut reads = 0usize;
+        loop {
+            let n = server.read(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&chunk[..n]);
+            reads += 1;
+            // Slow: yield after every read, sleep now and then.
+            if reads % 128 == 0 {
+                gevent::sleep(ms(1));
+            } else {
+                gevent::yield_now();
+            }
+        }
+        let calls = join_ok(writer);
+        assert_eq!(got.len(), LEN);
+        assert!(got == expect, "the 1 MiB stream arrived altered");
+        assert!(calls > 1, "write_all made only {calls} send(s) through 32 KiB buffers");
+        println!("{:?}: 1 MiB in {calls} sends, {reads} reads", gevent::hub::backend());
+        assert!(reads > 100);
+    });
+}
+
+#[test]
+fn udp_send_to_recv_from_and_connected() {
+    both(|| {
+        let a = UdpSocket::bind(LOCAL).unwrap();
+        let b = Rc::new(UdpSocket::bind(LOCAL).unwrap());
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        b.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // An echoing peer parked in recv_from before anything is sent.
+        let peer = b.clone();
+        let echoer = gevent::spawn(move || {
+            let mut buf = [0u8; 2048];
+            for _ in 0..10 {
+                let (n, from) = peer.recv_from(&mut buf).unwrap();
+                peer.send_to(&buf[..n], from).unwrap();
+            }
+        });
+        gevent::yield_now();
+        for i in 0..10usize {
+            let msg = pattern(1 + i * 150, i as u8);
+            assert_eq!(a.send_to(&msg, b_addr).unwrap(), msg.len());
+            let mut buf = [0u8; 2048];
+            let (n, from) = a.recv_from(&mut buf).unwrap();
+            assert_eq!(from, b_addr);
+            assert!(buf[..n] == msg[..], "datagram {i} differs");
+        }
+        join_ok(echoer);
+        // Connected: send/recv with the default peer.
+        a.connect(b_addr).unwrap();
+        b.connect(a_addr).unwrap();
+        assert_eq!(a.peer_addr().unwrap(), b_addr);
+        let (b2, c2) = (b.clone(), Rc::new(Cell::new(0)));
+        let count = c2.clone();
+        let recv = gevent::spawn(move || {
+            let mut buf = [0u8; 64];
+            for i in 0..3u8 {
+                let n = b2.recv(&mut buf).unwrap();
+                assert_eq!(&buf[..n], &[b'x', i][..]);
+                count.set(count.get() + 1);
+            }
+        });
+        for i in 0..3u8 {
+            assert_eq!(a.send(&[b'x', i]).unwrap(), 2);
+            gevent::yield_now();
+        }
+        join_ok(recv);
+        assert_eq!(c2.get(), 3);
+        // A receive with nothing to receive times out.
+        b.set_read_timeout(Some(ms(50))).unwrap();
+        let t = Instant::now();
+        let mut buf = [0u8; 8];
+        assert_eq!(b.recv(&mut buf).unwrap_err().kind(), ErrorKind::TimedOut);
+        assert!(t.elapsed() >= ms(50));
+        assert_eq!(b.recv_from(&mut buf).unwrap_err().kind(), ErrorKind::TimedOut);
+    });
+}
+
+static UNIX_DIRS: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh empty directory, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let n = UNIX_DIRS.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("gevent-io-net-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn unix_stream_pair() {
+    both(|| {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let data = pattern(200_000, 9);
+        let expect = data.clone();
+        let writer = gevent::spawn(move || {
+            (&a).write_all(&data).unwrap();
+            a.shutdown(Shutdown::Write).unwrap();
+            let mut back = [0u8; 3];
+            (&a).read_exact(&mut back).unwrap();
+            back
+        });
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        assert!(got == expect);
+        b.write_all(b"ack").unwrap();
+        assert_eq!(&join_ok(writer), b"ack");
+    });
+}
+
+/// A Unix stream socket bound to `own` (so its peer sees a path) and
+/// connected to `server`: the way around `accept` refusing unnamed peers
+/// (see `unix_accept_from_an_unnamed_client`).
+fn bound_unix_client(own: &std::path::Path, server: &std::path::Path) -> UnixStream {
+    use std::os::unix::ffi::OsStrExt;
+    fn addr(p: &std::path::Path) -> (libc::sockaddr_un, libc::socklen_t) {
+        // SAFETY: sockaddr_un is plain data; all-zero is valid.
+        let mut a: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let bytes = p.as_os_str().as_bytes();
+        assert!(bytes.len() < a.sun_path.len());
+        for (d, &b) in a.sun_path.iter_mut().zip(bytes) {
+            *d = b as libc::c_char;
+        }
+        (a, (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t)
+    }
+    // SAFETY: a new socket, owned below.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0);
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (a, len) = addr(own);
+    // SAFETY: bind/connect read `len` bytes of the live address.
+    assert_eq!(unsafe { libc::bind(fd, (&a as *const libc::sockaddr_un).cast(), len) }, 0, "bind");
+    let (a, len) = addr(server);
+    // A blocking connect: a Unix listener with backlog room completes it at once.
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::connect(fd, (&a as *const libc::sockaddr_un).cast(), len) }, 0, "connect");
+    UnixStream::from(owned)
+}
+
+#[test]
+fn unix_listener_and_connect() {
+    both(|| {
+        let dir = TempDir::new();
+        let path = dir.0.join("sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+        let server_path = path.clone();
+        let server = gevent::spawn(move || {
+            for i in 0..5u8 {
+                let (mut conn, peer) = listener.accept().unwrap();
+                assert_eq!(conn.local_addr().unwrap().as_pathname(), Some(server_path.as_path()));
+                let peer = peer.as_pathname().expect("a bound client has a path").to_owned();
+                assert!(peer.ends_with(format!("client-{i}")), "{peer:?}");
+                let mut buf = [0u8; 2];
+                conn.read_exact(&mut buf).unwrap();
+                assert_eq!(buf, [b'c', i]);
+                conn.write_all(&[b's', i]).unwrap();
+            }
+        });
+        for i in 0..5u8 {
+            let mut c = bound_unix_client(&dir.0.join(format!("client-{i}")), &path);
+            assert_eq!(c.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            c.write_all(&[b'c', i]).unwrap();
+            let mut buf = [0u8; 2];
+            c.read_exact(&mut buf).unwrap();
+            assert_eq!(buf, [b's', i]);
+        }
+        join_ok(server);
+        // Nobody listens any more.
+        let e = UnixStream::connect(&path).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+        let e = UnixStream::connect(dir.0.join("missing")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    });
+}
+
+#[test]
+fn unix_accept_from_an_unnamed_client() {
+    both(|| {
+        let dir = TempDir::new();
+        let path = dir.0.join("sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = gevent::spawn(move || {
+            let (mut conn, peer) = listener.accept().unwrap();
+            assert!(peer.is_unnamed());
+            conn.write_all(b"hi").unwrap();
+        });
+        let mut c = UnixStream::connect(&path).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 2];
+        let r = c.read_exact(&mut buf);
+        join_ok(server); // the server's error first: it explains the client's EOF
+        r.unwrap();
+        assert_eq!(&buf, b"hi");
+        assert!(c.local_addr().unwrap().is_unnamed());
+        let (a, b) = UnixStream::pair().unwrap();
+        assert!(a.local_addr().unwrap().is_unnamed());
+        assert!(b.peer_addr().unwrap().is_unnamed());
+    });
+}
+
+/// A non-blocking pipe: (read end, write end).
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two fds into the live array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) }, 0);
+    // SAFETY: both fds were just created and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+fn raw_write(fd: RawFd, buf: &[u8]) -> isize {
+    // SAFETY: reads at most `len` bytes of the live buffer.
+    unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) }
+}
+
+fn raw_read(fd: RawFd, buf: &mut [u8]) -> isize {
+    // SAFETY: writes at most `len` bytes into the live buffer.
+    unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }
+}
+
+#[test]
+fn wait_read_and_wait_write_on_raw_fds() {
+    both(|| {
+        let (r, w) = pipe();
+        let (rfd, wfd) = (r.as_raw_fd(), w.as_raw_fd());
+        // Nothing to read: times out.
+        let t = Instant::now();
+        let e = wait_read(rfd, Some(ms(50))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        assert!(t.elapsed() >= ms(50), "a 50 ms wait_read timeout took {:?}", t.elapsed());
+        // A greenlet writes later: the wait ends.
+        let writer = gevent::spawn_later(ms(5), move || raw_write(wfd, b"x"));
+        wait_read(rfd, Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(join_ok(writer), 1);
+        let mut buf = [0u8; 1 << 16];
+        assert_eq!(raw_read(rfd, &mut buf), 1);
+        // Readable at once while data is there; repeatedly.
+        raw_write(wfd, b"yy");
+        for _ in 0..3 {
+            wait_read(rfd, None).unwrap();
+        }
+        assert_eq!(raw_read(rfd, &mut buf), 2);
+        // An empty pipe is writable at once.
+        wait_write(wfd, Some(ms(50))).unwrap();
+        // Fill it: then not writable until the reader drains it.
+        let chunk = [7u8; 4096];
+        while raw_write(wfd, &chunk) > 0 {}
+        let t = Instant::now();
+        let e = wait_write(wfd, Some(ms(50))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        assert!(t.elapsed() >= ms(50));
+        let drained = Rc::new(Cell::new(0isize));
+        let d = drained.clone();
+        let reader = gevent::spawn_later(ms(5), move || {
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = raw_read(rfd, &mut buf);
+                if n <= 0 {
+                    break;
+                }
+                d.set(d.get() + n);
+            }
+        });
+        wait_write(wfd, Some(Duration::from_secs(10))).unwrap();
+        join_ok(reader);
+        assert!(drained.get() > 0);
+        // A closed write end makes the read end readable (EOF).
+        drop(w);
+        wait_read(rfd, Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(raw_read(rfd, &mut buf), 0);
+        // Sockets too: one waiter per direction on the same fd at once.
+        let (a, b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        let rd = gevent::spawn(move || wait_read(fd, Some(Duration::from_secs(10))));
+        let wr = gevent::spawn(move || wait_write(fd, Some(Duration::from_secs(10))));
+        gevent::yield_now();
+        (&b).write_all(b"z").unwrap();
+        join_ok(wr).unwrap();
+        join_ok(rd).unwrap();
+        drop(a);
+    });
+}
+
+#[test]
+fn try_clone_read_and_write_from_two_greenlets() {
+    both(|| {
+        const MSGS: usize = 200;
+        let server = StreamServer::new(LOCAL, |conn, _| echo(conn)).unwrap();
+        server.start().unwrap();
+        let client = TcpStream::connect(server.local_addr()).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let writer_half = client.try_clone().unwrap();
+        assert_ne!(writer_half.as_raw_fd(), client.as_raw_fd());
+        assert_eq!(writer_half.read_timeout().unwrap(), Some(Duration::from_secs(10)));
+        // The reader starts first and parks; the writer then streams.
+        let reader = gevent::spawn(move || {
+            let mut c = client;
+            for i in 0..MSGS {
+                let mut buf = [0u8; 8];
+                c.read_exact(&mut buf).unwrap();
+                assert_eq!(u64::from_le_bytes(buf), i as u64, "message {i}");
+            }
+            MSGS
+        });
+        let writer = gevent::spawn(move || {
+            let mut w = writer_half;
+            for i in 0..MSGS {
+                w.write_all(&(i as u64).to_le_bytes()).unwrap();
+                if i % 16 == 0 {
+                    gevent::yield_now();
+                }
+            }
+        });
+        join_ok(writer);
+        assert_eq!(join_ok(reader), MSGS);
+        // The same socket (not a clone) shared by a reader and a writer.
+        let shared = Rc::new(TcpStream::connect(server.local_addr()).unwrap());
+        let (r, w) = (shared.clone(), shared.clone());
+        let reader = gevent::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while got.len() < 50_000 {
+                let n = (&*r).read(&mut buf).unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            got
+        });
+        let data = pattern(50_000, 1);
+        let expect = data.clone();
+        let writer = gevent::spawn(move || (&*w).write_all(&data).unwrap());
+        join_ok(writer);
+        assert!(join_ok(reader) == expect);
+        drop(shared);
+        server.stop_timeout(ms(100));
+    });
+}
+
+#[test]
+fn host_name_connect_resolves_on_the_pool() {
+    both(|| {
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = gevent::spawn(move || {
+            let (mut conn, peer) = listener.accept().unwrap();
+            conn.write_all(b"hello").unwrap();
+            peer
+        });
+        // Other greenlets keep running while the name resolves.
+        let ticks = Rc::new(Cell::new(0u32));
+        let t = ticks.clone();
+        let ticker = gevent::spawn(move || {
+            t.set(t.get() + 1);
+            gevent::yield_now();
+            t.set(t.get() + 1);
+        });
+        let mut c = TcpStream::connect(format!("localhost:{port}")).unwrap();
+        assert_eq!(c.peer_addr().unwrap(), SocketAddr::from(([127, 0, 0, 1], port)));
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        assert_eq!(join_ok(server), c.local_addr().unwrap());
+        join_ok(ticker);
+        assert_eq!(ticks.get(), 2);
+        // A tuple address with a host name, and UDP by name.
+        let c2 = TcpListener::bind(("localhost", 0)).unwrap();
+        assert!(c2.local_addr().unwrap().ip().is_loopback());
+        let u = UdpSocket::bind("localhost:0").unwrap();
+        assert!(u.local_addr().unwrap().ip().is_loopback());
+        // A name that cannot be an address.
+        let e = TcpStream::connect("no port here").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    });
+}
+
+#[test]
+fn ten_thousand_connections_held_open() {
+    let soft = raise_nofile();
+    let (_, hard) = io_common::nofile_limit();
+    // Two fds per connection (both ends live here), plus room for the rest.
+    let reserve = 500;
+    let fit = (soft as usize).saturating_sub(fd_count() + reserve) / 2;
+    let want = scaled(10_000, 1_000);
+    let n = want.min(fit);
+    if n < want {
+        println!("note: RLIMIT_NOFILE hard limit {hard}: {n} connections instead of {want}");
+    }
+    assert!(n >= 100, "too few fds for this test: soft limit {soft}");
+    both_exclusive(move || {
+        let base = fd_count();
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A hand-written accept loop: one handler greenlet per connection.
+        let handlers = Rc::new(RefCell::new(Vec::new()));
+        let hs = handlers.clone();
+        let acceptor = gevent::spawn(move || {
+            for _ in 0..n {
+                let (mut conn, _) = listener.accept().unwrap();
+                hs.borrow_mut().push(gevent::spawn(move || {
+                    let mut buf = [0u8; 8];
+                    conn.read_exact(&mut buf).unwrap();
+                    conn.write_all(&buf).unwrap();
+                    // Held until the client closes.
+                    let mut rest = [0u8; 1];
+                    assert_eq!(conn.read(&mut rest).unwrap(), 0);
+                }));
+            }
+        });
+        let connected = Rc::new(Cell::new(0usize));
+        let answered = Rc::new(Cell::new(0usize));
+        let all_connected = Event::new();
+        let all_answered = Event::new();
+        // Connects in flight at once stay below the listen backlog (a full
+        // backlog drops SYNs, and the retry waits a second).
+        let connecting = Semaphore::new(512);
+        let clients: Vec<Greenlet<()>> = (0..n)
+            .map(|i| {
+                let (connected, answered) = (connected.clone(), answered.clone());
+                let (all_connected, all_answered, connecting) =
+                    (all_connected.clone(), all_answered.clone(), connecting.clone());
+                gevent::spawn(move || {
+                    let guard = connecting.guard();
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    drop(guard);
+                    connected.set(connected.get() + 1);
+                    if connected.get() == n {
+                        all_connected.set();
+                    }
+                    all_connected.wait();
+                    c.write_all(&(i as u64).to_le_bytes()).unwrap();
+                    let mut buf = [0u8; 8];
+                    c.read_exact(&mut buf).unwrap();
+                    assert_eq!(u64::from_le_bytes(buf), i as u64);
+                    answered.set(answered.get() + 1);
+                    if answered.get() == n {
+                        all_answered.set();
+                    }
+                    all_answered.wait();
+                })
+            })
+            .collect();
+        assert!(all_connected.wait_timeout(Duration::from_secs(30)), "only {} of {n} connected", connected.get());
+        join_ok(acceptor);
+        let open = fd_count();
+        assert!(open >= base + 2 * n, "{open} fds open with {n} connections (baseline {base})");
+        assert!(all_answered.wait_timeout(Duration::from_secs(30)), "only {} of {n} answered", answered.get());
+        for c in clients {
+            join_ok(c);
+        }
+        let hs: Vec<_> = handlers.borrow_mut().drain(..).collect();
+        assert_eq!(hs.len(), n);
+        for h in hs {
+            join_ok(h);
+        }
+        let after = settle_fds(base, Duration::from_secs(5));
+        assert_eq!(after, base, "fds leaked: {after} open after, {base} before");
+    });
+}

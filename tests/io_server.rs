@@ -1,0 +1,559 @@
+//! `gevent::server` on both backends: the pool cap, stopping with a grace
+//! period, `serve_forever`, running out of fds (in a child process: the fd
+//! limit is process-wide), `DatagramServer`, and `serve_threads` (in child
+//! processes: its server threads never end).
+
+mod io_common;
+
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use gevent::hub::Backend;
+use gevent::server::{DatagramServer, StreamServer};
+use gevent::socket::{TcpListener, TcpStream, UdpSocket};
+use gevent::Greenlet;
+use io_common::{both, child_ok, child_scenario, join_ok, ms, run_child, wait_until};
+
+const LOCAL: &str = "127.0.0.1:0";
+
+/// Echoes until EOF or an error.
+fn echo(mut conn: TcpStream) {
+    let mut buf = [0u8; 1024];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One round trip of `msg` on `c`.
+fn round_trip(c: &mut TcpStream, msg: &[u8]) {
+    c.write_all(msg).unwrap();
+    let mut got = vec![0u8; msg.len()];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(got, msg);
+}
+
+/// Counts its drops.
+struct DropCount(Rc<Cell<usize>>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[test]
+fn pool_caps_concurrent_handlers() {
+    both(|| {
+        const SIZE: usize = 3;
+        const CLIENTS: usize = 30;
+        let active = Rc::new(Cell::new(0usize));
+        let peak = Rc::new(Cell::new(0usize));
+        let served = Rc::new(Cell::new(0usize));
+        let (a, p, s) = (active.clone(), peak.clone(), served.clone());
+        let server = StreamServer::new(LOCAL, move |mut conn: TcpStream, _| {
+            a.set(a.get() + 1);
+            p.set(p.get().max(a.get()));
+            struct Leave(Rc<Cell<usize>>);
+            impl Drop for Leave {
+                fn drop(&mut self) {
+                    self.0.set(self.0.get() - 1);
+                }
+            }
+            let _leave = Leave(a.clone());
+            let mut b = [0u8; 1];
+            conn.read_exact(&mut b).unwrap();
+            gevent::sleep(ms(2)); // hold the slot a while
+            conn.write_all(&b).unwrap();
+            s.set(s.get() + 1);
+        })
+        .unwrap()
+        .with_pool(SIZE);
+        server.start().unwrap();
+        let addr = server.local_addr();
+        let srv = server.clone();
+        let clients: Vec<Greenlet<()>> = (0..CLIENTS)
+            .map(|i| {
+                let srv = srv.clone();
+                gevent::spawn(move || {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    round_trip(&mut c, &[i as u8]);
+                    assert!(srv.connections() <= SIZE, "{} connections handled at once", srv.connections());
+                })
+            })
+            .collect();
+        for c in clients {
+            join_ok(c);
+        }
+        assert_eq!(served.get(), CLIENTS);
+        assert_eq!(peak.get(), SIZE, "the pool of {SIZE} ran {} handlers at once", peak.get());
+        assert!(wait_until(Duration::from_secs(5), || server.connections() == 0));
+        server.stop_timeout(ms(100));
+    });
+}
+
+#[test]
+fn stop_timeout_kills_handlers_that_outlive_the_grace() {
+    both(|| {
+        let killed = Rc::new(Cell::new(0usize));
+        let finished = Rc::new(Cell::new(0usize));
+        let (k, f) = (killed.clone(), finished.clone());
+        let server = StreamServer::new(LOCAL, move |mut conn: TcpStream, _| {
+            let mut b = [0u8; 1];
+            conn.read_exact(&mut b).unwrap();
+            if b[0] == b's' {
+                // Slow: waits for more, forever; only a kill ends it.
+                let _guard = DropCount(k.clone());
+                let mut rest = [0u8; 1];
+                let _ = conn.read(&mut rest);
+                panic!("a slow handler was not killed");
+            }
+            gevent::sleep(ms(20)); // quick: done well within the grace
+            conn.write_all(b"done").unwrap();
+            f.set(f.get() + 1);
+        })
+        .unwrap();
+        server.start().unwrap();
+        let addr = server.local_addr();
+        let mut slow = Vec::new();
+        let mut quick = Vec::new();
+        for i in 0..5 {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            c.write_all(if i % 2 == 0 { b"s" } else { b"q" }).unwrap();
+            if i % 2 == 0 {
+                slow.push(c)
+            } else {
+                quick.push(c)
+            }
+        }
+        assert!(
+            wait_until(Duration::from_secs(5), || server.connections() == 5),
+            "{} connections",
+            server.connections()
+        );
+        let t = Instant::now();
+        server.stop_timeout(ms(100));
+        let took = t.elapsed();
+        assert!(took >= ms(100), "stop_timeout(100 ms) returned after {took:?} with handlers still running");
+        assert_eq!(killed.get(), 3, "slow handlers unwound");
+        assert_eq!(finished.get(), 2, "quick handlers finished");
+        assert_eq!(server.connections(), 0);
+        for mut c in quick {
+            let mut got = Vec::new();
+            c.read_to_end(&mut got).unwrap();
+            assert_eq!(got, b"done");
+        }
+        for mut c in slow {
+            let mut b = [0u8; 4];
+            // The killed handler dropped its connection: EOF.
+            assert_eq!(c.read(&mut b).unwrap(), 0);
+        }
+        // The listener is closed.
+        let e = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    });
+}
+
+#[test]
+fn stop_returns_early_once_handlers_finish() {
+    both(|| {
+        let server = StreamServer::new(LOCAL, |mut conn: TcpStream, _| {
+            gevent::sleep(ms(10));
+            conn.write_all(b"bye").unwrap();
+        })
+        .unwrap();
+        server.start().unwrap();
+        let mut c = TcpStream::connect(server.local_addr()).unwrap();
+        assert!(wait_until(Duration::from_secs(5), || server.connections() == 1));
+        let t = Instant::now();
+        server.stop_timeout(Duration::from_secs(30));
+        // Generous: the handler needs 10 ms, the grace is 30 s.
+        assert!(t.elapsed() < Duration::from_secs(10), "stop waited {:?} for a 10 ms handler", t.elapsed());
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"bye");
+    });
+}
+
+#[test]
+fn serve_forever_returns_after_stop_from_another_greenlet() {
+    both(|| {
+        let server = StreamServer::new(LOCAL, |conn, _| echo(conn)).unwrap();
+        let (srv, addr) = (server.clone(), server.local_addr());
+        let stopper = gevent::spawn(move || {
+            gevent::sleep(ms(10));
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            round_trip(&mut c, b"served");
+            drop(c);
+            srv.stop();
+        });
+        server.serve_forever().unwrap();
+        join_ok(stopper);
+        assert_eq!(server.start().unwrap_err().kind(), ErrorKind::NotConnected);
+        assert_eq!(TcpStream::connect(addr).unwrap_err().kind(), ErrorKind::ConnectionRefused);
+        // serve_forever on a started server blocks too; start twice is refused.
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let server = StreamServer::from_listener(listener, |conn, _| echo(conn));
+        server.start().unwrap();
+        assert_eq!(server.start().unwrap_err().kind(), ErrorKind::AlreadyExists);
+        let srv = server.clone();
+        let stopper = gevent::spawn_later(ms(10), move || srv.stop_timeout(ms(50)));
+        server.serve_forever().unwrap();
+        join_ok(stopper);
+    });
+}
+
+#[test]
+fn a_panicking_handler_does_not_stop_the_server() {
+    both(|| {
+        let server = StreamServer::new(LOCAL, |mut conn: TcpStream, _| {
+            let mut b = [0u8; 1];
+            conn.read_exact(&mut b).unwrap();
+            if b[0] == b'!' {
+                panic!("handler told to panic");
+            }
+            conn.write_all(&b).unwrap();
+        })
+        .unwrap();
+        server.start().unwrap();
+        let addr = server.local_addr();
+        for i in 0..5u8 {
+            let mut bad = TcpStream::connect(addr).unwrap();
+            bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            bad.write_all(b"!").unwrap();
+            let mut rest = Vec::new();
+            bad.read_to_end(&mut rest).unwrap(); // the panicking handler dropped it
+            assert!(rest.is_empty());
+            let mut good = TcpStream::connect(addr).unwrap();
+            good.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            round_trip(&mut good, &[i]);
+        }
+        assert!(wait_until(Duration::from_secs(5), || server.connections() == 0));
+        server.stop_timeout(ms(100));
+    });
+}
+
+#[test]
+fn serve_forever_returns_when_a_handler_stops_the_server() {
+    both(|| {
+        let me: Rc<std::cell::RefCell<Option<StreamServer>>> = Rc::default();
+        let cell = me.clone();
+        let server = StreamServer::new(LOCAL, move |mut conn: TcpStream, _| {
+            let mut b = [0u8; 4];
+            conn.read_exact(&mut b).unwrap();
+            conn.write_all(b"ok").unwrap();
+            drop(conn);
+            if &b == b"quit" {
+                let srv = cell.borrow().clone().expect("the server");
+                srv.stop_timeout(ms(50));
+            }
+        })
+        .unwrap();
+        *me.borrow_mut() = Some(server.clone());
+        let addr = server.local_addr();
+        let client = gevent::spawn(move || {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            c.write_all(b"quit").unwrap();
+            let mut got = [0u8; 2];
+            c.read_exact(&mut got).unwrap();
+            got
+        });
+        // Bounded: if the server never stops, serve_forever's wait ends in
+        // LoopExit once the client is done; the watchdog covers the rest.
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.serve_forever()));
+        *me.borrow_mut() = None;
+        assert_eq!(&join_ok(client), b"ok");
+        match served {
+            Ok(r) => r.unwrap(),
+            Err(p) => panic!("serve_forever did not return after the handler's stop: {}", io_common::panic_text(&*p)),
+        }
+    });
+}
+
+#[test]
+fn datagram_server_echo() {
+    both(|| {
+        let handled = Rc::new(Cell::new(0usize));
+        let h = handled.clone();
+        let server = DatagramServer::new(LOCAL, move |data: &[u8], peer: SocketAddr, srv: &DatagramServer| {
+            h.set(h.get() + 1);
+            let mut reply = data.to_ascii_uppercase();
+            reply.extend_from_slice(b"!");
+            srv.send_to(&reply, peer).unwrap();
+        })
+        .unwrap();
+        server.start().unwrap();
+        assert_eq!(server.start().unwrap_err().kind(), ErrorKind::AlreadyExists);
+        let addr = server.local_addr();
+        let clients: Vec<Greenlet<()>> = (0..50)
+            .map(|i| {
+                gevent::spawn(move || {
+                    let c = UdpSocket::bind(LOCAL).unwrap();
+                    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    for r in 0..3 {
+                        let msg = format!("client {i} round {r}");
+                        c.send_to(msg.as_bytes(), addr).unwrap();
+                        let mut buf = [0u8; 64];
+                        let (n, from) = c.recv_from(&mut buf).unwrap();
+                        assert_eq!(from, addr);
+                        assert_eq!(&buf[..n], format!("{}!", msg.to_ascii_uppercase()).as_bytes());
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            join_ok(c);
+        }
+        assert_eq!(handled.get(), 150);
+        server.stop();
+        assert_eq!(server.send_to(b"x", addr).unwrap_err().kind(), ErrorKind::NotConnected);
+        assert_eq!(server.start().unwrap_err().kind(), ErrorKind::NotConnected);
+    });
+}
+
+#[test]
+fn datagram_serve_forever_returns_when_a_handler_stops_it() {
+    both(|| {
+        let server = DatagramServer::new(LOCAL, |data: &[u8], peer: SocketAddr, srv: &DatagramServer| {
+            srv.send_to(b"bye", peer).unwrap();
+            if data == b"quit" {
+                srv.stop();
+            }
+        })
+        .unwrap();
+        let addr = server.local_addr();
+        let client = gevent::spawn(move || {
+            let c = UdpSocket::bind(LOCAL).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            c.send_to(b"quit", addr).unwrap();
+            let mut buf = [0u8; 8];
+            let (n, _) = c.recv_from(&mut buf).unwrap();
+            buf[..n].to_vec()
+        });
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.serve_forever()));
+        assert_eq!(join_ok(client), b"bye");
+        match served {
+            Ok(r) => r.unwrap(),
+            Err(p) => panic!("serve_forever did not return after the handler's stop: {}", io_common::panic_text(&*p)),
+        }
+    });
+}
+
+/// The highest open fd of this process.
+fn max_fd() -> i32 {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .max()
+        .unwrap()
+}
+
+/// A TCP socket, not connected yet (made while fds are plentiful).
+fn raw_tcp_socket() -> OwnedFd {
+    // SAFETY: a new socket, owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: just created, owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Connects `fd` to `addr` (IPv4) with a blocking connect, which completes
+/// at once against a loopback listener with room in its backlog, even if
+/// nobody accepts. Needs no new fd.
+fn raw_connect(fd: &OwnedFd, addr: SocketAddr) {
+    use std::os::fd::AsRawFd;
+    let SocketAddr::V4(v4) = addr else { panic!("IPv4 only") };
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: v4.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: connect reads `len` bytes of the live address.
+    let r = unsafe { libc::connect(fd.as_raw_fd(), (&sin as *const libc::sockaddr_in).cast(), len) };
+    assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+}
+
+/// The EMFILE scenario, in a child process (both backends there).
+fn emfile_scenario() {
+    let server = StreamServer::new(LOCAL, |conn, _| echo(conn)).unwrap();
+    server.start().unwrap();
+    let addr = server.local_addr();
+    // Connections made while fds are plentiful.
+    let mut existing: Vec<TcpStream> = (0..4)
+        .map(|i| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            round_trip(&mut c, &[b'a', i]);
+            c
+        })
+        .collect();
+    let later: Vec<OwnedFd> = (0..4).map(|_| raw_tcp_socket()).collect();
+    assert_eq!(server.accept_errors(), 0);
+    // A low limit, filled up with placeholders.
+    let (old_soft, _) = io_common::nofile_limit();
+    io_common::set_nofile_soft(max_fd() as u64 + 32);
+    let mut placeholders = Vec::new();
+    loop {
+        match File::open("/dev/null") {
+            Ok(f) => placeholders.push(f),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+            Err(e) => panic!("open: {e}"),
+        }
+        assert!(placeholders.len() < 10_000);
+    }
+    // New peers connect (the kernel's backlog takes them); the server cannot
+    // accept them.
+    let mut later: Vec<TcpStream> = later
+        .into_iter()
+        .map(|fd| {
+            raw_connect(&fd, addr);
+            let c = TcpStream::from(fd);
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            c
+        })
+        .collect();
+    for (i, c) in later.iter_mut().enumerate() {
+        c.write_all(&[b'l', i as u8]).unwrap();
+    }
+    // The connections it has are still served, throughout the back-off.
+    let t = Instant::now();
+    let mut rounds = 0u8;
+    while t.elapsed() < ms(300) {
+        for (i, c) in existing.iter_mut().enumerate() {
+            round_trip(c, &[b'e', i as u8, rounds]);
+        }
+        rounds = rounds.wrapping_add(1);
+        gevent::sleep(ms(10));
+    }
+    let errors = server.accept_errors();
+    println!("{:?}: {errors} accept errors in {:?} out of fds", gevent::hub::backend(), t.elapsed());
+    assert!(errors >= 1, "the accept loop never met EMFILE");
+    assert!(errors < 100, "the accept loop spins on EMFILE: {errors} errors in 300 ms");
+    // Not every new peer got in. (On io_uring, one accept submitted before
+    // the limit was lowered may still succeed: the kernel reads the limit
+    // when it prepares the accept, and the fds above the new limit are free.)
+    let during = server.connections();
+    assert!((4..8).contains(&during), "{during} connections handled while out of fds");
+    // Fds freed: the server accepts the waiting peers (after at most one
+    // back-off period, 500 ms) and answers what they sent.
+    drop(placeholders);
+    for (i, c) in later.iter_mut().enumerate() {
+        let mut got = [0u8; 2];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(got, [b'l', i as u8]);
+        round_trip(c, b"again");
+    }
+    for (i, c) in existing.iter_mut().enumerate() {
+        round_trip(c, &[b'z', i as u8]);
+    }
+    assert_eq!(server.connections(), 8);
+    io_common::set_nofile_soft(old_soft);
+    for c in existing.iter().chain(later.iter()) {
+        c.shutdown(Shutdown::Write).unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(5), || server.connections() == 0));
+    server.stop_timeout(ms(100));
+}
+
+#[test]
+fn out_of_fds_the_server_backs_off_and_recovers() {
+    if child_scenario().as_deref() == Some("emfile") {
+        both(emfile_scenario);
+        return;
+    }
+    let out = run_child("out_of_fds_the_server_backs_off_and_recovers", "emfile", &[]);
+    let stdout = child_ok(&out);
+    for line in stdout.lines().filter(|l| l.contains("accept errors")) {
+        println!("child: {}", line.rsplit(" ... ").next().unwrap_or(line));
+    }
+}
+
+/// The `serve_threads` scenario, in a child process: two server threads
+/// on one port answer connections; the threads never end, so the child
+/// exits with them running.
+fn serve_threads_scenario(expect: Option<Backend>) {
+    let port = std::net::TcpListener::bind(LOCAL).unwrap().local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let r = gevent::server::serve_threads(("127.0.0.1", port), 2, || {
+            |mut conn: TcpStream, _| {
+                let mut b = [0u8; 4];
+                if conn.read_exact(&mut b).is_ok() {
+                    let me = std::thread::current();
+                    let reply = format!("{}|{:?}\n", me.name().unwrap_or("?"), gevent::hub::backend());
+                    let _ = conn.write_all(reply.as_bytes());
+                }
+            }
+        });
+        panic!("serve_threads returned: {r:?}");
+    });
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut threads = BTreeSet::new();
+    let mut backends = BTreeSet::new();
+    for i in 0..64 {
+        // Plain std clients: the servers run in their own threads.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut c = loop {
+            match std::net::TcpStream::connect(addr) {
+                Ok(c) => break c,
+                Err(e) if i == 0 && Instant::now() < deadline => {
+                    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+                    std::thread::sleep(ms(5)); // not listening yet
+                }
+                Err(e) => panic!("connect {i}: {e}"),
+            }
+        };
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"ping").unwrap();
+        let mut reply = String::new();
+        c.read_to_string(&mut reply).unwrap();
+        let (thread, backend) = reply.trim_end().split_once('|').expect("a reply");
+        threads.insert(thread.to_owned());
+        backends.insert(backend.to_owned());
+    }
+    println!("serve_threads: threads {threads:?}, backends {backends:?}");
+    let names: BTreeSet<String> = ["gevent-server-0", "gevent-server-1"].map(String::from).into();
+    assert_eq!(threads, names, "64 connections were not spread over both threads");
+    if let Some(b) = expect {
+        assert_eq!(backends, [format!("{b:?}")].into(), "the server threads' backend");
+    }
+}
+
+#[test]
+fn serve_threads_two_threads_answer() {
+    // Each backend in its own child: the server threads follow GEVENT_BACKEND.
+    match child_scenario().as_deref() {
+        Some("serve_threads_epoll") => return serve_threads_scenario(Some(Backend::Epoll)),
+        Some("serve_threads_default") => {
+            // io_uring unless the kernel refuses it (then epoll, as on qemu).
+            let probe = std::thread::spawn(gevent::hub::backend).join().unwrap();
+            return serve_threads_scenario(Some(probe));
+        }
+        _ => {}
+    }
+    let test = "serve_threads_two_threads_answer";
+    for (scenario, env) in [("serve_threads_default", None), ("serve_threads_epoll", Some("epoll"))] {
+        let out = run_child(test, scenario, &[("GEVENT_BACKEND", env)]);
+        let stdout = child_ok(&out);
+        for line in stdout.lines().filter_map(|l| l.split_once("serve_threads: ")) {
+            println!("child ({scenario}): {}", line.1);
+        }
+    }
+}

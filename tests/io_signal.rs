@@ -1,0 +1,192 @@
+//! `gevent::signal`: delivery to handler greenlets, from any thread, to
+//! several handlers and hubs, and cancellation.
+//!
+//! Signals are process-wide while the tests of this binary run in parallel
+//! threads, so every test uses a signal of its own. Every body runs on both
+//! backends, one after the other.
+
+mod io_common;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use gevent::signal::{signal, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH};
+use io_common::both;
+
+/// Sends `signum` to this process (any thread may receive it).
+fn raise(signum: i32) {
+    // SAFETY: kill(2) with our own pid; no memory involved.
+    assert_eq!(unsafe { libc::kill(libc::getpid(), signum) }, 0);
+}
+
+/// Sleeps cooperatively until `done()` or 10 s passed; true if done.
+fn wait_until(done: impl Fn() -> bool) -> bool {
+    io_common::wait_until(Duration::from_secs(10), done)
+}
+
+fn counter() -> (Rc<Cell<usize>>, impl Fn() + 'static) {
+    let n = Rc::new(Cell::new(0));
+    let m = n.clone();
+    (n, move || m.set(m.get() + 1))
+}
+
+#[test]
+fn handler_runs_in_its_own_greenlet() {
+    both(|| {
+        let main = gevent::getcurrent();
+        let seen = Rc::new(Cell::new(None));
+        let s = seen.clone();
+        let handle = signal(SIGUSR1, move || s.set(Some(gevent::getcurrent() != main))).unwrap();
+        assert_eq!(handle.signum(), SIGUSR1);
+        raise(SIGUSR1);
+        assert!(wait_until(|| seen.get().is_some()), "the handler did not run");
+        assert_eq!(seen.get(), Some(true), "the handler ran in the main greenlet");
+        handle.cancel();
+    });
+}
+
+#[test]
+fn each_delivery_runs_the_handler() {
+    both(|| {
+        let (n, count) = counter();
+        let handle = signal(SIGHUP, count).unwrap();
+        for i in 1..=3 {
+            raise(SIGHUP);
+            assert!(wait_until(|| n.get() >= i), "delivery {i} was not handled");
+        }
+        handle.cancel();
+    });
+}
+
+#[test]
+fn signal_to_another_thread_reaches_the_hub() {
+    both(|| {
+        let (n, count) = counter();
+        let handle = signal(SIGUSR2, count).unwrap();
+        // A plain thread that does not block SIGUSR2 and sits in a syscall.
+        let (stop, stopped) = mpsc::channel::<()>();
+        let other = std::thread::spawn(move || stopped.recv().ok());
+        let thread = std::os::unix::thread::JoinHandleExt::as_pthread_t(&other);
+        // SAFETY: the thread is alive until `stop` is sent below.
+        assert_eq!(unsafe { libc::pthread_kill(thread, SIGUSR2) }, 0);
+        assert!(wait_until(|| n.get() == 1), "a signal taken by another thread was lost");
+        // Process-wide while the other thread exists: whichever thread takes it.
+        raise(SIGUSR2);
+        assert!(wait_until(|| n.get() == 2), "a process-wide signal was lost");
+        stop.send(()).unwrap();
+        other.join().unwrap();
+        handle.cancel();
+    });
+}
+
+#[test]
+fn two_handlers_both_run_and_cancel_separately() {
+    both(|| {
+        let (a, count_a) = counter();
+        let (b, count_b) = counter();
+        let first = signal(libc::SIGURG, count_a).unwrap();
+        let second = signal(libc::SIGURG, count_b).unwrap();
+        raise(libc::SIGURG);
+        assert!(wait_until(|| a.get() == 1 && b.get() == 1), "a={} b={}", a.get(), b.get());
+        first.cancel();
+        raise(libc::SIGURG);
+        assert!(wait_until(|| b.get() == 2));
+        assert_eq!(a.get(), 1, "a cancelled handler ran");
+        second.cancel();
+    });
+}
+
+#[test]
+fn cancel_stops_delivery_and_restores_the_action() {
+    both(|| {
+        // SIGWINCH is ignored by default, so a delivery after the last cancel
+        // is harmless.
+        let (n, count) = counter();
+        let handle = signal(SIGWINCH, count).unwrap();
+        raise(SIGWINCH);
+        assert!(wait_until(|| n.get() == 1));
+        handle.cancel();
+        raise(SIGWINCH);
+        gevent::sleep(Duration::from_millis(50));
+        assert_eq!(n.get(), 1, "a cancelled handler ran");
+        // Registering again works (a fresh dispatcher).
+        let (m, count) = counter();
+        let handle = signal(SIGWINCH, count).unwrap();
+        raise(SIGWINCH);
+        assert!(wait_until(|| m.get() == 1));
+        handle.cancel();
+        assert_eq!(n.get(), 1);
+    });
+}
+
+#[test]
+fn every_hub_gets_the_signal() {
+    both(|| {
+        let sig = libc::SIGCHLD; // ignored by default; no children in this binary
+        let ready = Arc::new(AtomicUsize::new(0));
+        let got = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let (ready, got, stop) = (ready.clone(), got.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let g = got.clone();
+                    let handle = signal(sig, move || {
+                        g.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .unwrap();
+                    ready.fetch_add(1, Ordering::SeqCst);
+                    assert!(wait_until(|| stop.load(Ordering::SeqCst)));
+                    handle.cancel();
+                })
+            })
+            .collect();
+        assert!(wait_until(|| ready.load(Ordering::SeqCst) == 3));
+        raise(sig);
+        assert!(wait_until(|| got.load(Ordering::SeqCst) == 3), "handled by {} of 3 hubs", got.load(Ordering::SeqCst));
+        stop.store(true, Ordering::SeqCst);
+        for t in threads {
+            t.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn refuses_signals_greenlets_cannot_handle() {
+    for sig in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, 0, -1, 65, 1000] {
+        let err = signal(sig, || {}).expect_err("refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "signal {sig}");
+    }
+}
+
+/// The handler currently installed for `signum` (`SIG_DFL`, `SIG_IGN` or
+/// a function address).
+fn installed(signum: i32) -> libc::sighandler_t {
+    // SAFETY: sigaction is plain data; all-zero is valid, and the query
+    // writes into the live `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(signum, std::ptr::null(), &mut old), 0);
+        old.sa_sigaction
+    }
+}
+
+#[test]
+fn a_thread_that_exits_unsubscribes() {
+    both(|| {
+        let sig = libc::SIGALRM;
+        assert_eq!(installed(sig), libc::SIG_DFL);
+        std::thread::spawn(move || {
+            // Never cancelled: the registration lives until the thread ends.
+            let _handle = signal(sig, || {}).unwrap();
+            assert_ne!(installed(sig), libc::SIG_DFL);
+            gevent::sleep(Duration::from_millis(1)); // the dispatcher parks
+        })
+        .join()
+        .unwrap();
+        assert_eq!(installed(sig), libc::SIG_DFL, "the previous action was not restored");
+    });
+}

@@ -1,0 +1,219 @@
+//! `gevent::subprocess`: output, exit status, pipes in both directions,
+//! timeouts and kills, and that other greenlets run while a child does;
+//! every body on both backends.
+
+mod io_common;
+
+use std::cell::Cell;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use gevent::subprocess::{Command, Stdio};
+use io_common::{both, join_ok};
+
+fn sh(script: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]);
+    cmd
+}
+
+#[test]
+fn output_of_echo() {
+    both(|| {
+        let out = Command::new("echo").args(["hello", "world"]).output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"hello world\n");
+        assert!(out.stderr.is_empty());
+    });
+}
+
+#[test]
+fn output_captures_stdout_and_stderr() {
+    both(|| {
+        let out = sh("echo out; echo err >&2; exit 2").output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+    });
+}
+
+#[test]
+fn exit_status() {
+    both(|| {
+        assert!(Command::new("true").status().unwrap().success());
+        let status = sh("exit 3").status().unwrap();
+        assert!(!status.success());
+        assert_eq!(status.code(), Some(3));
+    });
+}
+
+#[test]
+fn env_and_current_dir() {
+    both(|| {
+        let out = sh("echo $GEVENT_X; pwd").env("GEVENT_X", "ok").current_dir("/").output().unwrap();
+        assert_eq!(out.stdout, b"ok\n/\n");
+        let out = sh("echo \"[$GEVENT_Y]\"").env("GEVENT_Y", "y").env_remove("GEVENT_Y").output().unwrap();
+        assert_eq!(out.stdout, b"[]\n");
+    });
+}
+
+#[test]
+fn missing_program_is_not_found() {
+    both(|| {
+        match Command::new("/nonexistent/gevent-test-program").spawn() {
+            Err(err) => assert_eq!(err.kind(), ErrorKind::NotFound),
+            // qemu-user emulates the fork and exec without passing the exec
+            // error back: the child fails instead.
+            Ok(mut child) => assert!(!child.wait().unwrap().success()),
+        }
+    });
+}
+
+#[test]
+fn stdin_piped_to_cat() {
+    both(|| {
+        let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"through cat\n").unwrap();
+        drop(stdin);
+        let mut text = String::new();
+        child.stdout.as_mut().unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "through cat\n");
+        assert!(child.wait().unwrap().success());
+    });
+}
+
+#[test]
+fn wait_closes_stdin() {
+    both(|| {
+        let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+        assert!(child.wait().unwrap().success(), "cat saw end-of-file");
+    });
+}
+
+#[test]
+fn wait_timeout_then_kill() {
+    both(|| {
+        let started = Instant::now();
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        assert_eq!(child.try_wait().unwrap(), None);
+        assert_eq!(child.wait_timeout(Duration::from_millis(50)).unwrap(), None);
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert!(started.elapsed() < Duration::from_secs(4), "waited for sleep 5");
+        assert!(child.try_wait().unwrap().is_some());
+        child.kill().unwrap(); // exited already: Ok, as std
+    });
+}
+
+#[test]
+fn wait_timeout_returns_the_status_of_a_quick_child() {
+    both(|| {
+        let mut child = Command::new("true").spawn().unwrap();
+        let status = child.wait_timeout(Duration::from_secs(10)).unwrap();
+        assert!(status.expect("exited within the timeout").success());
+    });
+}
+
+#[test]
+fn other_greenlets_run_while_a_child_runs() {
+    both(|| {
+        let ticks = Rc::new(Cell::new(0u32));
+        let t = ticks.clone();
+        let ticker = gevent::spawn(move || loop {
+            gevent::sleep(Duration::from_millis(10));
+            t.set(t.get() + 1);
+        });
+        let out = sh("sleep 0.2; echo hi").output().unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+        assert!(ticks.get() >= 2, "the ticker ran {} times during a 200 ms child", ticks.get());
+        ticker.kill();
+    });
+}
+
+#[test]
+fn concurrent_waits() {
+    both(|| {
+        let waits: Vec<_> = (1..=3)
+            .map(|i| gevent::spawn(move || sh(&format!("sleep 0.0{i}; exit {i}")).status().unwrap().code()))
+            .collect();
+        let codes: Vec<_> = waits.into_iter().map(join_ok).collect();
+        assert_eq!(codes, [Some(1), Some(2), Some(3)]);
+    });
+}
+
+#[test]
+fn megabyte_through_cat_without_deadlock() {
+    both(|| {
+        let payload: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = payload.clone();
+        // Both pipes are far smaller than 1 MiB: the writer must interleave
+        // with the reader (wait_with_output, below).
+        let writer = gevent::spawn(move || stdin.write_all(&data));
+        let out = child.wait_with_output().unwrap();
+        join_ok(writer).unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout.len(), payload.len());
+        assert!(out.stdout == payload);
+    });
+}
+
+#[test]
+fn large_stdout_and_stderr_at_once() {
+    both(|| {
+        // Each stream overfills a pipe: reading them one after the other would
+        // deadlock.
+        let out =
+            sh("head -c 300000 /dev/zero; head -c 300000 /dev/zero >&2; head -c 300000 /dev/zero").output().unwrap();
+        assert!(out.status.success());
+        assert_eq!((out.stdout.len(), out.stderr.len()), (600_000, 300_000));
+    });
+}
+
+#[test]
+fn killing_a_waiting_greenlet_leaves_the_child() {
+    both(|| {
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        let pid = child.id();
+        let waiter = gevent::spawn(move || child.wait().is_ok());
+        gevent::sleep(Duration::from_millis(20));
+        waiter.kill();
+        assert!(waiter.dead());
+        // The child is still there (it was not reaped): kill it by pid.
+        let status = sh(&format!("kill -KILL {pid}")).status().unwrap();
+        assert!(status.success(), "the child was still running");
+    });
+}
+
+#[test]
+fn pipe_one_child_into_another() {
+    both(|| {
+        let mut first = sh("echo piped").stdout(Stdio::piped()).spawn().unwrap();
+        let second = Command::new("cat").stdin(first.stdout.take().unwrap()).stdout(Stdio::piped()).spawn().unwrap();
+        let out = second.wait_with_output().unwrap();
+        assert_eq!(out.stdout, b"piped\n");
+        assert!(first.wait().unwrap().success());
+    });
+}
+
+#[test]
+fn pipes_expose_their_fds() {
+    both(|| {
+        use std::os::fd::{AsFd, AsRawFd};
+        let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+        assert!(stdin.as_raw_fd() >= 0 && stdout.as_raw_fd() >= 0);
+        assert_eq!(stdout.as_fd().as_raw_fd(), stdout.as_raw_fd());
+        (&stdin).write_all(b"x").unwrap();
+        drop(stdin);
+        let mut buf = [0u8; 4];
+        assert_eq!((&stdout).read(&mut buf).unwrap(), 1);
+        assert_eq!((&stdout).read(&mut buf).unwrap(), 0);
+        assert!(child.wait().unwrap().success());
+    });
+}

@@ -1,0 +1,204 @@
+//! `gevent::threadpool` on both backends (results come back through the
+//! hub's eventfd, which each backend watches its own way): the hub keeps
+//! switching while jobs run, panics resume in the caller, `spawn` gives an
+//! `AsyncResult`, a killed caller still waits for the job that borrows its
+//! stack, and many callers share a small pool.
+
+mod io_common;
+
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gevent::threadpool::ThreadPool;
+use gevent::{Greenlet, GreenletError};
+use io_common::{both, join_ok, ms, panic_text};
+
+#[test]
+fn apply_returns_while_other_greenlets_run() {
+    both(|| {
+        let pool = ThreadPool::new(2);
+        assert_eq!(pool.size(), 2);
+        let ticks = Rc::new(Cell::new(0u32));
+        let stop = Rc::new(Cell::new(false));
+        let (t, s) = (ticks.clone(), stop.clone());
+        let ticker = gevent::spawn(move || {
+            while !s.get() {
+                t.set(t.get() + 1);
+                gevent::sleep(ms(1));
+            }
+        });
+        let start = Instant::now();
+        let v = pool.apply(|| {
+            std::thread::sleep(ms(50));
+            42
+        });
+        let took = start.elapsed();
+        let during = ticks.get();
+        stop.set(true);
+        join_ok(ticker);
+        assert_eq!(v, 42);
+        assert!(took >= ms(50), "a 50 ms job returned after {took:?}");
+        // The hub was not blocked: the ticker advanced during the job.
+        assert!(during >= 3, "the ticker ticked {during} times during a 50 ms job");
+        // A job runs on a worker, not on the hub's thread.
+        let hub_thread = std::thread::current().id();
+        assert_ne!(pool.apply(move || std::thread::current().id()), hub_thread);
+        // spawn_blocking: the same on the hub's default pool.
+        let name = gevent::spawn_blocking(|| std::thread::current().name().map(str::to_owned));
+        assert_eq!(name.as_deref(), Some("gevent-threadpool"));
+    });
+}
+
+#[test]
+fn spawn_blocking_panic_resumes_in_the_caller() {
+    both(|| {
+        let r = panic::catch_unwind(AssertUnwindSafe(|| gevent::spawn_blocking(|| -> u32 { panic!("boom in a job") })));
+        let payload = r.expect_err("the panic did not reach the caller");
+        assert_eq!(panic_text(&*payload), "boom in a job");
+        // The pool survived its job's panic.
+        assert_eq!(gevent::spawn_blocking(|| 7), 7);
+        let pool = ThreadPool::new(1);
+        let r = panic::catch_unwind(AssertUnwindSafe(|| pool.apply(|| -> () { panic!("boom {}", 2) })));
+        assert_eq!(panic_text(&*r.unwrap_err()), "boom 2");
+        assert_eq!(pool.apply(|| "still works"), "still works");
+        // In a greenlet: the panic ends that greenlet, not its parent.
+        let g = gevent::spawn(|| gevent::spawn_blocking(|| -> u8 { panic!("in a greenlet's job") }));
+        match g.into_result() {
+            Err(GreenletError::Panicked(m)) => assert!(m.contains("in a greenlet's job"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
+fn spawn_gives_an_async_result() {
+    both(|| {
+        let pool = ThreadPool::new(2);
+        let r = pool.spawn(|| 6 * 7);
+        assert_eq!(r.get(), Ok(42));
+        assert!(r.ready() && r.successful());
+        let bad = pool.spawn(|| -> u8 { panic!("bad job") });
+        match bad.get() {
+            Err(GreenletError::Panicked(m)) => assert!(m.contains("bad job"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(bad.ready() && !bad.successful());
+        // A slow job: not ready at first, then ready.
+        let release = Arc::new(AtomicBool::new(false));
+        let rel = release.clone();
+        let slow = pool.spawn(move || {
+            while !rel.load(Ordering::Acquire) {
+                std::thread::sleep(ms(1));
+            }
+            "slow"
+        });
+        assert!(!slow.ready());
+        assert_eq!(slow.get_timeout(ms(20)), Err(GreenletError::Timeout));
+        release.store(true, Ordering::Release);
+        assert_eq!(slow.get_timeout(Duration::from_secs(10)), Ok("slow"));
+        // Many at once: each result in its own AsyncResult.
+        let results: Vec<_> = (0..20u64).map(|i| pool.spawn(move || i * i)).collect();
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(r.get(), Ok((i * i) as u64));
+        }
+    });
+}
+
+#[test]
+fn killing_a_greenlet_in_apply_waits_for_its_job() {
+    both(|| {
+        let pool = Rc::new(ThreadPool::new(2));
+        for round in 0..20usize {
+            let job_done = Arc::new(AtomicBool::new(false));
+            // Set when the victim unwinds past `apply`: whether its job was done then.
+            let unwound = Rc::new(Cell::new(None));
+            let (p, done, uw) = (pool.clone(), job_done.clone(), unwound.clone());
+            let victim: Greenlet<usize> = gevent::spawn(move || {
+                struct Unwound(Rc<Cell<Option<bool>>>, Arc<AtomicBool>);
+                impl Drop for Unwound {
+                    fn drop(&mut self) {
+                        self.0.set(Some(self.1.load(Ordering::Acquire)));
+                    }
+                }
+                let _guard = Unwound(uw, done.clone());
+                // The job writes into this greenlet's stack.
+                let mut data = [0u8; 4096];
+                let n = p.apply(|| {
+                    std::thread::sleep(ms(5 + round as u64 % 3));
+                    data.fill(round as u8);
+                    done.store(true, Ordering::Release);
+                    data.len()
+                });
+                assert!(data.iter().all(|&b| b == round as u8));
+                n
+            });
+            if round % 2 == 0 {
+                gevent::yield_now(); // the victim is waiting in apply
+            } else {
+                gevent::sleep(ms(1)); // the job is surely running
+            }
+            victim.kill();
+            assert!(job_done.load(Ordering::Acquire), "round {round}: kill returned before the job finished");
+            assert_eq!(
+                unwound.get(),
+                Some(true),
+                "round {round}: None: no unwinding; false: it left apply while its job ran"
+            );
+            assert_eq!(victim.exception(), Some(GreenletError::Killed));
+        }
+        // A timeout around apply: the scope ends only after the job.
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let r = gevent::with_timeout(ms(5), || {
+            pool.apply(move || {
+                std::thread::sleep(ms(30));
+                d.store(true, Ordering::Release);
+            })
+        });
+        assert_eq!(r, Err(gevent::Timeout));
+        assert!(done.load(Ordering::Acquire), "the timed-out scope left before its job finished");
+        // The pool and the hub still work.
+        assert_eq!(pool.apply(|| 1 + 1), 2);
+    });
+}
+
+#[test]
+fn hundred_greenlets_share_a_four_thread_pool() {
+    both(|| {
+        let pool = Rc::new(ThreadPool::new(4));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let callers: Vec<Greenlet<u64>> = (0..100u64)
+            .map(|i| {
+                let (pool, running, peak) = (pool.clone(), running.clone(), peak.clone());
+                gevent::spawn(move || {
+                    let mut sum = 0;
+                    for r in 0..3u64 {
+                        let (running, peak) = (running.clone(), peak.clone());
+                        let v = pool.apply(move || {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            peak.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_micros(200));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            i * 1000 + r
+                        });
+                        assert_eq!(v, i * 1000 + r);
+                        sum += v;
+                    }
+                    sum
+                })
+            })
+            .collect();
+        for (i, g) in callers.into_iter().enumerate() {
+            let i = i as u64;
+            assert_eq!(join_ok(g), 3 * i * 1000 + 3);
+        }
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(peak <= 4, "{peak} jobs ran at once on a 4-thread pool");
+        assert!(peak >= 2, "the 4 workers never overlapped");
+    });
+}
