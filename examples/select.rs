@@ -1,7 +1,7 @@
 //! Tutorial section "Greenlet Control Flow": two greenlets wait in
 //! `select` on no fds (a pure timeout) while a third one runs meanwhile.
 //!
-//! Scaled down: the tutorial's two seconds are 200 ms here; `tic` prints
+//! Scaled down: the tutorial's two seconds are 500 ms here; `tic` prints
 //! the elapsed time in tutorial seconds (elapsed / SCALE), so the lines
 //! read as the tutorial's.
 //!
@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 /// One tutorial second.
-const SCALE: Duration = Duration::from_millis(100);
+const SCALE: Duration = Duration::from_millis(250);
 
 fn tic(start: Instant) -> String {
     format!("bei {:.1} Sekunden", start.elapsed().as_secs_f64() / SCALE.as_secs_f64())
