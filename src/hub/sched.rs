@@ -168,6 +168,9 @@ impl Core {
         let h = &mut self.hot[key];
         if h.state == State::Suspended {
             h.state = State::Ready;
+            // Its context is likely cold (thousands of greenlets): start
+            // fetching it now, while the greenlets ahead of it run.
+            crate::arch::prefetch(h.slots);
             self.ready.push_back(key);
         }
     }
