@@ -48,17 +48,20 @@ impl Event {
 
     /// Sets the flag and wakes every greenlet waiting at this moment (they
     /// join the back of the run queue, in the order they started waiting).
+    #[inline]
     pub fn set(&self) {
         self.0.flag.set(true);
         self.0.waiters.notify_all();
     }
 
     /// Resets the flag; later `wait` calls block until the next `set`.
+    #[inline]
     pub fn clear(&self) {
         self.0.flag.set(false);
     }
 
     /// True while the flag is set.
+    #[inline]
     pub fn is_set(&self) -> bool {
         self.0.flag.get()
     }
@@ -72,6 +75,7 @@ impl Event {
     /// # Panics
     /// From a hub callback; in the main greenlet when nothing can ever set
     /// the event (LoopExit).
+    #[inline]
     pub fn wait(&self) {
         if !self.is_set() {
             self.0.waiters.wait_untimed();

@@ -36,6 +36,9 @@ pub(super) struct Uring {
     slots: RefCell<Slab<Slot>>,
     /// SQEs pushed but not yet submitted.
     unsubmitted: Cell<usize>,
+    /// Operations whose completion has not been taken (`slots.len()`,
+    /// readable without a borrow on the hub's hot path).
+    in_flight: Cell<usize>,
     remote_fd: RawFd,
     remote_armed: Cell<bool>,
 }
@@ -57,6 +60,7 @@ impl Uring {
             ring: RefCell::new(ring),
             slots: RefCell::new(Slab::with_capacity(64)),
             unsubmitted: Cell::new(0),
+            in_flight: Cell::new(0),
             remote_fd,
             remote_armed: Cell::new(false),
         };
@@ -94,6 +98,7 @@ impl Uring {
     /// Submits operation `e` for `greenlet`; returns its slot.
     pub(super) fn start(&self, e: squeue::Entry, greenlet: usize) -> usize {
         let slot = self.slots.borrow_mut().insert(Slot { greenlet, res: None });
+        self.in_flight.set(self.in_flight.get() + 1);
         self.push(e.user_data(slot as u64));
         slot
     }
@@ -103,6 +108,7 @@ impl Uring {
         let mut slots = self.slots.borrow_mut();
         let res = slots[slot].res?;
         slots.remove(slot);
+        self.in_flight.set(self.in_flight.get() - 1);
         Some(res)
     }
 
@@ -118,8 +124,9 @@ impl Uring {
     }
 
     /// True when a non-blocking poll has something to do.
+    #[inline]
     pub(super) fn busy(&self) -> bool {
-        self.unsubmitted.get() > 0 || !self.slots.borrow().is_empty()
+        self.unsubmitted.get() > 0 || self.in_flight.get() > 0
     }
 
     /// Submits what is queued, waits at most `timeout` for a completion

@@ -246,7 +246,7 @@ impl Hub {
     pub(super) fn pass_boundary(&self, core: &mut Core) {
         if core.pass_left == 0 {
             self.now_fresh.set(false);
-            if self.driver.busy() && !core.ready.is_empty() {
+            if !core.ready.is_empty() && self.driver.busy() {
                 // Once per pass, I/O is collected without blocking, so a
                 // yield loop never starves it. (With nothing ready, the hub
                 // polls next anyway, blocking.)
@@ -378,7 +378,7 @@ pub(crate) fn park() {
 ///
 /// # Panics
 /// As [`park`]; `enlist` must not switch.
-#[inline]
+#[inline(always)]
 pub(crate) fn park_enlisted<K: Copy>(enlist: impl FnOnce(&Hub, usize) -> K) -> K {
     let (me, k, plan) = with(|h| {
         let me = h.core.borrow().current;
