@@ -46,7 +46,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(500);
 type Handler = dyn Fn(TcpStream, SocketAddr);
 
 struct Inner {
-    listener: RefCell<Option<TcpListener>>,
+    listener: RefCell<Option<Rc<TcpListener>>>,
     addr: SocketAddr,
     handler: Rc<Handler>,
     handlers: Group,
@@ -79,6 +79,9 @@ impl fmt::Debug for StreamServer {
 impl StreamServer {
     /// Binds a listener to `addr` for `handler`; serving begins with
     /// [`start`](Self::start) or [`serve_forever`](Self::serve_forever).
+    ///
+    /// # Blocking
+    /// Only while a host name resolves (on the thread pool).
     pub fn new<A, H>(addr: A, handler: H) -> io::Result<StreamServer>
     where
         A: ToSocketAddrs + Sync,
@@ -97,7 +100,7 @@ impl StreamServer {
     {
         let addr = listener.local_addr().expect("gevent: a StreamServer needs a bound listener");
         StreamServer(Rc::new(Inner {
-            listener: RefCell::new(Some(listener)),
+            listener: RefCell::new(Some(Rc::new(listener))),
             addr,
             handler: Rc::new(handler),
             handlers: Group::new(),
@@ -182,7 +185,9 @@ impl StreamServer {
     /// # Blocking
     /// Up to `grace`, plus the killed handlers' unwinding.
     pub fn stop_timeout(&self, grace: Duration) {
-        if let Some(g) = self.0.acceptor.borrow_mut().take() {
+        // (No borrow held across the kill: it switches.)
+        let acceptor = self.0.acceptor.borrow_mut().take();
+        if let Some(g) = acceptor {
             g.kill();
         }
         drop(self.0.listener.borrow_mut().take());
@@ -209,10 +214,8 @@ fn accept_loop(inner: &Inner) {
         if let Some(pool) = &inner.pool {
             pool.wait_available();
         }
-        let accepted = match inner.listener.borrow().as_ref() {
-            Some(l) => l.accept(),
-            None => return,
-        };
+        let Some(listener) = inner.listener.borrow().clone() else { return };
+        let accepted = listener.accept();
         match accepted {
             Ok((conn, peer)) => {
                 backoff = MIN_BACKOFF;
@@ -286,6 +289,13 @@ where
     Ok(())
 }
 
+fn transient_udp_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNREFUSED | libc::EINTR | libc::ENOBUFS | libc::ENOMEM | libc::EHOSTUNREACH | libc::ENETUNREACH)
+    )
+}
+
 fn reuse_port_listener(addr: SocketAddr) -> io::Result<socket2::Socket> {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
@@ -337,6 +347,9 @@ impl fmt::Debug for DatagramServer {
 
 impl DatagramServer {
     /// Binds a UDP socket to `addr` for `handler`.
+    ///
+    /// # Blocking
+    /// Only while a host name resolves (on the thread pool).
     pub fn new<A, H>(addr: A, handler: H) -> io::Result<DatagramServer>
     where
         A: ToSocketAddrs + Sync,
@@ -382,9 +395,21 @@ impl DatagramServer {
         let me = self.clone();
         let g = Greenlet::builder().name(format!("DatagramServer({})", self.0.addr)).spawn(move || {
             let mut buf = vec![0u8; 65536];
-            while let Ok((n, peer)) = socket.recv_from(&mut buf) {
-                let (data, srv) = (buf[..n].to_vec(), me.clone());
-                me.0.handlers.spawn(move || (srv.0.handler)(&data, peer, &srv));
+            loop {
+                match socket.recv_from(&mut buf) {
+                    Ok((n, peer)) => {
+                        let (data, srv) = (buf[..n].to_vec(), me.clone());
+                        me.0.handlers.spawn(move || (srv.0.handler)(&data, peer, &srv));
+                    }
+                    // An ICMP error for an earlier send, a full buffer: the
+                    // socket still works.
+                    Err(e) if transient_udp_error(&e) => crate::sleep(MIN_BACKOFF),
+                    Err(e) => {
+                        eprintln!("gevent: DatagramServer({}) stops receiving: {e}", me.0.addr);
+                        me.0.stopped.set();
+                        return;
+                    }
+                }
             }
         });
         *self.0.receiver.borrow_mut() = Some(g);
@@ -409,7 +434,8 @@ impl DatagramServer {
     /// # Blocking
     /// Up to the grace period.
     pub fn stop(&self) {
-        if let Some(g) = self.0.receiver.borrow_mut().take() {
+        let receiver = self.0.receiver.borrow_mut().take();
+        if let Some(g) = receiver {
             g.kill();
         }
         drop(self.0.socket.borrow_mut().take());

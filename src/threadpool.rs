@@ -42,13 +42,26 @@ struct Shared {
 /// ticker.join();
 /// ```
 pub struct ThreadPool {
+    handle: Arc<Handle>,
+}
+
+/// The users' side of a pool (workers hold only `Shared`): when the last
+/// handle goes, the pool closes.
+struct Handle {
     shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        self.shared.ready.notify_all();
+    }
 }
 
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.lock();
-        f.debug_struct("ThreadPool").field("max", &self.shared.max).field("threads", &s.threads).finish()
+        f.debug_struct("ThreadPool").field("max", &self.handle.shared.max).field("threads", &s.threads).finish()
     }
 }
 
@@ -56,30 +69,33 @@ impl ThreadPool {
     /// A pool of at most `threads` workers (at least one).
     pub fn new(threads: usize) -> ThreadPool {
         let state = State { jobs: VecDeque::new(), threads: 0, idle: 0, closed: false };
-        ThreadPool { shared: Arc::new(Shared { state: Mutex::new(state), ready: Condvar::new(), max: threads.max(1) }) }
+        let shared = Arc::new(Shared { state: Mutex::new(state), ready: Condvar::new(), max: threads.max(1) });
+        ThreadPool { handle: Arc::new(Handle { shared }) }
     }
 
     /// The most workers this pool runs at once.
     pub fn size(&self) -> usize {
-        self.shared.max
+        self.handle.shared.max
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.handle.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn submit(&self, job: Job) {
         let mut s = self.lock();
         s.jobs.push_back(job);
-        if s.idle == 0 && s.threads < self.shared.max {
+        // More jobs queued than idle workers to take them (a notified
+        // worker counts as idle until it wakes): start another worker.
+        if s.jobs.len() > s.idle && s.threads < self.handle.shared.max {
             s.threads += 1;
-            let shared = self.shared.clone();
+            let shared = self.handle.shared.clone();
             std::thread::Builder::new()
                 .name("gevent-threadpool".to_owned())
                 .spawn(move || worker(&shared))
                 .expect("gevent: cannot start a thread-pool worker");
         } else {
-            self.shared.ready.notify_one();
+            self.handle.shared.ready.notify_one();
         }
     }
 
@@ -105,21 +121,12 @@ impl ThreadPool {
         T: Send + 'static,
     {
         let result = AsyncResult::new();
-        let (out, pool) = (result.clone(), ThreadPool { shared: self.shared.clone() });
+        let (out, pool) = (result.clone(), ThreadPool { handle: self.handle.clone() });
         crate::spawn(move || match panic::catch_unwind(AssertUnwindSafe(|| pool.apply(f))) {
             Ok(v) => out.set(v),
             Err(p) => out.set_exception(crate::hub::panic_message(&*p)),
         });
         result
-    }
-}
-
-impl Drop for ThreadPool {
-    fn drop(&mut self) {
-        if Arc::strong_count(&self.shared) == 1 {
-            self.lock().closed = true;
-            self.shared.ready.notify_all();
-        }
     }
 }
 

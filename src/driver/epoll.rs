@@ -95,7 +95,23 @@ impl Epoll {
             let key = current as usize - 1;
             let mut regs = self.regs.borrow_mut();
             let reg = &mut regs[key];
-            if reg.id == id || id == 0 {
+            if reg.id == id {
+                return Ok(key);
+            }
+            if id == 0 {
+                // A raw wait on a socket's fd: fine while that socket is
+                // open, but it may have closed unseen (dropped on another
+                // thread) and the number been reused. A fresh ADD tells:
+                // EEXIST means the registration is current.
+                let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+                match self.ctl(libc::EPOLL_CTL_ADD, fd, events, key as u64) {
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(e),
+                    Ok(()) => {
+                        reg.id = 0;
+                        reg.ready = READY_READ | READY_WRITE;
+                    }
+                }
                 return Ok(key);
             }
             if reg.id == 0 {
@@ -104,8 +120,9 @@ impl Epoll {
                 return Ok(key);
             }
             drop(regs);
-            // Stale: the fd number now names another socket's file.
-            self.drop_reg(key);
+            // Stale: the fd number now names another socket's file (its
+            // waiters, if any, waited on a closed fd: they are dropped).
+            self.drop_reg(key, &mut |_| {});
         }
         let key = self.regs.borrow_mut().insert(Reg {
             fd,
@@ -127,24 +144,26 @@ impl Epoll {
         Ok(key)
     }
 
-    /// Forgets a registration, waking whoever still waits on it (they retry
-    /// their syscall and see the closed fd's error).
-    fn drop_reg(&self, key: usize) {
+    /// Forgets a registration; whoever still waits on it goes to `wake`
+    /// (they retry their syscall and see the closed fd's error).
+    fn drop_reg(&self, key: usize, wake: Wake<'_>) {
         let reg = self.regs.borrow_mut().remove(key);
         // The fd may be closed already (ENOENT/EBADF): nothing to undo then.
         let _ = self.ctl(libc::EPOLL_CTL_DEL, reg.fd, 0, 0);
         self.by_fd.borrow_mut()[reg.fd as usize] = 0;
         let mut nodes = self.nodes.borrow_mut();
         for mut list in [reg.readers, reg.writers] {
-            while list.pop_front(&mut nodes).is_some() {}
+            while let Some(g) = list.pop_front(&mut nodes) {
+                wake(g);
+            }
         }
     }
 
     /// Deregisters socket `id`'s fd before it is closed.
-    pub(super) fn deregister(&self, fd: RawFd, id: u64) {
+    pub(super) fn deregister(&self, fd: RawFd, id: u64, wake: Wake<'_>) {
         let current = self.by_fd.borrow().get(fd as usize).copied().unwrap_or(0);
         if current != 0 && self.regs.borrow()[current as usize - 1].id == id {
-            self.drop_reg(current as usize - 1);
+            self.drop_reg(current as usize - 1, wake);
         }
     }
 
@@ -198,7 +217,7 @@ impl Epoll {
             r.id == 0 && r.readers.is_empty() && r.writers.is_empty()
         };
         if transient_idle {
-            self.drop_reg(reg);
+            self.drop_reg(reg, &mut |_| {});
         }
     }
 

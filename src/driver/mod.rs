@@ -96,10 +96,11 @@ impl Driver {
     /// True when a non-blocking poll has anything to collect or submit.
     #[inline]
     pub(crate) fn busy(&self) -> bool {
-        match &self.kind {
-            Kind::Uring(u) => u.busy(),
-            Kind::Epoll(e) => e.waiting() > 0,
-        }
+        self.remote.waiting() > 0
+            || match &self.kind {
+                Kind::Uring(u) => u.busy(),
+                Kind::Epoll(e) => e.waiting() > 0,
+            }
     }
 
     /// Waits at most `timeout` (`None`: until something happens) and hands
@@ -126,10 +127,14 @@ impl Driver {
         }
     }
 
-    /// Forgets socket `id`'s fd before it closes.
-    pub(crate) fn deregister(&self, fd: RawFd, id: u64) {
-        if let Some(e) = self.epoll() {
-            e.deregister(fd, id);
+    /// Forgets socket `id`'s fd before it closes. Raw waits on the fd
+    /// (`wait_read`, `select`) end: on epoll their greenlets go to `wake`
+    /// (they retry and see the closed fd), on io_uring their operations are
+    /// cancelled.
+    pub(crate) fn deregister(&self, fd: RawFd, id: u64, wake: Wake<'_>) {
+        match &self.kind {
+            Kind::Epoll(e) => e.deregister(fd, id, wake),
+            Kind::Uring(u) => u.cancel_fd(fd),
         }
     }
 
@@ -254,7 +259,7 @@ impl Source {
     pub(crate) fn into_owned(mut self) -> std::os::fd::OwnedFd {
         let fd = self.fd.take().expect("a live source has its fd");
         use std::os::fd::AsRawFd;
-        crate::hub::existing_driver(|d| d.deregister(fd.as_raw_fd(), self.id));
+        crate::hub::deregister(fd.as_raw_fd(), self.id);
         fd
     }
 }
@@ -263,7 +268,7 @@ impl Drop for Source {
     fn drop(&mut self) {
         if let Some(fd) = self.fd.take() {
             use std::os::fd::AsRawFd;
-            crate::hub::existing_driver(|d| d.deregister(fd.as_raw_fd(), self.id));
+            crate::hub::deregister(fd.as_raw_fd(), self.id);
         }
     }
 }

@@ -383,7 +383,10 @@ unsafe impl Op for Connect<'_> {
         self.started = true;
         // SAFETY: the kernel reads `len` bytes of the live address.
         match sys::cvt(unsafe { libc::connect(fd, self.addr.as_ptr().cast(), self.addr.len()) }) {
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Err(io::ErrorKind::WouldBlock.into()),
+            // Interrupted, a connect goes on asynchronously, as one in progress.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
             r => r.map(|_| 0),
         }
     }

@@ -47,6 +47,8 @@ struct Wait {
 pub(super) struct Remote {
     handle: RemoteHandle,
     waits: RefCell<Slab<Wait>>,
+    /// `waits.len()`, readable without a borrow on the hub's hot path.
+    open_waits: Cell<usize>,
     generation: Cell<u32>,
     /// The greenlet parked in [`super::wait_kick`], woken by every eventfd
     /// wake-up (the signal dispatcher).
@@ -59,6 +61,7 @@ impl Remote {
         Ok(Remote {
             handle: RemoteHandle(Arc::new(shared)),
             waits: RefCell::new(Slab::new()),
+            open_waits: Cell::new(0),
             generation: Cell::new(0),
             kick_watcher: Cell::new(None),
         })
@@ -73,14 +76,16 @@ impl Remote {
     }
 
     /// Open remote waits (they keep the hub from LoopExit).
+    #[inline]
     pub(super) fn waiting(&self) -> usize {
-        self.waits.borrow().len()
+        self.open_waits.get()
     }
 
     pub(super) fn open(&self, greenlet: usize) -> u64 {
         let generation = self.generation.get().wrapping_add(1);
         self.generation.set(generation);
         let slot = self.waits.borrow_mut().insert(Wait { greenlet, generation, done: false });
+        self.open_waits.set(self.open_waits.get() + 1);
         (slot as u64) << 32 | generation as u64
     }
 
@@ -94,6 +99,7 @@ impl Remote {
         let slot = (token >> 32) as usize;
         if waits.get(slot).is_some_and(|w| w.generation == token as u32) {
             waits.remove(slot);
+            self.open_waits.set(self.open_waits.get() - 1);
         }
     }
 

@@ -118,6 +118,20 @@ impl Uring {
         self.push(opcode::AsyncCancel::new(slot as u64).build().user_data(IGNORE));
     }
 
+    /// Cancels every operation on `fd` (it is about to close: a readiness
+    /// wait on it would otherwise outlive it).
+    pub(super) fn cancel_fd(&self, fd: RawFd) {
+        if self.in_flight.get() > 0 {
+            let c = types::CancelBuilder::fd(types::Fd(fd)).all();
+            self.push(opcode::AsyncCancel2::new(c).build().user_data(IGNORE));
+            // Now: the kernel finds the requests by the fd's file, which is
+            // gone once the fd closes.
+            if self.ring.borrow().submit().is_ok() {
+                self.unsubmitted.set(self.ring.borrow_mut().submission().len());
+            }
+        }
+    }
+
     /// Operations in flight (they keep the hub from LoopExit).
     pub(super) fn waiting(&self) -> usize {
         self.slots.borrow().len()
@@ -153,10 +167,10 @@ impl Uring {
                 }
                 None => ring.submit_and_wait(1),
             };
-            // ETIME (the timeout), EINTR (a signal), EBUSY: the caller loops.
-            if r.is_ok() {
-                self.unsubmitted.set(0);
-            }
+            // ETIME (the timeout), EINTR (a signal), EBUSY: the caller
+            // loops. Whatever the kernel took is no longer pending.
+            let _ = r;
+            self.unsubmitted.set(ring.submission().len());
         }
         self.reap(wake, remote);
         if !self.remote_armed.get() {

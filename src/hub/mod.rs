@@ -119,9 +119,13 @@ pub(crate) fn with_driver<R>(f: impl FnOnce(&Driver) -> R) -> R {
     with(|h| f(&h.driver))
 }
 
-/// The driver of this thread's hub if it has one (socket destructors).
-pub(crate) fn existing_driver<R>(f: impl FnOnce(&Driver) -> R) -> Option<R> {
-    existing().map(|h| f(&h.driver))
+/// Deregisters socket `id`'s fd from this thread's hub (if it has one)
+/// before the fd closes, readying the greenlets whose raw waits it ends.
+pub(crate) fn deregister(fd: std::os::fd::RawFd, id: u64) {
+    if let Some(h) = existing() {
+        let mut core = h.core.borrow_mut();
+        h.driver.deregister(fd, id, &mut |g| core.unpark(g));
+    }
 }
 
 /// The hub if this thread has one, without creating it.

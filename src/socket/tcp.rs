@@ -21,6 +21,14 @@ pub(crate) const BACKLOG: i32 = 4096;
 impl TcpListener {
     /// Binds to `addr` (host names resolve on the thread pool) with
     /// `SO_REUSEADDR`, as std does, and listens.
+    ///
+    /// # Errors
+    /// Resolution and `bind`/`listen` errors (`AddrInUse`, ...); with
+    /// several addresses, the last one's.
+    ///
+    /// # Blocking
+    /// Only while a host name resolves (on the thread pool); plain
+    /// addresses bind at once.
     pub fn bind<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<TcpListener> {
         each_addr(&resolve(addr)?, |a| TcpListener::bind_addr(a, false))
     }
@@ -28,6 +36,10 @@ impl TcpListener {
     /// As [`bind`](Self::bind), with `SO_REUSEPORT` too: several listeners
     /// (one per hub thread) share the port and the kernel spreads the
     /// connections among them.
+    ///
+    /// # Blocking
+    /// Only while a host name resolves (on the thread pool); plain
+    /// addresses bind at once.
     pub fn bind_reuse_port<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<TcpListener> {
         each_addr(&resolve(addr)?, |a| TcpListener::bind_addr(a, true))
     }
@@ -54,6 +66,9 @@ impl TcpListener {
     }
 
     /// An endless iterator of accepted connections.
+    ///
+    /// # Blocking
+    /// Each `next` parks as [`accept`](Self::accept) does.
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
     }
@@ -91,6 +106,10 @@ pub struct TcpStream {
 impl TcpStream {
     /// Connects to the first address of `addr` that accepts (host names
     /// resolve on the thread pool).
+    ///
+    /// # Errors
+    /// The last address's error (`ConnectionRefused`, ...), or the
+    /// resolution's.
     ///
     /// # Blocking
     /// Parks while resolving and connecting.

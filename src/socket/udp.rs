@@ -27,6 +27,9 @@ pub struct UdpSocket {
 
 impl UdpSocket {
     /// Binds to `addr` (host names resolve on the thread pool).
+    ///
+    /// # Blocking
+    /// Only while a host name resolves (on the thread pool).
     pub fn bind<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<UdpSocket> {
         each_addr(&resolve(addr)?, |a| {
             let a = SockAddr::from(*a);
@@ -37,6 +40,9 @@ impl UdpSocket {
     }
 
     /// Sets the default peer for [`send`](Self::send) and [`recv`](Self::recv).
+    ///
+    /// # Blocking
+    /// Only while a host name resolves (on the thread pool).
     pub fn connect<A: ToSocketAddrs + Sync>(&self, addr: A) -> io::Result<()> {
         each_addr(&resolve(addr)?, |a| self.sock.connect(&SockAddr::from(*a), None))
     }

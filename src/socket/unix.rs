@@ -48,6 +48,9 @@ impl UnixListener {
     }
 
     /// An endless iterator of accepted connections.
+    ///
+    /// # Blocking
+    /// Each `next` parks as [`accept`](Self::accept) does.
     pub fn incoming(&self) -> UnixIncoming<'_> {
         UnixIncoming { listener: self }
     }
