@@ -33,7 +33,6 @@ const EXAMPLES: &[&str] = &[
     "creating_greenlets",
     "my_greenlet",
     "greenlet_states",
-    "shutdown",
     "timeouts",
     "tour",
     "queue_workers",
@@ -160,10 +159,6 @@ fn greenlet_states() {
     check("greenlet_states", &[]);
 }
 
-#[test]
-fn shutdown() {
-    check("shutdown", &[]);
-}
 
 #[test]
 fn timeouts() {
