@@ -159,7 +159,6 @@ fn greenlet_states() {
     check("greenlet_states", &[]);
 }
 
-
 #[test]
 fn timeouts() {
     check("timeouts", &[]);

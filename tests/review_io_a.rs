@@ -105,7 +105,9 @@ fn threadpool_of_two_runs_two_jobs_at_once() {
 /// kernel no longer has: the wait never wakes. `select` uses raw waits.
 #[test]
 fn raw_wait_on_a_reused_fd_number_after_a_socket_dropped_elsewhere() {
-    both(|| {
+    // Alone: it closes an fd number and dup3()s onto it, which would close
+    // whatever a concurrent test got that number for.
+    both_exclusive(|| {
         let (a, _b) = UnixStream::pair().unwrap();
         a.set_read_timeout(Some(ms(5))).unwrap();
         let mut buf = [0u8; 1];

@@ -71,7 +71,7 @@ impl Epoll {
             regs: RefCell::new(Slab::new()),
             by_fd: RefCell::new(Vec::new()),
             nodes: RefCell::new(WaitNodes::default()),
-            events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; 1024]),
+            events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; super::EVENTS_PER_POLL]),
         };
         e.ctl(libc::EPOLL_CTL_ADD, remote_fd, libc::EPOLLIN as u32 | libc::EPOLLET as u32, REMOTE)?;
         Ok(e)

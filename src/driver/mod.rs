@@ -32,6 +32,13 @@ pub enum Backend {
     Epoll,
 }
 
+/// The most I/O events one poll collects (epoll events, io_uring
+/// completions); the rest wait for the next poll, at the end of the pass.
+/// Small batches keep request and response streams overlapping: measured
+/// on the echo benchmark at 1,000 connections, 32 per poll serves ~15%
+/// more round trips per second than 1,024 (and 8 or 16 no more than 32).
+pub(crate) const EVENTS_PER_POLL: usize = 32;
+
 /// Where the driver hands each greenlet an I/O event woke.
 pub(crate) type Wake<'a> = &'a mut dyn FnMut(usize);
 /// Drains the remote queue when the eventfd fired.

@@ -181,7 +181,7 @@ impl Uring {
     fn reap(&self, wake: Wake<'_>, remote: RemoteDrain<'_>) {
         let mut ring = self.ring.borrow_mut();
         let mut slots = self.slots.borrow_mut();
-        for cqe in ring.completion() {
+        for cqe in ring.completion().take(super::EVENTS_PER_POLL) {
             match cqe.user_data() {
                 IGNORE => {}
                 REMOTE => {
