@@ -51,9 +51,52 @@ struct Inner {
     handler: Rc<Handler>,
     handlers: Group,
     pool: Option<Pool>,
-    acceptor: RefCell<Option<Greenlet<()>>>,
-    stopped: Event,
+    serving: Serving,
     accept_errors: Cell<u64>,
+}
+
+/// What both server kinds share: the greenlet that accepts (or receives),
+/// and the event `serve_forever` waits for.
+#[derive(Default)]
+struct Serving {
+    task: RefCell<Option<Greenlet<()>>>,
+    stopped: Event,
+}
+
+impl Serving {
+    fn started(&self) -> bool {
+        self.task.borrow().is_some()
+    }
+
+    /// Spawns `body` as the serving greenlet; `open` tells whether the
+    /// socket is still there (not stopped).
+    fn start(&self, name: String, open: bool, body: impl FnOnce() + 'static) -> io::Result<()> {
+        if self.started() {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "gevent: server already started"));
+        }
+        if !open {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "gevent: server was stopped"));
+        }
+        *self.task.borrow_mut() = Some(Greenlet::builder().name(name).spawn(body));
+        Ok(())
+    }
+
+    fn serve_forever(&self, start: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        if !self.started() {
+            start()?;
+        }
+        self.stopped.wait();
+        Ok(())
+    }
+
+    /// Kills the serving greenlet (no borrow is held across the kill: it
+    /// switches).
+    fn halt(&self) {
+        let task = self.task.borrow_mut().take();
+        if let Some(g) = task {
+            g.kill();
+        }
+    }
 }
 
 /// A TCP server: an accept loop in a greenlet, and one greenlet per
@@ -71,7 +114,7 @@ impl fmt::Debug for StreamServer {
         f.debug_struct("StreamServer")
             .field("addr", &self.0.addr)
             .field("connections", &self.0.handlers.len())
-            .field("started", &self.0.acceptor.borrow().is_some())
+            .field("started", &self.0.serving.started())
             .finish()
     }
 }
@@ -105,8 +148,7 @@ impl StreamServer {
             handler: Rc::new(handler),
             handlers: Group::new(),
             pool: None,
-            acceptor: RefCell::new(None),
-            stopped: Event::new(),
+            serving: Serving::default(),
             accept_errors: Cell::new(0),
         }))
     }
@@ -144,16 +186,9 @@ impl StreamServer {
     /// # Errors
     /// `AlreadyExists` once started; `NotConnected` once stopped.
     pub fn start(&self) -> io::Result<()> {
-        if self.0.acceptor.borrow().is_some() {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "gevent: server already started"));
-        }
-        if self.0.listener.borrow().is_none() {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "gevent: server was stopped"));
-        }
         let inner = self.0.clone();
-        let g = Greenlet::builder().name(format!("StreamServer({})", self.0.addr)).spawn(move || accept_loop(&inner));
-        *self.0.acceptor.borrow_mut() = Some(g);
-        Ok(())
+        let open = self.0.listener.borrow().is_some();
+        self.0.serving.start(format!("StreamServer({})", self.0.addr), open, move || accept_loop(&inner))
     }
 
     /// Starts (if needed) and blocks until [`stop`](Self::stop).
@@ -162,11 +197,7 @@ impl StreamServer {
     /// Until the server is stopped by another greenlet (or a signal
     /// handler).
     pub fn serve_forever(&self) -> io::Result<()> {
-        if self.0.acceptor.borrow().is_none() {
-            self.start()?;
-        }
-        self.0.stopped.wait();
-        Ok(())
+        self.0.serving.serve_forever(|| self.start())
     }
 
     /// [`stop_timeout`](Self::stop_timeout) with gevent's one-second grace.
@@ -185,15 +216,11 @@ impl StreamServer {
     /// # Blocking
     /// Up to `grace`, plus the killed handlers' unwinding.
     pub fn stop_timeout(&self, grace: Duration) {
-        // (No borrow held across the kill: it switches.)
-        let acceptor = self.0.acceptor.borrow_mut().take();
-        if let Some(g) = acceptor {
-            g.kill();
-        }
+        self.0.serving.halt();
         drop(self.0.listener.borrow_mut().take());
         // As gevent: closed first, so `serve_forever` returns even when a
         // handler stops its own server (it does not wait for itself).
-        self.0.stopped.set();
+        self.0.serving.stopped.set();
         let group = self.0.pool.as_ref().map_or(&self.0.handlers, |p| p.as_group());
         stop_handlers(group, grace);
     }
@@ -313,8 +340,7 @@ struct DatagramInner {
     addr: SocketAddr,
     handler: Rc<DatagramHandler>,
     handlers: Group,
-    receiver: RefCell<Option<Greenlet<()>>>,
-    stopped: Event,
+    serving: Serving,
 }
 
 /// A UDP server: a receive loop in a greenlet, and one greenlet per
@@ -362,8 +388,7 @@ impl DatagramServer {
             addr,
             handler: Rc::new(handler),
             handlers: Group::new(),
-            receiver: RefCell::new(None),
-            stopped: Event::new(),
+            serving: Serving::default(),
         })))
     }
 
@@ -387,33 +412,32 @@ impl DatagramServer {
     /// # Errors
     /// `AlreadyExists` once started; `NotConnected` once stopped.
     pub fn start(&self) -> io::Result<()> {
-        if self.0.receiver.borrow().is_some() {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "gevent: server already started"));
-        }
-        let socket = self.0.socket.borrow().clone();
-        let socket = socket.ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "gevent: server was stopped"))?;
+        let Some(socket) = self.0.socket.borrow().clone() else {
+            return self.0.serving.start(String::new(), false, || ());
+        };
         let me = self.clone();
-        let g = Greenlet::builder().name(format!("DatagramServer({})", self.0.addr)).spawn(move || {
-            let mut buf = vec![0u8; 65536];
-            loop {
-                match socket.recv_from(&mut buf) {
-                    Ok((n, peer)) => {
-                        let (data, srv) = (buf[..n].to_vec(), me.clone());
-                        me.0.handlers.spawn(move || (srv.0.handler)(&data, peer, &srv));
-                    }
-                    // An ICMP error for an earlier send, a full buffer: the
-                    // socket still works.
-                    Err(e) if transient_udp_error(&e) => crate::sleep(MIN_BACKOFF),
-                    Err(e) => {
-                        eprintln!("gevent: DatagramServer({}) stops receiving: {e}", me.0.addr);
-                        me.0.stopped.set();
-                        return;
-                    }
+        self.0.serving.start(format!("DatagramServer({})", self.0.addr), true, move || me.receive(&socket))
+    }
+
+    /// The receive loop: one handler greenlet per datagram.
+    fn receive(&self, socket: &UdpSocket) {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match socket.recv_from(&mut buf) {
+                Ok((n, peer)) => {
+                    let (data, srv) = (buf[..n].to_vec(), self.clone());
+                    self.0.handlers.spawn(move || (srv.0.handler)(&data, peer, &srv));
+                }
+                // An ICMP error for an earlier send, a full buffer: the
+                // socket still works.
+                Err(e) if transient_udp_error(&e) => crate::sleep(MIN_BACKOFF),
+                Err(e) => {
+                    eprintln!("gevent: DatagramServer({}) stops receiving: {e}", self.0.addr);
+                    self.0.serving.stopped.set();
+                    return;
                 }
             }
-        });
-        *self.0.receiver.borrow_mut() = Some(g);
-        Ok(())
+        }
     }
 
     /// Starts (if needed) and blocks until [`stop`](Self::stop).
@@ -421,11 +445,7 @@ impl DatagramServer {
     /// # Blocking
     /// Until the server is stopped.
     pub fn serve_forever(&self) -> io::Result<()> {
-        if self.0.receiver.borrow().is_none() {
-            self.start()?;
-        }
-        self.0.stopped.wait();
-        Ok(())
+        self.0.serving.serve_forever(|| self.start())
     }
 
     /// Stops receiving, waits up to one second for running handlers (other
@@ -434,12 +454,9 @@ impl DatagramServer {
     /// # Blocking
     /// Up to the grace period.
     pub fn stop(&self) {
-        let receiver = self.0.receiver.borrow_mut().take();
-        if let Some(g) = receiver {
-            g.kill();
-        }
+        self.0.serving.halt();
         drop(self.0.socket.borrow_mut().take());
-        self.0.stopped.set();
+        self.0.serving.stopped.set();
         stop_handlers(&self.0.handlers, STOP_GRACE);
     }
 }
