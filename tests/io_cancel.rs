@@ -25,9 +25,8 @@ use std::time::Duration;
 use gevent::event::Event;
 use gevent::socket::{TcpListener, TcpStream, UdpSocket};
 use gevent::{Greenlet, GreenletError};
-use io_common::{both_exclusive, fd_count, join_ok, ms, scaled, settle_fds};
+use io_common::{both_exclusive, fd_count, join_ok, ms, scaled, settle_fds, tcp_pair, LOCAL};
 
-const LOCAL: &str = "127.0.0.1:0";
 /// What every buffer is filled with before a read (no message byte is it).
 const FILL: u8 = 0xAA;
 const CANARY: usize = 64;
@@ -37,16 +36,6 @@ const MSG: usize = 16;
 
 fn iterations() -> usize {
     scaled(2000, 300)
-}
-
-/// A connected TCP pair on 127.0.0.1: (client, server side).
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind(LOCAL).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = gevent::spawn(move || listener.accept().map(|(s, _)| s));
-    let client = TcpStream::connect(addr).unwrap();
-    let server = acceptor.into_result().unwrap().unwrap();
-    (client, server)
 }
 
 /// Message `i`: 16 bytes, none of them `FILL`.
@@ -82,6 +71,20 @@ fn nothing_readable(fd: RawFd) -> bool {
     n < 0 && std::io::Error::last_os_error().kind() == ErrorKind::WouldBlock
 }
 
+/// Reads the rest of message `i` from `client` (an interrupted read took its
+/// first `k` bytes) and checks it (`what` names a difference) and that
+/// nothing else is readable; true if anything of the message was left.
+fn read_rest(mut client: &TcpStream, i: usize, k: usize, what: &str) -> bool {
+    let left = k < MSG;
+    if left {
+        let mut rest = vec![0u8; MSG - k];
+        client.read_exact(&mut rest).unwrap();
+        assert_eq!(rest, msg(i)[k..], "iteration {i}: {what}");
+    }
+    assert!(nothing_readable(client.as_raw_fd()), "iteration {i}: stray data in the socket");
+    left
+}
+
 /// Lets a just-spawned victim reach its blocking point in one of several
 /// ways: not at all (killed before it ran), one to three passes of the
 /// hub, or now and then long enough for the kernel to have the operation
@@ -104,16 +107,33 @@ fn let_run(i: usize) {
 }
 
 /// A greenlet that likely runs on the stack a killed victim just left (the
-/// pool hands it out again) and fills most of it; once `go` is set, it
-/// reports whether its memory is still as it left it.
-fn bystander(go: &Event) -> Greenlet<bool> {
-    let go = go.clone();
-    gevent::spawn(move || {
-        let mut arr = [0x5Au8; 32 * 1024];
-        black_box(&mut arr);
-        go.wait();
-        black_box(&arr).iter().all(|&b| b == 0x5A)
-    })
+/// pool hands it out again) and fills most of it; [`Bystander::check`]
+/// then asks whether its memory is still as it left it.
+struct Bystander {
+    go: Event,
+    greenlet: Greenlet<bool>,
+}
+
+impl Bystander {
+    /// Spawns the bystander and lets it fill its stack and park.
+    fn spawn() -> Self {
+        let go = Event::new();
+        let wait = go.clone();
+        let greenlet = gevent::spawn(move || {
+            let mut arr = [0x5Au8; 32 * 1024];
+            black_box(&mut arr);
+            wait.wait();
+            black_box(&arr).iter().all(|&b| b == 0x5A)
+        });
+        gevent::yield_now();
+        Bystander { go, greenlet }
+    }
+
+    /// Wakes the bystander; fails iteration `i` if its memory changed.
+    fn check(self, i: usize) {
+        self.go.set();
+        assert!(join_ok(self.greenlet), "iteration {i}: a killed victim's stack was written after its death");
+    }
 }
 
 fn assert_killed<T: 'static>(g: &Greenlet<T>, i: usize) {
@@ -131,14 +151,35 @@ fn hub_counts() -> (usize, usize, usize) {
     (s.greenlets, s.timers, s.waiters)
 }
 
+/// This process's fd count and this hub's [`hub_counts`] before a loop of
+/// interruptions, to compare with after it.
+struct Baseline {
+    fds: usize,
+    counts: (usize, usize, usize),
+}
+
+impl Baseline {
+    fn take() -> Self {
+        let fds = fd_count();
+        Baseline { fds, counts: hub_counts() }
+    }
+
+    /// Asserts that no fd leaked (allowing 2 s for closes to settle) and
+    /// that the hub holds what it held before.
+    fn check(&self) {
+        let after = settle_fds(self.fds, Duration::from_secs(2));
+        assert_eq!(after, self.fds, "fds leaked: {after} open, {} before", self.fds);
+        assert_eq!(hub_counts(), self.counts, "(greenlets, timers, waiters) before and after");
+    }
+}
+
 #[test]
 fn kill_mid_recv_then_later_data_arrives_intact() {
     both_exclusive(|| {
         let (client, mut server) = tcp_pair();
         let client = Rc::new(client);
         client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let base = fd_count();
-        let counts = hub_counts();
+        let base = Baseline::take();
         for i in 0..iterations() {
             let heap = Rc::new(RefCell::new(vec![FILL; BUF]));
             let (c, h) = (client.clone(), heap.clone());
@@ -156,20 +197,16 @@ fn kill_mid_recv_then_later_data_arrives_intact() {
             let_run(i);
             victim.kill();
             assert_killed(&victim, i);
-            let go = Event::new();
-            let by = bystander(&go);
-            gevent::yield_now();
+            let by = Bystander::spawn();
             // Sent after the kill returned: all of it for the next reader.
             server.write_all(&msg(i)).unwrap();
             let mut got = [0u8; MSG];
             (&*client).read_exact(&mut got).unwrap();
             assert_eq!(got, msg(i), "iteration {i}: data sent after the kill was altered or partly swallowed");
             assert_eq!(check_buffer(&heap.borrow(), i, "heap buffer"), 0);
-            go.set();
-            assert!(join_ok(by), "iteration {i}: a killed victim's stack was written after its death");
+            by.check(i);
         }
-        assert_eq!(settle_fds(base, Duration::from_secs(2)), base, "fds leaked");
-        assert_eq!(hub_counts(), counts, "(greenlets, timers, waiters) before and after");
+        base.check();
     });
 }
 
@@ -179,8 +216,7 @@ fn kill_mid_recv_racing_with_data() {
         let (client, mut server) = tcp_pair();
         let client = Rc::new(client);
         client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let base = fd_count();
-        let counts = hub_counts();
+        let base = Baseline::take();
         let (mut taken, mut left) = (0usize, 0usize);
         for i in 0..iterations() {
             let heap = Rc::new(RefCell::new(vec![FILL; BUF]));
@@ -200,22 +236,17 @@ fn kill_mid_recv_racing_with_data() {
             assert_killed(&victim, i);
             let k = check_buffer(&heap.borrow(), i, "victim buffer");
             // What the victim did not take is still there, in order.
-            if k < MSG {
-                let mut rest = vec![0u8; MSG - k];
-                (&*client).read_exact(&mut rest).unwrap();
-                assert_eq!(rest, msg(i)[k..], "iteration {i}: the rest of the message");
+            if read_rest(&client, i, k, "the rest of the message") {
                 left += 1;
             } else {
                 taken += 1;
             }
-            assert!(nothing_readable(client.as_raw_fd()), "iteration {i}: stray data in the socket");
         }
         println!(
             "{:?}: the killed victim had taken the data {taken} times, left it {left} times",
             gevent::hub::backend()
         );
-        assert_eq!(settle_fds(base, Duration::from_secs(2)), base, "fds leaked");
-        assert_eq!(hub_counts(), counts, "(greenlets, timers, waiters) before and after");
+        base.check();
     });
 }
 
@@ -223,8 +254,7 @@ fn kill_mid_recv_racing_with_data() {
 fn with_timeout_around_recv_then_the_socket_still_works() {
     both_exclusive(|| {
         let (client, mut server) = tcp_pair();
-        let base = fd_count();
-        let counts = hub_counts();
+        let base = Baseline::take();
         let durations =
             [Duration::ZERO, Duration::from_nanos(1), Duration::from_micros(20), Duration::from_micros(100)];
         let (mut timed_out, mut returned) = (0usize, 0usize);
@@ -252,17 +282,11 @@ fn with_timeout_around_recv_then_the_socket_still_works() {
                 // Sent after the scope was left: the next read gets all of it.
                 server.write_all(&msg(i)).unwrap();
             }
-            if k < MSG {
-                let mut rest = vec![0u8; MSG - k];
-                (&client).read_exact(&mut rest).unwrap();
-                assert_eq!(rest, msg(i)[k..], "iteration {i}: the rest of the message");
-            }
-            assert!(nothing_readable(client.as_raw_fd()), "iteration {i}: stray data in the socket");
+            read_rest(&client, i, k, "the rest of the message");
         }
         println!("{:?}: {timed_out} scopes timed out, {returned} reads returned first", gevent::hub::backend());
         assert!(timed_out > 0);
-        assert_eq!(settle_fds(base, Duration::from_secs(2)), base, "fds leaked");
-        assert_eq!(hub_counts(), counts, "(greenlets, timers, waiters) before and after");
+        base.check();
     });
 }
 
@@ -272,8 +296,7 @@ fn socket_read_timeout_racing_with_data() {
     // took nothing; a read that completed anyway returns its data.
     both_exclusive(|| {
         let (client, mut server) = tcp_pair();
-        let base = fd_count();
-        let counts = hub_counts();
+        let base = Baseline::take();
         let timeouts = [Duration::from_nanos(1), Duration::from_micros(1), Duration::from_micros(50)];
         for i in 0..iterations() {
             client.set_read_timeout(Some(timeouts[i % timeouts.len()])).unwrap();
@@ -295,15 +318,9 @@ fn socket_read_timeout_racing_with_data() {
             if !race {
                 server.write_all(&msg(i)).unwrap();
             }
-            if k < MSG {
-                let mut rest = vec![0u8; MSG - k];
-                (&client).read_exact(&mut rest).unwrap();
-                assert_eq!(rest, msg(i)[k..], "iteration {i}: data lost or altered by a timed-out read");
-            }
-            assert!(nothing_readable(client.as_raw_fd()), "iteration {i}: stray data in the socket");
+            read_rest(&client, i, k, "data lost or altered by a timed-out read");
         }
-        assert_eq!(settle_fds(base, Duration::from_secs(2)), base, "fds leaked");
-        assert_eq!(hub_counts(), counts, "(greenlets, timers, waiters) before and after");
+        base.check();
     });
 }
 
@@ -314,8 +331,7 @@ fn kill_mid_recv_from_udp() {
         let b = UdpSocket::bind(LOCAL).unwrap();
         let a_addr = a.local_addr().unwrap();
         a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let base = fd_count();
-        let counts = hub_counts();
+        let base = Baseline::take();
         let (mut taken, mut left) = (0usize, 0usize);
         for i in 0..iterations() / 2 {
             let heap = Rc::new(RefCell::new(vec![FILL; BUF]));
@@ -332,9 +348,7 @@ fn kill_mid_recv_from_udp() {
             }
             victim.kill();
             assert_killed(&victim, i);
-            let go = Event::new();
-            let by = bystander(&go);
-            gevent::yield_now();
+            let by = Bystander::spawn();
             if !race {
                 b.send_to(&msg(i), a_addr).unwrap();
             }
@@ -350,15 +364,13 @@ fn kill_mid_recv_from_udp() {
                 taken += 1;
             }
             assert!(nothing_readable(a.as_raw_fd()), "iteration {i}: a stray datagram");
-            go.set();
-            assert!(join_ok(by), "iteration {i}: a killed victim's stack was written after its death");
+            by.check(i);
         }
         println!(
             "{:?}: the killed victim had taken the datagram {taken} times, left it {left} times",
             gevent::hub::backend()
         );
-        assert_eq!(settle_fds(base, Duration::from_secs(2)), base, "fds leaked");
-        assert_eq!(hub_counts(), counts, "(greenlets, timers, waiters) before and after");
+        base.check();
     });
 }
 
@@ -369,8 +381,7 @@ fn kill_mid_accept_closes_late_accepted_fds() {
         let addr = listener.local_addr().unwrap();
         // Bounds a wait for a connection that should be there.
         listener.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let base = fd_count();
-        let counts = hub_counts();
+        let base = Baseline::take();
         let (mut closed_by_victim, mut accepted_after) = (0usize, 0usize);
         for i in 0..iterations() {
             let l = listener.clone();
@@ -418,9 +429,7 @@ fn kill_mid_accept_closes_late_accepted_fds() {
             "{:?}: late accepts closed by the cancelled victim: {closed_by_victim}; left for the next accept: {accepted_after}",
             gevent::hub::backend()
         );
-        let after = settle_fds(base, Duration::from_secs(2));
-        assert_eq!(after, base, "fds leaked: {after} open, {base} before");
-        assert_eq!(hub_counts(), counts, "(greenlets, timers, waiters) before and after");
+        base.check();
         // The listener still works.
         let c = TcpStream::connect(addr).unwrap();
         let (s, _) = listener.accept().unwrap();
@@ -453,8 +462,7 @@ fn kill_mid_send_the_peer_never_sees_freed_memory() {
         server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         // Bytes 20..220 cycling; iteration i starts at offset i % 200.
         let cycle: Vec<u8> = (0..LEN + 200).map(|j| (20 + j % 200) as u8).collect();
-        let base = fd_count();
-        let counts = hub_counts();
+        let base = Baseline::take();
         for i in 0..iterations() / 8 {
             let c = client.clone();
             let data = cycle[i % 200..][..LEN].to_vec();
@@ -488,8 +496,7 @@ fn kill_mid_send_the_peer_never_sees_freed_memory() {
             assert!(!got.is_empty() && got.len() < LEN, "iteration {i}: {} bytes went through", got.len());
             assert!(got[..] == expect[..got.len()], "iteration {i}: the victim's bytes arrived altered");
         }
-        assert_eq!(settle_fds(base, Duration::from_secs(2)), base, "fds leaked");
-        assert_eq!(hub_counts(), counts, "(greenlets, timers, waiters) before and after");
+        base.check();
     });
 }
 
@@ -504,8 +511,7 @@ fn kill_mid_connect() {
         assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
         let addr = l.local_addr().unwrap();
         let _filler = std::net::TcpStream::connect(addr).unwrap();
-        let base = fd_count();
-        let counts = hub_counts();
+        let base = Baseline::take();
         for i in 0..iterations() / 4 {
             let victim = gevent::spawn(move || {
                 let r = TcpStream::connect(addr);
@@ -517,14 +523,10 @@ fn kill_mid_connect() {
             }
             victim.kill();
             assert_killed(&victim, i);
-            let go = Event::new();
-            let by = bystander(&go);
-            gevent::yield_now();
-            go.set();
-            assert!(join_ok(by), "iteration {i}: a killed victim's stack was written after its death");
+            let by = Bystander::spawn();
+            by.check(i);
         }
-        assert_eq!(settle_fds(base, Duration::from_secs(2)), base, "fds leaked");
-        assert_eq!(hub_counts(), counts, "(greenlets, timers, waiters) before and after");
+        base.check();
         // The queue drained, a connect completes.
         drop(l.accept().unwrap());
         let c = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
@@ -541,8 +543,7 @@ fn killed_readers_and_acceptors_leave_no_registrations_behind() {
         let (client, mut server) = tcp_pair();
         let client = Rc::new(client);
         let listener = Rc::new(TcpListener::bind(LOCAL).unwrap());
-        let base = fd_count();
-        let counts = hub_counts();
+        let base = Baseline::take();
         for round in 0..scaled(20, 5) {
             let mut victims = Vec::new();
             for _ in 0..50 {
@@ -571,7 +572,6 @@ fn killed_readers_and_acceptors_leave_no_registrations_behind() {
             let (s, _) = listener.accept().unwrap();
             assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());
         }
-        assert_eq!(settle_fds(base, Duration::from_secs(2)), base, "fds leaked");
-        assert_eq!(hub_counts(), counts, "(greenlets, timers, waiters) before and after");
+        base.check();
     });
 }

@@ -18,34 +18,7 @@ use gevent::lock::Semaphore;
 use gevent::server::StreamServer;
 use gevent::socket::{wait_read, wait_write, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use gevent::Greenlet;
-use io_common::{both, both_exclusive, fd_count, join_ok, ms, raise_nofile, scaled, settle_fds};
-
-const LOCAL: &str = "127.0.0.1:0";
-
-/// An echo handler: echoes until EOF or an error.
-fn echo(mut conn: TcpStream) {
-    let mut buf = [0u8; 4096];
-    loop {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if conn.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// A connected TCP pair on 127.0.0.1: (client, server side).
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind(LOCAL).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = gevent::spawn(move || listener.accept().map(|(s, _)| s));
-    let client = TcpStream::connect(addr).unwrap();
-    let server = acceptor.into_result().unwrap().unwrap();
-    (client, server)
-}
+use io_common::{both, both_exclusive, echo, fd_count, join_ok, ms, raise_nofile, scaled, settle_fds, tcp_pair, LOCAL};
 
 /// `SO_LINGER` with a zero timeout: closing then sends RST.
 fn set_linger_zero(fd: RawFd) {
@@ -172,18 +145,28 @@ fn eof_queued_behind_data_after_a_wakeup() {
     });
 }
 
+/// A greenlet doing one read of `s` (through a clone of the `Rc`) into a
+/// 64-byte buffer, given `park` to get parked in it: the read's result.
+fn parked_read<S: 'static>(s: &Rc<S>, park: Duration) -> Greenlet<std::io::Result<usize>>
+where
+    for<'a> &'a S: Read,
+{
+    let s = s.clone();
+    let reader = gevent::spawn(move || {
+        let mut buf = [0u8; 64];
+        (&*s).read(&mut buf)
+    });
+    gevent::sleep(park);
+    reader
+}
+
 #[test]
 fn peer_reset_mid_read() {
     both(|| {
         let (client, server) = tcp_pair();
         client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let client = Rc::new(client);
-        let c = client.clone();
-        let reader = gevent::spawn(move || {
-            let mut buf = [0u8; 64];
-            (&*c).read(&mut buf)
-        });
-        gevent::sleep(ms(5)); // the reader is parked in its read
+        let reader = parked_read(&client, ms(5));
         assert!(!reader.dead());
         set_linger_zero(server.as_raw_fd());
         drop(server); // RST
@@ -240,24 +223,14 @@ fn shutdown_from_another_greenlet_wakes_a_blocked_reader() {
         let (client, _server) = tcp_pair();
         client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let client = Rc::new(client);
-        let c = client.clone();
-        let reader = gevent::spawn(move || {
-            let mut b = [0u8; 8];
-            (&*c).read(&mut b)
-        });
-        gevent::sleep(ms(2)); // parked in its read
+        let reader = parked_read(&client, ms(2));
         client.shutdown(Shutdown::Read).unwrap();
         assert_eq!(join_ok(reader).unwrap(), 0, "a read-shutdown socket reads EOF");
         // Unix sockets too, shut down both ways.
         let (a, _b) = UnixStream::pair().unwrap();
         a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let a = Rc::new(a);
-        let a2 = a.clone();
-        let reader = gevent::spawn(move || {
-            let mut b = [0u8; 8];
-            (&*a2).read(&mut b)
-        });
-        gevent::sleep(ms(2));
+        let reader = parked_read(&a, ms(2));
         a.shutdown(Shutdown::Both).unwrap();
         assert_eq!(join_ok(reader).unwrap(), 0);
     });

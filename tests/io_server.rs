@@ -18,24 +18,7 @@ use gevent::hub::Backend;
 use gevent::server::{DatagramServer, StreamServer};
 use gevent::socket::{TcpListener, TcpStream, UdpSocket};
 use gevent::Greenlet;
-use io_common::{both, child_ok, child_scenario, join_ok, ms, run_child, wait_until};
-
-const LOCAL: &str = "127.0.0.1:0";
-
-/// Echoes until EOF or an error.
-fn echo(mut conn: TcpStream) {
-    let mut buf = [0u8; 1024];
-    loop {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if conn.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
+use io_common::{both, child_ok, child_scenario, echo, join_ok, ms, run_child, wait_until, LOCAL};
 
 /// One round trip of `msg` on `c`.
 fn round_trip(c: &mut TcpStream, msg: &[u8]) {

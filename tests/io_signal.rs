@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use gevent::signal::{signal, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH};
+use gevent::signal::{signal, SignalHandle, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH};
 use io_common::both;
 
 /// Sends `signum` to this process (any thread may receive it).
@@ -27,10 +27,13 @@ fn wait_until(done: impl Fn() -> bool) -> bool {
     io_common::wait_until(Duration::from_secs(10), done)
 }
 
-fn counter() -> (Rc<Cell<usize>>, impl Fn() + 'static) {
+/// Registers a handler for `signum` that counts its runs: (the count, the
+/// registration).
+fn counting(signum: i32) -> (Rc<Cell<usize>>, SignalHandle) {
     let n = Rc::new(Cell::new(0));
     let m = n.clone();
-    (n, move || m.set(m.get() + 1))
+    let handle = signal(signum, move || m.set(m.get() + 1)).unwrap();
+    (n, handle)
 }
 
 #[test]
@@ -51,8 +54,7 @@ fn handler_runs_in_its_own_greenlet() {
 #[test]
 fn each_delivery_runs_the_handler() {
     both(|| {
-        let (n, count) = counter();
-        let handle = signal(SIGHUP, count).unwrap();
+        let (n, handle) = counting(SIGHUP);
         for i in 1..=3 {
             raise(SIGHUP);
             assert!(wait_until(|| n.get() >= i), "delivery {i} was not handled");
@@ -64,8 +66,7 @@ fn each_delivery_runs_the_handler() {
 #[test]
 fn signal_to_another_thread_reaches_the_hub() {
     both(|| {
-        let (n, count) = counter();
-        let handle = signal(SIGUSR2, count).unwrap();
+        let (n, handle) = counting(SIGUSR2);
         // A plain thread that does not block SIGUSR2 and sits in a syscall.
         let (stop, stopped) = mpsc::channel::<()>();
         let other = std::thread::spawn(move || stopped.recv().ok());
@@ -85,10 +86,8 @@ fn signal_to_another_thread_reaches_the_hub() {
 #[test]
 fn two_handlers_both_run_and_cancel_separately() {
     both(|| {
-        let (a, count_a) = counter();
-        let (b, count_b) = counter();
-        let first = signal(libc::SIGURG, count_a).unwrap();
-        let second = signal(libc::SIGURG, count_b).unwrap();
+        let (a, first) = counting(libc::SIGURG);
+        let (b, second) = counting(libc::SIGURG);
         raise(libc::SIGURG);
         assert!(wait_until(|| a.get() == 1 && b.get() == 1), "a={} b={}", a.get(), b.get());
         first.cancel();
@@ -104,8 +103,7 @@ fn cancel_stops_delivery_and_restores_the_action() {
     both(|| {
         // SIGWINCH is ignored by default, so a delivery after the last cancel
         // is harmless.
-        let (n, count) = counter();
-        let handle = signal(SIGWINCH, count).unwrap();
+        let (n, handle) = counting(SIGWINCH);
         raise(SIGWINCH);
         assert!(wait_until(|| n.get() == 1));
         handle.cancel();
@@ -113,8 +111,7 @@ fn cancel_stops_delivery_and_restores_the_action() {
         gevent::sleep(Duration::from_millis(50));
         assert_eq!(n.get(), 1, "a cancelled handler ran");
         // Registering again works (a fresh dispatcher).
-        let (m, count) = counter();
-        let handle = signal(SIGWINCH, count).unwrap();
+        let (m, handle) = counting(SIGWINCH);
         raise(SIGWINCH);
         assert!(wait_until(|| m.get() == 1));
         handle.cancel();

@@ -3,11 +3,14 @@
 //! that must end the process (stack overflow) or whose stderr is checked.
 #![allow(dead_code)]
 
+#[path = "../child_common/mod.rs"]
+mod child;
+
 use std::cell::{Cell, RefCell};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Milliseconds.
@@ -57,41 +60,13 @@ pub const CHILD_ENV: &str = "GEVENT_CORE_TEST_SCENARIO";
 
 /// The scenario this process was started for, if it is a child.
 pub fn child_scenario() -> Option<String> {
-    std::env::var(CHILD_ENV).ok()
-}
-
-/// What runs this test binary: nothing natively; the emulator when the
-/// machine is of another architecture (the aarch64 cross run under
-/// qemu-user, without binfmt_misc: `uname` is a host binary, so it names the
-/// host). `GEVENT_TEST_RUNNER` (space separated) overrides.
-fn runner() -> &'static [String] {
-    static RUNNER: OnceLock<Vec<String>> = OnceLock::new();
-    RUNNER.get_or_init(|| {
-        if let Ok(r) = std::env::var("GEVENT_TEST_RUNNER") {
-            return r.split_whitespace().map(str::to_owned).collect();
-        }
-        let arch = std::env::consts::ARCH;
-        let host =
-            Command::new("uname").arg("-m").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-        match host {
-            Ok(h) if !h.is_empty() && h != arch => {
-                vec![format!("qemu-{arch}"), "-L".into(), format!("/usr/{arch}-linux-gnu")]
-            }
-            _ => Vec::new(),
-        }
-    })
+    child::scenario(CHILD_ENV)
 }
 
 /// Runs the test `test` of this binary alone in a child process with the
 /// scenario variable set, core dumps off; returns its output.
 pub fn run_child(test: &str, scenario: &str) -> Output {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg("ulimit -c 0 2>/dev/null; exec \"$@\"").arg("sh");
-    cmd.args(runner()).arg(&exe);
-    cmd.args([test, "--exact", "--nocapture", "--include-ignored", "--test-threads=1"]);
-    cmd.env(CHILD_ENV, scenario).env("RUST_BACKTRACE", "0");
-    cmd.output().expect("the child process ran")
+    child::run(CHILD_ENV, test, scenario, &[])
 }
 
 /// The child's stderr as text.

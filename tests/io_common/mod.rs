@@ -5,13 +5,21 @@
 //! process-wide state (a lowered fd limit, server threads that never end).
 #![allow(dead_code)]
 
+#[path = "../child_common/mod.rs"]
+mod child;
+
 use std::any::Any;
-use std::process::{Command, Output};
-use std::sync::{mpsc, OnceLock, RwLock};
+use std::io::{Read, Write};
+use std::process::Output;
+use std::sync::{mpsc, RwLock};
 use std::time::{Duration, Instant};
 
 use gevent::hub::{backend, prefer_backend, Backend};
+use gevent::socket::{TcpListener, TcpStream};
 use gevent::{Greenlet, GreenletError};
+
+/// Any free port on 127.0.0.1.
+pub const LOCAL: &str = "127.0.0.1:0";
 
 /// Milliseconds.
 pub fn ms(n: u64) -> Duration {
@@ -155,7 +163,7 @@ pub fn raise_nofile() -> u64 {
 /// True when this test binary runs under an emulator (qemu-user, the
 /// aarch64 cross run): heavy tests scale down there.
 pub fn emulated() -> bool {
-    !runner().is_empty()
+    child::emulated()
 }
 
 /// `full` natively, `reduced` under an emulator.
@@ -179,6 +187,31 @@ pub fn join_ok<T: 'static>(g: Greenlet<T>) -> T {
     }
 }
 
+/// An echo handler: echoes until EOF or an error.
+pub fn echo(mut conn: TcpStream) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A connected TCP pair on 127.0.0.1: (client, server side).
+pub fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind(LOCAL).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = gevent::spawn(move || listener.accept().map(|(s, _)| s));
+    let client = TcpStream::connect(addr).unwrap();
+    let server = acceptor.into_result().unwrap().unwrap();
+    (client, server)
+}
+
 /// Sleeps cooperatively until `done()` or `timeout` passed; true if done.
 pub fn wait_until(timeout: Duration, done: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -196,47 +229,14 @@ pub const CHILD_ENV: &str = "GEVENT_IO_TEST_SCENARIO";
 
 /// The scenario this process was started for, if it is a child.
 pub fn child_scenario() -> Option<String> {
-    std::env::var(CHILD_ENV).ok()
-}
-
-/// What runs this test binary: nothing natively; the emulator when the
-/// machine is of another architecture (qemu-user without binfmt_misc).
-/// `GEVENT_TEST_RUNNER` (space separated) overrides.
-fn runner() -> &'static [String] {
-    static RUNNER: OnceLock<Vec<String>> = OnceLock::new();
-    RUNNER.get_or_init(|| {
-        if let Ok(r) = std::env::var("GEVENT_TEST_RUNNER") {
-            return r.split_whitespace().map(str::to_owned).collect();
-        }
-        let arch = std::env::consts::ARCH;
-        let host =
-            Command::new("uname").arg("-m").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-        match host {
-            Ok(h) if !h.is_empty() && h != arch => {
-                vec![format!("qemu-{arch}"), "-L".into(), format!("/usr/{arch}-linux-gnu")]
-            }
-            _ => Vec::new(),
-        }
-    })
+    child::scenario(CHILD_ENV)
 }
 
 /// Runs the test `test` of this binary alone in a child process with the
 /// scenario variable set to `scenario` and the extra environment `env`
 /// (`None` removes a variable); returns its output.
 pub fn run_child(test: &str, scenario: &str, env: &[(&str, Option<&str>)]) -> Output {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg("ulimit -c 0 2>/dev/null; exec \"$@\"").arg("sh");
-    cmd.args(runner()).arg(&exe);
-    cmd.args([test, "--exact", "--nocapture", "--include-ignored", "--test-threads=1"]);
-    cmd.env(CHILD_ENV, scenario).env("RUST_BACKTRACE", "0");
-    for (k, v) in env {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    cmd.output().expect("the child process ran")
+    child::run(CHILD_ENV, test, scenario, env)
 }
 
 /// Asserts a child run succeeded and ran its test (not filtered out);
