@@ -4,7 +4,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::driver::sys::ready_set;
 use crate::event::Event;
@@ -26,7 +26,7 @@ use crate::socket::{wait_read, wait_write};
 /// ```
 /// use std::io::Write;
 /// use std::os::fd::AsRawFd;
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// let (a, mut b) = gevent::socket::UnixStream::pair().unwrap();
 /// let (r, _) = gevent::select::select(&[a.as_raw_fd()], &[], Some(Duration::from_millis(1))).unwrap();
 /// assert!(r.is_empty());
@@ -46,12 +46,29 @@ pub fn select(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> io
         }
         return Ok((Vec::new(), Vec::new()));
     }
-    // One waiter per fd; the first one ready sets `any`.
+    let deadline = timeout.map(|d| Instant::now() + d);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|d| d.is_zero()) || !wait_any(rlist, wlist, left) {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let ready = ready_set(rlist, wlist)?;
+        // Empty: the readiness was used up (by another greenlet) before
+        // this one looked; wait again, within the deadline.
+        if !ready.0.is_empty() || !ready.1.is_empty() {
+            return Ok(ready);
+        }
+    }
+}
+
+/// Waits until one of the fds is ready (true) or `timeout` passes (false):
+/// one waiter greenlet per fd, the first one ready sets `any`.
+fn wait_any(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> bool {
     let (any, waiters) = (Event::new(), Group::new());
     let watch = |fd: RawFd, wait: fn(RawFd, Option<Duration>) -> io::Result<()>| {
         let any = any.clone();
         waiters.spawn(move || {
-            // An error is a readiness too: the final poll reports it.
+            // An error is a readiness too: the caller's poll reports it.
             let _ = wait(fd, None);
             any.set();
         });
@@ -66,8 +83,5 @@ pub fn select(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> io
         }
     };
     waiters.kill();
-    if !woke {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    ready_set(rlist, wlist)
+    woke
 }

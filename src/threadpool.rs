@@ -82,21 +82,27 @@ impl ThreadPool {
         self.handle.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn submit(&self, job: Job) {
+    /// Queues `job`, starting a worker if every running one is busy. Gives
+    /// the job back if no worker exists and none can be started (it must
+    /// then not stay queued: it may borrow its caller's stack).
+    fn submit(&self, job: Job) -> Result<(), Job> {
         let mut s = self.lock();
         s.jobs.push_back(job);
         // More jobs queued than idle workers to take them (a notified
         // worker counts as idle until it wakes): start another worker.
         if s.jobs.len() > s.idle && s.threads < self.handle.shared.max {
-            s.threads += 1;
             let shared = self.handle.shared.clone();
-            std::thread::Builder::new()
-                .name("gevent-threadpool".to_owned())
-                .spawn(move || worker(&shared))
-                .expect("gevent: cannot start a thread-pool worker");
+            let started =
+                std::thread::Builder::new().name("gevent-threadpool".to_owned()).spawn(move || worker(&shared));
+            match started {
+                Ok(_) => s.threads += 1,
+                Err(_) if s.threads > 0 => self.handle.shared.ready.notify_one(),
+                Err(_) => return Err(s.jobs.pop_back().expect("the job just queued")),
+            }
         } else {
             self.handle.shared.ready.notify_one();
         }
+        Ok(())
     }
 
     /// Runs `f` on a worker and returns its result; the calling greenlet
@@ -173,5 +179,8 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    DEFAULT.with(|pool| run_scoped(|job| pool.submit(job), f))
+    // Past the default pool's destructor (a greenlet unwinding at thread
+    // exit), a pool of its own serves the call.
+    let pool = DEFAULT.try_with(|p| ThreadPool { handle: p.handle.clone() }).unwrap_or_else(|_| ThreadPool::new(1));
+    run_scoped(|job| pool.submit(job), f)
 }

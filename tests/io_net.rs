@@ -914,3 +914,31 @@ fn ten_thousand_connections_held_open() {
         assert_eq!(after, base, "fds leaked: {after} open after, {base} before");
     });
 }
+
+/// The hub must not fall back to epoll silently: where the kernel (5.19 or
+/// later, for cancellation by fd) accepts `io_uring_setup`, the default
+/// backend is io_uring.
+#[test]
+fn io_uring_is_the_backend_where_the_kernel_allows_it() {
+    if io_common::emulated() {
+        return; // qemu-user has no io_uring
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release.trim().split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup writes a params struct (120 bytes) into ours.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4, params.as_mut_ptr()) };
+    if fd < 0 || (major, minor) < (5, 19) {
+        return; // refused here (seccomp, sysctl) or too old: epoll is right
+    }
+    // SAFETY: a fresh fd we own.
+    unsafe { libc::close(fd as i32) };
+    std::thread::spawn(|| {
+        use gevent::hub::Backend;
+        gevent::hub::prefer_backend(Backend::IoUring).unwrap();
+        assert_eq!(gevent::hub::backend(), Backend::IoUring, "the kernel allows io_uring, but the hub chose epoll");
+    })
+    .join()
+    .unwrap();
+}

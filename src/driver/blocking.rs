@@ -11,13 +11,17 @@ use super::{remote_handle, RemoteWait};
 /// A job for a worker thread.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// Runs `f` through `submit` (which hands the job to a worker) and waits
-/// cooperatively for its result; a panic in `f` resumes in the caller.
+/// Runs `f` through `submit` (which hands the job to a worker, or gives it
+/// back unqueued) and waits cooperatively for its result; a panic in `f`
+/// resumes in the caller.
+///
+/// # Panics
+/// If `submit` gives the job back (no worker can run it).
 ///
 /// # Blocking
 /// Until the job ran. Killed meanwhile, the greenlet still waits for the
 /// job to finish before it unwinds (the job borrows its stack).
-pub(crate) fn run_scoped<'a, F, T>(submit: impl FnOnce(Job), f: F) -> T
+pub(crate) fn run_scoped<'a, F, T>(submit: impl FnOnce(Job) -> Result<(), Job>, f: F) -> T
 where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
@@ -39,12 +43,14 @@ where
     impl Drop for Finish<'_> {
         fn drop(&mut self) {
             // Unwinding: further kills are deferred until this returns.
-            while !self.0.is_done() {
-                crate::hub::park();
-            }
+            self.0.wait();
         }
     }
-    submit(job);
+    if let Err(job) = submit(job) {
+        // Never queued: dropping it (and what it borrows) is all there is.
+        drop(job);
+        panic!("gevent: cannot start a thread-pool worker (no worker is running)");
+    }
     let finish = Finish(&wait);
     wait.wait();
     drop(finish);

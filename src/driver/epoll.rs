@@ -159,10 +159,13 @@ impl Epoll {
         }
     }
 
-    /// Deregisters socket `id`'s fd before it is closed.
-    pub(super) fn deregister(&self, fd: RawFd, id: u64, wake: Wake<'_>) {
+    /// Deregisters `fd` before it is closed. Whatever registration the
+    /// number has goes, whoever made it: the closing socket owns the number
+    /// now, so the registration is its own, a raw wait's on its file, or
+    /// stale.
+    pub(super) fn deregister(&self, fd: RawFd, wake: Wake<'_>) {
         let current = self.by_fd.borrow().get(fd as usize).copied().unwrap_or(0);
-        if current != 0 && self.regs.borrow()[current as usize - 1].id == id {
+        if current != 0 {
             self.drop_reg(current as usize - 1, wake);
         }
     }

@@ -134,13 +134,13 @@ impl Driver {
         }
     }
 
-    /// Forgets socket `id`'s fd before it closes. Raw waits on the fd
+    /// Forgets `fd` before its socket closes it. Raw waits on the fd
     /// (`wait_read`, `select`) end: on epoll their greenlets go to `wake`
     /// (they retry and see the closed fd), on io_uring their operations are
     /// cancelled.
-    pub(crate) fn deregister(&self, fd: RawFd, id: u64, wake: Wake<'_>) {
+    pub(crate) fn deregister(&self, fd: RawFd, wake: Wake<'_>) {
         match &self.kind {
-            Kind::Epoll(e) => e.deregister(fd, id, wake),
+            Kind::Epoll(e) => e.deregister(fd, wake),
             Kind::Uring(u) => u.cancel_fd(fd),
         }
     }
@@ -242,10 +242,15 @@ impl Source {
     /// Takes `fd`, making it non-blocking.
     pub(crate) fn new(fd: std::os::fd::OwnedFd) -> io::Result<Source> {
         use std::os::fd::AsRawFd;
+        sys::set_nonblocking(fd.as_raw_fd(), true)?;
+        Ok(Source::from_nonblocking(fd))
+    }
+
+    /// Takes `fd`, which is non-blocking already (`SOCK_NONBLOCK`).
+    pub(crate) fn from_nonblocking(fd: std::os::fd::OwnedFd) -> Source {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        sys::set_nonblocking(fd.as_raw_fd(), true)?;
-        Ok(Source { fd: Some(fd), id: NEXT_ID.fetch_add(1, Ordering::Relaxed) })
+        Source { fd: Some(fd), id: NEXT_ID.fetch_add(1, Ordering::Relaxed) }
     }
 
     /// What operations run on.
@@ -266,7 +271,7 @@ impl Source {
     pub(crate) fn into_owned(mut self) -> std::os::fd::OwnedFd {
         let fd = self.fd.take().expect("a live source has its fd");
         use std::os::fd::AsRawFd;
-        crate::hub::deregister(fd.as_raw_fd(), self.id);
+        crate::hub::deregister(fd.as_raw_fd());
         fd
     }
 }
@@ -275,7 +280,7 @@ impl Drop for Source {
     fn drop(&mut self) {
         if let Some(fd) = self.fd.take() {
             use std::os::fd::AsRawFd;
-            crate::hub::deregister(fd.as_raw_fd(), self.id);
+            crate::hub::deregister(fd.as_raw_fd());
         }
     }
 }

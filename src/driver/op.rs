@@ -3,7 +3,7 @@
 //! either backend ([`run`]).
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types};
@@ -358,6 +358,20 @@ unsafe impl Op for Accept {
         // SAFETY: an accepted fd nobody else owns (its caller unwound).
         unsafe { libc::close(res as RawFd) };
     }
+}
+
+/// Accepts a connection on listener `t`: the new socket (non-blocking
+/// already: `SOCK_NONBLOCK`) and the peer's address.
+///
+/// # Blocking
+/// As [`run`].
+pub(crate) fn accept(t: Target, timeout: Option<Duration>) -> io::Result<(super::Source, SockAddr)> {
+    let mut a = Accept::default();
+    let fd = run(t, &mut a, timeout)?;
+    // SAFETY: a completed accept's result is a new fd that nobody else
+    // owns; `run` returned it to us alone.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) };
+    Ok((super::Source::from_nonblocking(fd), a.peer()))
 }
 
 /// `connect(2)`; on epoll, `EINPROGRESS` waits for writability and reads

@@ -96,13 +96,6 @@ pub(crate) fn socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
     Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
 }
 
-/// Takes ownership of an fd a syscall just returned.
-pub(crate) fn owned(fd: RawFd) -> OwnedFd {
-    // SAFETY: callers pass an fd fresh from accept/socket that nobody else
-    // owns or will close.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
 /// The fds of `rlist` readable and of `wlist` writable right now (one
 /// `poll(2)` with no wait); `EBADF` if any is not an open fd, as select.
 pub(crate) fn ready_set(rlist: &[RawFd], wlist: &[RawFd]) -> io::Result<(Vec<RawFd>, Vec<RawFd>)> {

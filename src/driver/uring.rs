@@ -23,6 +23,8 @@ use super::{RemoteDrain, Wake};
 const IGNORE: u64 = u64::MAX;
 /// `user_data` of the remote eventfd's multishot poll.
 const REMOTE: u64 = u64::MAX - 1;
+/// `user_data` of the feature probe at setup.
+const PROBE: u64 = u64::MAX - 2;
 
 const ENTRIES: u32 = 1024;
 
@@ -33,6 +35,10 @@ struct Slot {
 
 pub(super) struct Uring {
     ring: RefCell<IoUring>,
+    /// Entries that found the submission queue full while the kernel could
+    /// take no more (its completion queue was full); pushed at the next
+    /// poll, after reaping.
+    overflow: RefCell<Vec<squeue::Entry>>,
     slots: RefCell<Slab<Slot>>,
     /// SQEs pushed but not yet submitted.
     unsubmitted: Cell<usize>,
@@ -56,18 +62,32 @@ impl Uring {
             .setup_taskrun_flag()
             .build(ENTRIES)
             .or_else(|_| IoUring::builder().setup_cqsize(ENTRIES * 4).build(ENTRIES))?;
+        // Waiting with a timeout needs EXT_ARG (5.11); ending raw waits on a
+        // closing fd needs cancellation by fd (5.19, probed below).
+        if !ring.params().is_feature_ext_arg() {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring without EXT_ARG"));
+        }
         let u = Uring {
             ring: RefCell::new(ring),
+            overflow: RefCell::new(Vec::new()),
             slots: RefCell::new(Slab::with_capacity(64)),
             unsubmitted: Cell::new(0),
             in_flight: Cell::new(0),
             remote_fd,
             remote_armed: Cell::new(false),
         };
-        u.arm_remote();
-        // Probe: a ring that cannot take a submission (seccomp) is refused.
-        u.ring.borrow().submit()?;
+        // Probe: a ring that cannot take a submission (seccomp) is refused,
+        // and so is a kernel that cannot cancel by fd (EINVAL; a count of
+        // cancelled requests, 0 here, means it can).
+        let c = types::CancelBuilder::fd(types::Fd(remote_fd)).all();
+        u.push(opcode::AsyncCancel2::new(c).build().user_data(PROBE));
+        u.ring.borrow().submit_and_wait(1)?;
+        let probe = u.ring.borrow_mut().completion().find(|c| c.user_data() == PROBE).map(|c| c.result());
+        if !probe.is_some_and(|r| r >= 0 || r == -libc::ENOENT) {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring without cancellation by fd"));
+        }
         u.unsubmitted.set(0);
+        u.arm_remote();
         Ok(u)
     }
 
@@ -80,19 +100,37 @@ impl Uring {
 
     /// Pushes an SQE (submitting first if the queue is full).
     fn push(&self, e: squeue::Entry) {
+        self.unsubmitted.set(self.unsubmitted.get() + 1);
         let mut ring = self.ring.borrow_mut();
         // SAFETY: the io_uring rule (module doc): every pointer in `e` names
         // memory its submitter keeps alive until the completion arrives.
-        while unsafe { ring.submission().push(&e) }.is_err() {
-            // Full: hand the queue to the kernel and retry. EBUSY (the CQ is
-            // full) clears once completions are reaped by the next poll.
-            if ring.submit().is_err() {
-                drop(ring);
-                std::thread::yield_now();
-                ring = self.ring.borrow_mut();
-            }
+        if unsafe { ring.submission().push(&e) }.is_ok() {
+            return;
         }
-        self.unsubmitted.set(self.unsubmitted.get() + 1);
+        // Full: hand the queue to the kernel and retry; if it takes nothing
+        // (EBUSY: its completion queue is full until the next poll reaps),
+        // the entry waits in `overflow` for that poll.
+        let _ = ring.submit();
+        // SAFETY: as above.
+        if unsafe { ring.submission().push(&e) }.is_err() {
+            self.overflow.borrow_mut().push(e);
+        }
+    }
+
+    /// Moves entries parked in `overflow` into the submission queue, as far
+    /// as they fit.
+    fn flush_overflow(&self) {
+        let mut overflow = self.overflow.borrow_mut();
+        let mut ring = self.ring.borrow_mut();
+        let mut pushed = 0;
+        for e in overflow.iter() {
+            // SAFETY: as in `push`: the entries' memory outlives them.
+            if unsafe { ring.submission().push(e) }.is_err() {
+                break;
+            }
+            pushed += 1;
+        }
+        overflow.drain(..pushed);
     }
 
     /// Submits operation `e` for `greenlet`; returns its slot.
@@ -127,7 +165,7 @@ impl Uring {
             // Now: the kernel finds the requests by the fd's file, which is
             // gone once the fd closes.
             if self.ring.borrow().submit().is_ok() {
-                self.unsubmitted.set(self.ring.borrow_mut().submission().len());
+                self.unsubmitted.set(self.ring.borrow_mut().submission().len() + self.overflow.borrow().len());
             }
         }
     }
@@ -153,7 +191,10 @@ impl Uring {
                 // deferred task work pending (the crate then asks for
                 // GETEVENTS); otherwise the completion queue is just read.
                 Some(d) if d.is_zero() => {
-                    let pending = self.unsubmitted.get() > 0 || ring.submission().taskrun();
+                    let pending = {
+                        let sq = ring.submission();
+                        self.unsubmitted.get() > 0 || sq.taskrun() || sq.cq_overflow()
+                    };
                     if pending {
                         ring.submit()
                     } else {
@@ -170,9 +211,12 @@ impl Uring {
             // ETIME (the timeout), EINTR (a signal), EBUSY: the caller
             // loops. Whatever the kernel took is no longer pending.
             let _ = r;
-            self.unsubmitted.set(ring.submission().len());
+            self.unsubmitted.set(ring.submission().len() + self.overflow.borrow().len());
         }
         self.reap(wake, remote);
+        if !self.overflow.borrow().is_empty() {
+            self.flush_overflow();
+        }
         if !self.remote_armed.get() {
             self.arm_remote();
         }

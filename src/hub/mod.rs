@@ -119,12 +119,16 @@ pub(crate) fn with_driver<R>(f: impl FnOnce(&Driver) -> R) -> R {
     with(|h| f(&h.driver))
 }
 
-/// Deregisters socket `id`'s fd from this thread's hub (if it has one)
-/// before the fd closes, readying the greenlets whose raw waits it ends.
-pub(crate) fn deregister(fd: std::os::fd::RawFd, id: u64) {
+/// Deregisters a socket's fd from this thread's hub (if it has one) before
+/// the fd closes, readying the greenlets whose raw waits it ends.
+pub(crate) fn deregister(fd: std::os::fd::RawFd) {
     if let Some(h) = existing() {
-        let mut core = h.core.borrow_mut();
-        h.driver.deregister(fd, id, &mut |g| core.unpark(g));
+        // A socket dropped while the hub's core is borrowed (a value freed
+        // along with a control block) has nobody left to wake anyway.
+        match h.core.try_borrow_mut() {
+            Ok(mut core) => h.driver.deregister(fd, &mut |g| core.unpark(g)),
+            Err(_) => h.driver.deregister(fd, &mut |_| {}),
+        }
     }
 }
 

@@ -130,13 +130,16 @@ fn from_nanos(n: u64) -> Option<Duration> {
 
 impl Sock {
     pub(crate) fn new(fd: OwnedFd) -> io::Result<Sock> {
-        let src = Source::new(fd)?;
-        Ok(Sock { src, read_timeout: AtomicU64::new(NO_TIMEOUT), write_timeout: AtomicU64::new(NO_TIMEOUT) })
+        Ok(Sock::of(Source::new(fd)?))
+    }
+
+    fn of(src: Source) -> Sock {
+        Sock { src, read_timeout: AtomicU64::new(NO_TIMEOUT), write_timeout: AtomicU64::new(NO_TIMEOUT) }
     }
 
     /// A fresh socket of `ty` for addresses like `addr`.
     pub(crate) fn for_addr(addr: &SockAddr, ty: socket2::Type) -> io::Result<Sock> {
-        Sock::new(Socket::new(addr.domain(), ty.cloexec(), None)?.into())
+        Ok(Sock::of(Source::from_nonblocking(Socket::new(addr.domain(), ty.nonblocking().cloexec(), None)?.into())))
     }
 
     pub(crate) fn raw(&self) -> RawFd {
@@ -193,9 +196,8 @@ impl Sock {
     }
 
     pub(crate) fn accept(&self) -> io::Result<(Sock, SockAddr)> {
-        let mut a = op::Accept::default();
-        let fd = op::run(self.target(), &mut a, self.read_timeout())?;
-        Ok((Sock::new(crate::driver::sys::owned(fd as RawFd))?, a.peer()))
+        let (src, peer) = op::accept(self.target(), self.read_timeout())?;
+        Ok((Sock::of(src), peer))
     }
 
     pub(crate) fn connect(&self, addr: &SockAddr, timeout: Option<Duration>) -> io::Result<()> {
