@@ -4,7 +4,11 @@
 //! that would block parks only the calling greenlet.
 //!
 //! Timeouts set with `set_read_timeout` / `set_write_timeout` bound each
-//! call and give an error of kind `TimedOut`. Host names resolve on the
+//! call and give an error of kind `TimedOut`; a timed-out read on io_uring
+//! whose data arrived meanwhile returns that data instead. A greenlet
+//! killed (or leaving a `with_timeout` scope) during a read unwinds without
+//! it: on io_uring, bytes the kernel had already received for that read
+//! are dropped with it (epoll leaves them in the socket). Host names resolve on the
 //! thread pool, never blocking the hub (plain addresses resolve at once).
 //!
 //! ```
