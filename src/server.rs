@@ -296,20 +296,22 @@ where
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses"))?;
-    // The first listener binds a port 0 request to a real port the others share.
-    let first = std::net::TcpListener::from(std::os::fd::OwnedFd::from(reuse_port_listener(addr)?));
+    // The first listener binds a port 0 request to a real port the others
+    // share. (A `SocketAddr` resolves without the thread pool.)
+    let first = TcpListener::bind_reuse_port(addr)?;
     let addr = first.local_addr()?;
     let make_handler = std::sync::Arc::new(make_handler);
+    let mut listeners = vec![first];
+    for _ in 1..threads.max(1) {
+        listeners.push(TcpListener::bind_reuse_port(addr)?);
+    }
     let mut joins = Vec::new();
-    for i in 0..threads.max(1) {
-        let listener = if i == 0 { first.try_clone()? } else { reuse_port_listener(addr)?.into() };
+    for (i, listener) in listeners.into_iter().enumerate() {
         let make_handler = make_handler.clone();
         joins.push(std::thread::Builder::new().name(format!("gevent-server-{i}")).spawn(move || {
-            let server = StreamServer::from_listener(TcpListener::from(listener), make_handler());
-            server.serve_forever()
+            StreamServer::from_listener(listener, make_handler()).serve_forever()
         })?);
     }
-    drop(first);
     for j in joins {
         j.join().map_err(|_| io::Error::other("gevent: a server thread panicked"))??;
     }
@@ -323,15 +325,6 @@ fn transient_udp_error(e: &io::Error) -> bool {
     )
 }
 
-fn reuse_port_listener(addr: SocketAddr) -> io::Result<socket2::Socket> {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    s.bind(&addr.into())?;
-    s.listen(crate::socket::BACKLOG)?;
-    Ok(s)
-}
 
 type DatagramHandler = dyn Fn(&[u8], SocketAddr, &DatagramServer);
 

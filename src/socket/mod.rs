@@ -47,7 +47,6 @@ use socket2::{SockAddr, SockRef, Socket};
 use crate::driver::op::{self, Target};
 use crate::driver::{Interest, Source};
 
-pub(crate) use tcp::BACKLOG;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixIncoming, UnixListener, UnixStream};
