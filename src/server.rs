@@ -308,9 +308,11 @@ where
     let mut joins = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
         let make_handler = make_handler.clone();
-        joins.push(std::thread::Builder::new().name(format!("gevent-server-{i}")).spawn(move || {
-            StreamServer::from_listener(listener, make_handler()).serve_forever()
-        })?);
+        joins.push(
+            std::thread::Builder::new()
+                .name(format!("gevent-server-{i}"))
+                .spawn(move || StreamServer::from_listener(listener, make_handler()).serve_forever())?,
+        );
     }
     for j in joins {
         j.join().map_err(|_| io::Error::other("gevent: a server thread panicked"))??;
@@ -324,7 +326,6 @@ fn transient_udp_error(e: &io::Error) -> bool {
         Some(libc::ECONNREFUSED | libc::EINTR | libc::ENOBUFS | libc::ENOMEM | libc::EHOSTUNREACH | libc::ENETUNREACH)
     )
 }
-
 
 type DatagramHandler = dyn Fn(&[u8], SocketAddr, &DatagramServer);
 

@@ -35,6 +35,26 @@ struct Reg {
     ready: u8,
 }
 
+/// What every registration asks for: both directions and hang-ups,
+/// edge-triggered.
+const EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+
+impl Reg {
+    fn list(&mut self, interest: Interest) -> &mut WaitList {
+        match interest {
+            Interest::Read => &mut self.readers,
+            Interest::Write => &mut self.writers,
+        }
+    }
+}
+
+/// Wakes every waiter of `list`.
+fn wake_all(list: &mut WaitList, nodes: &mut WaitNodes, wake: &mut dyn FnMut(usize)) {
+    while let Some(g) = list.pop_front(nodes) {
+        wake(g);
+    }
+}
+
 const READY_READ: u8 = 1;
 const READY_WRITE: u8 = 2;
 /// Sticky: the peer closed its side (`EPOLLRDHUP`) or the socket failed;
@@ -90,9 +110,7 @@ impl Epoll {
 
     /// The registration of `fd` for socket `id`, made if needed.
     fn register(&self, fd: RawFd, id: u64) -> io::Result<usize> {
-        let current = self.by_fd.borrow().get(fd as usize).copied().unwrap_or(0);
-        if current != 0 {
-            let key = current as usize - 1;
+        if let Some(key) = self.key_of(fd) {
             let mut regs = self.regs.borrow_mut();
             let reg = &mut regs[key];
             if reg.id == id {
@@ -103,8 +121,7 @@ impl Epoll {
                 // open, but it may have closed unseen (dropped on another
                 // thread) and the number been reused. A fresh ADD tells:
                 // EEXIST means the registration is current.
-                let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
-                match self.ctl(libc::EPOLL_CTL_ADD, fd, events, key as u64) {
+                match self.ctl(libc::EPOLL_CTL_ADD, fd, EVENTS, key as u64) {
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                     Err(e) => return Err(e),
                     Ok(()) => {
@@ -131,8 +148,7 @@ impl Epoll {
             writers: WaitList::default(),
             ready: READY_READ | READY_WRITE,
         });
-        let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
-        if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, fd, events, key as u64) {
+        if let Err(e) = self.ctl(libc::EPOLL_CTL_ADD, fd, EVENTS, key as u64) {
             self.regs.borrow_mut().remove(key);
             return Err(e);
         }
@@ -153,9 +169,7 @@ impl Epoll {
         self.by_fd.borrow_mut()[reg.fd as usize] = 0;
         let mut nodes = self.nodes.borrow_mut();
         for mut list in [reg.readers, reg.writers] {
-            while let Some(g) = list.pop_front(&mut nodes) {
-                wake(g);
-            }
+            wake_all(&mut list, &mut nodes, wake);
         }
     }
 
@@ -164,16 +178,20 @@ impl Epoll {
     /// now, so the registration is its own, a raw wait's on its file, or
     /// stale.
     pub(super) fn deregister(&self, fd: RawFd, wake: Wake<'_>) {
-        let current = self.by_fd.borrow().get(fd as usize).copied().unwrap_or(0);
-        if current != 0 {
-            self.drop_reg(current as usize - 1, wake);
+        if let Some(key) = self.key_of(fd) {
+            self.drop_reg(key, wake);
         }
+    }
+
+    /// The registration key of `fd`, if it has one.
+    fn key_of(&self, fd: RawFd) -> Option<usize> {
+        let current = self.by_fd.borrow().get(fd as usize).copied().unwrap_or(0);
+        (current as usize).checked_sub(1)
     }
 
     /// The registration of socket `id` (never a transient one) on `fd`.
     fn owned_reg(&self, fd: RawFd, id: u64) -> Option<usize> {
-        let current = self.by_fd.borrow().get(fd as usize).copied().unwrap_or(0);
-        let key = (current as usize).checked_sub(1)?;
+        let key = self.key_of(fd)?;
         (id != 0 && self.regs.borrow()[key].id == id).then_some(key)
     }
 
@@ -197,8 +215,7 @@ impl Epoll {
         let key = self.register(fd, id)?;
         let mut regs = self.regs.borrow_mut();
         let reg = &mut regs[key];
-        let list = if interest == Interest::Read { &mut reg.readers } else { &mut reg.writers };
-        Ok((key, list.push_back(&mut self.nodes.borrow_mut(), me)))
+        Ok((key, reg.list(interest).push_back(&mut self.nodes.borrow_mut(), me)))
     }
 
     /// True while the waiter is still enlisted (no edge yet).
@@ -215,8 +232,7 @@ impl Epoll {
         let transient_idle = {
             let mut regs = self.regs.borrow_mut();
             let Some(r) = regs.get_mut(reg) else { return };
-            let list = if interest == Interest::Read { &mut r.readers } else { &mut r.writers };
-            list.remove(&mut self.nodes.borrow_mut(), wk);
+            r.list(interest).remove(&mut self.nodes.borrow_mut(), wk);
             r.id == 0 && r.readers.is_empty() && r.writers.is_empty()
         };
         if transient_idle {
@@ -253,15 +269,11 @@ impl Epoll {
             }
             if err || bits & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0 {
                 reg.ready |= READY_READ;
-                while let Some(g) = reg.readers.pop_front(&mut nodes) {
-                    wake(g);
-                }
+                wake_all(&mut reg.readers, &mut nodes, wake);
             }
             if err || bits & libc::EPOLLOUT as u32 != 0 {
                 reg.ready |= READY_WRITE;
-                while let Some(g) = reg.writers.pop_front(&mut nodes) {
-                    wake(g);
-                }
+                wake_all(&mut reg.writers, &mut nodes, wake);
             }
         }
     }
