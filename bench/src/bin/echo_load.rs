@@ -172,25 +172,19 @@ impl Drop for Epoll {
 
 /// Nonblocking read/write on a raw fd: Ok(None) means EAGAIN.
 fn sys_read(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    loop {
-        // SAFETY: buf is valid for buf.len() bytes.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(Some(n as usize));
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::WouldBlock => return Ok(None),
-            io::ErrorKind::Interrupted => continue,
-            _ => return Err(e),
-        }
-    }
+    // SAFETY: buf is valid for buf.len() bytes.
+    nonblocking(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
 }
 
 fn sys_write(fd: RawFd, buf: &[u8]) -> io::Result<Option<usize>> {
+    // SAFETY: buf is valid for buf.len() bytes.
+    nonblocking(|| unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+}
+
+/// Runs a read or write syscall, retrying on EINTR; EAGAIN is Ok(None).
+fn nonblocking(mut call: impl FnMut() -> isize) -> io::Result<Option<usize>> {
     loop {
-        // SAFETY: buf is valid for buf.len() bytes.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        let n = call();
         if n >= 0 {
             return Ok(Some(n as usize));
         }
