@@ -48,68 +48,107 @@ impl<T> fmt::Display for Full<T> {
 
 impl<T> std::error::Error for Full<T> {}
 
+/// The put/get methods every queue type shares (over its `Core` in `.0`),
+/// each with its own docs: a rendezvous `Channel` describes them in its
+/// own terms.
+macro_rules! put_get {
+    (
+        $(#[$put:meta])* put;
+        $(#[$put_timeout:meta])* put_timeout;
+        $(#[$put_nowait:meta])* put_nowait;
+        $(#[$get:meta])* get;
+        $(#[$get_timeout:meta])* get_timeout;
+        $(#[$get_nowait:meta])* get_nowait;
+    ) => {
+        $(#[$put])*
+        pub fn put(&self, item: T) {
+            if self.0.put(item, None).is_err() {
+                unreachable!("an unbounded wait to put ends with the item placed");
+            }
+        }
+
+        $(#[$put_timeout])*
+        pub fn put_timeout(&self, item: T, d: Duration) -> Result<(), Full<T>> {
+            self.0.put(item, Some(d))
+        }
+
+        $(#[$put_nowait])*
+        pub fn put_nowait(&self, item: T) -> Result<(), Full<T>> {
+            self.0.try_put(item).map_err(Full)
+        }
+
+        $(#[$get])*
+        pub fn get(&self) -> T {
+            match self.0.get(None) {
+                Ok(item) => item,
+                Err(Empty) => unreachable!("an unbounded wait for an item ends with one"),
+            }
+        }
+
+        $(#[$get_timeout])*
+        pub fn get_timeout(&self, d: Duration) -> Result<T, Empty> {
+            self.0.get(Some(d))
+        }
+
+        $(#[$get_nowait])*
+        pub fn get_nowait(&self) -> Result<T, Empty> {
+            self.0.try_get().ok_or(Empty)
+        }
+
+        /// Greenlets blocked in `get`.
+        pub fn getters(&self) -> usize {
+            self.0.getters.len()
+        }
+
+        /// Greenlets blocked in `put`.
+        pub fn putters(&self) -> usize {
+            self.0.putters.len()
+        }
+    };
+}
+
 macro_rules! queue_api {
     ($name:ident, [$($bound:tt)*]) => {
         impl<T: 'static $($bound)*> $name<T> {
-            /// Puts an item, waiting while a bounded queue is full.
-            ///
-            /// # Blocking
-            /// Only when bounded and full; putters get free slots in FIFO
-            /// order. Killed or timed out while waiting, the item is dropped
-            /// with the unwinding frame and a slot promised to it meanwhile
-            /// goes to the next putter.
-            ///
-            /// # Panics
-            /// From a hub callback; in the main greenlet when nothing can
-            /// ever make room (LoopExit).
-            pub fn put(&self, item: T) {
-                if self.0.put(item, None).is_err() {
-                    unreachable!("an unbounded wait for room ends with room");
-                }
-            }
-
-            /// As [`put`](Self::put), waiting at most `d`; gives the item
-            /// back in `Full` if there was no room in time.
-            ///
-            /// # Blocking
-            /// As [`put`](Self::put), bounded by `d`.
-            pub fn put_timeout(&self, item: T, d: Duration) -> Result<(), Full<T>> {
-                self.0.put(item, Some(d))
-            }
-
-            /// Puts the item if there is room now; never switches.
-            pub fn put_nowait(&self, item: T) -> Result<(), Full<T>> {
-                self.0.try_put(item).map_err(Full)
-            }
-
-            /// Takes the next item, waiting while there is none.
-            ///
-            /// # Blocking
-            /// While empty; getters are served in FIFO order. Killed or timed
-            /// out while waiting, the greenlet leaves the queue and an item
-            /// handed to it meanwhile goes to the next getter (or stays).
-            ///
-            /// # Panics
-            /// From a hub callback; in the main greenlet when nothing can
-            /// ever put (LoopExit).
-            pub fn get(&self) -> T {
-                match self.0.get(None) {
-                    Ok(item) => item,
-                    Err(Empty) => unreachable!("an unbounded wait for an item ends with one"),
-                }
-            }
-
-            /// As [`get`](Self::get), waiting at most `d`.
-            ///
-            /// # Blocking
-            /// As [`get`](Self::get), bounded by `d`.
-            pub fn get_timeout(&self, d: Duration) -> Result<T, Empty> {
-                self.0.get(Some(d))
-            }
-
-            /// Takes an item if one is there now; never switches.
-            pub fn get_nowait(&self) -> Result<T, Empty> {
-                self.0.try_get().ok_or(Empty)
+            put_get! {
+                /// Puts an item, waiting while a bounded queue is full.
+                ///
+                /// # Blocking
+                /// Only when bounded and full; putters get free slots in FIFO
+                /// order. Killed or timed out while waiting, the item is dropped
+                /// with the unwinding frame and a slot promised to it meanwhile
+                /// goes to the next putter.
+                ///
+                /// # Panics
+                /// From a hub callback; in the main greenlet when nothing can
+                /// ever make room (LoopExit).
+                put;
+                /// As [`put`](Self::put), waiting at most `d`; gives the item
+                /// back in `Full` if there was no room in time.
+                ///
+                /// # Blocking
+                /// As [`put`](Self::put), bounded by `d`.
+                put_timeout;
+                /// Puts the item if there is room now; never switches.
+                put_nowait;
+                /// Takes the next item, waiting while there is none.
+                ///
+                /// # Blocking
+                /// While empty; getters are served in FIFO order. Killed or timed
+                /// out while waiting, the greenlet leaves the queue and an item
+                /// handed to it meanwhile goes to the next getter (or stays).
+                ///
+                /// # Panics
+                /// From a hub callback; in the main greenlet when nothing can
+                /// ever put (LoopExit).
+                get;
+                /// As [`get`](Self::get), waiting at most `d`.
+                ///
+                /// # Blocking
+                /// As [`get`](Self::get), bounded by `d`.
+                get_timeout;
+                /// Takes an item if one is there now; never switches.
+                get_nowait;
             }
 
             /// A copy of the item `get` would take next; never switches.
@@ -138,16 +177,6 @@ macro_rules! queue_api {
             /// The bound, `None` for an unbounded queue.
             pub fn maxsize(&self) -> Option<usize> {
                 self.0.maxsize
-            }
-
-            /// Greenlets blocked in `get`.
-            pub fn getters(&self) -> usize {
-                self.0.getters.len()
-            }
-
-            /// Greenlets blocked in `put`.
-            pub fn putters(&self) -> usize {
-                self.0.putters.len()
             }
 
             /// Ends iteration: `for item in &queue` stops once the queue is
@@ -526,69 +555,39 @@ impl<T: 'static> Channel<T> {
         Channel(Rc::new(Core::new(Some(0))))
     }
 
-    /// Hands the item to a getter, waiting until one comes.
-    ///
-    /// # Blocking
-    /// Until a getter takes the item; putters are served in FIFO order.
-    /// Killed or timed out while waiting, the item goes with the unwinding
-    /// frame.
-    ///
-    /// # Panics
-    /// In the main greenlet when no getter can ever come (LoopExit).
-    pub fn put(&self, item: T) {
-        if self.0.put(item, None).is_err() {
-            unreachable!("an unbounded wait for a getter ends with one");
-        }
-    }
-
-    /// As [`put`](Self::put), waiting at most `d`; gives the item back in
-    /// `Full` if no getter came.
-    ///
-    /// # Blocking
-    /// As [`put`](Self::put), bounded by `d`.
-    pub fn put_timeout(&self, item: T, d: Duration) -> Result<(), Full<T>> {
-        self.0.put(item, Some(d))
-    }
-
-    /// Hands the item over only if a getter is waiting now.
-    pub fn put_nowait(&self, item: T) -> Result<(), Full<T>> {
-        self.0.try_put(item).map_err(Full)
-    }
-
-    /// Takes an item, waiting until a putter hands one.
-    ///
-    /// # Blocking
-    /// Until an item is handed over; getters are served in FIFO order.
-    ///
-    /// # Panics
-    /// In the main greenlet when nothing can ever put (LoopExit).
-    pub fn get(&self) -> T {
-        match self.0.get(None) {
-            Ok(item) => item,
-            Err(Empty) => unreachable!("an unbounded wait for an item ends with one"),
-        }
-    }
-
-    /// As [`get`](Self::get), waiting at most `d`.
-    ///
-    /// # Blocking
-    /// As [`get`](Self::get), bounded by `d`.
-    pub fn get_timeout(&self, d: Duration) -> Result<T, Empty> {
-        self.0.get(Some(d))
-    }
-
-    /// Takes an item only if a putter is waiting now.
-    pub fn get_nowait(&self) -> Result<T, Empty> {
-        self.0.try_get().ok_or(Empty)
-    }
-
-    /// Greenlets blocked in `get`.
-    pub fn getters(&self) -> usize {
-        self.0.getters.len()
-    }
-
-    /// Greenlets blocked in `put`.
-    pub fn putters(&self) -> usize {
-        self.0.putters.len()
+    put_get! {
+        /// Hands the item to a getter, waiting until one comes.
+        ///
+        /// # Blocking
+        /// Until a getter takes the item; putters are served in FIFO order.
+        /// Killed or timed out while waiting, the item goes with the unwinding
+        /// frame.
+        ///
+        /// # Panics
+        /// In the main greenlet when no getter can ever come (LoopExit).
+        put;
+        /// As [`put`](Self::put), waiting at most `d`; gives the item back in
+        /// `Full` if no getter came.
+        ///
+        /// # Blocking
+        /// As [`put`](Self::put), bounded by `d`.
+        put_timeout;
+        /// Hands the item over only if a getter is waiting now.
+        put_nowait;
+        /// Takes an item, waiting until a putter hands one.
+        ///
+        /// # Blocking
+        /// Until an item is handed over; getters are served in FIFO order.
+        ///
+        /// # Panics
+        /// In the main greenlet when nothing can ever put (LoopExit).
+        get;
+        /// As [`get`](Self::get), waiting at most `d`.
+        ///
+        /// # Blocking
+        /// As [`get`](Self::get), bounded by `d`.
+        get_timeout;
+        /// Takes an item only if a putter is waiting now.
+        get_nowait;
     }
 }
