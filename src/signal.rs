@@ -77,8 +77,7 @@ const REFUSED: [i32; 6] = [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SI
 /// handle the same signal.
 pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHandle> {
     check(signum)?;
-    let fd = driver::remote_fd();
-    let (id, start) = REGISTRY.with(|r| r.borrow_mut().add(signum, fd, Rc::new(handler)))?;
+    let (id, start) = REGISTRY.with(|r| r.borrow_mut().add(signum, Rc::new(handler)))?;
     if start {
         crate::Builder::default().name("gevent signal dispatcher").spawn(dispatch);
     }
@@ -145,6 +144,10 @@ struct Registry {
     slots: Vec<(i32, usize)>,
     dispatcher: bool,
     next_id: u64,
+    /// The fd the signal handler writes: a dup of the hub's eventfd, owned
+    /// here, so its number stays this eventfd's until every slot that
+    /// names it is released (the hub may close its own fd first).
+    wake: Option<std::os::fd::OwnedFd>,
 }
 
 thread_local! {
@@ -155,11 +158,15 @@ thread_local! {
 }
 
 impl Registry {
-    /// Adds a handler, subscribing the hub's eventfd `fd` to the signal if
-    /// this is its first handler here; returns its id and whether the
-    /// dispatcher must be started.
-    fn add(&mut self, signum: i32, fd: i32, handler: Handler) -> io::Result<(u64, bool)> {
+    /// Adds a handler, subscribing the hub's eventfd (through `wake`) to
+    /// the signal if this is its first handler here; returns its id and
+    /// whether the dispatcher must be started.
+    fn add(&mut self, signum: i32, handler: Handler) -> io::Result<(u64, bool)> {
         if !self.slots.iter().any(|&(s, _)| s == signum) {
+            if self.wake.is_none() {
+                self.wake = Some(driver::remote_fd_dup()?);
+            }
+            let fd = self.wake.as_ref().map(std::os::fd::AsRawFd::as_raw_fd).expect("set above");
             let slot = sig::subscribe(signum, fd)?;
             self.slots.push((signum, slot));
         }

@@ -204,9 +204,16 @@ pub(crate) fn remote_handle() -> RemoteHandle {
     crate::hub::with_driver(|d| d.remote_handle())
 }
 
-/// The current hub's wake-up eventfd, for an async-signal handler.
+/// The current hub's wake-up eventfd.
 pub(crate) fn remote_fd() -> RawFd {
     crate::hub::with_driver(|d| d.remote_fd())
+}
+
+/// A dup of the current hub's wake-up eventfd, owned by the caller: an
+/// async-signal handler writes to it, and its number cannot be reused
+/// while the caller holds it, even after the hub is gone.
+pub(crate) fn remote_fd_dup() -> io::Result<std::os::fd::OwnedFd> {
+    crate::hub::with_driver(|d| d.remote.dup_fd())
 }
 
 /// Parks the current greenlet until the hub's eventfd is next written

@@ -75,6 +75,12 @@ impl Remote {
         self.handle.0.efd.as_raw_fd()
     }
 
+    /// A second fd on the eventfd, for a waker that may outlive the hub
+    /// (its number then stays reserved until the waker closes it).
+    pub(super) fn dup_fd(&self) -> std::io::Result<OwnedFd> {
+        self.handle.0.efd.try_clone()
+    }
+
     /// Open remote waits (they keep the hub from LoopExit).
     #[inline]
     pub(super) fn waiting(&self) -> usize {
