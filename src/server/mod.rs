@@ -23,6 +23,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod datagram;
+
+pub use datagram::DatagramServer;
+
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
@@ -32,7 +36,7 @@ use std::time::Duration;
 
 use crate::event::Event;
 use crate::pool::{Group, Pool};
-use crate::socket::{TcpListener, TcpStream, UdpSocket};
+use crate::socket::{TcpListener, TcpStream};
 use crate::Greenlet;
 
 /// gevent's default grace period for [`StreamServer::stop`].
@@ -318,139 +322,4 @@ where
         j.join().map_err(|_| io::Error::other("gevent: a server thread panicked"))??;
     }
     Ok(())
-}
-
-fn transient_udp_error(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ECONNREFUSED | libc::EINTR | libc::ENOBUFS | libc::ENOMEM | libc::EHOSTUNREACH | libc::ENETUNREACH)
-    )
-}
-
-type DatagramHandler = dyn Fn(&[u8], SocketAddr, &DatagramServer);
-
-struct DatagramInner {
-    socket: RefCell<Option<Rc<UdpSocket>>>,
-    addr: SocketAddr,
-    handler: Rc<DatagramHandler>,
-    handlers: Group,
-    serving: Serving,
-}
-
-/// A UDP server: a receive loop in a greenlet, and one greenlet per
-/// datagram running the handler, which can answer with
-/// [`send_to`](Self::send_to).
-///
-/// # Examples
-/// ```
-/// use gevent::server::DatagramServer;
-/// use gevent::socket::UdpSocket;
-/// let server = DatagramServer::new("127.0.0.1:0", |data: &[u8], peer, srv: &DatagramServer| {
-///     srv.send_to(&data.to_ascii_uppercase(), peer).unwrap();
-/// }).unwrap();
-/// server.start().unwrap();
-/// let c = UdpSocket::bind("127.0.0.1:0").unwrap();
-/// c.send_to(b"hi", server.local_addr()).unwrap();
-/// let mut buf = [0u8; 8];
-/// let (n, _) = c.recv_from(&mut buf).unwrap();
-/// assert_eq!(&buf[..n], b"HI");
-/// server.stop();
-/// ```
-#[derive(Clone)]
-pub struct DatagramServer(Rc<DatagramInner>);
-
-impl fmt::Debug for DatagramServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatagramServer").field("addr", &self.0.addr).finish()
-    }
-}
-
-impl DatagramServer {
-    /// Binds a UDP socket to `addr` for `handler`.
-    ///
-    /// # Blocking
-    /// Only while a host name resolves (on the thread pool).
-    pub fn new<A, H>(addr: A, handler: H) -> io::Result<DatagramServer>
-    where
-        A: ToSocketAddrs + Sync,
-        H: Fn(&[u8], SocketAddr, &DatagramServer) + 'static,
-    {
-        let socket = UdpSocket::bind(addr)?;
-        let addr = socket.local_addr()?;
-        Ok(DatagramServer(Rc::new(DatagramInner {
-            socket: RefCell::new(Some(Rc::new(socket))),
-            addr,
-            handler: Rc::new(handler),
-            handlers: Group::new(),
-            serving: Serving::default(),
-        })))
-    }
-
-    /// The bound address.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.0.addr
-    }
-
-    /// Sends `buf` to `addr` from the server's socket.
-    ///
-    /// # Blocking
-    /// While the socket's send buffer is full.
-    pub fn send_to(&self, buf: &[u8], addr: SocketAddr) -> io::Result<usize> {
-        let socket = self.0.socket.borrow().clone();
-        let socket = socket.ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "gevent: server was stopped"))?;
-        socket.send_to(buf, addr)
-    }
-
-    /// Starts the receive loop in a new greenlet.
-    ///
-    /// # Errors
-    /// `AlreadyExists` once started; `NotConnected` once stopped.
-    pub fn start(&self) -> io::Result<()> {
-        let Some(socket) = self.0.socket.borrow().clone() else {
-            return self.0.serving.start(String::new(), false, || ());
-        };
-        let me = self.clone();
-        self.0.serving.start(format!("DatagramServer({})", self.0.addr), true, move || me.receive(&socket))
-    }
-
-    /// The receive loop: one handler greenlet per datagram.
-    fn receive(&self, socket: &UdpSocket) {
-        let mut buf = vec![0u8; 65536];
-        loop {
-            match socket.recv_from(&mut buf) {
-                Ok((n, peer)) => {
-                    let (data, srv) = (buf[..n].to_vec(), self.clone());
-                    self.0.handlers.spawn(move || (srv.0.handler)(&data, peer, &srv));
-                }
-                // An ICMP error for an earlier send, a full buffer: the
-                // socket still works.
-                Err(e) if transient_udp_error(&e) => crate::sleep(MIN_BACKOFF),
-                Err(e) => {
-                    eprintln!("gevent: DatagramServer({}) stops receiving: {e}", self.0.addr);
-                    self.0.serving.stopped.set();
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Starts (if needed) and blocks until [`stop`](Self::stop).
-    ///
-    /// # Blocking
-    /// Until the server is stopped.
-    pub fn serve_forever(&self) -> io::Result<()> {
-        self.0.serving.serve_forever(|| self.start())
-    }
-
-    /// Stops receiving, waits up to one second for running handlers (other
-    /// than the caller), then kills the rest.
-    ///
-    /// # Blocking
-    /// Up to the grace period.
-    pub fn stop(&self) {
-        self.0.serving.halt();
-        drop(self.0.socket.borrow_mut().take());
-        self.0.serving.stopped.set();
-        stop_handlers(&self.0.handlers, STOP_GRACE);
-    }
 }

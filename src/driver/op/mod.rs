@@ -1,0 +1,228 @@
+//! Operations, each one type carrying both its io_uring entry and its
+//! non-blocking syscall (`kinds.rs`), and the one generic loop that runs
+//! any of them on either backend ([`run`]).
+
+mod kinds;
+
+pub(crate) use kinds::{accept, Connect, Read, Recv, RecvFrom, Send, SendTo, Write};
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, squeue, types};
+
+use super::{sys, timed_out, Interest};
+use crate::hub::{current_key, park, with_driver, TimerGuard};
+use crate::timer::Action;
+
+/// One I/O operation on one fd.
+///
+/// # Safety
+/// The entry from [`entry`](Op::entry) may name memory (buffers, addresses)
+/// only inside `self` or borrowed by `self` for its whole life: [`run`]
+/// keeps `self` in place until the kernel completed the operation.
+pub(crate) unsafe trait Op {
+    /// Readiness the epoll backend waits for before retrying.
+    const INTEREST: Interest;
+    /// io_uring: the operation itself.
+    fn entry(&mut self, fd: RawFd) -> squeue::Entry;
+    /// epoll: the non-blocking syscall (`WouldBlock` to wait).
+    fn attempt(&mut self, fd: RawFd) -> io::Result<usize>;
+    /// A result the caller will not see (it was killed meanwhile): release
+    /// what it carries (an accepted fd).
+    fn release(_res: usize) {}
+    /// True when a result of `n` shows the fd's readiness used up: a
+    /// stream read that got less than asked (the receive buffer is empty),
+    /// a write that took less than given (the send buffer is full).
+    fn drained(&self, _n: usize) -> bool {
+        false
+    }
+}
+
+/// The fd an operation runs on, with the id of the socket object owning it
+/// (0 for a raw fd; see `epoll.rs`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target {
+    pub(crate) fd: RawFd,
+    pub(crate) id: u64,
+}
+
+/// Runs `op` to completion on the current hub's backend, parking the
+/// current greenlet while it cannot proceed. `timeout` bounds the whole
+/// operation: past it, `TimedOut` (an io_uring operation is cancelled first
+/// and, if it completed anyway, its result is returned instead).
+///
+/// # Blocking
+/// Until the operation completes; kills and timeouts unwind out of it,
+/// after an in-flight io_uring operation was cancelled and completed.
+pub(crate) fn run<O: Op>(t: Target, op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
+    let deadline = timeout.map(|d| Instant::now() + d);
+    if with_driver(|d| d.uring().is_some()) {
+        run_uring(t, op, deadline)
+    } else {
+        run_epoll(t, op, deadline)
+    }
+}
+
+fn remaining(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+fn run_epoll<O: Op>(t: Target, op: &mut O, deadline: Option<Instant>) -> io::Result<usize> {
+    let epoll = |f: &dyn Fn(&super::epoll::Epoll)| with_driver(|d| f(d.epoll().expect("epoll backend")));
+    let mut wait_first = with_driver(|d| d.epoll().expect("epoll backend").known_unready(t.fd, t.id, O::INTEREST));
+    loop {
+        if wait_first {
+            wait_ready(t, O::INTEREST, deadline)?;
+        }
+        wait_first = true;
+        match op.attempt(t.fd) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => epoll(&|e| e.clear_ready(t.fd, t.id, O::INTEREST)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => wait_first = false,
+            Ok(n) => {
+                if op.drained(n) {
+                    // The buffer was emptied (or filled): the next call
+                    // waits for the next edge without trying first.
+                    epoll(&|e| e.clear_ready(t.fd, t.id, O::INTEREST));
+                }
+                return Ok(n);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// epoll: waits for the next edge of `interest` on the target.
+fn wait_ready(t: Target, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+    if remaining(deadline).is_some_and(|d| d.is_zero()) {
+        return Err(timed_out());
+    }
+    let me = current_key();
+    let (reg, wk) = with_driver(|d| d.epoll().expect("epoll backend").enlist(t.fd, t.id, interest, me))?;
+    struct Delist(usize, Interest, crate::wait::WaitKey);
+    impl Drop for Delist {
+        fn drop(&mut self) {
+            with_driver(|d| d.epoll().expect("epoll backend").delist(self.0, self.1, self.2));
+        }
+    }
+    let _delist = Delist(reg, interest, wk);
+    let timer = remaining(deadline).map(|d| TimerGuard::arm(d, Action::Wake(me)));
+    loop {
+        park();
+        if !with_driver(|d| d.epoll().expect("epoll backend").listed(reg, interest, wk)) {
+            return Ok(());
+        }
+        if timer.as_ref().is_some_and(|t| t.fired()) {
+            return Err(timed_out());
+        }
+    }
+}
+
+fn run_uring<O: Op>(t: Target, op: &mut O, deadline: Option<Instant>) -> io::Result<usize> {
+    loop {
+        let res = submit_and_wait(t.fd, op, deadline)?;
+        if res == -libc::EAGAIN {
+            // A kernel that does not arm a poll for non-blocking files:
+            // wait for readiness, then submit again.
+            submit_and_wait(t.fd, &mut Poll(O::INTEREST), deadline)?;
+            continue;
+        }
+        return sys::cvt_res(res);
+    }
+}
+
+/// An operation in flight; dropped before its completion (the greenlet
+/// unwinds), it cancels the operation and waits for the completion, so no
+/// kernel write outlives the memory it names.
+struct InFlight {
+    slot: usize,
+    release: fn(usize),
+    done: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        with_driver(|d| d.uring().expect("uring backend").cancel(self.slot));
+        loop {
+            if let Some(res) = with_driver(|d| d.uring().expect("uring backend").take(self.slot)) {
+                if res >= 0 {
+                    (self.release)(res as usize);
+                }
+                return;
+            }
+            // Unwinding already: a second kill is deferred, timeouts of
+            // the scopes being left are dropped (hub::interrupt).
+            park();
+        }
+    }
+}
+
+/// Submits `op` and waits for its completion; `Err(TimedOut)` only if the
+/// deadline passed and the cancellation won.
+fn submit_and_wait<O: Op>(fd: RawFd, op: &mut O, deadline: Option<Instant>) -> io::Result<i32> {
+    if remaining(deadline).is_some_and(|d| d.is_zero()) {
+        return Err(timed_out());
+    }
+    let me = current_key();
+    let entry = op.entry(fd);
+    let slot = with_driver(|d| d.uring().expect("uring backend").start(entry, me));
+    let mut flight = InFlight { slot, release: O::release, done: false };
+    let timer = remaining(deadline).map(|d| TimerGuard::arm(d, Action::Wake(me)));
+    let mut cancelled = false;
+    let res = loop {
+        park();
+        if let Some(res) = with_driver(|d| d.uring().expect("uring backend").take(slot)) {
+            break res;
+        }
+        if !cancelled && timer.as_ref().is_some_and(|t| t.fired()) {
+            with_driver(|d| d.uring().expect("uring backend").cancel(slot));
+            cancelled = true;
+        }
+    };
+    flight.done = true;
+    if cancelled && res == -libc::ECANCELED {
+        return Err(timed_out());
+    }
+    Ok(res)
+}
+
+/// Waits for readiness only (`wait_read`, `wait_write`, and the io_uring
+/// `EAGAIN` fallback).
+pub(crate) struct Poll(pub(crate) Interest);
+
+// SAFETY: the entry names no memory.
+unsafe impl Op for Poll {
+    const INTEREST: Interest = Interest::Read;
+    fn entry(&mut self, fd: RawFd) -> squeue::Entry {
+        opcode::PollAdd::new(types::Fd(fd), sys::poll_bits(self.0) as u32).build()
+    }
+    fn attempt(&mut self, fd: RawFd) -> io::Result<usize> {
+        match sys::ready_now(fd, self.0)? {
+            true => Ok(1),
+            false => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+/// Runs a readiness wait: `Poll`'s interest varies per call, so it gets
+/// its own entry point.
+pub(crate) fn wait(t: Target, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
+    let deadline = timeout.map(|d| Instant::now() + d);
+    let mut p = Poll(interest);
+    if with_driver(|d| d.uring().is_some()) {
+        let res = submit_and_wait(t.fd, &mut p, deadline)?;
+        return sys::cvt_res(res).map(drop);
+    }
+    loop {
+        match p.attempt(t.fd) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_ready(t, interest, deadline)?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
