@@ -46,18 +46,7 @@ fn yield_pingpong(c: &mut Criterion) {
     // Each unit yields `iters` times, so `2 * iters` yields happen in all; halving
     // the elapsed time reports it per yield.
     group.bench_function("gevent_sleep_zero", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            let pinger = move || {
-                for _ in 0..iters {
-                    gevent::sleep(Duration::ZERO);
-                }
-            };
-            let a = gevent::spawn(pinger);
-            let b = gevent::spawn(pinger);
-            gevent::joinall([&a, &b]);
-            start.elapsed() / 2
-        });
+        b.iter_custom(common::gevent_yields);
     });
 
     group.bench_function("tokio_yield_now", |b| {

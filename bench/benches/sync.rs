@@ -217,18 +217,7 @@ fn event_pingpong(c: &mut Criterion) {
 
     // As in the `switch` bench: two greenlets each yielding `iters` times.
     group.bench_function("gevent_sleep_zero", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            let pinger = move || {
-                for _ in 0..iters {
-                    gevent::sleep(Duration::ZERO);
-                }
-            };
-            let a = gevent::spawn(pinger);
-            let b = gevent::spawn(pinger);
-            gevent::joinall([&a, &b]);
-            start.elapsed() / 2
-        });
+        b.iter_custom(common::gevent_yields);
     });
 
     group.bench_function("tokio_notify", |b| {

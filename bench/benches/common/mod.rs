@@ -109,3 +109,20 @@ pub fn print_table(title: &str, figures: &[Figure], since: SystemTime) {
         }
     }
 }
+
+/// Two greenlets each yielding (`sleep(ZERO)`) `iters` times; the elapsed
+/// time per yield (`2 * iters` yields in all). The `switch` bench measures
+/// it against the peers, `sync` beside the Event hop.
+#[allow(dead_code)] // not every bench binary uses it
+pub fn gevent_yields(iters: u64) -> Duration {
+    let start = std::time::Instant::now();
+    let pinger = move || {
+        for _ in 0..iters {
+            gevent::sleep(Duration::ZERO);
+        }
+    };
+    let a = gevent::spawn(pinger);
+    let b = gevent::spawn(pinger);
+    gevent::joinall([&a, &b]);
+    start.elapsed() / 2
+}
