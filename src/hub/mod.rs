@@ -119,6 +119,16 @@ pub(crate) fn with_driver<R>(f: impl FnOnce(&Driver) -> R) -> R {
     with(|h| f(&h.driver))
 }
 
+/// Runs `f` with the running greenlet's key and the driver, in one hub
+/// access (an I/O operation enlists its greenlet).
+#[inline]
+pub(crate) fn with_driver_current<R>(f: impl FnOnce(usize, &Driver) -> R) -> R {
+    with(|h| {
+        let me = h.core.borrow().current;
+        f(me, &h.driver)
+    })
+}
+
 /// Deregisters a socket's fd from this thread's hub (if it has one) before
 /// the fd closes, readying the greenlets whose raw waits it ends.
 pub(crate) fn deregister(fd: std::os::fd::RawFd) {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, squeue, types};
 
 use super::{sys, timed_out, Interest};
-use crate::hub::{current_key, park, with_driver, TimerGuard};
+use crate::hub::{park, with_driver, with_driver_current, TimerGuard};
 use crate::timer::Action;
 
 /// One I/O operation on one fd.
@@ -65,26 +65,35 @@ pub(crate) fn run<O: Op>(t: Target, op: &mut O, timeout: Option<Duration>) -> io
     }
 }
 
+/// The io_uring backend of the current hub (`run` chose it).
+fn with_uring<R>(f: impl FnOnce(&super::uring::Uring) -> R) -> R {
+    with_driver(|d| f(d.uring().expect("uring backend")))
+}
+
+/// The epoll backend of the current hub (`run` chose it).
+fn with_epoll<R>(f: impl FnOnce(&super::epoll::Epoll) -> R) -> R {
+    with_driver(|d| f(d.epoll().expect("epoll backend")))
+}
+
 fn remaining(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(Instant::now()))
 }
 
 fn run_epoll<O: Op>(t: Target, op: &mut O, deadline: Option<Instant>) -> io::Result<usize> {
-    let epoll = |f: &dyn Fn(&super::epoll::Epoll)| with_driver(|d| f(d.epoll().expect("epoll backend")));
-    let mut wait_first = with_driver(|d| d.epoll().expect("epoll backend").known_unready(t.fd, t.id, O::INTEREST));
+    let mut wait_first = with_epoll(|e| e.known_unready(t.fd, t.id, O::INTEREST));
     loop {
         if wait_first {
             wait_ready(t, O::INTEREST, deadline)?;
         }
         wait_first = true;
         match op.attempt(t.fd) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => epoll(&|e| e.clear_ready(t.fd, t.id, O::INTEREST)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => with_epoll(|e| e.clear_ready(t.fd, t.id, O::INTEREST)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => wait_first = false,
             Ok(n) => {
                 if op.drained(n) {
                     // The buffer was emptied (or filled): the next call
                     // waits for the next edge without trying first.
-                    epoll(&|e| e.clear_ready(t.fd, t.id, O::INTEREST));
+                    with_epoll(|e| e.clear_ready(t.fd, t.id, O::INTEREST));
                 }
                 return Ok(n);
             }
@@ -98,19 +107,20 @@ fn wait_ready(t: Target, interest: Interest, deadline: Option<Instant>) -> io::R
     if remaining(deadline).is_some_and(|d| d.is_zero()) {
         return Err(timed_out());
     }
-    let me = current_key();
-    let (reg, wk) = with_driver(|d| d.epoll().expect("epoll backend").enlist(t.fd, t.id, interest, me))?;
+    let ((reg, wk), me) = with_driver_current(|me, d| {
+        d.epoll().expect("epoll backend").enlist(t.fd, t.id, interest, me).map(|r| (r, me))
+    })?;
     struct Delist(usize, Interest, crate::wait::WaitKey);
     impl Drop for Delist {
         fn drop(&mut self) {
-            with_driver(|d| d.epoll().expect("epoll backend").delist(self.0, self.1, self.2));
+            with_epoll(|e| e.delist(self.0, self.1, self.2));
         }
     }
     let _delist = Delist(reg, interest, wk);
     let timer = remaining(deadline).map(|d| TimerGuard::arm(d, Action::Wake(me)));
     loop {
         park();
-        if !with_driver(|d| d.epoll().expect("epoll backend").listed(reg, interest, wk)) {
+        if !with_epoll(|e| e.listed(reg, interest, wk)) {
             return Ok(());
         }
         if timer.as_ref().is_some_and(|t| t.fired()) {
@@ -146,9 +156,9 @@ impl Drop for InFlight {
         if self.done {
             return;
         }
-        with_driver(|d| d.uring().expect("uring backend").cancel(self.slot));
+        with_uring(|u| u.cancel(self.slot));
         loop {
-            if let Some(res) = with_driver(|d| d.uring().expect("uring backend").take(self.slot)) {
+            if let Some(res) = with_uring(|u| u.take(self.slot)) {
                 if res >= 0 {
                     (self.release)(res as usize);
                 }
@@ -167,19 +177,18 @@ fn submit_and_wait<O: Op>(fd: RawFd, op: &mut O, deadline: Option<Instant>) -> i
     if remaining(deadline).is_some_and(|d| d.is_zero()) {
         return Err(timed_out());
     }
-    let me = current_key();
     let entry = op.entry(fd);
-    let slot = with_driver(|d| d.uring().expect("uring backend").start(entry, me));
+    let (me, slot) = with_driver_current(|me, d| (me, d.uring().expect("uring backend").start(entry, me)));
     let mut flight = InFlight { slot, release: O::release, done: false };
     let timer = remaining(deadline).map(|d| TimerGuard::arm(d, Action::Wake(me)));
     let mut cancelled = false;
     let res = loop {
         park();
-        if let Some(res) = with_driver(|d| d.uring().expect("uring backend").take(slot)) {
+        if let Some(res) = with_uring(|u| u.take(slot)) {
             break res;
         }
         if !cancelled && timer.as_ref().is_some_and(|t| t.fired()) {
-            with_driver(|d| d.uring().expect("uring backend").cancel(slot));
+            with_uring(|u| u.cancel(slot));
             cancelled = true;
         }
     };
