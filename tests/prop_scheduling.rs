@@ -17,6 +17,8 @@
 //! is run again, and if that keeps happening its trace comparison is skipped
 //! (the invariants are still checked on every run).
 
+mod prop_common;
+
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -24,30 +26,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use gevent::{Greenlet, GreenletError};
+use prop_common::{panic_message, run_property, script_of, OnUnwind, Pairs, LONG, MAIN};
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
-use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
-
-/// `who` of the main greenlet in events.
-const MAIN: u8 = u8::MAX;
-/// A timeout that never fires during a test.
-const LONG: Duration = Duration::from_secs(30);
+use proptest::test_runner::Config;
 /// The sleep that ends the body of a main `with_timeout(1-2 ms)`: the
 /// timeout always interrupts it.
 const TAIL: Duration = Duration::from_millis(200);
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
-}
-
+/// 1000 cases unless `PROPTEST_CASES` says otherwise; failures persisted in
+/// tests/prop_scheduling.proptest-regressions, next to this file.
 fn config() -> Config {
-    Config {
-        cases: cases(),
-        source_file: Some(file!()),
-        // tests/prop_scheduling.proptest-regressions, next to this file.
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
-        ..Config::default()
-    }
+    prop_common::config(1000, file!())
 }
 
 // ---------------------------------------------------------------------------
@@ -112,11 +102,7 @@ struct Program {
 
 impl Program {
     fn script(&self, who: u8) -> &[Op] {
-        if who == MAIN {
-            &self.main
-        } else {
-            &self.scripts[usize::from(who)]
-        }
+        script_of(&self.main, &self.scripts, who)
     }
 
     fn has_real_timers(&self) -> bool {
@@ -272,27 +258,17 @@ impl World {
     }
 }
 
-/// Records `Killed(who)` if the greenlet unwinds out of its root.
-struct KillGuard {
-    w: Rc<World>,
-    who: u8,
-}
-
-impl Drop for KillGuard {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.w.record(Ev::Killed(self.who));
-        }
-    }
-}
-
 fn spawn_slot(w: &Rc<World>, by: u8, j: u8) {
     if w.handle(j).is_some() {
         return;
     }
     let w2 = w.clone();
     let g = gevent::spawn(move || {
-        let _guard = KillGuard { w: w2.clone(), who: j };
+        // Records `Killed(j)` if the greenlet unwinds out of its root.
+        let w3 = w2.clone();
+        let _guard = OnUnwind(move || {
+            w3.record(Ev::Killed(j));
+        });
         w2.record(Ev::Started(j));
         let prog = w2.prog.clone();
         exec(&w2, j, prog.script(j), &mut 0);
@@ -437,12 +413,7 @@ fn run(prog: &Rc<Program>) -> Result<Outcome, String> {
         // Leave a clean hub for the next case, then report.
         let handles: Vec<_> = w.handles.borrow().iter().flatten().cloned().collect();
         gevent::killall(&handles);
-        let msg = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        return Err(format!("main panicked: {msg}"));
+        return Err(format!("main panicked: {}", panic_message(&*payload)));
     }
     let idle = hub_is_idle();
     let fates = w.handles.borrow().iter().map(|h| h.as_ref().map(|h| h.exception())).collect();
@@ -671,10 +642,7 @@ fn check(prog: &Program, out: &Outcome, handles: &[Option<Greenlet<()>>]) -> Res
 // ---------------------------------------------------------------------------
 // Properties
 
-static COMPARED: AtomicUsize = AtomicUsize::new(0);
-static RETRIED: AtomicUsize = AtomicUsize::new(0);
-static SKIPPED: AtomicUsize = AtomicUsize::new(0);
-static TIMED: AtomicUsize = AtomicUsize::new(0);
+static PAIRS: Pairs = Pairs::new();
 /// Coverage: events, kills that unwound a started greenlet, timeouts fired.
 static EVENTS: AtomicUsize = AtomicUsize::new(0);
 static KILLS: AtomicUsize = AtomicUsize::new(0);
@@ -682,51 +650,27 @@ static TIMEOUTS: AtomicUsize = AtomicUsize::new(0);
 
 fn deterministic_and_invariant(prog: Program) -> Result<(), TestCaseError> {
     let prog = Rc::new(prog);
-    if prog.has_real_timers() {
-        TIMED.fetch_add(1, Ordering::Relaxed);
-    }
-    for _ in 0..4 {
-        let a = run(&prog).map_err(|e| TestCaseError::fail(format!("run 1: {e}")))?;
-        let b = run(&prog).map_err(|e| TestCaseError::fail(format!("run 2: {e}")))?;
-        if a.tainted || b.tainted {
-            RETRIED.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        COMPARED.fetch_add(1, Ordering::Relaxed);
-        EVENTS.fetch_add(a.trace.len(), Ordering::Relaxed);
-        KILLS.fetch_add(a.trace.iter().filter(|e| matches!(e, Ev::Killed(_))).count(), Ordering::Relaxed);
-        TIMEOUTS.fetch_add(a.trace.iter().filter(|e| matches!(e, Ev::TimedOut(..))).count(), Ordering::Relaxed);
-        prop_assert_eq!(a.trace, b.trace, "the two runs diverge");
-        prop_assert_eq!(a.fates, b.fates);
-        return Ok(());
-    }
-    SKIPPED.fetch_add(1, Ordering::Relaxed);
-    Ok(())
+    PAIRS.run_pair(
+        prog.has_real_timers(),
+        || run(&prog),
+        |o| o.tainted,
+        |a, b| {
+            EVENTS.fetch_add(a.trace.len(), Ordering::Relaxed);
+            KILLS.fetch_add(a.trace.iter().filter(|e| matches!(e, Ev::Killed(_))).count(), Ordering::Relaxed);
+            TIMEOUTS.fetch_add(a.trace.iter().filter(|e| matches!(e, Ev::TimedOut(..))).count(), Ordering::Relaxed);
+            prop_assert_eq!(a.trace, b.trace, "the two runs diverge");
+            prop_assert_eq!(a.fates, b.fates);
+            Ok(())
+        },
+    )
 }
 
 #[test]
 fn random_programs_are_deterministic() {
-    let started = Instant::now();
-    let config = config();
-    let cases = config.cases as usize;
-    let mut runner = TestRunner::new(config);
-    if let Err(e) = runner.run(&program_strategy(), deterministic_and_invariant) {
-        panic!("{e}");
-    }
-    let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
-    let (compared, retried, skipped, timed) = (load(&COMPARED), load(&RETRIED), load(&SKIPPED), load(&TIMED));
-    eprintln!(
-        "random programs: {cases} cases ({timed} with 1-2 ms timers) in {:?}; {compared} compared \
-         ({} events, {} kills unwound, {} timeouts fired), {retried} pairs re-run after a \
-         descheduling, {skipped} not compared",
-        started.elapsed(),
-        load(&EVENTS),
-        load(&KILLS),
-        load(&TIMEOUTS),
-    );
-    // Programs without 1-2 ms timers are never skipped; on a loaded machine
-    // (or under qemu) many of the timed ones may be, which is no failure.
-    assert!(compared + skipped >= cases && compared >= cases - timed, "cases went unchecked");
+    PAIRS.check_property("random programs", config(), &program_strategy(), deterministic_and_invariant, || {
+        let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
+        format!("{} events, {} kills unwound, {} timeouts fired", load(&EVENTS), load(&KILLS), load(&TIMEOUTS))
+    });
 }
 
 /// `sleep(ZERO)` among `n` greenlets (and optionally main) gives the strict
@@ -780,12 +724,7 @@ fn round_robin(n: usize, m: usize, main_too: bool) -> Result<(), TestCaseError> 
 
 #[test]
 fn yield_round_robin_is_strict_and_spawn_is_fifo() {
-    let mut runner = TestRunner::new(config());
-    if let Err(e) =
-        runner.run(&(1..=8usize, 0..=10usize, any::<bool>()), |(n, m, main_too)| round_robin(n, m, main_too))
-    {
-        panic!("{e}");
-    }
+    run_property(config(), &(1..=8usize, 0..=10usize, any::<bool>()), |(n, m, main_too)| round_robin(n, m, main_too));
 }
 
 // ---------------------------------------------------------------------------

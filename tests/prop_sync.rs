@@ -53,6 +53,8 @@
 //! tainted, the pair is run again, and if that keeps happening its trace
 //! comparison is skipped (the invariants are still checked on every run).
 
+mod prop_common;
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -65,28 +67,18 @@ use gevent::lock::{Semaphore, SemaphoreGuard};
 use gevent::pool::Pool;
 use gevent::queue::{Empty, Full, Queue};
 use gevent::{Greenlet, GreenletError};
+use prop_common::{panic_message, script_of, OnUnwind, Pairs, LONG, MAIN};
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
-use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRunner};
-
-/// `who` of the main greenlet in events.
-const MAIN: u8 = u8::MAX;
-/// A timeout that never fires during a test.
-const LONG: Duration = Duration::from_secs(30);
+use proptest::test_runner::{Config, RngAlgorithm};
 /// How long the final settling may take before the run is declared stuck.
 const STUCK: Duration = Duration::from_secs(20);
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(2000)
-}
-
+/// 2000 cases unless `PROPTEST_CASES` says otherwise; failures persisted in
+/// tests/prop_sync.proptest-regressions, next to this file.
 fn config() -> Config {
-    let base = Config::default();
+    let base = prop_common::config(2000, file!());
     Config {
-        cases: cases(),
-        source_file: Some(file!()),
-        // tests/prop_sync.proptest-regressions, next to this file.
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
         // The default ChaCha generator takes over half the time of a debug
         // build; PROPTEST_RNG_ALGORITHM still chooses.
         rng_algorithm: if std::env::var_os("PROPTEST_RNG_ALGORITHM").is_some() {
@@ -174,11 +166,7 @@ struct Program {
 
 impl Program {
     fn script(&self, who: u8) -> &[Op] {
-        if who == MAIN {
-            &self.main
-        } else {
-            &self.scripts[usize::from(who)]
-        }
+        script_of(&self.main, &self.scripts, who)
     }
 
     fn has_real_timers(&self) -> bool {
@@ -578,20 +566,6 @@ impl Drop for Holding {
     }
 }
 
-/// Records `Killed(who)` if the greenlet unwinds out of its root.
-struct KillGuard {
-    w: Rc<World>,
-    who: u8,
-}
-
-impl Drop for KillGuard {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.w.record(Ev::Killed(self.who));
-        }
-    }
-}
-
 /// The end of a pool task, normal or killed.
 struct TaskGuard {
     w: Rc<World>,
@@ -618,7 +592,9 @@ fn pool_task(w: Rc<World>, task: u16, yields: u8) {
 fn spawn_slot(w: &Rc<World>, j: u8) {
     let w2 = w.clone();
     let g = gevent::spawn(move || {
-        let _kill = KillGuard { w: w2.clone(), who: j };
+        // Records `Killed(j)` if the greenlet unwinds out of its root.
+        let w3 = w2.clone();
+        let _kill = OnUnwind(move || w3.record(Ev::Killed(j)));
         // Dropped before `_kill` records the death: permits go back first.
         let mut holdings = Vec::new();
         w2.record(Ev::Started(j));
@@ -872,14 +848,7 @@ fn run(prog: &Rc<Program>) -> Result<Outcome, String> {
     }));
     let wound_up = match body {
         Ok(r) => r,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Err(format!("main panicked: {msg}"))
-        }
+        Err(payload) => Err(format!("main panicked: {}", panic_message(&*payload))),
     };
     if let Err(e) = wound_up {
         // Leave a clean hub for the next case, then report.
@@ -1230,10 +1199,7 @@ fn check(prog: &Program, out: &Outcome) -> Result<(), String> {
 // ---------------------------------------------------------------------------
 // Properties
 
-static COMPARED: AtomicUsize = AtomicUsize::new(0);
-static RETRIED: AtomicUsize = AtomicUsize::new(0);
-static SKIPPED: AtomicUsize = AtomicUsize::new(0);
-static TIMED: AtomicUsize = AtomicUsize::new(0);
+static PAIRS: Pairs = Pairs::new();
 /// Coverage of the compared runs.
 static EVENTS: AtomicUsize = AtomicUsize::new(0);
 static KILLED: AtomicUsize = AtomicUsize::new(0);
@@ -1255,53 +1221,34 @@ fn coverage(trace: &[Ev]) {
 
 fn deterministic_and_invariant(prog: Program) -> Result<(), TestCaseError> {
     let prog = Rc::new(prog);
-    if prog.has_real_timers() {
-        TIMED.fetch_add(1, Ordering::Relaxed);
-    }
-    for _ in 0..4 {
-        let a = run(&prog).map_err(|e| TestCaseError::fail(format!("run 1: {e}")))?;
-        let b = run(&prog).map_err(|e| TestCaseError::fail(format!("run 2: {e}")))?;
-        if a.tainted || b.tainted {
-            RETRIED.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        COMPARED.fetch_add(1, Ordering::Relaxed);
-        coverage(&a.trace);
-        prop_assert_eq!(a.trace, b.trace, "the two runs diverge");
-        prop_assert_eq!(a.fates, b.fates);
-        prop_assert_eq!(a.left, b.left);
-        return Ok(());
-    }
-    SKIPPED.fetch_add(1, Ordering::Relaxed);
-    Ok(())
+    PAIRS.run_pair(
+        prog.has_real_timers(),
+        || run(&prog),
+        |o| o.tainted,
+        |a, b| {
+            coverage(&a.trace);
+            prop_assert_eq!(a.trace, b.trace, "the two runs diverge");
+            prop_assert_eq!(a.fates, b.fates);
+            prop_assert_eq!(a.left, b.left);
+            Ok(())
+        },
+    )
 }
 
 #[test]
 fn random_sync_programs_are_deterministic_and_lose_nothing() {
-    let started = Instant::now();
-    let config = config();
-    let cases = config.cases as usize;
-    let mut runner = TestRunner::new(config);
-    if let Err(e) = runner.run(&program_strategy(), deterministic_and_invariant) {
-        panic!("{e}");
-    }
-    let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
-    let (compared, retried, skipped, timed) = (load(&COMPARED), load(&RETRIED), load(&SKIPPED), load(&TIMED));
-    eprintln!(
-        "sync programs: {cases} cases ({timed} with 1-2 ms timers) in {:?}; {compared} compared ({} events, \
-         {} ops waited, {} greenlets killed, {} timeouts, {} puts refused, {} pool tasks), {retried} pairs \
-         re-run after a descheduling, {skipped} not compared",
-        started.elapsed(),
-        load(&EVENTS),
-        load(&WAITED),
-        load(&KILLED),
-        load(&TIMEOUTS),
-        load(&REFUSED),
-        load(&TASKS),
-    );
-    // Programs without 1-2 ms timers are never skipped; on a loaded machine
-    // (or under qemu) many of the timed ones may be, which is no failure.
-    assert!(compared + skipped >= cases && compared >= cases - timed, "cases went unchecked");
+    PAIRS.check_property("sync programs", config(), &program_strategy(), deterministic_and_invariant, || {
+        let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
+        format!(
+            "{} events, {} ops waited, {} greenlets killed, {} timeouts, {} puts refused, {} pool tasks",
+            load(&EVENTS),
+            load(&WAITED),
+            load(&KILLED),
+            load(&TIMEOUTS),
+            load(&REFUSED),
+            load(&TASKS),
+        )
+    });
 }
 
 // ---------------------------------------------------------------------------

@@ -7,20 +7,30 @@ mod core_common;
 
 use std::time::{Duration, Instant};
 
-use core_common::{ms, Trace};
+use core_common::{assert_no_waiters, ms, settle, spawn_after, Trace};
 use gevent::event::{AsyncResult, Event};
-use gevent::{with_timeout, GreenletError};
+use gevent::{with_timeout, Greenlet, GreenletError};
 
-/// Nothing is left parked on any wait list of this thread's hub.
-fn assert_no_waiters() {
-    assert_eq!(gevent::hub::stats().waiters, 0, "every waiter left its list");
+/// Spawns `n` greenlets that each wait for `e`, then push their index into
+/// the trace returned.
+fn spawn_waiters(e: &Event, n: usize) -> (Trace<usize>, Vec<Greenlet<()>>) {
+    let trace = Trace::new();
+    let gs = (0..n)
+        .map(|i| {
+            let (e, t) = (e.clone(), trace.clone());
+            gevent::spawn(move || {
+                e.wait();
+                t.push(i);
+            })
+        })
+        .collect();
+    (trace, gs)
 }
 
-/// Lets every spawned greenlet run until it blocks.
-fn settle() {
-    for _ in 0..3 {
-        gevent::yield_now();
-    }
+/// Spawns a greenlet that returns `e.wait_timeout(timeout)`.
+fn spawn_wait_timeout(e: &Event, timeout: Duration) -> Greenlet<bool> {
+    let e = e.clone();
+    gevent::spawn(move || e.wait_timeout(timeout))
 }
 
 // ---------------------------------------------------------------- Event
@@ -101,10 +111,7 @@ fn event_wait_timeout_false_when_never_set() {
 fn event_wait_timeout_true_when_set_in_time() {
     let e = Event::new();
     let e2 = e.clone();
-    gevent::spawn(move || {
-        gevent::sleep(ms(1));
-        e2.set();
-    });
+    spawn_after(ms(1), move || e2.set());
     assert!(e.wait_timeout(ms(10_000)));
     assert_no_waiters();
     assert_eq!(gevent::hub::stats().timers, 0);
@@ -113,16 +120,7 @@ fn event_wait_timeout_true_when_set_in_time() {
 #[test]
 fn event_waiters_woken_in_fifo_order() {
     let e = Event::new();
-    let trace = Trace::new();
-    let gs: Vec<_> = (0..5)
-        .map(|i| {
-            let (e, t) = (e.clone(), trace.clone());
-            gevent::spawn(move || {
-                e.wait();
-                t.push(i);
-            })
-        })
-        .collect();
+    let (trace, gs) = spawn_waiters(&e, 5);
     settle();
     assert_eq!(gevent::hub::stats().waiters, 5);
     e.set();
@@ -134,16 +132,7 @@ fn event_waiters_woken_in_fifo_order() {
 #[test]
 fn event_set_wakes_every_waiter_present_even_if_cleared_at_once() {
     let e = Event::new();
-    let woken = Trace::new();
-    let gs: Vec<_> = (0..4)
-        .map(|i| {
-            let (e, t) = (e.clone(), woken.clone());
-            gevent::spawn(move || {
-                e.wait();
-                t.push(i);
-            })
-        })
-        .collect();
+    let (woken, gs) = spawn_waiters(&e, 4);
     settle();
     e.set();
     e.clear(); // before any of them ran: they were all present at the set
@@ -158,17 +147,15 @@ fn event_set_does_not_wake_waiters_that_come_later() {
     let e = Event::new();
     e.set();
     e.clear();
-    let e2 = e.clone();
-    let late = gevent::spawn(move || e2.wait_timeout(ms(3)));
+    let late = spawn_wait_timeout(&e, ms(3));
     assert_eq!(late.get(), Ok(false), "a set before it waited does not count");
     // Set then cleared while a waiter is present: it is woken; one arriving
     // after the clear is not.
-    let (e3, e4) = (e.clone(), e.clone());
-    let early = gevent::spawn(move || e3.wait_timeout(ms(10_000)));
+    let early = spawn_wait_timeout(&e, ms(10_000));
     settle();
     e.set();
     e.clear();
-    let after = gevent::spawn(move || e4.wait_timeout(ms(3)));
+    let after = spawn_wait_timeout(&e, ms(3));
     assert_eq!(early.get(), Ok(true));
     assert_eq!(after.get(), Ok(false));
     assert_no_waiters();
@@ -179,8 +166,7 @@ fn event_wait_timeout_true_if_set_before_resuming_though_deadline_passed() {
     // The waiter is woken by `set`, then its deadline passes before it runs
     // (the main greenlet keeps the thread busy): it reports the set.
     let e = Event::new();
-    let e2 = e.clone();
-    let w = gevent::spawn(move || e2.wait_timeout(ms(100)));
+    let w = spawn_wait_timeout(&e, ms(100));
     settle();
     e.set();
     e.clear();
@@ -196,8 +182,7 @@ fn event_wait_timeout_true_if_deadline_passed_then_set_before_resuming() {
     // greenlet that runs before the waiter's timer is looked at sets the
     // event: the set wins.
     let e = Event::new();
-    let e2 = e.clone();
-    let w = gevent::spawn(move || e2.wait_timeout(ms(100)));
+    let w = spawn_wait_timeout(&e, ms(100));
     settle();
     std::thread::sleep(ms(150));
     let e3 = e.clone();
@@ -210,8 +195,7 @@ fn event_wait_timeout_true_if_deadline_passed_then_set_before_resuming() {
 #[test]
 fn event_wait_timeout_false_when_deadline_fires_before_a_late_set() {
     let e = Event::new();
-    let e2 = e.clone();
-    let w = gevent::spawn(move || e2.wait_timeout(ms(2)));
+    let w = spawn_wait_timeout(&e, ms(2));
     gevent::sleep(ms(10)); // the hub fires the waiter's timer, the waiter runs
     assert!(w.dead());
     e.set();
@@ -222,16 +206,7 @@ fn event_wait_timeout_false_when_deadline_fires_before_a_late_set() {
 #[test]
 fn event_killed_waiter_leaves_and_others_are_still_woken() {
     let e = Event::new();
-    let trace = Trace::new();
-    let gs: Vec<_> = (0..3)
-        .map(|i| {
-            let (e, t) = (e.clone(), trace.clone());
-            gevent::spawn(move || {
-                e.wait();
-                t.push(i);
-            })
-        })
-        .collect();
+    let (trace, gs) = spawn_waiters(&e, 3);
     settle();
     assert_eq!(gevent::hub::stats().waiters, 3);
     gs[1].kill();
@@ -246,16 +221,7 @@ fn event_killed_waiter_leaves_and_others_are_still_woken() {
 #[test]
 fn event_waiter_killed_after_the_set_before_resuming() {
     let e = Event::new();
-    let trace = Trace::new();
-    let gs: Vec<_> = (0..3)
-        .map(|i| {
-            let (e, t) = (e.clone(), trace.clone());
-            gevent::spawn(move || {
-                e.wait();
-                t.push(i);
-            })
-        })
-        .collect();
+    let (trace, gs) = spawn_waiters(&e, 3);
     settle();
     e.set();
     gs[0].kill(); // woken but not yet run
@@ -361,10 +327,7 @@ fn async_result_set_exception() {
 fn async_result_get_blocks_until_set() {
     let a = AsyncResult::new();
     let s = a.clone();
-    gevent::spawn(move || {
-        gevent::sleep(ms(2));
-        s.set(String::from("Hallo!"));
-    });
+    spawn_after(ms(2), move || s.set(String::from("Hallo!")));
     let t = Instant::now();
     assert_eq!(a.get(), Ok(String::from("Hallo!")));
     assert!(t.elapsed() >= ms(2));
@@ -394,10 +357,7 @@ fn async_result_get_timeout_unset_is_timeout() {
 fn async_result_get_timeout_set_in_time() {
     let a = AsyncResult::new();
     let s = a.clone();
-    gevent::spawn(move || {
-        gevent::sleep(ms(1));
-        s.set(3u8);
-    });
+    spawn_after(ms(1), move || s.set(3u8));
     assert_eq!(a.get_timeout(ms(10_000)), Ok(3));
     assert_no_waiters();
 }
@@ -473,10 +433,7 @@ fn async_result_as_a_future_between_greenlets() {
     // A "deferred" handed to a worker; the caller waits on it.
     let a = AsyncResult::new();
     let (a2, a3) = (a.clone(), a.clone());
-    let worker = gevent::spawn(move || {
-        gevent::sleep(ms(1));
-        a2.set(vec![1, 2, 3]);
-    });
+    let worker = spawn_after(ms(1), move || a2.set(vec![1, 2, 3]));
     let reader = gevent::spawn(move || a3.get().map(|v| v.iter().sum::<i32>()));
     assert_eq!(reader.get(), Ok(Ok(6)));
     worker.join();

@@ -12,22 +12,10 @@ mod core_common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use core_common::{child_scenario, ms, run_child, stderr_of, Trace};
+use core_common::{assert_no_waiters, child_scenario, fire_passed_deadlines, ms, run_child, settle, stderr_of, Trace};
 use gevent::event::Event;
 use gevent::lock::{BoundedSemaphore, Lock, RLock, Semaphore};
-use gevent::{with_timeout, GreenletError};
-
-/// Nothing is left parked on any wait list of this thread's hub.
-fn assert_no_waiters() {
-    assert_eq!(gevent::hub::stats().waiters, 0, "every waiter left its list");
-}
-
-/// Lets every spawned greenlet run until it blocks.
-fn settle() {
-    for _ in 0..3 {
-        gevent::yield_now();
-    }
-}
+use gevent::{with_timeout, Greenlet, GreenletError};
 
 fn panic_text(err: &(dyn std::any::Any + Send)) -> String {
     err.downcast_ref::<String>()
@@ -44,6 +32,46 @@ macro_rules! one_permit_tests {
 
             fn make() -> $ty {
                 $new
+            }
+
+            /// A free one, taken by the caller.
+            fn held() -> $ty {
+                let l = make();
+                l.acquire();
+                l
+            }
+
+            /// Spawns `n` greenlets that each acquire `l`, push their index
+            /// into the trace returned, yield if `yield_holding`, and release.
+            fn spawn_acquirers(l: &$ty, n: usize, yield_holding: bool) -> (Trace<usize>, Vec<Greenlet<()>>) {
+                let trace = Trace::new();
+                let gs = (0..n)
+                    .map(|i| {
+                        let (l, t) = (l.clone(), trace.clone());
+                        gevent::spawn(move || {
+                            l.acquire();
+                            t.push(i);
+                            if yield_holding {
+                                gevent::yield_now();
+                            }
+                            l.release();
+                        })
+                    })
+                    .collect();
+                (trace, gs)
+            }
+
+            /// Spawns a greenlet that holds a guard of `l` until the event
+            /// returned is set, then runs `then`.
+            fn spawn_holder(l: &$ty, then: impl FnOnce() + 'static) -> (Event, Greenlet<()>) {
+                let (l2, stop) = (l.clone(), Event::new());
+                let s2 = stop.clone();
+                let holder = gevent::spawn(move || {
+                    let _g = l2.guard();
+                    s2.wait();
+                    then();
+                });
+                (stop, holder)
             }
 
             #[test]
@@ -118,12 +146,7 @@ macro_rules! one_permit_tests {
             #[test]
             fn acquire_timeout_false_while_held_elsewhere() {
                 let l = make();
-                let (l2, stop) = (l.clone(), Event::new());
-                let s2 = stop.clone();
-                let holder = gevent::spawn(move || {
-                    let _g = l2.guard();
-                    s2.wait();
-                });
+                let (stop, holder) = spawn_holder(&l, || ());
                 settle();
                 let t = Instant::now();
                 assert!(!l.acquire_timeout(ms(3)));
@@ -140,20 +163,8 @@ macro_rules! one_permit_tests {
 
             #[test]
             fn waiters_get_the_permit_in_fifo_order() {
-                let l = make();
-                l.acquire();
-                let trace = Trace::new();
-                let gs: Vec<_> = (0..5)
-                    .map(|i| {
-                        let (l, t) = (l.clone(), trace.clone());
-                        gevent::spawn(move || {
-                            l.acquire();
-                            t.push(i);
-                            gevent::yield_now();
-                            l.release();
-                        })
-                    })
-                    .collect();
+                let l = held();
+                let (trace, gs) = spawn_acquirers(&l, 5, true);
                 settle();
                 assert_eq!(gevent::hub::stats().waiters, 5);
                 l.release();
@@ -165,8 +176,7 @@ macro_rules! one_permit_tests {
 
             #[test]
             fn no_barging_past_a_woken_waiter() {
-                let l = make();
-                l.acquire();
+                let l = held();
                 let trace = Trace::new();
                 let (l2, t2) = (l.clone(), trace.clone());
                 let first = gevent::spawn(move || {
@@ -196,8 +206,7 @@ macro_rules! one_permit_tests {
 
             #[test]
             fn killed_waiter_leaves_and_releases_nothing() {
-                let l = make();
-                l.acquire();
+                let l = held();
                 let l2 = l.clone();
                 let g = gevent::spawn(move || {
                     l2.acquire();
@@ -217,19 +226,8 @@ macro_rules! one_permit_tests {
 
             #[test]
             fn permit_handed_to_a_killed_waiter_goes_to_the_next() {
-                let l = make();
-                l.acquire();
-                let trace = Trace::new();
-                let gs: Vec<_> = (0..3)
-                    .map(|i| {
-                        let (l, t) = (l.clone(), trace.clone());
-                        gevent::spawn(move || {
-                            l.acquire();
-                            t.push(i);
-                            l.release();
-                        })
-                    })
-                    .collect();
+                let l = held();
+                let (trace, gs) = spawn_acquirers(&l, 3, false);
                 settle();
                 l.release(); // handed to 0
                 gs[0].kill(); // before it ran: 1 gets it
@@ -241,8 +239,7 @@ macro_rules! one_permit_tests {
 
             #[test]
             fn permit_handed_to_a_killed_last_waiter_is_free_again() {
-                let l = make();
-                l.acquire();
+                let l = held();
                 let l2 = l.clone();
                 let g = gevent::spawn(move || l2.acquire());
                 settle();
@@ -258,8 +255,7 @@ macro_rules! one_permit_tests {
 
             #[test]
             fn acquire_timeout_handed_a_permit_as_its_deadline_passes_keeps_it() {
-                let l = make();
-                l.acquire();
+                let l = held();
                 let l2 = l.clone();
                 let g = gevent::spawn(move || {
                     let got = l2.acquire_timeout(ms(100));
@@ -297,12 +293,9 @@ macro_rules! one_permit_tests {
                 });
                 l.acquire();
                 settle();
-                std::thread::sleep(ms(150)); // the deadline passes, not yet seen
-                                             // Yield until the hub has fired the timeout: `doomed` is then
-                                             // due to unwind, queued behind main, still on the wait list.
-                while gevent::hub::stats().timers > 0 {
-                    gevent::yield_now();
-                }
+                // The deadline passes unseen, then the hub fires the timeout:
+                // `doomed` is due to unwind, queued behind main, still listed.
+                fire_passed_deadlines();
                 assert_eq!(gevent::hub::stats().waiters, 2, "both still listed");
                 l.release(); // handed to `doomed` at the moment it times out
                 assert_eq!(gevent::hub::stats().waiters, 1);
@@ -315,13 +308,7 @@ macro_rules! one_permit_tests {
             #[test]
             fn guard_dropped_during_a_kill_unwind_releases() {
                 let l = make();
-                let (l2, never) = (l.clone(), Event::new());
-                let n2 = never.clone();
-                let holder = gevent::spawn(move || {
-                    let _g = l2.guard();
-                    n2.wait();
-                    unreachable!("killed while holding");
-                });
+                let (_never, holder) = spawn_holder(&l, || unreachable!("killed while holding"));
                 let trace = Trace::new();
                 let (l3, t3) = (l.clone(), trace.clone());
                 let next = gevent::spawn(move || {
@@ -340,8 +327,7 @@ macro_rules! one_permit_tests {
 
             #[test]
             fn guard_taken_while_waiting_in_a_killed_greenlet_releases_nothing() {
-                let l = make();
-                l.acquire();
+                let l = held();
                 let l2 = l.clone();
                 let g = gevent::spawn(move || {
                     let _g = l2.guard();
@@ -712,8 +698,9 @@ fn all_guard_types_are_debug() {
     assert_eq!((s.available(), b.available(), l.available(), r.available()), (1, 1, 1, 1));
 }
 
-#[test]
-fn bounded_semaphore_over_release_while_a_permit_is_handed_out_panics() {
+/// A `BoundedSemaphore::new(1)` taken by the caller, and a greenlet waiting
+/// to acquire (then release) it.
+fn bounded_one_held_with_a_waiter() -> (BoundedSemaphore, Greenlet<()>) {
     let s = BoundedSemaphore::new(1);
     s.acquire();
     let s2 = s.clone();
@@ -722,6 +709,12 @@ fn bounded_semaphore_over_release_while_a_permit_is_handed_out_panics() {
         s2.release();
     });
     settle();
+    (s, g)
+}
+
+#[test]
+fn bounded_semaphore_over_release_while_a_permit_is_handed_out_panics() {
+    let (s, g) = bounded_one_held_with_a_waiter();
     s.release(); // handed to g, which has not run yet
                  // gevent: the permit is free until g runs, so this second release goes
                  // above the bound and raises ValueError here, at the faulty call.
@@ -735,14 +728,7 @@ fn bounded_semaphore_over_release_while_a_permit_is_handed_out_panics() {
 #[test]
 fn killing_a_handed_waiter_after_an_over_release_does_not_abort() {
     if child_scenario().as_deref() == Some("over-release-kill") {
-        let s = BoundedSemaphore::new(1);
-        s.acquire();
-        let s2 = s.clone();
-        let g = gevent::spawn(move || {
-            s2.acquire();
-            s2.release();
-        });
-        settle();
+        let (s, g) = bounded_one_held_with_a_waiter();
         s.release(); // handed to g
         let _ = catch_unwind(AssertUnwindSafe(|| s.release())); // over-release: should panic here
         g.kill(); // g's unwind passes the permit on: release above the bound inside a destructor

@@ -15,20 +15,42 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Instant;
 
-use core_common::{ms, DropGuard, Trace};
+use core_common::{assert_no_waiters, fire_passed_deadlines, ms, settle, DropGuard, Trace};
 use gevent::queue::{Empty, Full, LifoQueue, PriorityQueue, Queue};
-use gevent::{with_timeout, GreenletError};
+use gevent::{with_timeout, Greenlet, GreenletError};
 
-/// Nothing is left parked on any wait list of this thread's hub.
-fn assert_no_waiters() {
-    assert_eq!(gevent::hub::stats().waiters, 0, "every waiter left its list");
+/// Spawns `n` greenlets that each push (their index, what `get` returns)
+/// into the trace returned; `get` is cloned for each (it holds a clone of
+/// the queue).
+fn spawn_getters<T: Clone + 'static>(
+    n: usize,
+    get: impl Fn() -> T + Clone + 'static,
+) -> (Trace<(usize, T)>, Vec<Greenlet<()>>) {
+    let trace = Trace::new();
+    let gs = (0..n)
+        .map(|i| {
+            let (get, t) = (get.clone(), trace.clone());
+            gevent::spawn(move || t.push((i, get())))
+        })
+        .collect();
+    (trace, gs)
 }
 
-/// Lets every spawned greenlet run until it blocks.
-fn settle() {
-    for _ in 0..3 {
-        gevent::yield_now();
-    }
+/// A `Queue::bounded(1)` holding `item`.
+fn full_queue_of_one<T: 'static>(item: T) -> Queue<T> {
+    let q = Queue::bounded(1);
+    q.put(item);
+    q
+}
+
+/// Spawns a greenlet per item that puts it into `q`.
+fn spawn_putters(q: &Queue<i32>, items: std::ops::RangeInclusive<i32>) -> Vec<Greenlet<()>> {
+    items
+        .map(|i| {
+            let q = q.clone();
+            gevent::spawn(move || q.put(i))
+        })
+        .collect()
 }
 
 /// Tests shared by every queue kind; the order of items is checked
@@ -158,13 +180,8 @@ macro_rules! common_queue_tests {
             #[test]
             fn getters_served_in_fifo_order() {
                 let q = $q::new();
-                let trace = Trace::new();
-                let gs: Vec<_> = (0..4)
-                    .map(|i| {
-                        let (q, t) = (q.clone(), trace.clone());
-                        gevent::spawn(move || t.push((i, q.get())))
-                    })
-                    .collect();
+                let q2 = q.clone();
+                let (trace, gs) = spawn_getters(4, move || q2.get());
                 settle();
                 assert_eq!(q.getters(), 4);
                 for x in [10, 11, 12, 13] {
@@ -327,13 +344,8 @@ fn empty_and_full_are_errors() {
 #[test]
 fn item_handed_to_a_killed_getter_goes_to_the_next_in_order() {
     let q = Queue::new();
-    let trace = Trace::new();
-    let gs: Vec<_> = (0..3)
-        .map(|i| {
-            let (q, t) = (q.clone(), trace.clone());
-            gevent::spawn(move || t.push((i, q.get())))
-        })
-        .collect();
+    let q2 = q.clone();
+    let (trace, gs) = spawn_getters(3, move || q2.get());
     settle();
     q.put("x"); // handed to 0
     assert_eq!(q.getters(), 2);
@@ -348,13 +360,8 @@ fn item_handed_to_a_killed_getter_goes_to_the_next_in_order() {
 #[test]
 fn items_handed_to_several_getters_one_killed_keep_their_order() {
     let q = Queue::new();
-    let trace = Trace::new();
-    let gs: Vec<_> = (0..4)
-        .map(|i| {
-            let (q, t) = (q.clone(), trace.clone());
-            gevent::spawn(move || t.push((i, q.get())))
-        })
-        .collect();
+    let q2 = q.clone();
+    let (trace, gs) = spawn_getters(4, move || q2.get());
     settle();
     q.put('a'); // -> 0
     q.put('b'); // -> 1
@@ -402,12 +409,9 @@ fn timed_out_scope_handed_an_item_at_that_moment_passes_it_on() {
     let (q2, t2) = (q.clone(), trace.clone());
     let next = gevent::spawn(move || t2.push(("next", Some(q2.get()))));
     settle();
-    std::thread::sleep(ms(150)); // the deadline passes, not yet seen
-                                 // Yield until the hub fired the timeout: `doomed` is due to unwind,
-                                 // queued behind main, still listed as a getter.
-    while gevent::hub::stats().timers > 0 {
-        gevent::yield_now();
-    }
+    // The deadline passes unseen, then the hub fires the timeout: `doomed`
+    // is due to unwind, queued behind main, still listed as a getter.
+    fire_passed_deadlines();
     assert_eq!(q.getters(), 2);
     q.put(9); // handed to `doomed` at the moment it times out
     assert_eq!(q.getters(), 1);
@@ -422,10 +426,7 @@ fn timed_out_scope_handed_an_item_with_nobody_next_leaves_it_queued() {
     let q1 = q.clone();
     let doomed = gevent::spawn(move || with_timeout(ms(100), || q1.get()).ok());
     settle();
-    std::thread::sleep(ms(150));
-    while gevent::hub::stats().timers > 0 {
-        gevent::yield_now();
-    }
+    fire_passed_deadlines();
     q.put(9);
     assert_eq!(doomed.get(), Ok(None));
     assert_eq!(q.len(), 1);
@@ -486,14 +487,8 @@ fn no_barging_past_a_woken_getter() {
 
 #[test]
 fn bounded_putters_served_in_fifo_order() {
-    let q = Queue::bounded(1);
-    q.put(0);
-    let gs: Vec<_> = (1..=4)
-        .map(|i| {
-            let q = q.clone();
-            gevent::spawn(move || q.put(i))
-        })
-        .collect();
+    let q = full_queue_of_one(0);
+    let gs = spawn_putters(&q, 1..=4);
     settle();
     assert_eq!(q.putters(), 4);
     let got: Vec<_> = (0..5).map(|_| q.get()).collect();
@@ -504,8 +499,7 @@ fn bounded_putters_served_in_fifo_order() {
 
 #[test]
 fn no_barging_past_a_woken_putter() {
-    let q = Queue::bounded(1);
-    q.put("old");
+    let q = full_queue_of_one("old");
     let q1 = q.clone();
     let putter = gevent::spawn(move || q1.put("waited"));
     settle();
@@ -523,8 +517,7 @@ fn no_barging_past_a_woken_putter() {
 
 #[test]
 fn killed_putter_drops_its_item_once_and_leaves() {
-    let q = Queue::bounded(1);
-    q.put(DropGuard(Rc::new(Cell::new(0))));
+    let q = full_queue_of_one(DropGuard(Rc::new(Cell::new(0))));
     let drops = Rc::new(Cell::new(0));
     let (q1, d1) = (q.clone(), drops.clone());
     let putter = gevent::spawn(move || q1.put(DropGuard(d1)));
@@ -544,14 +537,8 @@ fn a_putter_handed_a_slot_has_its_item_stored_at_once() {
     // As gevent's `_unlock`: the woken putter's item enters the queue when
     // the slot is handed, so killing the putter before it runs takes
     // nothing back, and the order of puts is kept.
-    let q = Queue::bounded(1);
-    q.put(0);
-    let gs: Vec<_> = (1..=3)
-        .map(|i| {
-            let q = q.clone();
-            gevent::spawn(move || q.put(i))
-        })
-        .collect();
+    let q = full_queue_of_one(0);
+    let gs = spawn_putters(&q, 1..=3);
     settle();
     assert_eq!(q.get_nowait(), Ok(0)); // the slot goes to putter 1: 1 is stored
     assert!(q.is_full());
@@ -565,8 +552,7 @@ fn a_putter_handed_a_slot_has_its_item_stored_at_once() {
 
 #[test]
 fn killing_a_woken_putter_leaves_its_stored_item() {
-    let q = Queue::bounded(1);
-    q.put(0);
+    let q = full_queue_of_one(0);
     let q1 = q.clone();
     let putter = gevent::spawn(move || q1.put(1));
     settle();
@@ -581,8 +567,7 @@ fn killing_a_woken_putter_leaves_its_stored_item() {
 
 #[test]
 fn put_timeout_handed_a_slot_as_its_deadline_passes_puts() {
-    let q = Queue::bounded(1);
-    q.put(0);
+    let q = full_queue_of_one(0);
     let q1 = q.clone();
     let putter = gevent::spawn(move || q1.put_timeout(1, ms(100)).is_ok());
     settle();
@@ -595,16 +580,12 @@ fn put_timeout_handed_a_slot_as_its_deadline_passes_puts() {
 
 #[test]
 fn timed_out_putter_scope_handed_a_slot_at_that_moment_passes_it_on() {
-    let q = Queue::bounded(1);
-    q.put(0);
+    let q = full_queue_of_one(0);
     let (q1, q2) = (q.clone(), q.clone());
     let doomed = gevent::spawn(move || with_timeout(ms(100), || q1.put(1)).is_ok());
     let next = gevent::spawn(move || q2.put(2));
     settle();
-    std::thread::sleep(ms(150));
-    while gevent::hub::stats().timers > 0 {
-        gevent::yield_now();
-    }
+    fire_passed_deadlines();
     assert_eq!(q.putters(), 2);
     assert_eq!(q.get_nowait(), Ok(0)); // the slot goes to `doomed`, which times out
     assert_eq!(q.putters(), 1);
@@ -617,8 +598,7 @@ fn timed_out_putter_scope_handed_a_slot_at_that_moment_passes_it_on() {
 
 #[test]
 fn put_timeout_on_a_full_queue_gives_the_item_back_and_leaves() {
-    let q = Queue::bounded(1);
-    q.put(String::from("in"));
+    let q = full_queue_of_one(String::from("in"));
     let t = Instant::now();
     let r = q.put_timeout(String::from("out"), ms(3));
     assert!(t.elapsed() >= ms(3));
@@ -737,8 +717,7 @@ fn get_from_main_with_nobody_to_put_is_loop_exit() {
 #[test]
 fn put_from_main_into_a_full_queue_with_nobody_to_get_is_loop_exit() {
     let msg = std::thread::spawn(|| {
-        let q = Queue::bounded(1);
-        q.put(1);
+        let q = full_queue_of_one(1);
         let err = catch_unwind(AssertUnwindSafe(|| q.put(2))).unwrap_err();
         assert_eq!(q.putters(), 0);
         assert_eq!(q.len(), 1);

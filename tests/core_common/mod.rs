@@ -73,3 +73,34 @@ pub fn run_child(test: &str, scenario: &str) -> Output {
 pub fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Nothing is left parked on any wait list of this thread's hub.
+pub fn assert_no_waiters() {
+    assert_eq!(gevent::hub::stats().waiters, 0, "every waiter left its list");
+}
+
+/// Lets every spawned greenlet run until it blocks.
+pub fn settle() {
+    for _ in 0..3 {
+        gevent::yield_now();
+    }
+}
+
+/// Lets the 100 ms deadlines armed just before pass unseen (the thread
+/// sleeps), then yields until the hub has fired them: the timed-out
+/// greenlets are due to unwind, queued behind the caller, still listed as
+/// waiters.
+pub fn fire_passed_deadlines() {
+    std::thread::sleep(ms(150));
+    while gevent::hub::stats().timers > 0 {
+        gevent::yield_now();
+    }
+}
+
+/// Spawns a greenlet that sleeps `delay`, then runs `f`.
+pub fn spawn_after(delay: Duration, f: impl FnOnce() + 'static) -> gevent::Greenlet<()> {
+    gevent::spawn(move || {
+        gevent::sleep(delay);
+        f();
+    })
+}
