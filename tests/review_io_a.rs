@@ -153,7 +153,9 @@ fn raw_wait_on_a_reused_fd_number_after_a_socket_dropped_elsewhere() {
 /// `wait_read` on a socket's fd stays parked after the socket is closed.
 #[test]
 fn closing_a_socket_wakes_a_raw_waiter_on_its_fd() {
-    both(|| {
+    // Alone: once woken, the waiter re-polls the fd number, which a test
+    // running meanwhile could have been given by then.
+    both_exclusive(|| {
         let (a, _b) = UnixStream::pair().unwrap();
         let fd = a.as_raw_fd();
         // Register the socket (as an owner) first.
