@@ -75,7 +75,7 @@ impl Event {
     /// # Panics
     /// From a hub callback; in the main greenlet when nothing can ever set
     /// the event (LoopExit).
-    #[inline]
+    #[inline(always)]
     pub fn wait(&self) {
         if !self.is_set() {
             self.0.waiters.wait_untimed();

@@ -178,7 +178,7 @@ impl Uring {
     /// True when a non-blocking poll has something to do.
     #[inline]
     pub(super) fn busy(&self) -> bool {
-        self.unsubmitted.get() > 0 || self.in_flight.get() > 0
+        (self.unsubmitted.get() | self.in_flight.get()) != 0
     }
 
     /// Submits what is queued, waits at most `timeout` for a completion

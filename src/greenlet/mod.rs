@@ -75,7 +75,7 @@ pub(crate) struct Inner<S: ?Sized> {
     /// Name, exception and links: most greenlets have none, so they are
     /// boxed on first use and a greenlet's allocation stays small.
     pub(crate) extra: RefCell<Option<Box<Extra>>>,
-    pub(crate) joiners: RefCell<WaitList>,
+    pub(crate) joiners: WaitList,
     /// Set once the greenlet is dead and every joiner was woken.
     pub(crate) joiners_woken: Cell<bool>,
     pub(crate) slot: S,
@@ -246,7 +246,7 @@ impl GreenletRef {
             life: Cell::new(Life::Created),
             started: Cell::new(false),
             extra: RefCell::new(None),
-            joiners: RefCell::new(WaitList::default()),
+            joiners: WaitList::default(),
             joiners_woken: Cell::new(false),
             slot: SlotImpl { closure: Cell::new(f), result: RefCell::new(None) },
         })

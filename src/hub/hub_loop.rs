@@ -38,7 +38,7 @@ impl Hub {
                     if !core.ready.is_empty() {
                         continue;
                     }
-                    let deadline = self.timers.borrow_mut().next_deadline();
+                    let deadline = core.timers.next_deadline();
                     if deadline.is_none() && !self.driver.waiting() {
                         return Step::LoopExit;
                     }
@@ -52,7 +52,7 @@ impl Hub {
     /// completion or a remote wake-up) and readies the greenlets it woke.
     pub(super) fn poll_driver(&self, timeout: Option<std::time::Duration>) {
         let mut core = self.core.borrow_mut();
-        self.driver.poll(timeout, &mut |g| core.unpark(g));
+        self.driver.poll(timeout, &mut |g| core.unpark_io(g));
     }
 
     fn loop_exit(&self) {

@@ -96,7 +96,7 @@ fn kill_unrun(r: &GreenletRef, key: usize, state: State) {
     with(|h| {
         let mut core = h.core.borrow_mut();
         if let Some(t) = core.greenlets[key].rare.as_mut().and_then(|r| r.start_timer.take()) {
-            h.timers.borrow_mut().cancel(t);
+            core.timers.cancel(t);
         }
         if state == State::Queued {
             // Its run-queue entry frees the slot when it comes up.
@@ -117,7 +117,7 @@ fn finish(r: &GreenletRef) {
     if r.0.has_links() {
         schedule_links(r.clone());
     } else {
-        with(|h| wake_joiners(h, &mut h.core.borrow_mut(), r));
+        with(|h| wake_joiners(&mut h.core.borrow_mut(), r));
     }
 }
 
@@ -139,7 +139,7 @@ pub(super) fn run_links(r: GreenletRef) {
         }
     }
     // Joiners of a greenlet with links are woken after its links ran.
-    with(|h| wake_joiners(h, &mut h.core.borrow_mut(), &r));
+    with(|h| wake_joiners(&mut h.core.borrow_mut(), &r));
     // This may be the last handle, and with it the result goes: its
     // destructor runs here, in the hub, where it must not block (a panic,
     // blocking included, is reported).
@@ -237,7 +237,7 @@ fn leave(h: &super::Hub) -> Leaving {
     // notifies links in order, and a group's member leaves by a link that
     // was registered before anyone joined); without, right away.
     if !shared.0.has_links() {
-        wake_joiners(h, &mut core, &shared);
+        wake_joiners(&mut core, &shared);
     } else {
         h.links.borrow_mut().push_back(shared.clone());
         core.ready.push_back(LINKS);
@@ -252,14 +252,9 @@ fn leave(h: &super::Hub) -> Leaving {
 }
 
 /// Wakes every joiner of `r`, in the order they started waiting.
-fn wake_joiners(h: &super::Hub, core: &mut super::sched::Core, r: &GreenletRef) {
+fn wake_joiners(core: &mut super::sched::Core, r: &GreenletRef) {
     r.0.joiners_woken.set(true);
-    let mut joiners = r.0.joiners.borrow_mut();
-    if joiners.is_empty() {
-        return;
-    }
-    let mut nodes = h.waiters.borrow_mut();
-    while let Some(k) = joiners.pop_front(&mut nodes) {
+    while let Some(k) = r.0.joiners.pop_front(&mut core.waits) {
         core.unpark(k);
     }
 }
@@ -301,12 +296,14 @@ impl<'a> JoinWait<'a> {
     /// From a hub callback, or if `target` is the current greenlet.
     fn enter(target: &'a GreenletRef) -> JoinWait<'a> {
         with(|h| {
-            let me = h.core.borrow().current;
+            let mut core = h.core.borrow_mut();
+            let me = core.current;
             assert!(me != HUB, "gevent: a blocking call inside a hub callback (link callbacks must not block)");
             if target.0.key.get() == me {
+                drop(core);
                 panic!("gevent: greenlet '{}' tried to join itself, which would never return", target.name());
             }
-            let key = target.0.joiners.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me);
+            let key = target.0.joiners.push_back(&mut core.waits, me);
             JoinWait { target, me, key }
         })
     }
@@ -316,7 +313,7 @@ impl Drop for JoinWait<'_> {
     fn drop(&mut self) {
         // Its joiners were all woken (popped): nothing to leave.
         if !self.target.0.joiners_woken.get() {
-            with(|h| self.target.0.joiners.borrow_mut().remove(&mut h.waiters.borrow_mut(), self.key));
+            with(|h| self.target.0.joiners.remove(&mut h.core.borrow_mut().waits, self.key));
         }
     }
 }

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use crate::driver::Driver;
 use crate::greenlet::{GreenletRef, HubRecord, Life};
 use crate::stack::{AltStack, Stack, StackPool, DEFAULT_STACK_SIZE};
-use crate::timer::{Action, TimerKey, Timers};
-use crate::wait::WaitNodes;
+use crate::timer::{Action, TimerKey};
 
 mod hub_loop;
 mod interrupt;
@@ -55,9 +54,7 @@ thread_local! {
 /// One thread's scheduler and everything it owns.
 pub(crate) struct Hub {
     core: RefCell<Core>,
-    timers: RefCell<Timers>,
     stacks: RefCell<StackPool>,
-    pub(crate) waiters: RefCell<WaitNodes>,
     /// Greenlets whose link callbacks are due, in the order their run-queue
     /// markers were pushed.
     links: RefCell<VecDeque<GreenletRef>>,
@@ -111,6 +108,26 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
     // SAFETY: the hub lives until the thread's OWNER destructor, which runs
     // after all user code of the thread; `f` cannot outlive this call.
     f(unsafe { &*p })
+}
+
+/// The current thread's hub, creating it on first use: [`with`] without the
+/// closure, for the two hot paths (a wait-list park and a wake-all) where
+/// the closure's own call (saving and restoring every callee-saved
+/// register, returning its result through memory) costs more than the work
+/// inside.
+///
+/// # Safety
+/// The reference must not be kept past the current function's hub access:
+/// not across a switch, not past the thread's teardown (as in `with`).
+#[inline(always)]
+pub(crate) unsafe fn hub_ref<'a>() -> &'a Hub {
+    let mut p = CURRENT.with(|c| c.get());
+    if p as usize <= GONE as usize {
+        p = first_use(p);
+    }
+    // SAFETY: the hub lives until the thread's OWNER destructor; the caller
+    // keeps the reference no longer than one hub access.
+    unsafe { &*p }
 }
 
 /// Runs `f` with the current thread's I/O driver.
@@ -182,9 +199,7 @@ fn create_hub() -> *const Hub {
     let core = Core::new(main_slots.get().cast(), main);
     let hub = Box::new(Hub {
         core: RefCell::new(core),
-        timers: RefCell::new(Timers::default()),
         stacks: RefCell::new(stacks),
-        waiters: RefCell::new(WaitNodes::default()),
         links: RefCell::new(VecDeque::new()),
         default_stack: Cell::new(DEFAULT_STACK_SIZE),
         hub_slots: hub_ctx.sp_slot,
@@ -244,7 +259,7 @@ impl Hub {
         let loop_now = if self.now_fresh.get() && real - cached <= LOOP_TIME_WINDOW { cached } else { real };
         self.now.set(loop_now);
         self.now_fresh.set(true);
-        self.timers.borrow_mut().add(loop_now + d, real + d, action)
+        self.core.borrow_mut().timers.add(loop_now + d, real + d, action)
     }
 }
 
@@ -274,13 +289,13 @@ impl TimerGuard {
 
     /// True once the timer fired.
     pub(crate) fn fired(&self) -> bool {
-        with(|h| !h.timers.borrow().armed(self.0))
+        with(|h| !h.core.borrow().timers.armed(self.0))
     }
 }
 
 impl Drop for TimerGuard {
     fn drop(&mut self) {
-        with(|h| h.timers.borrow_mut().cancel(self.0));
+        with(|h| h.core.borrow_mut().timers.cancel(self.0));
     }
 }
 
@@ -410,8 +425,8 @@ pub fn stats() -> Stats {
         Stats {
             greenlets: core.greenlets.iter().filter(|(k, _)| core.state(*k) != State::Zombie).count(),
             ready: core.ready.iter().filter(|&k| k == sched::LINKS || core.state(k) != State::Zombie).count(),
-            timers: h.timers.borrow().len(),
-            waiters: h.waiters.borrow().len(),
+            timers: core.timers.len(),
+            waiters: core.waits.len(),
             stack_chunks: stacks.chunks_mapped(),
             free_stacks: stacks.free_stacks(),
         }

@@ -16,7 +16,8 @@ use super::{with, Hub, TimerGuard};
 use crate::arch::Context;
 use crate::greenlet::{self, GreenletRef, StartRecord};
 use crate::stack::Stack;
-use crate::timer::Action;
+use crate::timer::{Action, Timers};
+use crate::wait::WaitNodes;
 
 /// The pseudo key of the hub's own context.
 pub(super) const HUB: usize = usize::MAX;
@@ -110,6 +111,11 @@ pub(super) struct Core {
     pass_left: usize,
     pub(super) current: usize,
     pub(super) main_key: usize,
+    /// The nodes of every wait list (behind the same borrow as the run
+    /// queue: a wake-up pops a waiter and readies it in one access).
+    pub(crate) waits: WaitNodes,
+    /// The armed timers (checked at every pass boundary, in the same access).
+    pub(super) timers: Timers,
 }
 
 /// A decided switch: the slots of the context to suspend and of the one to
@@ -130,6 +136,8 @@ impl Core {
             pass_left: 0,
             current: 0,
             main_key: 0,
+            waits: WaitNodes::default(),
+            timers: Timers::default(),
         };
         let key = core.insert(main.clone(), 0, never_run);
         core.hot[key] = Hot { state: State::Running, interrupted: false, unwinding: 0, slots: main_slots };
@@ -165,14 +173,20 @@ impl Core {
     /// greenlet is queued at most once).
     #[inline]
     pub(super) fn unpark(&mut self, key: usize) {
-        let h = &mut self.hot[key];
-        if h.state == State::Suspended {
-            h.state = State::Ready;
-            // Its context is likely cold (thousands of greenlets): start
-            // fetching it now, while the greenlets ahead of it run.
+        unpark(&mut self.hot, &mut self.ready, key);
+    }
+
+    /// [`unpark`](Self::unpark) for an I/O completion: among thousands of
+    /// connections the greenlet's context is likely cold, so fetching it
+    /// starts now, while the greenlets ahead of it run. (Not for wake-ups
+    /// between running greenlets, whose contexts are hot: there the
+    /// prefetch only costs.)
+    #[inline]
+    pub(super) fn unpark_io(&mut self, key: usize) {
+        if let Some(h) = self.hot.get(key) {
             crate::arch::prefetch(h.slots);
-            self.ready.push_back(key);
         }
+        self.unpark(key);
     }
 
     /// Asks greenlet `key` to unwind at its blocking point.
@@ -210,14 +224,13 @@ impl Hub {
     /// Fires every due timer (their greenlets join the back of the queue).
     #[inline]
     pub(super) fn fire_timers(&self, core: &mut Core) {
-        if self.timers.borrow().len() != 0 {
+        if core.timers.len() != 0 {
             self.fire_due_timers(core);
         }
     }
 
     #[inline(never)]
     fn fire_due_timers(&self, core: &mut Core) {
-        let mut timers = self.timers.borrow_mut();
         let now = Instant::now();
         // A timeout whose greenlet was already woken (its wait completed, it
         // is about to run) waits one pass: in gevent the woken greenlet runs
@@ -229,7 +242,7 @@ impl Hub {
             Action::Interrupt(k, _) => hot[k].state == State::Ready || hot[k].interrupted,
             _ => false,
         };
-        while let Some(action) = timers.pop_due(now, |a| wait_a_pass(&core.hot, a)) {
+        while let Some(action) = core.timers.pop_due(now, |a| wait_a_pass(&core.hot, a)) {
             match action {
                 Action::Wake(k) => core.unpark(k),
                 Action::Interrupt(k, token) => core.interrupt(k, Interrupt::Timeout(token)),
@@ -250,7 +263,7 @@ impl Hub {
                 // Once per pass, I/O is collected without blocking, so a
                 // yield loop never starves it. (With nothing ready, the hub
                 // polls next anyway, blocking.)
-                self.driver.poll(Some(Duration::ZERO), &mut |g| core.unpark(g));
+                self.driver.poll(Some(Duration::ZERO), &mut |g| core.unpark_io(g));
             }
             self.fire_timers(core);
             core.pass_left = core.ready.len();
@@ -277,18 +290,45 @@ impl Hub {
         }
     }
 
-    /// Whom the suspending greenlet `me` switches to. `None`: `me` itself is
-    /// next, no switch needed.
+    /// Whom the suspending greenlet `me` (whose slots are `from`) switches
+    /// to. `None`: `me` itself is next, no switch needed.
+    ///
+    /// [`next_target`](Self::next_target) and [`plan_to`](Self::plan_to)
+    /// fused, so the chosen greenlet's control block is looked up once: this
+    /// is every park's and every yield's path.
     #[inline(always)]
-    fn plan_from(&self, core: &mut Core, me: usize) -> Option<Plan> {
-        let to = self.next_target(core);
-        if to == me {
-            core.hot[me].state = State::Running;
-            return None;
+    fn plan_from(&self, core: &mut Core, me: usize, from: *mut usize) -> Option<Plan> {
+        self.pass_boundary(core);
+        loop {
+            let k = match core.ready.front() {
+                Some(k) if k != LINKS => k,
+                _ => {
+                    core.current = HUB;
+                    return Some((from, self.hub_slots, self.hub_data));
+                }
+            };
+            core.ready.pop_front();
+            core.pass_left = core.pass_left.saturating_sub(1);
+            let h = &mut core.hot[k];
+            match h.state {
+                State::Zombie => reap(core, k),
+                _ if k == me => {
+                    h.state = State::Running;
+                    return None;
+                }
+                State::Queued => {
+                    h.state = State::Running;
+                    core.current = k;
+                    let (to, data) = self.first_run(core, k);
+                    return Some((from, to, data));
+                }
+                _ => {
+                    h.state = State::Running;
+                    core.current = k;
+                    return Some((from, h.slots, h.interrupted as usize));
+                }
+            }
         }
-        let from = core.hot[me].slots;
-        let (to_slots, data) = self.plan_to(core, to);
-        Some((from, to_slots, data))
     }
 
     /// Marks `to` running and returns its slots and the word to pass; on a
@@ -321,6 +361,17 @@ impl Hub {
         g.stack = Some(stack);
         core.hot[key].slots = ctx.sp_slot;
         (ctx.sp_slot, data)
+    }
+}
+
+/// [`Core::unpark`] on the two fields it touches, for callers that hold
+/// another part of the core (a wait list's nodes) at the same time.
+#[inline]
+pub(super) fn unpark(hot: &mut [Hot], ready: &mut RunQueue, key: usize) {
+    let h = &mut hot[key];
+    if h.state == State::Suspended {
+        h.state = State::Ready;
+        ready.push_back(key);
     }
 }
 
@@ -363,8 +414,10 @@ pub(crate) fn park() {
         let mut core = h.core.borrow_mut();
         let me = core.current;
         assert!(me != HUB, "{HUB_BLOCKING}");
-        core.hot[me].state = State::Suspended;
-        (me, h.plan_from(&mut core, me))
+        let hot = &mut core.hot[me];
+        hot.state = State::Suspended;
+        let from = hot.slots;
+        (me, h.plan_from(&mut core, me, from))
     });
     match plan {
         Some(p) => resumed(me, switch(p)),
@@ -372,27 +425,41 @@ pub(crate) fn park() {
     }
 }
 
-/// Enlists the current greenlet with `enlist` (given the hub and its key,
-/// inside the same hub access) and parks it; returns what `enlist` returned
-/// once woken. The wait-list fast path: one hub access before the switch.
+/// Enlists the current greenlet with `enlist` (given the wait nodes and its
+/// key, inside the same hub access) and parks it. Returns the greenlet's key,
+/// what `enlist` returned and whether it resumed with an interrupt to take
+/// (then the caller leaves its wait list and calls [`raise_pending`]). The
+/// wait-list fast path: one borrow before the switch, no guard.
 ///
 /// # Panics
 /// As [`park`]; `enlist` must not switch.
 #[inline(always)]
-pub(crate) fn park_enlisted<K: Copy>(enlist: impl FnOnce(&Hub, usize) -> K) -> K {
-    let (me, k, plan) = with(|h| {
-        let me = h.core.borrow().current;
-        assert!(me != HUB, "{HUB_BLOCKING}");
-        let k = enlist(h, me);
+pub(crate) fn park_enlisted<K: Copy>(enlist: impl FnOnce(&mut WaitNodes, usize) -> K) -> (usize, K, bool) {
+    let (me, k, plan) = {
+        // SAFETY: `h` is dropped at the end of this block, before the switch.
+        let h = unsafe { super::hub_ref() };
         let mut core = h.core.borrow_mut();
-        core.hot[me].state = State::Suspended;
-        (me, k, h.plan_from(&mut core, me))
-    });
-    match plan {
-        Some(p) => resumed(me, switch(p)),
-        None => resumed(me, with(|h| h.core.borrow().hot[me].interrupted as usize)),
-    }
-    k
+        let me = core.current;
+        assert!(me != HUB, "{HUB_BLOCKING}");
+        let k = enlist(&mut core.waits, me);
+        let hot = &mut core.hot[me];
+        hot.state = State::Suspended;
+        let from = hot.slots;
+        (me, k, h.plan_from(&mut core, me, from))
+    };
+    let flag = match plan {
+        Some(p) => switch(p),
+        None => with(|h| h.core.borrow().hot[me].interrupted as usize),
+    };
+    (me, k, flag != 0)
+}
+
+/// Raises the interrupt a greenlet resumed with (see [`park_enlisted`]); it
+/// returns normally only when the interrupt must wait (a kill while the
+/// greenlet unwinds in a destructor) or was void.
+#[cold]
+pub(crate) fn raise_pending(me: usize) {
+    super::interrupt::raise_pending(me);
 }
 
 /// Yields: the current greenlet goes to the back of the run queue and every
@@ -406,9 +473,11 @@ pub(crate) fn yield_now() {
         let mut core = h.core.borrow_mut();
         let me = core.current;
         assert!(me != HUB, "{HUB_BLOCKING}");
-        core.hot[me].state = State::Yielded;
+        let hot = &mut core.hot[me];
+        hot.state = State::Yielded;
+        let from = hot.slots;
         core.ready.push_back(me);
-        (me, h.plan_from(&mut core, me))
+        (me, h.plan_from(&mut core, me, from))
     });
     match plan {
         Some(p) => resumed(me, switch(p)),

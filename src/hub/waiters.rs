@@ -4,9 +4,7 @@
 //! a waiter that has left, and a waiter that is killed or times out after
 //! being handed something passes it on (the primitive's `pass_on`), so
 //! nothing is lost.
-#![forbid(unsafe_code)]
 
-use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
 
@@ -18,7 +16,7 @@ use crate::wait::{WaitKey, WaitList};
 /// A FIFO of parked greenlets for one primitive.
 #[derive(Default)]
 pub(crate) struct Waiters {
-    list: RefCell<WaitList>,
+    list: WaitList,
 }
 
 impl fmt::Debug for Waiters {
@@ -30,7 +28,7 @@ impl fmt::Debug for Waiters {
 impl Waiters {
     /// Greenlets waiting.
     pub(crate) fn len(&self) -> usize {
-        self.list.borrow().len()
+        self.list.len()
     }
 
     /// Parks the current greenlet at the back of the list until a notifier
@@ -53,15 +51,26 @@ impl Waiters {
     /// inline.
     #[inline(always)]
     pub(crate) fn wait_untimed(&self) {
-        let mut place = Place { waiters: self, key: None, pass_on: &|| {}, done: false };
-        super::sched::park_enlisted(|h, me| {
-            let key = self.list.borrow_mut().push_back(&mut h.waiters.borrow_mut(), me);
-            place.key = Some(key);
-        });
-        if std::thread::panicking() {
-            place.wait_out_deferred_kill();
+        let (me, key, interrupted) = super::sched::park_enlisted(|nodes, me| self.list.push_back(nodes, me));
+        if interrupted {
+            self.interrupted(me, key, &|| {});
         }
-        std::mem::forget(place);
+    }
+
+    /// The slow end of an untimed wait that resumed with an interrupt: the
+    /// interrupt is raised with the waiter's place guarded (the unwind leaves
+    /// the list, or passes on what was handed); if it must wait (a kill
+    /// while the greenlet unwinds in a destructor), the greenlet waits on
+    /// until a notifier pops it.
+    #[cold]
+    #[inline(never)]
+    fn interrupted(&self, me: usize, key: WaitKey, pass_on: &dyn Fn()) {
+        let mut place = Place { waiters: self, key, pass_on, done: false };
+        super::sched::raise_pending(me);
+        while place.listed() {
+            super::park();
+        }
+        place.done = true;
     }
 
     /// As [`wait`](Self::wait), leaving `tag` with the waiter for the
@@ -71,22 +80,19 @@ impl Waiters {
             // Without a timer, only a notifier (which popped us) wakes us
             // normally; kills and timeouts unwind out of the park, and the
             // guard then leaves the list (or passes on what was handed).
-            let mut place = Place { waiters: self, key: None, pass_on, done: false };
-            super::sched::park_enlisted(|h, me| {
-                let key = self.list.borrow_mut().push_tagged(&mut h.waiters.borrow_mut(), me, tag);
-                place.key = Some(key);
-                key
-            });
-            place.wait_out_deferred_kill();
-            place.done = true;
+            let (me, key, interrupted) = super::sched::park_enlisted(|nodes, me| self.list.push_tagged(nodes, me, tag));
+            if interrupted {
+                self.interrupted(me, key, pass_on);
+            }
             return true;
         };
         let (me, key) = with(|h| {
-            let me = h.core.borrow().current;
+            let mut core = h.core.borrow_mut();
+            let me = core.current;
             assert!(me != HUB, "gevent: a blocking call inside a hub callback (link callbacks must not block)");
-            (me, self.list.borrow_mut().push_tagged(&mut h.waiters.borrow_mut(), me, tag))
+            (me, self.list.push_tagged(&mut core.waits, me, tag))
         });
-        let mut place = Place { waiters: self, key: Some(key), pass_on, done: false };
+        let mut place = Place { waiters: self, key, pass_on, done: false };
         let timer = TimerGuard::arm(d, Action::Wake(me));
         loop {
             super::park();
@@ -114,11 +120,10 @@ impl Waiters {
     pub(crate) fn notify_one_tag(&self) -> Option<usize> {
         with(|h| {
             let mut core = h.core.borrow_mut();
-            let eligible = |g: usize| {
-                let hot = &core.hot[g];
-                !hot.interrupted || hot.unwinding > 0
-            };
-            let next = self.list.borrow_mut().pop_first(&mut h.waiters.borrow_mut(), eligible);
+            let core = &mut *core;
+            let hot = &core.hot;
+            let eligible = |g: usize| !hot[g].interrupted || hot[g].unwinding > 0;
+            let next = self.list.pop_first(&mut core.waits, eligible);
             next.map(|(g, tag)| {
                 core.unpark(g);
                 tag
@@ -130,52 +135,39 @@ impl Waiters {
     /// (Inlined: an `Event::set`, half of a ping-pong hop.)
     #[inline(always)]
     pub(crate) fn notify_all(&self) -> usize {
-        if self.list.borrow().is_empty() {
+        if self.list.is_empty() {
             return 0;
         }
-        with(|h| {
-            let (mut list, mut nodes, mut core) = (self.list.borrow_mut(), h.waiters.borrow_mut(), h.core.borrow_mut());
-            let mut n = 0;
-            while let Some(k) = list.pop_front(&mut nodes) {
-                core.unpark(k);
-                n += 1;
-            }
-            n
-        })
+        // SAFETY: `h` is used within this function only, which never switches.
+        let h = unsafe { super::hub_ref() };
+        let mut core = h.core.borrow_mut();
+        let core = &mut *core;
+        self.list.drain(&mut core.waits, |k| super::sched::unpark(&mut core.hot, &mut core.ready, k))
     }
 }
 
 /// A waiter's place in the list, left on every exit path.
 struct Place<'a> {
     waiters: &'a Waiters,
-    /// Set once enlisted.
-    key: Option<WaitKey>,
+    key: WaitKey,
     pass_on: &'a dyn Fn(),
     /// Returned normally after being handed something.
     done: bool,
 }
 
 impl Place<'_> {
-    /// A kill deferred while this greenlet unwinds in a destructor resumes
-    /// it without a hand-off: it waits on.
-    #[cold]
-    fn wait_out_deferred_kill(&self) {
-        while std::thread::panicking() && self.listed() {
-            super::park();
-        }
-    }
-
     fn listed(&self) -> bool {
-        let Some(key) = self.key else { return false };
-        with(|h| self.waiters.list.borrow().contains(&h.waiters.borrow(), key))
+        with(|h| self.waiters.list.contains(&h.core.borrow().waits, self.key))
     }
 }
 
 impl Drop for Place<'_> {
     #[inline]
     fn drop(&mut self) {
-        let Some(key) = self.key.filter(|_| !self.done) else { return };
-        let left = with(|h| self.waiters.list.borrow_mut().remove(&mut h.waiters.borrow_mut(), key));
+        if self.done {
+            return;
+        }
+        let left = with(|h| self.waiters.list.remove(&mut h.core.borrow_mut().waits, self.key));
         if !left {
             // Handed something, then unwound (or timed out) before taking it.
             (self.pass_on)();
