@@ -46,6 +46,7 @@ pub(crate) struct Send<'a> {
 // SAFETY: the entry names `buf`, borrowed for the op's life.
 unsafe impl Op for Send<'_> {
     const INTEREST: Interest = Interest::Write;
+    const TRY_FIRST: bool = true;
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
         let len = self.buf.len().min(u32::MAX as usize) as u32;
         opcode::Send::new(types::Fd(fd), self.buf.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
@@ -269,6 +270,7 @@ impl<'a> SendTo<'a> {
 // SAFETY: as `RecvFrom`; the kernel only reads through this msghdr.
 unsafe impl Op for SendTo<'_> {
     const INTEREST: Interest = Interest::Write;
+    const TRY_FIRST: bool = true;
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
         let msg = self.prepare();
         opcode::SendMsg::new(types::Fd(fd), msg).flags(libc::MSG_NOSIGNAL as u32).build()
