@@ -473,7 +473,9 @@ pub(crate) fn raise_pending(me: usize) {
 /// different places took 20.6 ns per yield that way, 7 ns inlined).
 #[inline(always)]
 pub(crate) fn yield_now() {
-    let (me, plan) = with(|h| {
+    let (me, plan) = {
+        // SAFETY: `h` is dropped at the end of this block, before the switch.
+        let h = unsafe { super::hub_ref() };
         let mut core = h.core.borrow_mut();
         let me = core.current;
         assert!(me != HUB, "{HUB_BLOCKING}");
@@ -482,7 +484,7 @@ pub(crate) fn yield_now() {
         let from = hot.slots;
         core.ready.push_back(me);
         (me, h.plan_from(&mut core, me, from))
-    });
+    };
     match plan {
         Some(p) => resumed(me, switch(p)),
         None => resumed(me, with(|h| h.core.borrow().hot[me].interrupted as usize)),
