@@ -3,8 +3,9 @@
 //! with a generation, so a list costs no allocation of its own (the slab's
 //! slots are reused, so a steady state allocates nothing). The oldest waiter
 //! of a list that was empty sits inline in the list itself, so the common
-//! single waiter (a join, a lock hand-off) touches no slab at all. The key a waiter holds goes stale once its node is popped: removing
-//! by a stale key is a no-op, never the removal of somebody else's node.
+//! single waiter (a join, a lock hand-off) touches no slab at all. The key
+//! a waiter holds goes stale once its node is popped: removing by a stale
+//! key is a no-op, never the removal of somebody else's node.
 #![forbid(unsafe_code)]
 
 use std::cell::Cell;

@@ -1,7 +1,7 @@
 //! Load client for the echo benchmark (bench/echo.sh): one thread, nonblocking sockets,
 //! level-triggered epoll via libc. Independent of the gevent crate.
 //!
-//! Usage: echo_load --addr 127.0.0.1:PORT --conns C --secs T [--size 64] [--bulk]
+//! Usage: echo_load --addr 127.0.0.1:PORT --conns C --secs T [--size 64] [--bulk | --churn]
 //!                  [--warmup 0.5] [--chunk 1048576]
 //!
 //! Round-trip mode (default): each of C connections sends `size` bytes, waits for the
@@ -16,6 +16,14 @@
 //! echo at the same time (at most two chunks outstanding per connection). Prints:
 //!   mb_per_sec=.. conns=C chunk=.. secs=T all_bytes=.. all_secs=.. cpu_pct=..
 //! with MB = 1e6 bytes of echoed data received.
+//!
+//! Churn mode (--churn): each of C connection slots loops: nonblocking connect, send
+//! `size` bytes, read the whole echo, close (with SO_LINGER {on, 0}: a reset, so that no
+//! TIME_WAIT sockets pile up on the client), and again. After the warm-up, counts the
+//! connect-echo-close cycles completed in the next T seconds; latency runs from creating
+//! the socket (just before the connect) to the close. Prints:
+//!   conns_per_sec=.. p50_us=.. p99_us=.. conns=C size=S secs=T all_conns=.. all_secs=..
+//!   cpu_pct=..
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -31,12 +39,13 @@ struct Args {
     size: usize,
     chunk: usize,
     bulk: bool,
+    churn: bool,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!("echo_load: {msg}");
     eprintln!(
-        "usage: echo_load --addr HOST:PORT --conns C --secs T [--size 64] [--bulk] [--warmup 0.5] [--chunk 1048576]"
+        "usage: echo_load --addr HOST:PORT --conns C --secs T [--size 64] [--bulk | --churn] [--warmup 0.5] [--chunk 1048576]"
     );
     exit(2)
 }
@@ -50,12 +59,17 @@ fn parse_args() -> Args {
         size: 64,
         chunk: 1 << 20,
         bulk: false,
+        churn: false,
     };
     let mut have_addr = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--bulk" {
             args.bulk = true;
+            continue;
+        }
+        if flag == "--churn" {
+            args.churn = true;
             continue;
         }
         let val = it.next().unwrap_or_else(|| usage(&format!("{flag} needs a value")));
@@ -74,6 +88,9 @@ fn parse_args() -> Args {
     }
     if !have_addr || args.conns == 0 || args.secs <= 0.0 || args.size == 0 || args.chunk == 0 || args.warmup < 0.0 {
         usage("need --addr, --conns > 0, --secs > 0 (and --size, --chunk > 0)");
+    }
+    if args.bulk && args.churn {
+        usage("--bulk and --churn exclude each other");
     }
     args
 }
@@ -459,11 +476,182 @@ fn run_bulk(args: &Args) {
     );
 }
 
+/// `addr` as a sockaddr for connect(2), and its length.
+fn raw_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero bytes are a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as _,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than, and aligned for, any sockaddr.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as _,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+struct ChurnConn {
+    fd: RawFd,
+    sent: usize,
+    got: usize,
+    started: Instant,
+}
+
+fn run_churn(args: &Args) {
+    let (sa, sa_len) = raw_sockaddr(&args.addr);
+    let family = if args.addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let mut ep = Epoll::new();
+    let payload: Vec<u8> = (0..args.size).map(|i| (i % 251) as u8).collect();
+    let mut rbuf = vec![0u8; args.size];
+    let mut hist = Hist::new();
+    let (mut counted, mut all) = (0u64, 0u64);
+
+    // Opens slot `token`'s next connection: a nonblocking connect (on loopback it often
+    // completes at once), the request written as soon as it is connected, EPOLLOUT only
+    // while connecting or while the request is not all written.
+    let open = |ep: &Epoll, token: usize| -> ChurnConn {
+        let started = Instant::now();
+        let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        // SAFETY: plain syscall.
+        let fd = check(unsafe { libc::socket(family, ty, 0) }, "socket");
+        // One small write per connection: Nagle never delays it, so no TCP_NODELAY here.
+        // SAFETY: `sa` is a sockaddr of `sa_len` bytes.
+        let r = unsafe { libc::connect(fd, (&sa as *const libc::sockaddr_storage).cast(), sa_len) };
+        let connected = r == 0;
+        if !connected {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINPROGRESS) {
+                fail(&format!("connect to {}", args.addr), e);
+            }
+        }
+        let mut c = ChurnConn { fd, sent: 0, got: 0, started };
+        if connected {
+            churn_send(&mut c, &payload);
+        }
+        let out = if !connected || c.sent < payload.len() { libc::EPOLLOUT as u32 } else { 0 };
+        ep.ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32 | out, token);
+        c
+    };
+
+    let cpu0 = own_cpu_secs();
+    let begin = Instant::now();
+    let t0 = begin + Duration::from_secs_f64(args.warmup);
+    let end = t0 + Duration::from_secs_f64(args.secs);
+    let mut conns: Vec<ChurnConn> = (0..args.conns).map(|i| open(&ep, i)).collect();
+
+    loop {
+        if Instant::now() >= end {
+            break;
+        }
+        let n = ep.wait(end);
+        for k in 0..n {
+            let ev = ep.events[k];
+            let token = ev.u64 as usize;
+            let c = &mut conns[token];
+            if ev.events & libc::EPOLLOUT as u32 != 0 && c.sent < payload.len() {
+                // Connected (or failed: then the write reports why).
+                churn_send(c, &payload);
+                if c.sent == payload.len() {
+                    ep.ctl(libc::EPOLL_CTL_MOD, c.fd, libc::EPOLLIN as u32, token);
+                }
+            }
+            if ev.events & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 == 0 {
+                continue;
+            }
+            // The server echoes only what we sent, so never more than `size` is pending.
+            let want = args.size - c.got;
+            match sys_read(c.fd, &mut rbuf[..want]) {
+                Ok(Some(0)) => fail("read", io::Error::new(io::ErrorKind::UnexpectedEof, "server closed")),
+                Ok(Some(n)) => c.got += n,
+                Ok(None) => continue,
+                Err(e) => fail("read", e),
+            }
+            if c.got < args.size || c.sent < args.size {
+                continue;
+            }
+            churn_close(c.fd);
+            let done = Instant::now();
+            all += 1;
+            if done >= t0 && done < end {
+                counted += 1;
+                hist.record(done.duration_since(c.started).as_nanos() as u64);
+            }
+            conns[token] = open(&ep, token);
+        }
+    }
+    let all_secs = Instant::now().duration_since(begin).as_secs_f64();
+    let cpu_pct = 100.0 * (own_cpu_secs() - cpu0) / all_secs;
+    for c in &conns {
+        churn_close(c.fd);
+    }
+    let us = |ns: u64| ns as f64 / 1000.0;
+    println!(
+        "conns_per_sec={:.0} p50_us={:.1} p99_us={:.1} conns={} size={} secs={} all_conns={} all_secs={:.3} cpu_pct={:.0}",
+        counted as f64 / args.secs,
+        us(hist.quantile(0.50)),
+        us(hist.quantile(0.99)),
+        args.conns,
+        args.size,
+        args.secs,
+        all,
+        all_secs,
+        cpu_pct
+    );
+}
+
+/// Writes what is left of the request.
+fn churn_send(c: &mut ChurnConn, payload: &[u8]) {
+    while c.sent < payload.len() {
+        match sys_write(c.fd, &payload[c.sent..]) {
+            Ok(Some(n)) => c.sent += n,
+            Ok(None) => break,
+            Err(e) => fail("write", e),
+        }
+    }
+}
+
+/// Closes with SO_LINGER {on, 0}: the close sends a reset instead of a FIN, so the socket
+/// skips TIME_WAIT. We close first, and at thousands of connections a second the
+/// TIME_WAIT sockets would otherwise exhaust the ephemeral ports within a minute.
+fn churn_close(fd: RawFd) {
+    let lg = libc::linger { l_onoff: 1, l_linger: 0 };
+    let len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
+    // SAFETY: `lg` is a linger struct of `len` bytes; we own fd (the close also drops it
+    // from the epoll set).
+    unsafe {
+        check(
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, (&lg as *const libc::linger).cast(), len),
+            "SO_LINGER",
+        );
+        libc::close(fd);
+    }
+}
+
 fn main() {
     let args = parse_args();
     raise_nofile_limit();
     if args.bulk {
         run_bulk(&args)
+    } else if args.churn {
+        run_churn(&args)
     } else {
         run_rtt(&args)
     }
