@@ -21,6 +21,10 @@
 #   ECHO_BULK_CONNS   bulk connections [4]             ECHO_BULK_CHUNK  bytes per write [1048576]
 #   ECHO_SERVER_CPU   [0]   ECHO_CLIENT_CPU [1]        ECHO_PORT     first port [18701]
 #   ECHO_BUILD        0 to skip `cargo build` [1]      ECHO_LOG      client output log
+#   ECHO_ROUNDS       rounds over all servers [1]: each round starts every server in turn
+#                     for ECHO_REPS runs per connection count; medians are over all rounds.
+#                     On a machine whose speed drifts, several short rounds spread the
+#                     drift over every server instead of charging it to the last ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +41,7 @@ server_cpu=${ECHO_SERVER_CPU:-0}
 client_cpu=${ECHO_CLIENT_CPU:-1}
 port=${ECHO_PORT:-18701}
 only=${ECHO_SERVERS:-}
+rounds=${ECHO_ROUNDS:-1}
 log=${ECHO_LOG:-target/echo-bench.log}
 load=target/release/echo_load
 gevent_bin=target/release/examples/echo_server
@@ -162,9 +167,13 @@ busy_pct() {
 
 # --- run -------------------------------------------------------------------------------
 : >"$log"
-rows=()
 notes=()
-echo "echo.sh: secs=$secs reps=$reps warmup=$warmup conns=($conns_list) size=$size bulk=${bulk_conns}x${bulk_chunk}B/${bulk_secs}s; server on CPU $server_cpu, client on CPU $client_cpu; log $log" >&2
+# Per "label|C" key, space-separated samples gathered over all rounds (keys in first-seen
+# order in `keys`); the bulk figures per label.
+declare -A acc_rtt acc_cpu acc_util acc_cli acc_p50 acc_p99 acc_rss acc_bulk
+keys=()
+echo "echo.sh: secs=$secs reps=$reps rounds=$rounds warmup=$warmup conns=($conns_list) size=$size bulk=${bulk_conns}x${bulk_chunk}B/${bulk_secs}s; server on CPU $server_cpu, client on CPU $client_cpu; log $log" >&2
+for ((round = 1; round <= rounds; round++)); do
 for entry in "${servers[@]}"; do
     label=${entry%%=*}
     read -ra cmd <<<"${entry#*=}"
@@ -179,9 +188,8 @@ for entry in "${servers[@]}"; do
         echo "echo.sh: warning: the machine is ${busy}% busy before $label starts; numbers will be noisy" >&2
         notes+=("machine ${busy}% busy before $label started")
     fi
-    echo "echo.sh: $label" >&2
+    echo "echo.sh: $label (round $round/$rounds)" >&2
     start_server "$label" "${cmd[@]}" || { notes+=("$label: failed to start"); continue; }
-    first=1
     failed=""
     bulk="-"
     # Bulk first, so it is reported on the server's first row.
@@ -190,8 +198,11 @@ for entry in "${servers[@]}"; do
     else
         failed="bulk run failed"
     fi
+    acc_bulk[$label]+=" $bulk"
     for c in $conns_list; do
         [[ -n $failed ]] && break
+        key="$label|$c"
+        [[ -v "acc_rtt[$key]" ]] || keys+=("$key")
         rtts="" per_cpu="" util="" cli="" p50s="" p99s="" rss=0
         for ((r = 1; r <= reps; r++)); do
             if ! client "$([[ $r == "$reps" ]] && echo 1 || echo 0)" "$secs" --conns "$c" --size "$size"; then
@@ -208,18 +219,29 @@ for entry in "${servers[@]}"; do
             cli+=" $(kv cpu_pct "$out")"
         done
         [[ -n $failed ]] && break
-        rows+=("$label|$c|$(median "$rtts")|$(median "$per_cpu")|$(median "$util")|$(median "$cli")|$(median "$p50s")|$(median "$p99s")|$([[ $first == 1 ]] && echo "$bulk" || echo "")|$(calc "$rss / 1024" 1)")
-        first=0
+        acc_rtt[$key]+="$rtts" acc_cpu[$key]+="$per_cpu" acc_util[$key]+="$util" acc_cli[$key]+="$cli"
+        acc_p50[$key]+="$p50s" acc_p99[$key]+="$p99s" acc_rss[$key]+=" $rss"
     done
     if [[ -n $failed ]] || ! kill -0 "$srv_pid" 2>/dev/null; then
         notes+=("$label: ${failed:-server died}; see $log")
     fi
     stop_server
 done
+done
+
+rows=()
+for key in "${keys[@]}"; do
+    label=${key%%|*}
+    c=${key#*|}
+    # Bulk is reported on a server's first row.
+    bulk=""
+    if [[ $key == "${label}|${conns_list%% *}" ]]; then bulk=$(median "${acc_bulk[$label]//-/}"); fi
+    rows+=("$key|$(median "${acc_rtt[$key]}")|$(median "${acc_cpu[$key]}")|$(median "${acc_util[$key]}")|$(median "${acc_cli[$key]}")|$(median "${acc_p50[$key]}")|$(median "${acc_p99[$key]}")|$bulk|$(calc "$(median "${acc_rss[$key]}") / 1024" 1)")
+done
 
 # --- table -----------------------------------------------------------------------------
 echo
-echo "${size}-byte round trips: medians of $reps x ${secs}s runs (after ${warmup}s warm-up); bulk: ${bulk_conns} conns x ${bulk_chunk}-byte writes, ${bulk_secs}s; MB = 1e6 bytes echoed"
+echo "${size}-byte round trips: medians of $rounds round(s) x $reps x ${secs}s runs (after ${warmup}s warm-up); bulk: ${bulk_conns} conns x ${bulk_chunk}-byte writes, ${bulk_secs}s; MB = 1e6 bytes echoed"
 echo "rtt/srv-cpu-s: round trips per second of server CPU time; srv-cpu%, cli-cpu%: CPU use of server and client (both near 100: server-bound; server well below 100 with the client near 100: client-bound; both low: other load on the machine)"
 fmt="%-13s %5s %10s %14s %9s %9s %9s %9s %10s %8s\n"
 # shellcheck disable=SC2059
