@@ -110,6 +110,24 @@ fn raise_nofile_limit() {
     }
 }
 
+/// A run's clock: this client's CPU seconds at `begin`, the warm-up from `begin` to
+/// `t0`, and the counted window from `t0` to `end`.
+struct Window {
+    cpu0: f64,
+    begin: Instant,
+    t0: Instant,
+    end: Instant,
+}
+
+impl Window {
+    fn start(args: &Args) -> Window {
+        let cpu0 = own_cpu_secs();
+        let begin = Instant::now();
+        let t0 = begin + Duration::from_secs_f64(args.warmup);
+        Window { cpu0, begin, t0, end: t0 + Duration::from_secs_f64(args.secs) }
+    }
+}
+
 /// This process's CPU time (user + system) in seconds.
 fn own_cpu_secs() -> f64 {
     // SAFETY: getrusage fills the zeroed struct.
@@ -294,10 +312,7 @@ fn run_rtt(args: &Args) {
     let mut hist = Hist::new();
     let (mut counted, mut all) = (0u64, 0u64);
 
-    let cpu0 = own_cpu_secs();
-    let begin = Instant::now();
-    let t0 = begin + Duration::from_secs_f64(args.warmup);
-    let end = t0 + Duration::from_secs_f64(args.secs);
+    let Window { cpu0, begin, t0, end } = Window::start(args);
 
     // Writes what is left of the current request; registers for EPOLLOUT only while the
     // socket buffer is full (never, in practice, with small requests).
@@ -404,10 +419,7 @@ fn run_bulk(args: &Args) {
     let window = 2 * args.chunk as u64;
     let (mut counted, mut all) = (0u64, 0u64);
 
-    let cpu0 = own_cpu_secs();
-    let begin = Instant::now();
-    let t0 = begin + Duration::from_secs_f64(args.warmup);
-    let end = t0 + Duration::from_secs_f64(args.secs);
+    let Window { cpu0, begin, t0, end } = Window::start(args);
     let both = (libc::EPOLLIN | libc::EPOLLOUT) as u32;
     for (i, c) in conns.iter().enumerate() {
         ep.ctl(libc::EPOLL_CTL_ADD, c.stream.as_raw_fd(), both, i);
@@ -551,10 +563,7 @@ fn run_churn(args: &Args) {
         c
     };
 
-    let cpu0 = own_cpu_secs();
-    let begin = Instant::now();
-    let t0 = begin + Duration::from_secs_f64(args.warmup);
-    let end = t0 + Duration::from_secs_f64(args.secs);
+    let Window { cpu0, begin, t0, end } = Window::start(args);
     let mut conns: Vec<ChurnConn> = (0..args.conns).map(|i| open(&ep, i)).collect();
 
     loop {
