@@ -110,6 +110,19 @@ fn raise_nofile_limit() {
     }
 }
 
+/// Reads what is pending of a `size`-byte echo into `buf`, adding to `*got`; true once
+/// all `size` bytes were sent and have come back.
+fn read_echo(fd: RawFd, buf: &mut [u8], got: &mut usize, sent: usize, size: usize) -> bool {
+    // The server echoes only what we sent, so never more than `size` is pending.
+    match sys_read(fd, &mut buf[..size - *got]) {
+        Ok(Some(0)) => fail("read", io::Error::new(io::ErrorKind::UnexpectedEof, "server closed")),
+        Ok(Some(n)) => *got += n,
+        Ok(None) => return false,
+        Err(e) => fail("read", e),
+    }
+    *got == size && sent >= size
+}
+
 /// A run's clock: this client's CPU seconds at `begin`, the warm-up from `begin` to
 /// `t0`, and the counted window from `t0` to `end`.
 struct Window {
@@ -195,6 +208,18 @@ impl Epoll {
             fail("epoll_wait", e);
         }
         n as usize
+    }
+
+    /// Hands every event to `f` (with this epoll, the token and the event bits) until
+    /// `end`.
+    fn each_until(&mut self, end: Instant, mut f: impl FnMut(&Epoll, usize, u32)) {
+        while Instant::now() < end {
+            let n = self.wait(end);
+            for k in 0..n {
+                let ev = self.events[k];
+                f(self, ev.u64 as usize, ev.events);
+            }
+        }
     }
 }
 
@@ -339,46 +364,29 @@ fn run_rtt(args: &Args) {
         send(&ep, c, i, &payload);
     }
 
-    loop {
-        let now = Instant::now();
-        if now >= end {
-            break;
+    ep.each_until(end, |ep, token, events| {
+        let c = &mut conns[token];
+        if events & libc::EPOLLOUT as u32 != 0 {
+            send(ep, c, token, &payload);
         }
-        let n = ep.wait(end);
-        for k in 0..n {
-            let ev = ep.events[k];
-            let token = ev.u64 as usize;
-            let c = &mut conns[token];
-            if ev.events & libc::EPOLLOUT as u32 != 0 {
-                send(&ep, c, token, &payload);
-            }
-            if ev.events & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 == 0 {
-                continue;
-            }
-            let fd = c.stream.as_raw_fd();
-            // The server echoes only what we sent, so never more than `size` is pending.
-            let want = args.size - c.got;
-            match sys_read(fd, &mut rbuf[..want]) {
-                Ok(Some(0)) => fail("read", io::Error::new(io::ErrorKind::UnexpectedEof, "server closed")),
-                Ok(Some(n)) => c.got += n,
-                Ok(None) => continue,
-                Err(e) => fail("read", e),
-            }
-            if c.got < args.size || c.sent < args.size {
-                continue;
-            }
-            let done = Instant::now();
-            all += 1;
-            if done >= t0 && done < end {
-                counted += 1;
-                hist.record(done.duration_since(c.started).as_nanos() as u64);
-            }
-            c.got = 0;
-            c.sent = 0;
-            c.started = done;
-            send(&ep, c, token, &payload);
+        if events & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 == 0 {
+            return;
         }
-    }
+        let fd = c.stream.as_raw_fd();
+        if !read_echo(fd, &mut rbuf, &mut c.got, c.sent, args.size) {
+            return;
+        }
+        let done = Instant::now();
+        all += 1;
+        if done >= t0 && done < end {
+            counted += 1;
+            hist.record(done.duration_since(c.started).as_nanos() as u64);
+        }
+        c.got = 0;
+        c.sent = 0;
+        c.started = done;
+        send(ep, c, token, &payload);
+    });
     let all_secs = Instant::now().duration_since(begin).as_secs_f64();
     let us = |ns: u64| ns as f64 / 1000.0;
     println!(
@@ -425,56 +433,48 @@ fn run_bulk(args: &Args) {
         ep.ctl(libc::EPOLL_CTL_ADD, c.stream.as_raw_fd(), both, i);
     }
 
-    loop {
-        if Instant::now() >= end {
-            break;
-        }
-        let n = ep.wait(end);
-        for k in 0..n {
-            let ev = ep.events[k];
-            let token = ev.u64 as usize;
-            let c = &mut conns[token];
-            let fd = c.stream.as_raw_fd();
-            if ev.events & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
-                // Drain what is there.
-                loop {
-                    match sys_read(fd, &mut rbuf) {
-                        Ok(Some(0)) => fail("read", io::Error::new(io::ErrorKind::UnexpectedEof, "server closed")),
-                        Ok(Some(n)) => {
-                            c.got += n as u64;
-                            all += n as u64;
-                            let now = Instant::now();
-                            if now >= t0 && now < end {
-                                counted += n as u64;
-                            }
-                            if n < rbuf.len() {
-                                break;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => fail("read", e),
-                    }
-                }
-            }
-            // Write while the window allows; a chunk once started is always finished.
-            while c.off > 0 || c.sent - c.got < window {
-                match sys_write(fd, &chunk[c.off..]) {
+    ep.each_until(end, |ep, token, events| {
+        let c = &mut conns[token];
+        let fd = c.stream.as_raw_fd();
+        if events & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+            // Drain what is there.
+            loop {
+                match sys_read(fd, &mut rbuf) {
+                    Ok(Some(0)) => fail("read", io::Error::new(io::ErrorKind::UnexpectedEof, "server closed")),
                     Ok(Some(n)) => {
-                        c.sent += n as u64;
-                        c.off = (c.off + n) % chunk.len();
+                        c.got += n as u64;
+                        all += n as u64;
+                        let now = Instant::now();
+                        if now >= t0 && now < end {
+                            counted += n as u64;
+                        }
+                        if n < rbuf.len() {
+                            break;
+                        }
                     }
                     Ok(None) => break,
-                    Err(e) => fail("write", e),
+                    Err(e) => fail("read", e),
                 }
             }
-            let want_out = c.off > 0 || c.sent - c.got < window;
-            if want_out != c.want_out {
-                let ev = libc::EPOLLIN as u32 | if want_out { libc::EPOLLOUT as u32 } else { 0 };
-                ep.ctl(libc::EPOLL_CTL_MOD, fd, ev, token);
-                c.want_out = want_out;
+        }
+        // Write while the window allows; a chunk once started is always finished.
+        while c.off > 0 || c.sent - c.got < window {
+            match sys_write(fd, &chunk[c.off..]) {
+                Ok(Some(n)) => {
+                    c.sent += n as u64;
+                    c.off = (c.off + n) % chunk.len();
+                }
+                Ok(None) => break,
+                Err(e) => fail("write", e),
             }
         }
-    }
+        let want_out = c.off > 0 || c.sent - c.got < window;
+        if want_out != c.want_out {
+            let ev = libc::EPOLLIN as u32 | if want_out { libc::EPOLLOUT as u32 } else { 0 };
+            ep.ctl(libc::EPOLL_CTL_MOD, fd, ev, token);
+            c.want_out = want_out;
+        }
+    });
     let all_secs = Instant::now().duration_since(begin).as_secs_f64();
     println!(
         "mb_per_sec={:.1} conns={} chunk={} secs={} all_bytes={} all_secs={:.3} cpu_pct={:.0}",
@@ -566,46 +566,30 @@ fn run_churn(args: &Args) {
     let Window { cpu0, begin, t0, end } = Window::start(args);
     let mut conns: Vec<ChurnConn> = (0..args.conns).map(|i| open(&ep, i)).collect();
 
-    loop {
-        if Instant::now() >= end {
-            break;
+    ep.each_until(end, |ep, token, events| {
+        let c = &mut conns[token];
+        if events & libc::EPOLLOUT as u32 != 0 && c.sent < payload.len() {
+            // Connected (or failed: then the write reports why).
+            churn_send(c, &payload);
+            if c.sent == payload.len() {
+                ep.ctl(libc::EPOLL_CTL_MOD, c.fd, libc::EPOLLIN as u32, token);
+            }
         }
-        let n = ep.wait(end);
-        for k in 0..n {
-            let ev = ep.events[k];
-            let token = ev.u64 as usize;
-            let c = &mut conns[token];
-            if ev.events & libc::EPOLLOUT as u32 != 0 && c.sent < payload.len() {
-                // Connected (or failed: then the write reports why).
-                churn_send(c, &payload);
-                if c.sent == payload.len() {
-                    ep.ctl(libc::EPOLL_CTL_MOD, c.fd, libc::EPOLLIN as u32, token);
-                }
-            }
-            if ev.events & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 == 0 {
-                continue;
-            }
-            // The server echoes only what we sent, so never more than `size` is pending.
-            let want = args.size - c.got;
-            match sys_read(c.fd, &mut rbuf[..want]) {
-                Ok(Some(0)) => fail("read", io::Error::new(io::ErrorKind::UnexpectedEof, "server closed")),
-                Ok(Some(n)) => c.got += n,
-                Ok(None) => continue,
-                Err(e) => fail("read", e),
-            }
-            if c.got < args.size || c.sent < args.size {
-                continue;
-            }
-            churn_close(c.fd);
-            let done = Instant::now();
-            all += 1;
-            if done >= t0 && done < end {
-                counted += 1;
-                hist.record(done.duration_since(c.started).as_nanos() as u64);
-            }
-            conns[token] = open(&ep, token);
+        if events & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 == 0 {
+            return;
         }
-    }
+        if !read_echo(c.fd, &mut rbuf, &mut c.got, c.sent, args.size) {
+            return;
+        }
+        churn_close(c.fd);
+        let done = Instant::now();
+        all += 1;
+        if done >= t0 && done < end {
+            counted += 1;
+            hist.record(done.duration_since(c.started).as_nanos() as u64);
+        }
+        conns[token] = open(ep, token);
+    });
     let all_secs = Instant::now().duration_since(begin).as_secs_f64();
     let cpu_pct = 100.0 * (own_cpu_secs() - cpu0) / all_secs;
     for c in &conns {
