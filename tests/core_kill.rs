@@ -399,6 +399,37 @@ fn a_second_kill_while_a_destructor_blocks_during_the_first_does_not_abort() {
 }
 
 #[test]
+fn a_timeout_opened_in_a_destructor_fires_while_a_second_kill_waits() {
+    // The second kill cannot be raised inside the destructor; it must not
+    // hold back the destructor's own timeout either (it once did, forever,
+    // with the hub spinning on the due timer).
+    struct Flush(gevent::event::Event, Rc<Cell<Option<bool>>>);
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            let r = gevent::with_timeout(ms(10), || self.0.wait());
+            self.1.set(Some(r.is_err()));
+        }
+    }
+    let never = gevent::event::Event::new();
+    let timed_out = Rc::new(Cell::new(None));
+    let (e, t) = (never.clone(), timed_out.clone());
+    let g = gevent::spawn(move || {
+        let _f = Flush(e, t);
+        gevent::sleep(Duration::from_secs(3600));
+    });
+    gevent::yield_now();
+    g.kill_nowait();
+    gevent::yield_now(); // g now waits inside Flush::drop, unwinding
+    g.kill_nowait(); // deferred
+    let start = Instant::now();
+    assert!(g.join_timeout(Duration::from_secs(10)), "the destructor's wait never ended");
+    assert_eq!(timed_out.get(), Some(true), "the destructor's scope timed out");
+    assert!(start.elapsed() >= ms(5), "no earlier than its deadline");
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+    assert_eq!(gevent::hub::stats().waiters, 0);
+}
+
+#[test]
 fn other_greenlets_stay_killable_while_one_is_suspended_mid_unwind() {
     // std::thread::panicking() is the thread's: it is true in every greenlet
     // while one of them sleeps in a destructor during its unwind.

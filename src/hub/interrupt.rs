@@ -12,23 +12,32 @@ use crate::timeout::TimeoutUnwind;
 
 #[cold]
 pub(super) fn raise_pending(me: usize) {
-    let (why, was_unwinding) = with(|h| {
+    let (why, deferred_kill, was_unwinding) = with(|h| {
         let mut core = h.core.borrow_mut();
-        core.hot[me].interrupted = false;
-        (core.greenlets[me].rare.as_mut().and_then(|r| r.pending.take()), core.hot[me].unwinding)
+        let (why, deferred) =
+            core.greenlets[me].rare.as_mut().map_or((None, false), |r| (r.pending.take(), r.deferred_kill));
+        // A deferred kill keeps the flag up: every resume looks at it again.
+        core.hot[me].interrupted = deferred;
+        (why, deferred, core.hot[me].unwinding)
     });
     // Blocked in a destructor while this greenlet is already unwinding: a
     // second unwind out of that destructor would abort the process.
     let unwinding = was_unwinding > 0 && std::thread::panicking();
-    match why {
+    // A pending interrupt goes first; a deferred kill comes back after it.
+    match why.or(deferred_kill.then_some(Interrupt::Kill)) {
         None => {}
-        // Kept for the first blocking point after this unwind ends.
+        // Kept for the first resume after this unwind ends.
         Some(Interrupt::Kill) if unwinding => with(|h| {
             let mut core = h.core.borrow_mut();
-            core.greenlets[me].rare().pending = Some(Interrupt::Kill);
+            core.greenlets[me].rare().deferred_kill = true;
             core.hot[me].interrupted = true;
         }),
         Some(Interrupt::Kill) => {
+            with(|h| {
+                let mut core = h.core.borrow_mut();
+                core.greenlets[me].rare().deferred_kill = false;
+                core.hot[me].interrupted = false;
+            });
             note_unwind(me, true);
             panic::resume_unwind(Box::new(KillUnwind))
         }

@@ -111,7 +111,7 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
 }
 
 /// The current thread's hub, creating it on first use: [`with`] without the
-/// closure, for the two hot paths (a wait-list park and a wake-all) where
+/// closure, for the hot paths (a wait-list park, a wake-all, a yield) where
 /// the closure's own call (saving and restoring every callee-saved
 /// register, returning its result through memory) costs more than the work
 /// inside.

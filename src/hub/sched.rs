@@ -88,6 +88,11 @@ pub(super) struct Gcb {
 #[derive(Default)]
 pub(super) struct Rare {
     pub(super) pending: Option<Interrupt>,
+    /// A kill that came while the greenlet was unwinding (raising it then
+    /// would abort): taken at a later resume, once the unwind is over. Kept
+    /// apart from `pending` so a timeout opened inside the destructor still
+    /// fires meanwhile.
+    pub(super) deferred_kill: bool,
     pub(super) locals: Vec<(u64, Option<Box<dyn Any>>)>,
     pub(super) start_timer: Option<crate::timer::TimerKey>,
 }
@@ -237,12 +242,17 @@ impl Hub {
         // first, and leaving the scope cancels the timeout. A greenlet that
         // merely yielded is `Yielded`, and interruptible. A timeout for a
         // greenlet that already has an interrupt to take waits too, so nested
-        // scopes due together each get theirs, in turn.
-        let wait_a_pass = |hot: &[Hot], a: &Action| match *a {
-            Action::Interrupt(k, _) => hot[k].state == State::Ready || hot[k].interrupted,
+        // scopes due together each get theirs, in turn (a deferred kill does
+        // not count: it waits for the unwind to end, and a scope opened in
+        // the destructor must time out meanwhile).
+        let wait_a_pass = |hot: &[Hot], gcbs: &Slab<Gcb>, a: &Action| match *a {
+            Action::Interrupt(k, _) => {
+                hot[k].state == State::Ready
+                    || gcbs.get(k).and_then(|g| g.rare.as_ref()).is_some_and(|r| r.pending.is_some())
+            }
             _ => false,
         };
-        while let Some(action) = core.timers.pop_due(now, |a| wait_a_pass(&core.hot, a)) {
+        while let Some(action) = core.timers.pop_due(now, |a| wait_a_pass(&core.hot, &core.greenlets, a)) {
             match action {
                 Action::Wake(k) => core.unpark(k),
                 Action::Interrupt(k, token) => core.interrupt(k, Interrupt::Timeout(token)),
@@ -386,9 +396,9 @@ fn reap(core: &mut Core, key: usize) {
 #[inline(always)]
 pub(super) fn switch((from, to, data): Plan) -> usize {
     // SAFETY: `from` holds the slots of the running context (the hub's
-    // `current` before `plan_to`), `to` those of a suspended or fresh one
-    // whose stack is alive (owned by its control block or the hub); no
-    // RefCell borrow is held here.
+    // `current` before the switch was planned), `to` those of a suspended
+    // or fresh one whose stack is alive (owned by its control block or the
+    // hub); no RefCell borrow is held here.
     unsafe { Context::at(from).switch_to(Context::at(to), data) }
 }
 
