@@ -1,7 +1,7 @@
 //! `gevent::server` on both backends: the pool cap, stopping with a grace
 //! period, `serve_forever`, running out of fds (in a child process: the fd
-//! limit is process-wide), `DatagramServer`, and `serve_threads` (in child
-//! processes: its server threads never end).
+//! limit is process-wide), `DatagramServer`, `serve_threads` (in child
+//! processes: its server threads never end) and `start_threads`.
 
 mod io_common;
 
@@ -466,6 +466,76 @@ fn out_of_fds_the_server_backs_off_and_recovers() {
     let stdout = child_ok(&out);
     for line in stdout.lines().filter(|l| l.contains("accept errors")) {
         println!("child: {}", line.rsplit(" ... ").next().unwrap_or(line));
+    }
+}
+
+/// A `start_threads` handler: answers each 4-byte message with the name
+/// of the thread serving it.
+fn name_the_thread(mut conn: TcpStream, _peer: SocketAddr) {
+    let mut b = [0u8; 4];
+    while conn.read_exact(&mut b).is_ok() {
+        let reply = format!("{}\n", std::thread::current().name().unwrap_or("?"));
+        if conn.write_all(reply.as_bytes()).is_err() {
+            break;
+        }
+    }
+}
+
+/// One message on a plain std client; the name of the thread that answered.
+fn ask_thread(c: &mut std::net::TcpStream) -> String {
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"ping").unwrap();
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while c.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        reply.push(byte[0]);
+    }
+    String::from_utf8(reply).unwrap()
+}
+
+#[test]
+fn start_threads_reports_its_port_and_stops_with_grace() {
+    // The server threads follow GEVENT_BACKEND: the suite's epoll run
+    // covers the other backend.
+    let server = gevent::server::start_threads(LOCAL, 2, || name_the_thread).unwrap();
+    assert_eq!(server.threads(), 2);
+    let addr = server.local_addr();
+    assert_ne!(addr.port(), 0, "the real port of a port 0 request");
+    let mut threads = BTreeSet::new();
+    for _ in 0..64 {
+        threads.insert(ask_thread(&mut std::net::TcpStream::connect(addr).unwrap()));
+    }
+    let names: BTreeSet<String> = ["gevent-server-0", "gevent-server-1"].map(String::from).into();
+    assert_eq!(threads, names, "64 connections were not spread over both threads");
+    // A connection left open: its handler waits for it past the grace.
+    let mut idle = std::net::TcpStream::connect(addr).unwrap();
+    ask_thread(&mut idle);
+    let start = Instant::now();
+    server.stop_timeout(ms(50)).unwrap();
+    let took = start.elapsed();
+    assert!(took >= ms(50), "stopped after {took:?}, before the grace was over");
+    assert!(took < Duration::from_secs(10), "stopping took {took:?}");
+    let mut rest = Vec::new();
+    // Killed after the grace: the connection ends (closed, or reset).
+    let end = idle.read_to_end(&mut rest);
+    assert!(matches!(end, Ok(0) | Err(_)) && rest.is_empty(), "{end:?} {rest:?}");
+    let refused = std::net::TcpStream::connect(addr).expect_err("nobody listens after stop");
+    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn a_dropped_threaded_server_stops() {
+    let server = gevent::server::start_threads(LOCAL, 1, || name_the_thread).unwrap();
+    let addr = server.local_addr();
+    assert_eq!(ask_thread(&mut std::net::TcpStream::connect(addr).unwrap()), "gevent-server-0");
+    drop(server); // does not wait
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match std::net::TcpStream::connect(addr) {
+            Err(e) => break assert_eq!(e.kind(), ErrorKind::ConnectionRefused),
+            Ok(_) if Instant::now() < deadline => std::thread::sleep(ms(5)),
+            Ok(_) => panic!("still accepting 10 s after the handle was dropped"),
+        }
     }
 }
 

@@ -24,8 +24,10 @@
 #![forbid(unsafe_code)]
 
 mod datagram;
+mod threads;
 
 pub use datagram::DatagramServer;
+pub use threads::{serve_threads, start_threads, ThreadedServer};
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -280,46 +282,4 @@ fn accept_pause(e: &io::Error, backoff: &mut Duration) -> Option<Duration> {
         Some(libc::ECONNABORTED | libc::EPROTO | libc::EINTR) => None,
         _ => Some(MIN_BACKOFF),
     }
-}
-
-/// Runs a [`StreamServer`] on each of `threads` OS threads, each its own
-/// hub, all listening on `addr` with `SO_REUSEPORT` (the kernel spreads the
-/// connections). `make_handler` builds each thread's handler. Returns when
-/// every thread's server has stopped (they run until the process ends,
-/// unless a handler stops its own server), or the first bind error.
-///
-/// # Blocking
-/// The calling thread (not only the greenlet) waits for the server threads.
-pub fn serve_threads<A, F, H>(addr: A, threads: usize, make_handler: F) -> io::Result<()>
-where
-    A: ToSocketAddrs,
-    F: Fn() -> H + Send + Sync + 'static,
-    H: Fn(TcpStream, SocketAddr) + 'static,
-{
-    let addr = addr
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses"))?;
-    // The first listener binds a port 0 request to a real port the others
-    // share. (A `SocketAddr` resolves without the thread pool.)
-    let first = TcpListener::bind_reuse_port(addr)?;
-    let addr = first.local_addr()?;
-    let make_handler = std::sync::Arc::new(make_handler);
-    let mut listeners = vec![first];
-    for _ in 1..threads.max(1) {
-        listeners.push(TcpListener::bind_reuse_port(addr)?);
-    }
-    let mut joins = Vec::new();
-    for (i, listener) in listeners.into_iter().enumerate() {
-        let make_handler = make_handler.clone();
-        joins.push(
-            std::thread::Builder::new()
-                .name(format!("gevent-server-{i}"))
-                .spawn(move || StreamServer::from_listener(listener, make_handler()).serve_forever())?,
-        );
-    }
-    for j in joins {
-        j.join().map_err(|_| io::Error::other("gevent: a server thread panicked"))??;
-    }
-    Ok(())
 }

@@ -1,0 +1,214 @@
+//! [`StreamServer`]s on several OS threads sharing one port: gevent users
+//! scale with processes, we scale with threads, each its own hub.
+#![forbid(unsafe_code)]
+
+use std::cell::Cell;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::{StreamServer, STOP_GRACE};
+use crate::socket::{TcpListener, TcpStream};
+
+/// [`StreamServer`]s running on several threads, all accepting on one port
+/// (see [`start_threads`]).
+///
+/// Dropping the handle stops the servers as [`stop`](Self::stop) does,
+/// without waiting for them.
+#[derive(Debug)]
+pub struct ThreadedServer {
+    addr: SocketAddr,
+    /// The grace the threads' servers get when stopped, in milliseconds.
+    grace_ms: Arc<AtomicU64>,
+    /// One end of a socket pair per thread; dropped, it tells that thread
+    /// to stop (its end turns readable).
+    stoppers: Vec<UnixStream>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+}
+
+impl ThreadedServer {
+    /// The address all the threads accept on (the real port when port 0
+    /// was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The number of server threads.
+    pub fn threads(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// [`stop_timeout`](Self::stop_timeout) with gevent's one-second grace.
+    ///
+    /// # Errors
+    /// As [`join`](Self::join).
+    ///
+    /// # Blocking
+    /// As `stop_timeout`.
+    pub fn stop(self) -> io::Result<()> {
+        self.stop_timeout(STOP_GRACE)
+    }
+
+    /// Stops every thread's server as [`StreamServer::stop_timeout`] does
+    /// (no new connections; running handlers get up to `grace`, then are
+    /// killed) and waits for the threads to end.
+    ///
+    /// # Errors
+    /// As [`join`](Self::join).
+    ///
+    /// # Blocking
+    /// The calling OS thread (not only the greenlet) waits, up to `grace`
+    /// plus the handlers' unwinding; from a greenlet, run it through
+    /// [`spawn_blocking`](crate::spawn_blocking) to keep the hub going.
+    pub fn stop_timeout(mut self, grace: Duration) -> io::Result<()> {
+        self.grace_ms.store(grace.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Release);
+        self.stoppers.clear();
+        self.wait()
+    }
+
+    /// Waits until every thread's server has stopped: until the process
+    /// ends, unless handlers stop their own servers.
+    ///
+    /// # Errors
+    /// The first error a thread's `serve_forever` returned, or `Other` if a
+    /// server thread panicked.
+    ///
+    /// # Blocking
+    /// The calling OS thread waits (see [`stop_timeout`](Self::stop_timeout)).
+    pub fn join(mut self) -> io::Result<()> {
+        self.wait()
+    }
+
+    fn wait(&mut self) -> io::Result<()> {
+        let mut first = Ok(());
+        for t in self.threads.drain(..) {
+            let r = t.join().unwrap_or_else(|_| Err(io::Error::other("gevent: a server thread panicked")));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+/// Starts a [`StreamServer`] on each of `threads` new OS threads (at least
+/// one), each its own hub, all listening on `addr` with `SO_REUSEPORT` (the
+/// kernel spreads the connections), and returns at once. `make_handler`
+/// builds each thread's handler, on that thread.
+///
+/// # Errors
+/// When `addr` does not resolve, a listener cannot bind, or a thread cannot
+/// start (the threads started so far are stopped).
+///
+/// # Examples
+/// ```
+/// use std::io::{Read, Write};
+/// let server = gevent::server::start_threads("127.0.0.1:0", 2, || {
+///     |mut conn: gevent::socket::TcpStream, _peer| {
+///         let mut buf = [0u8; 64];
+///         while let Ok(n @ 1..) = conn.read(&mut buf) {
+///             if conn.write_all(&buf[..n]).is_err() { break }
+///         }
+///     }
+/// }).unwrap();
+/// let mut c = std::net::TcpStream::connect(server.local_addr()).unwrap();
+/// c.write_all(b"ping").unwrap();
+/// let mut buf = [0u8; 4];
+/// c.read_exact(&mut buf).unwrap();
+/// assert_eq!(&buf, b"ping");
+/// drop(c);
+/// server.stop().unwrap();
+/// ```
+pub fn start_threads<A, F, H>(addr: A, threads: usize, make_handler: F) -> io::Result<ThreadedServer>
+where
+    A: ToSocketAddrs,
+    F: Fn() -> H + Send + Sync + 'static,
+    H: Fn(TcpStream, SocketAddr) + 'static,
+{
+    let addr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses"))?;
+    // The first listener binds a port 0 request to a real port the others
+    // share. (A `SocketAddr` resolves without the thread pool.)
+    let first = TcpListener::bind_reuse_port(addr)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..threads.max(1) {
+        listeners.push(TcpListener::bind_reuse_port(addr)?);
+    }
+    let make_handler = Arc::new(make_handler);
+    let mut server = ThreadedServer {
+        addr,
+        grace_ms: Arc::new(AtomicU64::new(STOP_GRACE.as_millis() as u64)),
+        stoppers: Vec::new(),
+        threads: Vec::new(),
+    };
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (stopper, stop_signal) = UnixStream::pair()?;
+        let (make_handler, grace_ms) = (make_handler.clone(), server.grace_ms.clone());
+        let thread = std::thread::Builder::new().name(format!("gevent-server-{i}")).spawn(move || {
+            serve_until_stopped(StreamServer::from_listener(listener, make_handler()), stop_signal, grace_ms)
+        });
+        match thread {
+            Ok(t) => {
+                server.stoppers.push(stopper);
+                server.threads.push(t);
+            }
+            Err(e) => {
+                drop(stopper);
+                // Dropping `server` stops the threads already started.
+                return Err(e);
+            }
+        }
+    }
+    Ok(server)
+}
+
+/// A server thread's body: serves until the server stops, on its own or
+/// when `stop_signal` turns readable (the other end was dropped).
+fn serve_until_stopped(server: StreamServer, stop_signal: UnixStream, grace_ms: Arc<AtomicU64>) -> io::Result<()> {
+    let stopping = Rc::new(Cell::new(false));
+    let watcher = {
+        let (server, stopping) = (server.clone(), stopping.clone());
+        crate::spawn(move || {
+            crate::socket::wait_read(stop_signal.as_raw_fd(), None)?;
+            stopping.set(true);
+            server.stop_timeout(Duration::from_millis(grace_ms.load(Ordering::Acquire)));
+            io::Result::Ok(())
+        })
+    };
+    let served = server.serve_forever();
+    if stopping.get() {
+        // Stopped by the watcher: let it finish waiting for the handlers.
+        watcher.join();
+    } else {
+        // Stopped by a handler of its own.
+        watcher.kill();
+    }
+    served
+}
+
+/// [`start_threads`], then [`ThreadedServer::join`]: serves until every
+/// thread's server has stopped (they run until the process ends, unless a
+/// handler stops its own server), or returns the first bind error.
+///
+/// # Errors
+/// As `start_threads` and `ThreadedServer::join`.
+///
+/// # Blocking
+/// The calling thread (not only the greenlet) waits for the server threads.
+pub fn serve_threads<A, F, H>(addr: A, threads: usize, make_handler: F) -> io::Result<()>
+where
+    A: ToSocketAddrs,
+    F: Fn() -> H + Send + Sync + 'static,
+    H: Fn(TcpStream, SocketAddr) + 'static,
+{
+    start_threads(addr, threads, make_handler)?.join()
+}
