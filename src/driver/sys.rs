@@ -111,3 +111,23 @@ pub(crate) fn ready_set(rlist: &[RawFd], wlist: &[RawFd]) -> io::Result<(Vec<Raw
     let ready = |ps: &[libc::pollfd]| ps.iter().filter(|p| p.revents != 0).map(|p| p.fd).collect();
     Ok((ready(r), ready(w)))
 }
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds: the clock `Instant` reads, as
+/// of the last timer tick (so up to its resolution behind), for a few ns
+/// instead of a full clock read. `None` where the kernel lacks it.
+#[inline]
+pub(crate) fn coarse_monotonic_ns() -> Option<u64> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: the kernel (vDSO) writes one timespec into `ts`.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (r == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// The resolution of [`coarse_monotonic_ns`]; `None` where the kernel lacks
+/// that clock.
+pub(crate) fn coarse_monotonic_res() -> Option<Duration> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: the kernel writes one timespec into `ts`.
+    let r = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (r == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::driver::Driver;
 use crate::greenlet::{GreenletRef, HubRecord, Life};
 use crate::stack::{AltStack, Stack, StackPool, DEFAULT_STACK_SIZE};
-use crate::timer::{Action, TimerKey};
+use crate::timer::{Action, CoarseClock, TimerKey};
 
 mod hub_loop;
 mod interrupt;
@@ -70,6 +70,9 @@ pub(crate) struct Hub {
     /// Loop time: read at the first timer armed in a pass (see timer.rs).
     now: Cell<Instant>,
     now_fresh: Cell<bool>,
+    /// Skips the precise clock read at pass boundaries while no timer can
+    /// be due yet.
+    coarse: Option<Box<CoarseClock>>,
     _alt_stack: Option<AltStack>,
     /// The I/O backend and remote wake-ups.
     pub(crate) driver: Driver,
@@ -211,6 +214,7 @@ fn create_hub() -> *const Hub {
         loop_exit: RefCell::new(None),
         now: Cell::new(Instant::now()),
         now_fresh: Cell::new(false),
+        coarse: CoarseClock::new().map(Box::new),
         _alt_stack: AltStack::ensure(),
         driver: Driver::new(PREFERRED.with(|p| p.get())),
     });

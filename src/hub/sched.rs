@@ -236,6 +236,11 @@ impl Hub {
 
     #[inline(never)]
     fn fire_due_timers(&self, core: &mut Core) {
+        if let (Some(clock), Some(first)) = (&self.coarse, core.timers.earliest_deadline()) {
+            if clock.surely_before(first) {
+                return;
+            }
+        }
         let now = Instant::now();
         // A timeout whose greenlet was already woken (its wait completed, it
         // is about to run) waits one pass: in gevent the woken greenlet runs
