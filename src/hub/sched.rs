@@ -422,10 +422,15 @@ const HUB_BLOCKING: &str = "gevent: a blocking call inside a hub callback (link 
 /// Returns normally when woken; unwinds (kill, timeout) or panics (nothing
 /// can ever wake the main greenlet) when interrupted.
 ///
+/// Always inlined, as [`yield_now`]: no `ret` crosses the switch.
+///
 /// # Panics
 /// When called from a hub callback (link callbacks run in the hub).
+#[inline(always)]
 pub(crate) fn park() {
-    let (me, plan) = with(|h| {
+    let (me, plan) = {
+        // SAFETY: `h` is dropped at the end of this block, before the switch.
+        let h = unsafe { super::hub_ref() };
         let mut core = h.core.borrow_mut();
         let me = core.current;
         assert!(me != HUB, "{HUB_BLOCKING}");
@@ -433,7 +438,7 @@ pub(crate) fn park() {
         hot.state = State::Suspended;
         let from = hot.slots;
         (me, h.plan_from(&mut core, me, from))
-    });
+    };
     match plan {
         Some(p) => resumed(me, switch(p)),
         None => resumed(me, with(|h| h.core.borrow().hot[me].interrupted as usize)),
