@@ -12,7 +12,9 @@
 //!   `Event`s (set / wait / clear), two tokio tasks through two `Notify`s
 //!   (`notify_one` / `notified().await`), two may coroutines through two mpsc
 //!   channels. `gevent_sleep_zero` is our own per-yield figure, measured here
-//!   again so the hop can be checked against the yield in the same run.
+//!   again so the hop can be checked against the yield in the same run. The
+//!   same with a timeout on every wait (`Event::wait_timeout`; tokio
+//!   `time::timeout` around `notified()`), so each hop arms and cancels a timer.
 //! - `event_set_many`: [`WAITERS`] units wait on one event; the time from the
 //!   `set` until every waiter has run, per waiter. gevent `Event::set` +
 //!   `joinall`; tokio `Notify::notify_waiters` + awaiting every task.
@@ -43,6 +45,8 @@ const ITEMS: u64 = 100_000;
 const WAITERS: u64 = 10_000;
 /// Bound of the bounded channels in `queue_handoff`.
 const BOUND: usize = 100;
+/// The timeout of every wait in the timed ping-pong (never reached).
+const TIMED_WAIT: Duration = Duration::from_secs(100);
 /// Units sharing the one-permit semaphore in the contended `semaphore` case.
 const CONTENDERS: u32 = 4;
 
@@ -212,6 +216,62 @@ fn event_pingpong(c: &mut Criterion) {
             });
             gevent::joinall([a.as_ref(), b.as_ref()]);
             start.elapsed() / 2
+        });
+    });
+
+    // With a (never reached) timeout on every wait: each hop arms and
+    // cancels a timer.
+    group.bench_function("gevent_event_timed", |b| {
+        b.iter_custom(|iters| {
+            let (ping, pong) = (gevent::event::Event::new(), gevent::event::Event::new());
+            let start = Instant::now();
+            let a = gevent::spawn({
+                let (ping, pong) = (ping.clone(), pong.clone());
+                move || {
+                    for _ in 0..iters {
+                        ping.set();
+                        assert!(pong.wait_timeout(TIMED_WAIT));
+                        pong.clear();
+                    }
+                }
+            });
+            let b = gevent::spawn(move || {
+                for _ in 0..iters {
+                    assert!(ping.wait_timeout(TIMED_WAIT));
+                    ping.clear();
+                    pong.set();
+                }
+            });
+            gevent::joinall([a.as_ref(), b.as_ref()]);
+            start.elapsed() / 2
+        });
+    });
+
+    group.bench_function("tokio_notify_timed", |b| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("tokio runtime");
+        b.iter_custom(|iters| {
+            rt.block_on(async move {
+                let (ping, pong) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+                let start = Instant::now();
+                let a = tokio::spawn({
+                    let (ping, pong) = (ping.clone(), pong.clone());
+                    async move {
+                        for _ in 0..iters {
+                            ping.notify_one();
+                            tokio::time::timeout(TIMED_WAIT, pong.notified()).await.expect("in time");
+                        }
+                    }
+                });
+                let b = tokio::spawn(async move {
+                    for _ in 0..iters {
+                        tokio::time::timeout(TIMED_WAIT, ping.notified()).await.expect("in time");
+                        pong.notify_one();
+                    }
+                });
+                a.await.expect("tokio task");
+                b.await.expect("tokio task");
+                start.elapsed() / 2
+            })
         });
     });
 
@@ -472,6 +532,13 @@ fn main() {
                 divisor: 1.0,
                 gevent: "gevent_event",
                 peers: &[("tokio", "tokio_notify"), ("may mpsc", "may_mpsc"), ("our yield", "gevent_sleep_zero")],
+            },
+            Figure {
+                title: "per hop, every wait with a timeout",
+                group: "event_pingpong",
+                divisor: 1.0,
+                gevent: "gevent_event_timed",
+                peers: &[("tokio", "tokio_notify_timed")],
             },
             Figure {
                 title: "per waiter",
