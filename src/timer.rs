@@ -37,6 +37,8 @@ struct Entry {
     seq: u64,
     due: Instant,
     action: Action,
+    /// Passed over by `pop_due`'s `defer` before.
+    held: bool,
 }
 
 /// The timer queue of one hub.
@@ -56,7 +58,7 @@ impl Timers {
     pub(crate) fn add(&mut self, deadline: Instant, due: Instant, action: Action) -> TimerKey {
         self.seq += 1;
         let seq = self.seq;
-        let slot = self.entries.insert(Entry { seq, due, action });
+        let slot = self.entries.insert(Entry { seq, due, action, held: false });
         self.heap.push(Reverse((deadline, seq, slot)));
         TimerKey { slot, seq }
     }
@@ -95,9 +97,10 @@ impl Timers {
     }
 
     /// Removes and returns the action of the earliest timer due at `now`.
-    /// Timers for which `defer` says so stay armed, in their place, and come
-    /// up again at the next call.
-    pub(crate) fn pop_due(&mut self, now: Instant, defer: impl Fn(&Action) -> bool) -> Option<Action> {
+    /// Timers for which `defer` says so (given the action and whether it
+    /// was deferred before) stay armed, in their place, and come up again at
+    /// the next call.
+    pub(crate) fn pop_due(&mut self, now: Instant, defer: impl Fn(&Action, bool) -> bool) -> Option<Action> {
         loop {
             self.skip_stale();
             let head = self.heap.peek().copied();
@@ -107,7 +110,9 @@ impl Timers {
                 return None;
             };
             self.heap.pop();
-            if defer(&self.entries[slot].action) {
+            let entry = &mut self.entries[slot];
+            if defer(&entry.action, entry.held) {
+                entry.held = true;
                 self.postponed.push(item);
                 continue;
             }
@@ -177,7 +182,7 @@ mod tests {
         t.add(now + Duration::from_millis(1), now + Duration::from_millis(1), Action::Wake(2));
         t.add(now + Duration::from_millis(1), now + Duration::from_millis(1), Action::Wake(3));
         let later = now + Duration::from_millis(5);
-        let order: Vec<_> = std::iter::from_fn(|| t.pop_due(later, |_| false)).collect();
+        let order: Vec<_> = std::iter::from_fn(|| t.pop_due(later, |_, _| false)).collect();
         assert_eq!(order, [Action::Wake(2), Action::Wake(3), Action::Wake(1)]);
     }
 
@@ -190,9 +195,9 @@ mod tests {
         t.cancel(a);
         t.cancel(a);
         assert!(!t.armed(a) && t.armed(b));
-        assert_eq!(t.pop_due(now, |_| false), Some(Action::Wake(2)));
+        assert_eq!(t.pop_due(now, |_, _| false), Some(Action::Wake(2)));
         assert!(!t.armed(b));
-        assert_eq!(t.pop_due(now, |_| false), None);
+        assert_eq!(t.pop_due(now, |_, _| false), None);
         // The slot of `a` is reused; the old key must not cancel the new timer.
         let c = t.add(now, now, Action::Wake(3));
         t.cancel(a);
@@ -208,9 +213,9 @@ mod tests {
         // time is earlier than `a`'s.
         t.add(now + ms(1), now + ms(3), Action::Wake(1));
         t.add(now + ms(2), now + ms(2), Action::Wake(2));
-        assert_eq!(t.pop_due(now + ms(2), |_| false), None, "the head is not due yet, so nothing fires");
-        assert_eq!(t.pop_due(now + ms(3), |_| false), Some(Action::Wake(1)));
-        assert_eq!(t.pop_due(now + ms(3), |_| false), Some(Action::Wake(2)));
+        assert_eq!(t.pop_due(now + ms(2), |_, _| false), None, "the head is not due yet, so nothing fires");
+        assert_eq!(t.pop_due(now + ms(3), |_, _| false), Some(Action::Wake(1)));
+        assert_eq!(t.pop_due(now + ms(3), |_, _| false), Some(Action::Wake(2)));
     }
 
     #[test]
@@ -219,11 +224,12 @@ mod tests {
         let now = Instant::now();
         let a = t.add(now, now, Action::Interrupt(1, 9));
         t.add(now, now, Action::Wake(2));
-        let defer = |a: &Action| matches!(a, Action::Interrupt(..));
+        let defer = |a: &Action, _held: bool| matches!(a, Action::Interrupt(..));
         assert_eq!(t.pop_due(now, defer), Some(Action::Wake(2)));
         assert_eq!(t.pop_due(now, defer), None);
         assert!(t.armed(a), "a deferred timer is still armed and cancellable");
-        assert_eq!(t.pop_due(now, |_| false), Some(Action::Interrupt(1, 9)));
+        // `defer` learns that it held the timer before.
+        assert_eq!(t.pop_due(now, |_, held| !held), Some(Action::Interrupt(1, 9)));
     }
 
     #[test]
@@ -231,7 +237,7 @@ mod tests {
         let mut t = Timers::default();
         let now = Instant::now();
         t.add(now + Duration::from_secs(1), now + Duration::from_secs(1), Action::Start(4));
-        assert_eq!(t.pop_due(now, |_| false), None);
+        assert_eq!(t.pop_due(now, |_, _| false), None);
         assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(1)));
     }
 

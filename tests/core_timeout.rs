@@ -234,3 +234,29 @@ fn a_timed_out_scope_inside_a_killed_greenlet() {
     g.kill();
     assert_eq!(g.exception(), Some(GreenletError::Killed));
 }
+
+#[test]
+fn a_greenlet_woken_every_pass_still_times_out() {
+    // Its wait completes in every pass, so at every timer check it is about
+    // to run: the timeout waits one pass for it to leave the scope, not
+    // forever (it once never fired).
+    let evt = gevent::event::Event::new();
+    let e = evt.clone();
+    let setter = gevent::spawn(move || loop {
+        e.set();
+        gevent::sleep(Duration::ZERO);
+    });
+    let e = evt.clone();
+    let start = Instant::now();
+    let waiter = gevent::spawn(move || {
+        with_timeout(ms(20), || loop {
+            e.wait();
+            e.clear();
+        })
+    });
+    assert!(waiter.join_timeout(Duration::from_secs(10)), "the timeout never fired");
+    assert_eq!(waiter.value(), Some(Err(Timeout)));
+    assert!(start.elapsed() >= ms(20));
+    setter.kill();
+    assert_eq!(gevent::hub::stats().waiters, 0);
+}

@@ -244,20 +244,23 @@ impl Hub {
         let now = Instant::now();
         // A timeout whose greenlet was already woken (its wait completed, it
         // is about to run) waits one pass: in gevent the woken greenlet runs
-        // first, and leaving the scope cancels the timeout. A greenlet that
-        // merely yielded is `Yielded`, and interruptible. A timeout for a
-        // greenlet that already has an interrupt to take waits too, so nested
-        // scopes due together each get theirs, in turn (a deferred kill does
-        // not count: it waits for the unwind to end, and a scope opened in
-        // the destructor must time out meanwhile).
-        let wait_a_pass = |hot: &[Hot], gcbs: &Slab<Gcb>, a: &Action| match *a {
+        // first, and leaving the scope cancels the timeout. One pass only:
+        // woken again at the next check, it ran meanwhile and stayed in the
+        // scope (else a greenlet whose waits complete every pass could never
+        // time out). A greenlet that merely yielded is `Yielded`, and
+        // interruptible. A timeout for a greenlet that already has an
+        // interrupt to take waits too, so nested scopes due together each
+        // get theirs, in turn (a deferred kill does not count: it waits for
+        // the unwind to end, and a scope opened in the destructor must time
+        // out meanwhile).
+        let wait_a_pass = |hot: &[Hot], gcbs: &Slab<Gcb>, a: &Action, held: bool| match *a {
             Action::Interrupt(k, _) => {
-                hot[k].state == State::Ready
+                (hot[k].state == State::Ready && !held)
                     || gcbs.get(k).and_then(|g| g.rare.as_ref()).is_some_and(|r| r.pending.is_some())
             }
             _ => false,
         };
-        while let Some(action) = core.timers.pop_due(now, |a| wait_a_pass(&core.hot, &core.greenlets, a)) {
+        while let Some(action) = core.timers.pop_due(now, |a, held| wait_a_pass(&core.hot, &core.greenlets, a, held)) {
             match action {
                 Action::Wake(k) => core.unpark(k),
                 Action::Interrupt(k, token) => core.interrupt(k, Interrupt::Timeout(token)),
