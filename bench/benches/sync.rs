@@ -187,92 +187,112 @@ fn queue_handoff(c: &mut Criterion) {
 
 // ---------------------------------------------------------------- event_pingpong
 
+/// How each side of [`gevent_event_pingpong`] waits. A method that is
+/// always inlined, so no call (and no `ret`) crosses the switch: a closure
+/// here was not inlined, and returning to the other greenlet's call site
+/// doubled the hop.
+trait Wait: Copy + 'static {
+    fn wait(self, e: &gevent::event::Event);
+}
+
+#[derive(Clone, Copy)]
+struct Untimed;
+
+impl Wait for Untimed {
+    #[inline(always)]
+    fn wait(self, e: &gevent::event::Event) {
+        e.wait();
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Timed;
+
+impl Wait for Timed {
+    #[inline(always)]
+    fn wait(self, e: &gevent::event::Event) {
+        assert!(e.wait_timeout(TIMED_WAIT));
+    }
+}
+
+/// Two greenlets bouncing `iters` rounds through two events, each waiting
+/// as `how` says; the time per hop. Each round is two hops (ping: A wakes
+/// B, pong: B wakes A), so the elapsed time is halved.
+fn gevent_event_pingpong(iters: u64, how: impl Wait) -> Duration {
+    let (ping, pong) = (gevent::event::Event::new(), gevent::event::Event::new());
+    let start = Instant::now();
+    let a = gevent::spawn({
+        let (ping, pong) = (ping.clone(), pong.clone());
+        move || {
+            for _ in 0..iters {
+                ping.set();
+                how.wait(&pong);
+                pong.clear();
+            }
+        }
+    });
+    let b = gevent::spawn(move || {
+        for _ in 0..iters {
+            how.wait(&ping);
+            ping.clear();
+            pong.set();
+        }
+    });
+    gevent::joinall([a.as_ref(), b.as_ref()]);
+    start.elapsed() / 2
+}
+
+/// [`gevent_event_pingpong`] for two tokio tasks and two `Notify`s on `rt`;
+/// with `timed`, every wait is inside `time::timeout`.
+fn tokio_notify_pingpong(rt: &tokio::runtime::Runtime, iters: u64, timed: bool) -> Duration {
+    async fn wait(n: &tokio::sync::Notify, timed: bool) {
+        if timed {
+            tokio::time::timeout(TIMED_WAIT, n.notified()).await.expect("in time");
+        } else {
+            n.notified().await;
+        }
+    }
+    rt.block_on(async move {
+        let (ping, pong) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+        let start = Instant::now();
+        let a = tokio::spawn({
+            let (ping, pong) = (ping.clone(), pong.clone());
+            async move {
+                for _ in 0..iters {
+                    ping.notify_one();
+                    wait(&pong, timed).await;
+                }
+            }
+        });
+        let b = tokio::spawn(async move {
+            for _ in 0..iters {
+                wait(&ping, timed).await;
+                pong.notify_one();
+            }
+        });
+        a.await.expect("tokio task");
+        b.await.expect("tokio task");
+        start.elapsed() / 2
+    })
+}
+
 fn event_pingpong(c: &mut Criterion) {
     let mut group = c.benchmark_group("event_pingpong");
     configure(&mut group, 20, 2.0);
 
-    // Each round is two hops (ping: A wakes B, pong: B wakes A); `iters` rounds
-    // give `2 * iters` hops, so the elapsed time is halved to report it per hop.
     group.bench_function("gevent_event", |b| {
-        b.iter_custom(|iters| {
-            let (ping, pong) = (gevent::event::Event::new(), gevent::event::Event::new());
-            let start = Instant::now();
-            let a = gevent::spawn({
-                let (ping, pong) = (ping.clone(), pong.clone());
-                move || {
-                    for _ in 0..iters {
-                        ping.set();
-                        pong.wait();
-                        pong.clear();
-                    }
-                }
-            });
-            let b = gevent::spawn(move || {
-                for _ in 0..iters {
-                    ping.wait();
-                    ping.clear();
-                    pong.set();
-                }
-            });
-            gevent::joinall([a.as_ref(), b.as_ref()]);
-            start.elapsed() / 2
-        });
+        b.iter_custom(|iters| gevent_event_pingpong(iters, Untimed));
     });
 
     // With a (never reached) timeout on every wait: each hop arms and
     // cancels a timer.
     group.bench_function("gevent_event_timed", |b| {
-        b.iter_custom(|iters| {
-            let (ping, pong) = (gevent::event::Event::new(), gevent::event::Event::new());
-            let start = Instant::now();
-            let a = gevent::spawn({
-                let (ping, pong) = (ping.clone(), pong.clone());
-                move || {
-                    for _ in 0..iters {
-                        ping.set();
-                        assert!(pong.wait_timeout(TIMED_WAIT));
-                        pong.clear();
-                    }
-                }
-            });
-            let b = gevent::spawn(move || {
-                for _ in 0..iters {
-                    assert!(ping.wait_timeout(TIMED_WAIT));
-                    ping.clear();
-                    pong.set();
-                }
-            });
-            gevent::joinall([a.as_ref(), b.as_ref()]);
-            start.elapsed() / 2
-        });
+        b.iter_custom(|iters| gevent_event_pingpong(iters, Timed));
     });
 
     group.bench_function("tokio_notify_timed", |b| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("tokio runtime");
-        b.iter_custom(|iters| {
-            rt.block_on(async move {
-                let (ping, pong) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
-                let start = Instant::now();
-                let a = tokio::spawn({
-                    let (ping, pong) = (ping.clone(), pong.clone());
-                    async move {
-                        for _ in 0..iters {
-                            ping.notify_one();
-                            tokio::time::timeout(TIMED_WAIT, pong.notified()).await.expect("in time");
-                        }
-                    }
-                });
-                let b = tokio::spawn(async move {
-                    for _ in 0..iters {
-                        tokio::time::timeout(TIMED_WAIT, ping.notified()).await.expect("in time");
-                        pong.notify_one();
-                    }
-                });
-                a.await.expect("tokio task");
-                b.await.expect("tokio task");
-                start.elapsed() / 2
-            })
-        });
+        b.iter_custom(|iters| tokio_notify_pingpong(&rt, iters, true));
     });
 
     // As in the `switch` bench: two greenlets each yielding `iters` times.
@@ -282,30 +302,7 @@ fn event_pingpong(c: &mut Criterion) {
 
     group.bench_function("tokio_notify", |b| {
         let rt = tokio_rt();
-        b.iter_custom(|iters| {
-            rt.block_on(async move {
-                let (ping, pong) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
-                let start = Instant::now();
-                let a = tokio::spawn({
-                    let (ping, pong) = (ping.clone(), pong.clone());
-                    async move {
-                        for _ in 0..iters {
-                            ping.notify_one();
-                            pong.notified().await;
-                        }
-                    }
-                });
-                let b = tokio::spawn(async move {
-                    for _ in 0..iters {
-                        ping.notified().await;
-                        pong.notify_one();
-                    }
-                });
-                a.await.expect("tokio task");
-                b.await.expect("tokio task");
-                start.elapsed() / 2
-            })
-        });
+        b.iter_custom(|iters| tokio_notify_pingpong(&rt, iters, false));
     });
 
     group.bench_function("may_mpsc", |b| {
