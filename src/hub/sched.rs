@@ -449,10 +449,11 @@ pub(crate) fn park() {
 }
 
 /// Enlists the current greenlet with `enlist` (given the wait nodes and its
-/// key, inside the same hub access) and parks it. Returns the greenlet's key,
-/// what `enlist` returned and whether it resumed with an interrupt to take
-/// (then the caller leaves its wait list and calls [`raise_pending`]). The
-/// wait-list fast path: one borrow before the switch, no guard.
+/// key, inside the same hub access) and parks it. Returns the greenlet's
+/// key, what `enlist` returned and whether it resumed with an interrupt to
+/// take (then the caller leaves its wait list and calls
+/// `interrupt::raise_pending`). The wait-list fast path: one borrow before
+/// the switch, no guard.
 ///
 /// # Panics
 /// As [`park`]; `enlist` must not switch.
@@ -475,14 +476,6 @@ pub(crate) fn park_enlisted<K: Copy>(enlist: impl FnOnce(&mut WaitNodes, usize) 
         None => with(|h| h.core.borrow().hot[me].interrupted as usize),
     };
     (me, k, flag != 0)
-}
-
-/// Raises the interrupt a greenlet resumed with (see [`park_enlisted`]); it
-/// returns normally only when the interrupt must wait (a kill while the
-/// greenlet unwinds in a destructor) or was void.
-#[cold]
-pub(crate) fn raise_pending(me: usize) {
-    super::interrupt::raise_pending(me);
 }
 
 /// Yields: the current greenlet goes to the back of the run queue and every

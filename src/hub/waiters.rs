@@ -66,7 +66,7 @@ impl Waiters {
     #[inline(never)]
     fn interrupted(&self, me: usize, key: WaitKey, pass_on: &dyn Fn()) {
         let mut place = Place { waiters: self, key, pass_on, done: false };
-        super::sched::raise_pending(me);
+        super::interrupt::raise_pending(me);
         while place.listed() {
             super::park();
         }
