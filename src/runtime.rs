@@ -64,7 +64,7 @@ where
 ///
 /// # Panics
 /// From a hub callback (link callbacks must not block).
-#[inline]
+#[inline(always)]
 pub fn sleep(d: Duration) {
     hub::sleep(d)
 }
@@ -73,6 +73,7 @@ pub fn sleep(d: Duration) {
 ///
 /// # Blocking
 /// As [`sleep`].
+#[inline(always)]
 pub fn yield_now() {
     hub::yield_now()
 }

@@ -48,13 +48,6 @@ impl Reg {
     }
 }
 
-/// Wakes every waiter of `list`.
-fn wake_all(list: &mut WaitList, nodes: &mut WaitNodes, wake: &mut dyn FnMut(usize)) {
-    while let Some(g) = list.pop_front(nodes) {
-        wake(g);
-    }
-}
-
 const READY_READ: u8 = 1;
 const READY_WRITE: u8 = 2;
 /// Sticky: the peer closed its side (`EPOLLRDHUP`) or the socket failed;
@@ -168,8 +161,8 @@ impl Epoll {
         let _ = self.ctl(libc::EPOLL_CTL_DEL, reg.fd, 0, 0);
         self.by_fd.borrow_mut()[reg.fd as usize] = 0;
         let mut nodes = self.nodes.borrow_mut();
-        for mut list in [reg.readers, reg.writers] {
-            wake_all(&mut list, &mut nodes, wake);
+        for list in [reg.readers, reg.writers] {
+            list.drain(&mut nodes, &mut *wake);
         }
     }
 
@@ -269,11 +262,11 @@ impl Epoll {
             }
             if err || bits & (libc::EPOLLIN | libc::EPOLLRDHUP) as u32 != 0 {
                 reg.ready |= READY_READ;
-                wake_all(&mut reg.readers, &mut nodes, wake);
+                reg.readers.drain(&mut nodes, &mut *wake);
             }
             if err || bits & libc::EPOLLOUT as u32 != 0 {
                 reg.ready |= READY_WRITE;
-                wake_all(&mut reg.writers, &mut nodes, wake);
+                reg.writers.drain(&mut nodes, &mut *wake);
             }
         }
     }

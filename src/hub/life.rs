@@ -8,7 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::sched::{self, State, HUB, LINKS};
+use super::sched::{self, State, HUB, HUB_BLOCKING, LINKS};
 use super::{with, TimerGuard};
 use crate::greenlet::{GreenletError, GreenletRef, KillUnwind, Life};
 use crate::timer::Action;
@@ -254,9 +254,7 @@ fn leave(h: &super::Hub) -> Leaving {
 /// Wakes every joiner of `r`, in the order they started waiting.
 fn wake_joiners(core: &mut super::sched::Core, r: &GreenletRef) {
     r.0.joiners_woken.set(true);
-    while let Some(k) = r.0.joiners.pop_front(&mut core.waits) {
-        core.unpark(k);
-    }
+    r.0.joiners.drain(&mut core.waits, |k| super::sched::unpark(&mut core.hot, &mut core.ready, k, false));
 }
 
 /// Waits for `r` to die, at most `timeout`; true if it is dead.
@@ -298,7 +296,7 @@ impl<'a> JoinWait<'a> {
         with(|h| {
             let mut core = h.core.borrow_mut();
             let me = core.current;
-            assert!(me != HUB, "gevent: a blocking call inside a hub callback (link callbacks must not block)");
+            assert!(me != HUB, "{HUB_BLOCKING}");
             if target.0.key.get() == me {
                 drop(core);
                 panic!("gevent: greenlet '{}' tried to join itself, which would never return", target.name());

@@ -178,7 +178,7 @@ impl Core {
     /// greenlet is queued at most once).
     #[inline]
     pub(super) fn unpark(&mut self, key: usize) {
-        unpark(&mut self.hot, &mut self.ready, key);
+        unpark(&mut self.hot, &mut self.ready, key, false);
     }
 
     /// [`unpark`](Self::unpark) for an I/O completion: among thousands of
@@ -188,10 +188,7 @@ impl Core {
     /// prefetch only costs.)
     #[inline]
     pub(super) fn unpark_io(&mut self, key: usize) {
-        if let Some(h) = self.hot.get(key) {
-            crate::arch::prefetch(h.slots);
-        }
-        self.unpark(key);
+        unpark(&mut self.hot, &mut self.ready, key, true);
     }
 
     /// Asks greenlet `key` to unwind at its blocking point.
@@ -383,12 +380,17 @@ impl Hub {
 }
 
 /// [`Core::unpark`] on the two fields it touches, for callers that hold
-/// another part of the core (a wait list's nodes) at the same time.
-#[inline]
-pub(super) fn unpark(hot: &mut [Hot], ready: &mut RunQueue, key: usize) {
+/// another part of the core (a wait list's nodes) at the same time;
+/// `prefetch` starts fetching the woken greenlet's context (see
+/// [`Core::unpark_io`]).
+#[inline(always)]
+pub(super) fn unpark(hot: &mut [Hot], ready: &mut RunQueue, key: usize, prefetch: bool) {
     let h = &mut hot[key];
     if h.state == State::Suspended {
         h.state = State::Ready;
+        if prefetch {
+            crate::arch::prefetch(h.slots);
+        }
         ready.push_back(key);
     }
 }
@@ -418,34 +420,50 @@ fn resumed(me: usize, flag: usize) {
     }
 }
 
-const HUB_BLOCKING: &str = "gevent: a blocking call inside a hub callback (link callbacks must not block)";
+pub(super) const HUB_BLOCKING: &str = "gevent: a blocking call inside a hub callback (link callbacks must not block)";
 
-/// Suspends the current greenlet until `unpark` makes it ready.
+/// The one body of [`park`], [`park_enlisted`] and [`yield_now`]: marks the
+/// current greenlet `state`, runs `before` (given the core and its key,
+/// inside the same hub access), switches to the next one and returns the
+/// key, what `before` returned and the word it resumed with (1: an
+/// interrupt is pending).
 ///
-/// Returns normally when woken; unwinds (kill, timeout) or panics (nothing
-/// can ever wake the main greenlet) when interrupted.
-///
-/// Always inlined, as [`yield_now`]: no `ret` crosses the switch.
-///
-/// # Panics
-/// When called from a hub callback (link callbacks run in the hub).
+/// Always inlined, so no `ret` crosses the switch: returning from an
+/// out-of-line body to another greenlet's call site defeats the return
+/// predictor (two greenlets yielding from different places took 20.6 ns
+/// per yield that way, 5.2 ns inlined).
 #[inline(always)]
-pub(crate) fn park() {
-    let (me, plan) = {
+fn suspend<K>(state: State, before: impl FnOnce(&mut Core, usize) -> K) -> (usize, K, usize) {
+    let (me, k, plan) = {
         // SAFETY: `h` is dropped at the end of this block, before the switch.
         let h = unsafe { super::hub_ref() };
         let mut core = h.core.borrow_mut();
         let me = core.current;
         assert!(me != HUB, "{HUB_BLOCKING}");
         let hot = &mut core.hot[me];
-        hot.state = State::Suspended;
+        hot.state = state;
         let from = hot.slots;
-        (me, h.plan_from(&mut core, me, from))
+        let k = before(&mut core, me);
+        (me, k, h.plan_from(&mut core, me, from))
     };
-    match plan {
-        Some(p) => resumed(me, switch(p)),
-        None => resumed(me, with(|h| h.core.borrow().hot[me].interrupted as usize)),
-    }
+    let flag = match plan {
+        Some(p) => switch(p),
+        None => with(|h| h.core.borrow().hot[me].interrupted as usize),
+    };
+    (me, k, flag)
+}
+
+/// Suspends the current greenlet until `unpark` makes it ready.
+///
+/// Returns normally when woken; unwinds (kill, timeout) or panics (nothing
+/// can ever wake the main greenlet) when interrupted.
+///
+/// # Panics
+/// When called from a hub callback (link callbacks run in the hub).
+#[inline(always)]
+pub(crate) fn park() {
+    let (me, (), flag) = suspend(State::Suspended, |_, _| ());
+    resumed(me, flag);
 }
 
 /// Enlists the current greenlet with `enlist` (given the wait nodes and its
@@ -458,57 +476,22 @@ pub(crate) fn park() {
 /// # Panics
 /// As [`park`]; `enlist` must not switch.
 #[inline(always)]
-pub(crate) fn park_enlisted<K: Copy>(enlist: impl FnOnce(&mut WaitNodes, usize) -> K) -> (usize, K, bool) {
-    let (me, k, plan) = {
-        // SAFETY: `h` is dropped at the end of this block, before the switch.
-        let h = unsafe { super::hub_ref() };
-        let mut core = h.core.borrow_mut();
-        let me = core.current;
-        assert!(me != HUB, "{HUB_BLOCKING}");
-        let k = enlist(&mut core.waits, me);
-        let hot = &mut core.hot[me];
-        hot.state = State::Suspended;
-        let from = hot.slots;
-        (me, k, h.plan_from(&mut core, me, from))
-    };
-    let flag = match plan {
-        Some(p) => switch(p),
-        None => with(|h| h.core.borrow().hot[me].interrupted as usize),
-    };
+pub(crate) fn park_enlisted<K>(enlist: impl FnOnce(&mut WaitNodes, usize) -> K) -> (usize, K, bool) {
+    let (me, k, flag) = suspend(State::Suspended, |core, me| enlist(&mut core.waits, me));
     (me, k, flag != 0)
 }
 
 /// Yields: the current greenlet goes to the back of the run queue and every
 /// greenlet ready before it runs first.
-///
-/// Deliberately a body of its own rather than a shared helper with `park`:
-/// measured, the shared version makes a `sleep(ZERO)` ping-pong 40% slower
-/// (code layout around the switch). Always inlined, so no `ret` crosses the
-/// switch: returning from a shared out-of-line body to another greenlet's
-/// call site defeats the return predictor (two greenlets yielding from
-/// different places took 20.6 ns per yield that way, 7 ns inlined).
 #[inline(always)]
 pub(crate) fn yield_now() {
-    let (me, plan) = {
-        // SAFETY: `h` is dropped at the end of this block, before the switch.
-        let h = unsafe { super::hub_ref() };
-        let mut core = h.core.borrow_mut();
-        let me = core.current;
-        assert!(me != HUB, "{HUB_BLOCKING}");
-        let hot = &mut core.hot[me];
-        hot.state = State::Yielded;
-        let from = hot.slots;
-        core.ready.push_back(me);
-        (me, h.plan_from(&mut core, me, from))
-    };
-    match plan {
-        Some(p) => resumed(me, switch(p)),
-        None => resumed(me, with(|h| h.core.borrow().hot[me].interrupted as usize)),
-    }
+    let (me, (), flag) = suspend(State::Yielded, |core, me| core.ready.push_back(me));
+    resumed(me, flag);
 }
 
-/// Sleeps the current greenlet (see `gevent::sleep`).
-#[inline]
+/// Sleeps the current greenlet (see `gevent::sleep`). Always inlined, as
+/// `yield_now` inside it.
+#[inline(always)]
 pub(crate) fn sleep(d: Duration) {
     if d.is_zero() {
         yield_now()

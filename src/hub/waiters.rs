@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::sched::HUB;
+use super::sched::{HUB, HUB_BLOCKING};
 use super::{with, TimerGuard};
 use crate::timer::Action;
 use crate::wait::{WaitKey, WaitList};
@@ -89,7 +89,7 @@ impl Waiters {
         let (me, key) = with(|h| {
             let mut core = h.core.borrow_mut();
             let me = core.current;
-            assert!(me != HUB, "gevent: a blocking call inside a hub callback (link callbacks must not block)");
+            assert!(me != HUB, "{HUB_BLOCKING}");
             (me, self.list.push_tagged(&mut core.waits, me, tag))
         });
         let mut place = Place { waiters: self, key, pass_on, done: false };
@@ -142,7 +142,7 @@ impl Waiters {
         let h = unsafe { super::hub_ref() };
         let mut core = h.core.borrow_mut();
         let core = &mut *core;
-        self.list.drain(&mut core.waits, |k| super::sched::unpark(&mut core.hot, &mut core.ready, k))
+        self.list.drain(&mut core.waits, |k| super::sched::unpark(&mut core.hot, &mut core.ready, k, false))
     }
 }
 
