@@ -128,6 +128,11 @@ pub(super) struct Core {
 /// an interrupt is pending).
 pub(super) type Plan = (*mut usize, *mut usize, usize);
 
+/// The main greenlet's entry point, which nothing calls: it runs on the
+/// thread's own stack from the start.
+///
+/// # Safety
+/// None needed (it only panics); `unsafe` to fit the entry type.
 unsafe fn never_run(_: usize) -> ! {
     unreachable!("the main greenlet has no entry point")
 }
