@@ -36,31 +36,48 @@ struct Node {
 
 /// The node storage shared by every `WaitList` of one hub.
 ///
+/// The waiter count is derived: every push takes the next generation, every
+/// pop or removal bumps `left`, so the waiters are `generation - left`. That
+/// is one counter bump per push and one per pop (a separate count would add
+/// one more to each, on the path of every wake and wait).
+///
 /// `repr(C)` keeps the two counters apart: adjacent, the compiler bumps them
 /// with one 16-byte load and store, and that load stalls on the 8-byte
-/// store of a `waiting -= 1` just before it (a wake followed by a wait, as
-/// in every ping-pong), which cost a third of an Event hop.
+/// store just before it (a wake followed by a wait, as in every
+/// ping-pong), which cost a third of an Event hop.
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct WaitNodes {
     generation: u64,
     nodes: Slab<Node>,
-    /// Waiters in all lists, inline ones included.
-    waiting: usize,
+    /// Waiters that left a list (popped or removed), inline ones included.
+    left: u64,
 }
 
 impl WaitNodes {
     #[inline]
     fn next_generation(&mut self) -> u64 {
         self.generation += 1;
-        self.waiting += 1;
         self.generation
+    }
+
+    /// Counts a waiter leaving its list.
+    #[inline]
+    fn leave(&mut self) {
+        self.left += 1;
     }
 
     /// Waiters across all lists.
     pub(crate) fn len(&self) -> usize {
-        self.waiting
+        (self.generation - self.left) as usize
     }
+}
+
+/// A list's state as [`WaitList::seen`] read it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seen {
+    first: usize,
+    nodes: bool,
 }
 
 /// A FIFO of parked greenlets (by hub key) with O(1) removal by [`WaitKey`].
@@ -130,7 +147,7 @@ impl WaitList {
     pub(crate) fn pop_front(&self, n: &mut WaitNodes) -> Option<usize> {
         let first = self.first.replace(NIL);
         if first != NIL {
-            n.waiting -= 1;
+            n.leave();
             return Some(first);
         }
         match self.head.get() {
@@ -140,17 +157,35 @@ impl WaitList {
     }
 
     /// Takes every waiter, oldest first, handing each to `wake`; returns how
-    /// many. The inline waiter (the common lone one) costs no loop.
+    /// many.
     #[inline(always)]
-    pub(crate) fn drain(&self, n: &mut WaitNodes, mut wake: impl FnMut(usize)) -> usize {
-        let first = self.first.replace(NIL);
+    pub(crate) fn drain(&self, n: &mut WaitNodes, wake: impl FnMut(usize)) -> usize {
+        self.seen().map_or(0, |seen| self.drain_seen(n, seen, wake))
+    }
+
+    /// The list's state, read once; `None` when nobody waits. For a caller
+    /// that checks emptiness before it borrows the nodes (to skip the hub
+    /// when nobody waits), then drains with [`drain_seen`](Self::drain_seen)
+    /// without reading the list again.
+    #[inline(always)]
+    pub(crate) fn seen(&self) -> Option<Seen> {
+        let seen = Seen { first: self.first.get(), nodes: self.len.get() != 0 };
+        (seen.first != NIL || seen.nodes).then_some(seen)
+    }
+
+    /// [`drain`](Self::drain) with the state [`seen`](Self::seen) read just
+    /// before (nothing may have touched the list since). The inline waiter
+    /// (the common lone one) costs no loop.
+    #[inline(always)]
+    pub(crate) fn drain_seen(&self, n: &mut WaitNodes, seen: Seen, mut wake: impl FnMut(usize)) -> usize {
         let mut count = 0;
-        if first != NIL {
-            n.waiting -= 1;
-            wake(first);
+        if seen.first != NIL {
+            self.first.set(NIL);
+            n.leave();
+            wake(seen.first);
             count = 1;
         }
-        if self.len.get() != 0 {
+        if seen.nodes {
             while let Some(g) = self.pop_front(n) {
                 wake(g);
                 count += 1;
@@ -164,7 +199,7 @@ impl WaitList {
     pub(crate) fn pop_first(&self, n: &mut WaitNodes, eligible: impl Fn(usize) -> bool) -> Option<(usize, usize)> {
         let first = self.first.get();
         if first != NIL && eligible(first) {
-            n.waiting -= 1;
+            n.leave();
             self.first.set(NIL);
             return Some((first, self.first_tag.get()));
         }
@@ -187,7 +222,7 @@ impl WaitList {
             return false;
         }
         if key.slot == INLINE {
-            n.waiting -= 1;
+            n.leave();
             self.first.set(NIL);
         } else {
             self.unlink(n, key.slot);
@@ -216,7 +251,7 @@ impl WaitList {
     }
 
     fn unlink(&self, n: &mut WaitNodes, slot: usize) -> usize {
-        n.waiting -= 1;
+        n.leave();
         let node = n.nodes.remove(slot);
         match node.prev {
             NIL => self.head.set(node.next),

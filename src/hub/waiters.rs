@@ -135,14 +135,14 @@ impl Waiters {
     /// (Inlined: an `Event::set`, half of a ping-pong hop.)
     #[inline(always)]
     pub(crate) fn notify_all(&self) -> usize {
-        if self.list.is_empty() {
+        let Some(seen) = self.list.seen() else {
             return 0;
-        }
+        };
         // SAFETY: `h` is used within this function only, which never switches.
         let h = unsafe { super::hub_ref() };
         let mut core = h.core.borrow_mut();
         let core = &mut *core;
-        self.list.drain(&mut core.waits, |k| super::sched::unpark(&mut core.hot, &mut core.ready, k, false))
+        self.list.drain_seen(&mut core.waits, seen, |k| super::sched::unpark(&mut core.hot, &mut core.ready, k, false))
     }
 }
 
