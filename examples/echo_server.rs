@@ -8,6 +8,7 @@
 //! cargo run --release --example echo_server 5000
 //! ```
 use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
 
 use gevent::server::StreamServer;
 use gevent::socket::TcpStream;
@@ -31,7 +32,10 @@ fn echo(mut conn: TcpStream) {
 
 fn main() -> std::io::Result<()> {
     let port: u16 = std::env::args().nth(1).map_or(Ok(5000), |p| p.parse()).expect("usage: echo_server [PORT]");
-    let server = StreamServer::new(("127.0.0.1", port), |conn, _| echo(conn))?;
+    // An address, not a string: a string may name a host, whose lookup runs
+    // on the thread pool, and the process would be multi-threaded for a
+    // while after it (each syscall then takes a reference on its file).
+    let server = StreamServer::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), |conn, _| echo(conn))?;
     eprintln!("echo_server: {} on {:?}", server.local_addr(), gevent::hub::backend());
     server.serve_forever()
 }

@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use crate::driver::blocking::{run_scoped, Job};
 use crate::event::AsyncResult;
@@ -25,9 +26,19 @@ struct Shared {
     state: Mutex<State>,
     ready: Condvar,
     max: usize,
+    /// How long a worker waits for a job before it exits.
+    idle_exit: Duration,
 }
 
-/// A pool of at most `threads` worker threads, started on demand.
+/// How long an idle worker of a new pool lives: a program that made one
+/// host-name lookup at start does not keep a thread (and pay for being
+/// multi-threaded: every syscall on a shared fd table takes a reference on
+/// its file) for good.
+pub const IDLE_EXIT: Duration = Duration::from_secs(10);
+
+/// A pool of at most `threads` worker threads, started on demand; a
+/// worker left without a job for [`IDLE_EXIT`] exits (see
+/// [`with_idle_exit`](Self::with_idle_exit)).
 ///
 /// Dropping the pool lets its workers finish the jobs already queued, then
 /// exit.
@@ -68,14 +79,38 @@ impl fmt::Debug for ThreadPool {
 impl ThreadPool {
     /// A pool of at most `threads` workers (at least one).
     pub fn new(threads: usize) -> ThreadPool {
+        ThreadPool::with_idle_exit(threads, IDLE_EXIT)
+    }
+
+    /// A pool of at most `threads` workers (at least one), each exiting
+    /// once it waited `idle` for a job (a later job starts a new worker).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use gevent::threadpool::ThreadPool;
+    /// let pool = ThreadPool::with_idle_exit(1, Duration::from_millis(1));
+    /// assert_eq!(pool.apply(|| 6 * 7), 42);
+    /// while pool.threads() > 0 {
+    ///     gevent::sleep(Duration::from_millis(1));
+    /// }
+    /// assert_eq!(pool.apply(|| 7 * 6), 42, "a new worker starts");
+    /// ```
+    pub fn with_idle_exit(threads: usize, idle: Duration) -> ThreadPool {
         let state = State { jobs: VecDeque::new(), threads: 0, idle: 0, closed: false };
-        let shared = Arc::new(Shared { state: Mutex::new(state), ready: Condvar::new(), max: threads.max(1) });
+        let shared =
+            Arc::new(Shared { state: Mutex::new(state), ready: Condvar::new(), max: threads.max(1), idle_exit: idle });
         ThreadPool { handle: Arc::new(Handle { shared }) }
     }
 
     /// The most workers this pool runs at once.
     pub fn size(&self) -> usize {
         self.handle.shared.max
+    }
+
+    /// Workers running now (busy or idle).
+    pub fn threads(&self) -> usize {
+        self.lock().threads
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -150,8 +185,15 @@ fn worker(shared: &Shared) {
             return;
         }
         s.idle += 1;
-        s = shared.ready.wait(s).unwrap_or_else(|p| p.into_inner());
+        let (guard, waited) = shared.ready.wait_timeout(s, shared.idle_exit).unwrap_or_else(|p| p.into_inner());
+        s = guard;
         s.idle -= 1;
+        if waited.timed_out() && s.jobs.is_empty() {
+            // A job queued meanwhile (counting on this worker as idle) is
+            // taken above instead.
+            s.threads -= 1;
+            return;
+        }
     }
 }
 

@@ -202,3 +202,22 @@ fn hundred_greenlets_share_a_four_thread_pool() {
         assert!(peak >= 2, "the 4 workers never overlapped");
     });
 }
+
+#[test]
+fn an_idle_worker_exits_and_a_later_job_starts_another() {
+    both(|| {
+        let pool = ThreadPool::with_idle_exit(2, ms(20));
+        assert_eq!(pool.threads(), 0, "workers start on demand");
+        let first = pool.apply(|| std::thread::current().id());
+        assert_eq!(pool.threads(), 1);
+        // Bounded: the worker exits 20 ms after its job; allow 5 s.
+        let start = Instant::now();
+        while pool.threads() > 0 {
+            assert!(start.elapsed() < Duration::from_secs(5), "the idle worker never exited");
+            gevent::sleep(ms(5));
+        }
+        let second = pool.apply(|| std::thread::current().id());
+        assert_ne!(first, second, "a new worker ran the later job");
+        assert_eq!(pool.threads(), 1);
+    });
+}
