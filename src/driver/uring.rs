@@ -30,7 +30,8 @@ const ENTRIES: u32 = 1024;
 
 struct Slot {
     greenlet: usize,
-    res: Option<i32>,
+    /// The completion's result and flags, once it came.
+    done: Option<(i32, u32)>,
 }
 
 pub(super) struct Uring {
@@ -135,16 +136,17 @@ impl Uring {
 
     /// Submits operation `e` for `greenlet`; returns its slot.
     pub(super) fn start(&self, e: squeue::Entry, greenlet: usize) -> usize {
-        let slot = self.slots.borrow_mut().insert(Slot { greenlet, res: None });
+        let slot = self.slots.borrow_mut().insert(Slot { greenlet, done: None });
         self.in_flight.set(self.in_flight.get() + 1);
         self.push(e.user_data(slot as u64));
         slot
     }
 
-    /// The result of `slot` once it completed; the slot is freed then.
-    pub(super) fn take(&self, slot: usize) -> Option<i32> {
+    /// The result and the flags (`IORING_CQE_F_*`) of `slot` once it
+    /// completed; the slot is freed then.
+    pub(super) fn take(&self, slot: usize) -> Option<(i32, u32)> {
         let mut slots = self.slots.borrow_mut();
-        let res = slots[slot].res?;
+        let res = slots[slot].done?;
         slots.remove(slot);
         self.in_flight.set(self.in_flight.get() - 1);
         Some(res)
@@ -236,7 +238,7 @@ impl Uring {
                 }
                 k => {
                     let slot = &mut slots[k as usize];
-                    slot.res = Some(cqe.result());
+                    slot.done = Some((cqe.result(), cqe.flags()));
                     wake(slot.greenlet);
                 }
             }

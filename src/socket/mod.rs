@@ -39,7 +39,7 @@ mod unix;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use socket2::{SockAddr, SockRef, Socket};
@@ -117,6 +117,8 @@ pub(crate) struct Sock {
     src: Source,
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
+    /// A listener's: its last accept left connections queued.
+    backlog: AtomicBool,
 }
 
 fn to_nanos(d: Option<Duration>) -> io::Result<u64> {
@@ -137,7 +139,12 @@ impl Sock {
     }
 
     fn of(src: Source) -> Sock {
-        Sock { src, read_timeout: AtomicU64::new(NO_TIMEOUT), write_timeout: AtomicU64::new(NO_TIMEOUT) }
+        Sock {
+            src,
+            read_timeout: AtomicU64::new(NO_TIMEOUT),
+            write_timeout: AtomicU64::new(NO_TIMEOUT),
+            backlog: AtomicBool::new(false),
+        }
     }
 
     /// A fresh socket of `ty` for addresses like `addr`.
@@ -199,7 +206,7 @@ impl Sock {
     }
 
     pub(crate) fn accept(&self) -> io::Result<(Sock, SockAddr)> {
-        let (src, peer) = op::accept(self.target(), self.read_timeout())?;
+        let (src, peer) = op::accept(self.target(), self.read_timeout(), &self.backlog)?;
         Ok((Sock::of(src), peer))
     }
 

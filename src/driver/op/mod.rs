@@ -34,7 +34,11 @@ pub(crate) unsafe trait Op {
     /// (the socket buffer has room), and the syscall saves the ring's
     /// completion, a wake-up and a switch, half the ring traffic of an echo
     /// round trip.
-    const TRY_FIRST: bool = false;
+    fn try_first(&self) -> bool {
+        false
+    }
+    /// io_uring: the flags of the operation's completion (`IORING_CQE_F_*`).
+    fn completed(&mut self, _flags: u32) {}
     /// A result the caller will not see (it was killed meanwhile): release
     /// what it carries (an accepted fd).
     fn release(_res: usize) {}
@@ -136,7 +140,7 @@ fn wait_ready(t: Target, interest: Interest, deadline: Option<Instant>) -> io::R
 }
 
 fn run_uring<O: Op>(t: Target, op: &mut O, deadline: Option<Instant>) -> io::Result<usize> {
-    if O::TRY_FIRST {
+    if op.try_first() {
         loop {
             match op.attempt(t.fd) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -146,7 +150,8 @@ fn run_uring<O: Op>(t: Target, op: &mut O, deadline: Option<Instant>) -> io::Res
         }
     }
     loop {
-        let res = submit_and_wait(t.fd, op, deadline)?;
+        let (res, flags) = submit_and_wait(t.fd, op, deadline)?;
+        op.completed(flags);
         if res == -libc::EAGAIN {
             // A kernel that does not arm a poll for non-blocking files:
             // wait for readiness, then submit again.
@@ -173,7 +178,7 @@ impl Drop for InFlight {
         }
         with_uring(|u| u.cancel(self.slot));
         loop {
-            if let Some(res) = with_uring(|u| u.take(self.slot)) {
+            if let Some((res, _)) = with_uring(|u| u.take(self.slot)) {
                 if res >= 0 {
                     (self.release)(res as usize);
                 }
@@ -186,9 +191,9 @@ impl Drop for InFlight {
     }
 }
 
-/// Submits `op` and waits for its completion; `Err(TimedOut)` only if the
-/// deadline passed and the cancellation won.
-fn submit_and_wait<O: Op>(fd: RawFd, op: &mut O, deadline: Option<Instant>) -> io::Result<i32> {
+/// Submits `op` and waits for its completion: its result and flags;
+/// `Err(TimedOut)` only if the deadline passed and the cancellation won.
+fn submit_and_wait<O: Op>(fd: RawFd, op: &mut O, deadline: Option<Instant>) -> io::Result<(i32, u32)> {
     if remaining(deadline).is_some_and(|d| d.is_zero()) {
         return Err(timed_out());
     }
@@ -197,10 +202,10 @@ fn submit_and_wait<O: Op>(fd: RawFd, op: &mut O, deadline: Option<Instant>) -> i
     let mut flight = InFlight { slot, release: O::release, done: false };
     let timer = remaining(deadline).map(|d| TimerGuard::arm(d, Action::Wake(me)));
     let mut cancelled = false;
-    let res = loop {
+    let (res, flags) = loop {
         park();
-        if let Some(res) = with_uring(|u| u.take(slot)) {
-            break res;
+        if let Some(done) = with_uring(|u| u.take(slot)) {
+            break done;
         }
         if !cancelled && timer.as_ref().is_some_and(|t| t.fired()) {
             with_uring(|u| u.cancel(slot));
@@ -211,7 +216,7 @@ fn submit_and_wait<O: Op>(fd: RawFd, op: &mut O, deadline: Option<Instant>) -> i
     if cancelled && res == -libc::ECANCELED {
         return Err(timed_out());
     }
-    Ok(res)
+    Ok((res, flags))
 }
 
 /// Waits for readiness only (`wait_read`, `wait_write`, and the io_uring
@@ -238,7 +243,7 @@ pub(crate) fn wait(t: Target, interest: Interest, timeout: Option<Duration>) -> 
     let deadline = timeout.map(|d| Instant::now() + d);
     let mut p = Poll(interest);
     if with_driver(|d| d.uring().is_some()) {
-        let res = submit_and_wait(t.fd, &mut p, deadline)?;
+        let (res, _) = submit_and_wait(t.fd, &mut p, deadline)?;
         return sys::cvt_res(res).map(drop);
     }
     loop {
