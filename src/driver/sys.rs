@@ -131,3 +131,16 @@ pub(crate) fn coarse_monotonic_res() -> Option<Duration> {
     let r = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     (r == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
+
+/// True when the running kernel is at least `major.minor` (its release, as
+/// `uname -r` prints it, e.g. "6.18.44-...", read once from
+/// `/proc/sys/kernel/osrelease`; false if it cannot be read).
+pub(crate) fn kernel_at_least(major: u32, minor: u32) -> bool {
+    static RELEASE: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    let &(have_major, have_minor) = RELEASE.get_or_init(|| {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    });
+    (have_major, have_minor) >= (major, minor)
+}

@@ -147,7 +147,9 @@ unsafe impl Op for Accept {
         self.backlog
     }
     fn completed(&mut self, flags: u32) {
-        self.backlog = io_uring::cqueue::sock_nonempty(flags);
+        // Kernels before 6.10 do not report the queue on accepts: there any
+        // accept through the ring may be the first of a burst.
+        self.backlog = io_uring::cqueue::sock_nonempty(flags) || !sys::kernel_at_least(6, 10);
     }
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
         let addr = self.addr_ptr();
