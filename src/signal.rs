@@ -5,7 +5,6 @@
 //! parked until that eventfd is written, spawns the handler greenlets.
 #![forbid(unsafe_code)]
 
-use std::cell::RefCell;
 use std::io;
 use std::marker::PhantomData;
 use std::rc::Rc;
@@ -77,7 +76,7 @@ const REFUSED: [i32; 6] = [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SI
 /// handle the same signal.
 pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHandle> {
     check(signum)?;
-    let (id, start) = REGISTRY.with(|r| r.borrow_mut().add(signum, Rc::new(handler)))?;
+    let (id, start) = with_registry(|r| r.add(signum, Rc::new(handler)))?;
     if start {
         crate::Builder::default().name("gevent signal dispatcher").spawn(dispatch);
     }
@@ -117,7 +116,7 @@ impl SignalHandle {
     /// greenlets already spawned still run). The last handler of a signal
     /// restores the signal's previous action.
     pub fn cancel(self) {
-        let (removed, idle) = REGISTRY.with(|r| r.borrow_mut().remove(self.id));
+        let (removed, idle) = with_registry(|r| r.remove(self.id));
         if idle {
             // Wake the dispatcher so it sees it has nothing left and exits.
             driver::sys::eventfd_wake(driver::remote_fd());
@@ -135,9 +134,10 @@ struct Registration {
     handler: Handler,
 }
 
-/// One hub's handlers and subscriber slots.
+/// One hub's handlers and subscriber slots (the hub's `signals`; its
+/// destructor unsubscribes).
 #[derive(Default)]
-struct Registry {
+pub(crate) struct Registry {
     /// In registration order (the order handlers of one delivery spawn in).
     registrations: Vec<Registration>,
     /// (signal, slot in `driver::sig`) for each signal with a handler here.
@@ -150,11 +150,9 @@ struct Registry {
     wake: Option<std::os::fd::OwnedFd>,
 }
 
-thread_local! {
-    /// The current thread's handlers. Thread-local rather than in the hub
-    /// because handlers are user closures the hub knows nothing of; one hub
-    /// per thread makes the two the same. Its destructor unsubscribes.
-    static REGISTRY: RefCell<Registry> = RefCell::default();
+/// Runs `f` on the current hub's registry.
+fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    crate::hub::with(|h| f(&mut h.signals.borrow_mut()))
 }
 
 impl Registry {
@@ -234,12 +232,12 @@ fn dispatch() {
     impl Drop for Release {
         fn drop(&mut self) {
             if std::thread::panicking() {
-                let _ = REGISTRY.try_with(|r| r.borrow_mut().release_all());
+                with_registry(Registry::release_all);
             }
         }
     }
     let _release = Release;
-    while let Some(due) = REGISTRY.with(|r| r.borrow_mut().due()) {
+    while let Some(due) = with_registry(Registry::due) {
         for (signum, handler) in due {
             crate::Builder::default().name(format!("signal {signum} handler")).spawn(move || handler());
         }

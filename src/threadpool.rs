@@ -103,6 +103,11 @@ impl ThreadPool {
         ThreadPool { handle: Arc::new(Handle { shared }) }
     }
 
+    /// Another handle on this pool.
+    fn share(&self) -> ThreadPool {
+        ThreadPool { handle: self.handle.clone() }
+    }
+
     /// The most workers this pool runs at once.
     pub fn size(&self) -> usize {
         self.handle.shared.max
@@ -197,10 +202,6 @@ fn worker(shared: &Shared) {
     }
 }
 
-thread_local! {
-    static DEFAULT: ThreadPool = ThreadPool::new(DEFAULT_THREADS);
-}
-
 /// Workers of each hub's default pool (gevent's default).
 pub const DEFAULT_THREADS: usize = 10;
 
@@ -221,8 +222,10 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    // Past the default pool's destructor (a greenlet unwinding at thread
-    // exit), a pool of its own serves the call.
-    let pool = DEFAULT.try_with(|p| ThreadPool { handle: p.handle.clone() }).unwrap_or_else(|_| ThreadPool::new(1));
+    // A handle on the hub's pool: the hub drops its own at thread exit,
+    // once its greenlets are gone, and the workers then exit.
+    let pool = crate::hub::with(|h| {
+        h.default_pool.borrow_mut().get_or_insert_with(|| ThreadPool::new(DEFAULT_THREADS)).share()
+    });
     run_scoped(|job| pool.submit(job), f)
 }

@@ -187,3 +187,32 @@ fn a_thread_that_exits_unsubscribes() {
         assert_eq!(installed(sig), libc::SIG_DFL, "the previous action was not restored");
     });
 }
+
+/// A thread's handlers belong to its hub: when the thread exits they are
+/// dropped during the hub's teardown, while the hub still runs, so whatever
+/// their closures own may use gevent in its destructor.
+#[test]
+fn handlers_are_dropped_while_their_exiting_hub_still_runs() {
+    both(|| {
+        let b = gevent::hub::backend();
+        let (tx, rx) = mpsc::channel::<usize>();
+        std::thread::spawn(move || {
+            gevent::hub::prefer_backend(b).unwrap();
+            struct OnDrop(mpsc::Sender<usize>);
+            impl Drop for OnDrop {
+                fn drop(&mut self) {
+                    let _ = self.0.send(gevent::hub::stats().greenlets);
+                }
+            }
+            let owned = OnDrop(tx);
+            let _handle = signal(libc::SIGURG, move || {
+                let _ = &owned;
+            })
+            .unwrap();
+        })
+        .join()
+        .expect("the thread exited cleanly");
+        let greenlets = rx.recv_timeout(Duration::from_secs(2)).expect("the handler was dropped at thread exit");
+        assert_eq!(greenlets, 1, "[{b:?}] only the main greenlet is left when the handlers go");
+    });
+}

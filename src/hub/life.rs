@@ -404,4 +404,9 @@ pub(super) fn teardown() {
         core.greenlets[main].rare.as_mut().map(|r| std::mem::take(&mut r.locals))
     });
     drop(main_locals);
+    // User closures (signal handlers) and the default pool go while the
+    // hub is still there for whatever their destructors do.
+    let (signals, pool) = with(|h| (std::mem::take(&mut *h.signals.borrow_mut()), h.default_pool.take()));
+    drop(signals);
+    drop(pool);
 }

@@ -76,6 +76,11 @@ pub(crate) struct Hub {
     _alt_stack: Option<AltStack>,
     /// The I/O backend and remote wake-ups.
     pub(crate) driver: Driver,
+    /// The signal handlers registered on this thread (`signal.rs`).
+    pub(crate) signals: RefCell<crate::signal::Registry>,
+    /// This thread's default thread pool (`spawn_blocking`), made at first
+    /// use.
+    pub(crate) default_pool: RefCell<Option<crate::threadpool::ThreadPool>>,
 }
 
 struct HubOwner;
@@ -217,6 +222,8 @@ fn create_hub() -> *const Hub {
         coarse: CoarseClock::new().map(Box::new),
         _alt_stack: AltStack::ensure(),
         driver: Driver::new(PREFERRED.with(|p| p.get())),
+        signals: RefCell::default(),
+        default_pool: RefCell::new(None),
     });
     let p = Box::into_raw(hub) as *const Hub;
     CURRENT.with(|c| c.set(p));
