@@ -141,7 +141,7 @@ unsafe impl Op for Accept {
     /// they are taken at once, as epoll's accept loop does: through the
     /// ring, each accept would wait for its completion behind every other
     /// completion queued (with 1,000 clients connecting at once, the last
-    /// waited up to 1.5 s). Without a backlog the ring waits, with no
+    /// waited up to 1.6 s). Without a backlog the ring waits, with no
     /// syscall bound to fail first.
     fn try_first(&self) -> bool {
         self.backlog
