@@ -244,9 +244,11 @@ fn a_queued_burst_of_connections_is_accepted_without_waiting() {
         done.set(true);
         ticker.join();
         assert_eq!(accepted.len(), 64);
-        // At most the first accept waits (io_uring learns of the queue from
-        // its completion); every later one finds its connection at once.
-        assert!(runs.get() <= 2, "the other greenlet ran {} times during the accepts", runs.get());
+        // Only the first accept waits (io_uring learns of the queue from its
+        // completion); the later ones find their connections at once. One
+        // park per accept (the bug) is 64 runs; the bound leaves room for
+        // handshakes the kernel finishes late on a loaded machine.
+        assert!(runs.get() < 32, "the other greenlet ran {} times during the 64 accepts", runs.get());
     });
 }
 
