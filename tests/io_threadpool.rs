@@ -221,3 +221,34 @@ fn an_idle_worker_exits_and_a_later_job_starts_another() {
         assert_eq!(pool.threads(), 1);
     });
 }
+
+/// Workers that exit the moment they are idle, racing jobs submitted
+/// meanwhile: a job queued while its worker times out is still taken (by
+/// that worker, or a new one), never left in the queue with no worker.
+#[test]
+fn jobs_racing_idle_exits_all_complete() {
+    both(|| {
+        let pool = Rc::new(ThreadPool::with_idle_exit(3, Duration::from_micros(1)));
+        let done = Rc::new(Cell::new(0u32));
+        let callers: Vec<Greenlet<()>> = (0..20)
+            .map(|i| {
+                let (pool, done) = (pool.clone(), done.clone());
+                gevent::spawn(move || {
+                    for j in 0..50u32 {
+                        if (i + j) % 7 == 0 {
+                            // Let the workers go idle (and exit) now and then.
+                            std::thread::sleep(Duration::from_micros(50));
+                        }
+                        assert_eq!(pool.apply(move || i * 1000 + j), i * 1000 + j);
+                        done.set(done.get() + 1);
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            join_ok(c);
+        }
+        assert_eq!(done.get(), 1000);
+        assert!(pool.threads() <= 3, "at most the pool's size of workers");
+    });
+}
