@@ -167,7 +167,7 @@ impl ThreadPool {
         T: Send + 'static,
     {
         let result = AsyncResult::new();
-        let (out, pool) = (result.clone(), ThreadPool { handle: self.handle.clone() });
+        let (out, pool) = (result.clone(), self.share());
         crate::spawn(move || match panic::catch_unwind(AssertUnwindSafe(|| pool.apply(f))) {
             Ok(v) => out.set(v),
             Err(p) => out.set_exception(crate::hub::panic_message(&*p)),

@@ -139,23 +139,6 @@ impl WaitList {
         WaitKey { slot, generation }
     }
 
-    /// Takes the longest-waiting greenlet.
-    ///
-    /// The hot path of every wake-all (an `Event::set`), so it takes the
-    /// head directly instead of going through `pop_first`'s search.
-    #[inline]
-    pub(crate) fn pop_front(&self, n: &mut WaitNodes) -> Option<usize> {
-        let first = self.first.replace(NIL);
-        if first != NIL {
-            n.leave();
-            return Some(first);
-        }
-        match self.head.get() {
-            NIL => None,
-            slot => Some(self.unlink(n, slot)),
-        }
-    }
-
     /// Takes every waiter, oldest first, handing each to `wake`; returns how
     /// many.
     #[inline(always)]
@@ -186,8 +169,9 @@ impl WaitList {
             count = 1;
         }
         if seen.nodes {
-            while let Some(g) = self.pop_front(n) {
-                wake(g);
+            // The inline slot is empty now: only nodes are left.
+            while self.head.get() != NIL {
+                wake(self.unlink(n, self.head.get()));
                 count += 1;
             }
         }
@@ -247,7 +231,7 @@ impl WaitList {
     /// True when nobody waits.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.first.get() == NIL && self.len.get() == 0
+        self.seen().is_none()
     }
 
     fn unlink(&self, n: &mut WaitNodes, slot: usize) -> usize {
@@ -270,6 +254,11 @@ impl WaitList {
 mod tests {
     use super::*;
 
+    /// The longest waiter, as a notifier takes it.
+    fn pop(w: &WaitList, n: &mut WaitNodes) -> Option<usize> {
+        w.pop_first(n, |_| true).map(|(g, _)| g)
+    }
+
     #[test]
     fn fifo_order() {
         let mut n = WaitNodes::default();
@@ -277,10 +266,10 @@ mod tests {
         for g in [5, 6, 7] {
             w.push_back(&mut n, g);
         }
-        assert_eq!(w.pop_front(&mut n), Some(5));
-        assert_eq!(w.pop_front(&mut n), Some(6));
-        assert_eq!(w.pop_front(&mut n), Some(7));
-        assert_eq!(w.pop_front(&mut n), None);
+        assert_eq!(pop(&w, &mut n), Some(5));
+        assert_eq!(pop(&w, &mut n), Some(6));
+        assert_eq!(pop(&w, &mut n), Some(7));
+        assert_eq!(pop(&w, &mut n), None);
         assert!(w.is_empty());
         assert_eq!(n.len(), 0);
     }
@@ -294,13 +283,13 @@ mod tests {
         assert!(w.remove(&mut n, a));
         w.push_back(&mut n, 3); // not inline: the list is not empty
         assert_eq!(w.len(), 2);
-        assert_eq!(w.pop_front(&mut n), Some(2));
-        assert_eq!(w.pop_front(&mut n), Some(3));
+        assert_eq!(pop(&w, &mut n), Some(2));
+        assert_eq!(pop(&w, &mut n), Some(3));
         let b = w.push_back(&mut n, 4); // inline again
         assert_eq!(n.nodes.len(), 0, "a lone waiter takes no node");
         assert_eq!(n.len(), 1);
         assert!(w.contains(&n, b));
-        assert_eq!(w.pop_front(&mut n), Some(4));
+        assert_eq!(pop(&w, &mut n), Some(4));
         assert!(!w.remove(&mut n, b), "a popped inline key is stale");
         assert!(!w.remove(&mut n, a));
     }
@@ -314,9 +303,9 @@ mod tests {
         assert!(w.remove(&mut n, keys[0]));
         assert!(w.remove(&mut n, keys[4]));
         assert_eq!(w.len(), 2);
-        assert_eq!(w.pop_front(&mut n), Some(1));
-        assert_eq!(w.pop_front(&mut n), Some(3));
-        assert_eq!(w.pop_front(&mut n), None);
+        assert_eq!(pop(&w, &mut n), Some(1));
+        assert_eq!(pop(&w, &mut n), Some(3));
+        assert_eq!(pop(&w, &mut n), None);
     }
 
     #[test]
@@ -326,9 +315,9 @@ mod tests {
         a.push_back(&mut n, 1);
         b.push_back(&mut n, 2);
         a.push_back(&mut n, 3);
-        assert_eq!(b.pop_front(&mut n), Some(2));
-        assert_eq!(a.pop_front(&mut n), Some(1));
-        assert_eq!(a.pop_front(&mut n), Some(3));
+        assert_eq!(pop(&b, &mut n), Some(2));
+        assert_eq!(pop(&a, &mut n), Some(1));
+        assert_eq!(pop(&a, &mut n), Some(3));
         assert!(a.is_empty() && b.is_empty());
     }
 
@@ -337,7 +326,7 @@ mod tests {
         let mut n = WaitNodes::default();
         let w = WaitList::default();
         let a = w.push_back(&mut n, 1);
-        assert_eq!(w.pop_front(&mut n), Some(1));
+        assert_eq!(pop(&w, &mut n), Some(1));
         let b = w.push_back(&mut n, 2); // reuses a's slot
         assert!(!w.remove(&mut n, a), "a stale key removes nothing");
         assert!(w.contains(&n, b));
