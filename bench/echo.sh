@@ -17,7 +17,7 @@
 #   ECHO_SERVERS      labels to run, space-separated [all]
 #   ECHO_CONNS        connection counts [64 1000]     ECHO_SIZE     round-trip bytes [64]
 #   ECHO_SECS         seconds per run [5]              ECHO_REPS     repetitions [3]
-#   ECHO_WARMUP       uncounted seconds first [0.5]    ECHO_BULK_SECS  [ECHO_SECS]
+#   ECHO_WARMUP       uncounted seconds first [0.5]    ECHO_BULK_SECS  [ECHO_SECS; 0 skips bulk]
 #   ECHO_BULK_CONNS   bulk connections [4]             ECHO_BULK_CHUNK  bytes per write [1048576]
 #   ECHO_SERVER_CPU   [0]   ECHO_CLIENT_CPU [1]        ECHO_PORT     first port [18701]
 #   ECHO_BUILD        0 to skip `cargo build` [1]      ECHO_LOG      client output log
@@ -171,6 +171,9 @@ notes=()
 # Per "label|C" key, space-separated samples gathered over all rounds (keys in first-seen
 # order in `keys`); the bulk figures per label.
 declare -A acc_rtt acc_cpu acc_util acc_cli acc_p50 acc_p99 acc_rss acc_bulk
+# Per round: "label|C|round" -> median rtt/srv-cpu-s, "label|round" -> bulk MB/s (for the
+# paired ratios).
+declare -A round_cpu round_bulk
 keys=()
 echo "echo.sh: secs=$secs reps=$reps rounds=$rounds warmup=$warmup conns=($conns_list) size=$size bulk=${bulk_conns}x${bulk_chunk}B/${bulk_secs}s; server on CPU $server_cpu, client on CPU $client_cpu; log $log" >&2
 for ((round = 1; round <= rounds; round++)); do
@@ -193,7 +196,9 @@ for entry in "${servers[@]}"; do
     failed=""
     bulk="-"
     # Bulk first, so it is reported on the server's first row.
-    if client 0 "$bulk_secs" --conns "$bulk_conns" --chunk "$bulk_chunk" --bulk; then
+    if [[ $bulk_secs == 0 ]]; then
+        : # bulk skipped
+    elif client 0 "$bulk_secs" --conns "$bulk_conns" --chunk "$bulk_chunk" --bulk; then
         bulk=$(kv mb_per_sec "$out")
     else
         failed="bulk run failed"
@@ -221,7 +226,9 @@ for entry in "${servers[@]}"; do
         [[ -n $failed ]] && break
         acc_rtt[$key]+="$rtts" acc_cpu[$key]+="$per_cpu" acc_util[$key]+="$util" acc_cli[$key]+="$cli"
         acc_p50[$key]+="$p50s" acc_p99[$key]+="$p99s" acc_rss[$key]+=" $rss"
+        round_cpu["$key|$round"]=$(median "$per_cpu")
     done
+    round_bulk["$label|$round"]=$bulk
     if [[ -n $failed ]] || ! kill -0 "$srv_pid" 2>/dev/null; then
         notes+=("$label: ${failed:-server died}; see $log")
     fi
@@ -251,4 +258,36 @@ for row in "${rows[@]}"; do
     # shellcheck disable=SC2059
     printf "$fmt" "$l" "$c" "$a" "$b" "$u" "$cl" "$p5" "$p9" "$bk" "$rs"
 done
+
+# --- paired ratios ---------------------------------------------------------------------
+# Each round runs every server back to back, so a ratio within one round cancels most of
+# the machine's drift; the median over rounds is steadier than the ratio of medians.
+ratio() { # numerator, denominator: the ratio, or nothing if either is missing
+    [[ $1 =~ ^[0-9.]+$ && $2 =~ ^[0-9.]+$ ]] && [[ $(calc "$2 > 0" 0) == 1 ]] && calc "$1 / $2" 3
+}
+ref=${keys[0]%%|*}
+if ((rounds > 1)) && [[ -n $ref ]]; then
+    echo
+    echo "paired ratios against $ref: median over the $rounds rounds of (server / $ref) within each round"
+    header="server       "
+    for c in $conns_list; do header+=" $(printf '%14s' "C=$c rtt/cpu")"; done
+    echo "$header $(printf '%10s' bulk)"
+    for key in "${keys[@]}"; do
+        label=${key%%|*}
+        [[ $key == "${label}|${conns_list%% *}" ]] || continue
+        line=$(printf '%-13s' "$label")
+        for c in $conns_list; do
+            rs=""
+            for ((r = 1; r <= rounds; r++)); do
+                rs+=" $(ratio "${round_cpu["$label|$c|$r"]:-}" "${round_cpu["$ref|$c|$r"]:-}" || true)"
+            done
+            line+=" $(printf '%14s' "$(median "$rs")")"
+        done
+        bs=""
+        for ((r = 1; r <= rounds; r++)); do
+            bs+=" $(ratio "${round_bulk["$label|$r"]:-}" "${round_bulk["$ref|$r"]:-}" || true)"
+        done
+        echo "$line $(printf '%10s' "$(median "$bs")")"
+    done
+fi
 for n in "${notes[@]}"; do echo "note: $n"; done
