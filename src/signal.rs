@@ -156,6 +156,11 @@ fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
 }
 
 impl Registry {
+    /// No handler registered and no signal subscribed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.registrations.is_empty() && self.slots.is_empty()
+    }
+
     /// Adds a handler, subscribing the hub's eventfd (through `wake`) to
     /// the signal if this is its first handler here; returns its id and
     /// whether the dispatcher must be started.

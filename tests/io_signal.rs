@@ -216,3 +216,39 @@ fn handlers_are_dropped_while_their_exiting_hub_still_runs() {
         assert_eq!(greenlets, 1, "[{b:?}] only the main greenlet is left when the handlers go");
     });
 }
+
+/// A handler whose destructor registers another handler: that one is
+/// dropped at thread exit too, while the hub still runs.
+#[test]
+fn a_handler_registered_by_a_dropped_handler_goes_too() {
+    both(|| {
+        let b = gevent::hub::backend();
+        let (tx, rx) = mpsc::channel::<usize>();
+        std::thread::spawn(move || {
+            gevent::hub::prefer_backend(b).unwrap();
+            struct OnDrop(mpsc::Sender<usize>);
+            impl Drop for OnDrop {
+                fn drop(&mut self) {
+                    let _ = self.0.send(gevent::hub::stats().greenlets);
+                }
+            }
+            struct Reregister(Option<mpsc::Sender<usize>>);
+            impl Drop for Reregister {
+                fn drop(&mut self) {
+                    let owned = OnDrop(self.0.take().expect("dropped once"));
+                    let _ = signal(libc::SIGURG, move || {
+                        let _ = &owned;
+                    });
+                }
+            }
+            let first = Reregister(Some(tx));
+            let _handle = signal(libc::SIGURG, move || {
+                let _ = &first;
+            })
+            .unwrap();
+        })
+        .join()
+        .expect("the thread exited cleanly");
+        rx.recv_timeout(Duration::from_secs(2)).expect("the handler registered during teardown was dropped");
+    });
+}

@@ -5,23 +5,30 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::{remote_handle, RemoteWait};
 
 /// A job for a worker thread.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// How often [`run_scoped`] submits a job that no worker can take before it
+/// gives up (the pauses between add up to about a quarter second).
+const SUBMIT_RETRIES: u32 = 9;
+
 /// Runs `f` through `submit` (which hands the job to a worker, or gives it
 /// back unqueued) and waits cooperatively for its result; a panic in `f`
 /// resumes in the caller.
 ///
 /// # Panics
-/// If `submit` gives the job back (no worker can run it).
+/// If `submit` keeps giving the job back (no worker can run it: the
+/// process cannot start a thread) for [`SUBMIT_RETRIES`] attempts,
+/// each after a cooperative pause twice the last (1 ms first).
 ///
 /// # Blocking
 /// Until the job ran. Killed meanwhile, the greenlet still waits for the
 /// job to finish before it unwinds (the job borrows its stack).
-pub(crate) fn run_scoped<'a, F, T>(submit: impl FnOnce(Job) -> Result<(), Job>, f: F) -> T
+pub(crate) fn run_scoped<'a, F, T>(mut submit: impl FnMut(Job) -> Result<(), Job>, f: F) -> T
 where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
@@ -46,14 +53,74 @@ where
             self.0.wait();
         }
     }
-    if let Err(job) = submit(job) {
-        // Never queued: dropping it (and what it borrows) is all there is.
-        drop(job);
-        panic!("gevent: cannot start a thread-pool worker (no worker is running)");
+    // A job given back was never queued: holding it (and what it borrows)
+    // across a pause, or dropping it on a kill, is all there is.
+    let mut job = job;
+    let mut pause = Duration::from_millis(1);
+    for attempt in 1.. {
+        match submit(job) {
+            Ok(()) => break,
+            Err(back) if attempt < SUBMIT_RETRIES => {
+                // Out of threads for now (EAGAIN): one may exit meanwhile.
+                job = back;
+                crate::sleep(pause);
+                pause *= 2;
+            }
+            Err(back) => {
+                drop(back);
+                panic!("gevent: cannot start a thread-pool worker (no worker is running; tried {attempt} times)");
+            }
+        }
     }
     let finish = Finish(&wait);
     wait.wait();
     drop(finish);
     let r = slot.lock().unwrap_or_else(|p| p.into_inner()).take().expect("a completed job left its result");
     r.unwrap_or_else(|payload| panic::resume_unwind(payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn a_job_given_back_is_submitted_again_after_a_pause() {
+        let attempts = Cell::new(0);
+        let start = Instant::now();
+        let x = 20;
+        let got = run_scoped(
+            |job| {
+                attempts.set(attempts.get() + 1);
+                if attempts.get() < 3 {
+                    return Err(job);
+                }
+                std::thread::spawn(job);
+                Ok(())
+            },
+            || x + 1,
+        );
+        assert_eq!(got, 21);
+        assert_eq!(attempts.get(), 3);
+        assert!(start.elapsed() >= Duration::from_millis(3), "paused 1 ms, then 2 ms");
+    }
+
+    #[test]
+    fn a_job_no_worker_ever_takes_panics_with_a_clear_message() {
+        let attempts = Cell::new(0);
+        let panicked = panic::catch_unwind(AssertUnwindSafe(|| {
+            run_scoped(
+                |job| {
+                    attempts.set(attempts.get() + 1);
+                    Err(job)
+                },
+                || (),
+            )
+        }));
+        let message = *panicked.expect_err("gave up").downcast::<String>().expect("a formatted message");
+        assert!(message.contains("cannot start a thread-pool worker"), "{message}");
+        assert_eq!(attempts.get(), SUBMIT_RETRIES);
+    }
 }

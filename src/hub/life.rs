@@ -405,8 +405,15 @@ pub(super) fn teardown() {
     });
     drop(main_locals);
     // User closures (signal handlers) and the default pool go while the
-    // hub is still there for whatever their destructors do.
-    let (signals, pool) = with(|h| (std::mem::take(&mut *h.signals.borrow_mut()), h.default_pool.take()));
-    drop(signals);
-    drop(pool);
+    // hub is still there for whatever their destructors do; what such a
+    // destructor registers again goes in the next round.
+    for _round in 0..3 {
+        let (signals, pool) = with(|h| (std::mem::take(&mut *h.signals.borrow_mut()), h.default_pool.take()));
+        let last = signals.is_empty() && pool.is_none();
+        drop(signals);
+        drop(pool);
+        if last {
+            break;
+        }
+    }
 }

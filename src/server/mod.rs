@@ -49,6 +49,12 @@ pub const STOP_GRACE: Duration = Duration::from_secs(1);
 const MIN_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
+/// The accept loop yields once every this many connections, so that during
+/// a burst the new handlers (and whatever else is ready) run in between: an
+/// accept that finds a connection queued returns without switching, so a
+/// long burst would otherwise be taken whole first. gevent's `max_accept`.
+pub const MAX_ACCEPT: usize = 100;
+
 type Handler = dyn Fn(TcpStream, SocketAddr);
 
 struct Inner {
@@ -243,7 +249,12 @@ fn stop_handlers(group: &Group, grace: Duration) {
 
 fn accept_loop(inner: &Inner) {
     let mut backoff = MIN_BACKOFF;
+    let mut streak = 0;
     loop {
+        if streak == MAX_ACCEPT {
+            streak = 0;
+            crate::sleep(Duration::ZERO);
+        }
         if let Some(pool) = &inner.pool {
             pool.wait_available();
         }
@@ -252,6 +263,7 @@ fn accept_loop(inner: &Inner) {
         match accepted {
             Ok((conn, peer)) => {
                 backoff = MIN_BACKOFF;
+                streak += 1;
                 let handler = inner.handler.clone();
                 let run = move || handler(conn, peer);
                 match &inner.pool {
@@ -262,6 +274,7 @@ fn accept_loop(inner: &Inner) {
             Err(e) => {
                 inner.accept_errors.set(inner.accept_errors.get() + 1);
                 if let Some(pause) = accept_pause(&e, &mut backoff) {
+                    streak = 0;
                     crate::sleep(pause);
                 }
             }
