@@ -85,7 +85,7 @@ accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 kv() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
-median() { tr ' ' '\n' <<<"$*" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : "-") }'; }
+median() { tr ' ' '\n' <<<"$*" | { grep -v '^$' || true; } | sort -g | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : "-") }'; }
 calc() { awk "BEGIN { printf \"%.${2:-0}f\", ($1) }"; }
 # The program a command runs: the first word after `env` and VAR=value assignments.
 prog_of() {
