@@ -977,3 +977,58 @@ fn io_uring_is_the_backend_where_the_kernel_allows_it() {
     .join()
     .unwrap();
 }
+
+/// On io_uring a stream's receives name it as a fixed file of its hub's
+/// ring, and the table holds a reference on the file. Dropped on another
+/// thread, the stream's connection still closes at once: the hub lets its
+/// slot go when told.
+#[test]
+fn a_stream_dropped_on_another_thread_closes_its_connection() {
+    both(|| {
+        let (mut peer, mut conn) = tcp_pair();
+        peer.write_all(b"x").unwrap();
+        let mut got = [0u8; 1];
+        conn.read_exact(&mut got).unwrap();
+        std::thread::spawn(move || drop(conn)).join().unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(peer.read(&mut got).unwrap(), 0, "the peer sees the close");
+    });
+}
+
+/// A fixed-file slot left by a stream that closed on another thread (its
+/// release not read yet) is never used for the next file under the same fd
+/// number: each slot knows the source it holds.
+#[test]
+fn a_reused_fd_number_never_reads_through_a_stale_fixed_file() {
+    use std::os::fd::IntoRawFd;
+    both(|| {
+        let (mut a_peer, mut a) = tcp_pair();
+        let (mut b_peer, b) = tcp_pair();
+        a_peer.write_all(b"a").unwrap();
+        let mut got = [0u8; 1];
+        a.read_exact(&mut got).unwrap();
+        let b_fd = b.into_raw_fd();
+        // On a thread without a hub, `a` gives its fd up (its release goes
+        // by message) and b's socket takes that fd number.
+        let reused = std::thread::spawn(move || {
+            // SAFETY: both fds were given up by their streams; each is owned
+            // once, here.
+            let (n, b) = unsafe { (OwnedFd::from_raw_fd(a.into_raw_fd()), OwnedFd::from_raw_fd(b_fd)) };
+            // SAFETY: dup2 onto an fd this thread owns; a's file closes.
+            assert_eq!(unsafe { libc::dup2(b.as_raw_fd(), n.as_raw_fd()) }, n.as_raw_fd());
+            n
+        })
+        .join()
+        .unwrap();
+        let mut b = TcpStream::from(reused);
+        b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        for msg in [b"b", b"c"] {
+            b_peer.write_all(msg).unwrap();
+            b.read_exact(&mut got).unwrap();
+            assert_eq!(&got, msg, "read through b's own file");
+            gevent::sleep(ms(1)); // the hub reads a's release meanwhile
+        }
+        a_peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(a_peer.read(&mut got).unwrap(), 0, "a's connection closed");
+    });
+}

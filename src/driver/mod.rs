@@ -51,6 +51,8 @@ pub(crate) enum Interest {
     Write,
 }
 
+// One per hub, built once and never moved: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Uring(uring::Uring),
     Epoll(epoll::Epoll),
@@ -115,9 +117,37 @@ impl Driver {
     pub(crate) fn poll(&self, timeout: Option<Duration>, wake: &mut dyn FnMut(usize)) {
         let remote = |wake: &mut dyn FnMut(usize)| self.remote.drain(wake);
         match &self.kind {
-            Kind::Uring(u) => u.poll(timeout, wake, &remote),
+            Kind::Uring(u) => {
+                u.poll(timeout, wake, &remote);
+                for (fd, id) in self.remote.take_released() {
+                    u.release_fixed(fd, id);
+                }
+            }
             Kind::Epoll(e) => e.poll(timeout, wake, &remote),
         }
+    }
+
+    /// Whether receives on `t` may use the io_uring's fixed-file table: the
+    /// backend is io_uring, the fd fits the table, and this hub is the
+    /// source's home (the first hub to receive on it, whose table alone
+    /// may hold it).
+    fn fixed_home(&self, t: op::Target<'_>) -> bool {
+        let (Kind::Uring(u), Some(home)) = (&self.kind, t.home) else {
+            return false;
+        };
+        u.fixable(t.fd) && home.get_or_init(|| self.remote.handle()).same_hub(self.remote.handle_ref())
+    }
+
+    /// Empties `fd`'s fixed-file slot if source `id` holds it.
+    pub(crate) fn release_fixed(&self, fd: RawFd, id: u64) {
+        if let Kind::Uring(u) = &self.kind {
+            u.release_fixed(fd, id);
+        }
+    }
+
+    /// Whether `home` is this hub's.
+    pub(crate) fn is_home(&self, home: &RemoteHandle) -> bool {
+        home.same_hub(self.remote.handle_ref())
     }
 
     fn uring(&self) -> Option<&uring::Uring> {
@@ -243,7 +273,13 @@ pub(crate) fn timed_out() -> io::Error {
 pub(crate) struct Source {
     fd: Option<std::os::fd::OwnedFd>,
     id: u64,
+    /// The hub whose io_uring may hold the fd in its fixed-file table (see
+    /// `uring.rs`), told to let go when the fd closes, from any thread.
+    home: Home,
 }
+
+/// A source's home hub, set by its first receive on an io_uring hub.
+pub(crate) type Home = std::sync::OnceLock<RemoteHandle>;
 
 impl Source {
     /// Takes `fd`, making it non-blocking.
@@ -257,12 +293,12 @@ impl Source {
     pub(crate) fn from_nonblocking(fd: std::os::fd::OwnedFd) -> Source {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        Source { fd: Some(fd), id: NEXT_ID.fetch_add(1, Ordering::Relaxed) }
+        Source { fd: Some(fd), id: NEXT_ID.fetch_add(1, Ordering::Relaxed), home: Home::new() }
     }
 
     /// What operations run on.
-    pub(crate) fn target(&self) -> op::Target {
-        op::Target { fd: self.raw(), id: self.id }
+    pub(crate) fn target(&self) -> op::Target<'_> {
+        op::Target { fd: self.raw(), id: self.id, home: Some(&self.home) }
     }
 
     pub(crate) fn raw(&self) -> RawFd {
@@ -277,17 +313,28 @@ impl Source {
     /// Gives the fd up (deregistered first).
     pub(crate) fn into_owned(mut self) -> std::os::fd::OwnedFd {
         let fd = self.fd.take().expect("a live source has its fd");
-        use std::os::fd::AsRawFd;
-        crate::hub::deregister(fd.as_raw_fd());
+        self.forget(&fd);
         fd
+    }
+
+    /// Before `fd` leaves: out of the home hub's fixed-file table (at once
+    /// on the home thread, else by a message the home hub reads at its next
+    /// poll; the slot is only emptied if this source still holds it), and
+    /// deregistered from this thread's hub.
+    fn forget(&self, fd: &std::os::fd::OwnedFd) {
+        use std::os::fd::AsRawFd;
+        let fd = fd.as_raw_fd();
+        if let Some(home) = self.home.get() {
+            crate::hub::release_fixed(home, fd, self.id);
+        }
+        crate::hub::deregister(fd);
     }
 }
 
 impl Drop for Source {
     fn drop(&mut self) {
         if let Some(fd) = self.fd.take() {
-            use std::os::fd::AsRawFd;
-            crate::hub::deregister(fd.as_raw_fd());
+            self.forget(&fd);
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use slab::Slab;
@@ -17,6 +18,11 @@ use super::sys;
 struct Shared {
     efd: OwnedFd,
     done: Mutex<Vec<u64>>,
+    /// Fixed-file slots to empty, as (fd, source id): sockets of this hub's
+    /// ring that closed on another thread.
+    released: Mutex<Vec<(RawFd, u64)>>,
+    /// `released` is not empty (read on every poll, without the lock).
+    any_released: AtomicBool,
 }
 
 /// A `Send + Sync` handle that completes remote waits of one hub.
@@ -34,6 +40,19 @@ impl RemoteHandle {
     pub(crate) fn complete(&self, token: u64) {
         self.0.done.lock().unwrap_or_else(|p| p.into_inner()).push(token);
         sys::eventfd_wake(self.0.efd.as_raw_fd());
+    }
+
+    /// Asks the hub to drop its fixed-file slot for `fd` if the source `id`
+    /// still holds it (the source closed on another thread).
+    pub(crate) fn release_fixed(&self, fd: RawFd, id: u64) {
+        self.0.released.lock().unwrap_or_else(|p| p.into_inner()).push((fd, id));
+        self.0.any_released.store(true, Ordering::Release);
+        sys::eventfd_wake(self.0.efd.as_raw_fd());
+    }
+
+    /// Whether both name the same hub.
+    pub(crate) fn same_hub(&self, other: &RemoteHandle) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -57,7 +76,12 @@ pub(super) struct Remote {
 
 impl Remote {
     pub(super) fn new() -> std::io::Result<Remote> {
-        let shared = Shared { efd: sys::eventfd()?, done: Mutex::new(Vec::new()) };
+        let shared = Shared {
+            efd: sys::eventfd()?,
+            done: Mutex::new(Vec::new()),
+            released: Mutex::new(Vec::new()),
+            any_released: AtomicBool::new(false),
+        };
         Ok(Remote {
             handle: RemoteHandle(Arc::new(shared)),
             waits: RefCell::new(Slab::new()),
@@ -69,6 +93,20 @@ impl Remote {
 
     pub(super) fn handle(&self) -> RemoteHandle {
         self.handle.clone()
+    }
+
+    /// This hub's handle, to compare with (no clone).
+    pub(super) fn handle_ref(&self) -> &RemoteHandle {
+        &self.handle
+    }
+
+    /// The fixed-file releases posted from other threads since the last call.
+    pub(super) fn take_released(&self) -> Vec<(RawFd, u64)> {
+        let any = &self.handle.0.any_released;
+        if !any.load(Ordering::Relaxed) || !any.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.handle.0.released.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub(super) fn fd(&self) -> RawFd {

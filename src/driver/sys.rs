@@ -144,3 +144,14 @@ pub(crate) fn kernel_at_least(major: u32, minor: u32) -> bool {
     });
     (have_major, have_minor) >= (major, minor)
 }
+
+/// The soft `RLIMIT_NOFILE`: how many fds the process may have open (0 if
+/// unknown).
+pub(crate) fn fd_limit() -> u64 {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `r` is a valid `rlimit` for the call to fill.
+    match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } {
+        0 => r.rlim_cur,
+        _ => 0,
+    }
+}

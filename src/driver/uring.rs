@@ -8,6 +8,15 @@
 //! carried (an accepted fd is closed). Submissions are batched: pushing an SQE does not
 //! enter the kernel; the hub submits once per loop pass, or when the
 //! submission queue is full.
+//!
+//! Receives name their socket as a fixed file where they can: the ring's
+//! fixed-file table (registered sparse at start, slot = fd number) spares
+//! the kernel a file lookup and reference per operation. A slot belongs to
+//! one source (its id); an operation from another source on the same fd
+//! number (the fd was closed and reused) registers its own file first, so
+//! a stale slot is never used. The slot holds a reference on the file, so
+//! it is emptied before the fd closes: at once on the source's home hub,
+//! by message from any other thread (`RemoteHandle::release_fixed`).
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -17,7 +26,7 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use slab::Slab;
 
-use super::{RemoteDrain, Wake};
+use super::{sys, RemoteDrain, Wake};
 
 /// `user_data` of completions nobody waits for (cancellations).
 const IGNORE: u64 = u64::MAX;
@@ -27,6 +36,11 @@ const REMOTE: u64 = u64::MAX - 1;
 const PROBE: u64 = u64::MAX - 2;
 
 const ENTRIES: u32 = 1024;
+
+/// At most this many fixed-file slots (fd numbers `0..MAX_FIXED`; higher
+/// fds are named the usual way), fewer if `RLIMIT_NOFILE` is lower: 8 bytes
+/// of kernel memory each.
+const MAX_FIXED: u32 = 16384;
 
 struct Slot {
     greenlet: usize,
@@ -48,6 +62,10 @@ pub(super) struct Uring {
     in_flight: Cell<usize>,
     remote_fd: RawFd,
     remote_armed: Cell<bool>,
+    /// Per fixed-file slot, the id of the source whose file it holds (0:
+    /// empty); as long as the registered table (empty if the kernel
+    /// refused one).
+    fixed: RefCell<Vec<u64>>,
 }
 
 impl Uring {
@@ -76,6 +94,7 @@ impl Uring {
             in_flight: Cell::new(0),
             remote_fd,
             remote_armed: Cell::new(false),
+            fixed: RefCell::new(Vec::new()),
         };
         // Probe: a ring that cannot take a submission (seccomp) is refused,
         // and so is a kernel that cannot cancel by fd (EINVAL; a count of
@@ -89,7 +108,44 @@ impl Uring {
         }
         u.unsubmitted.set(0);
         u.arm_remote();
+        // Without a table (an old kernel, a low fd limit) fds are named as
+        // usual.
+        let slots = sys::fd_limit().min(MAX_FIXED as u64) as u32;
+        if slots > 0 && u.ring.borrow().submitter().register_files_sparse(slots).is_ok() {
+            *u.fixed.borrow_mut() = vec![0; slots as usize];
+        }
         Ok(u)
+    }
+
+    /// Whether `fd` has a slot in the fixed-file table.
+    pub(super) fn fixable(&self, fd: RawFd) -> bool {
+        usize::try_from(fd).is_ok_and(|fd| fd < self.fixed.borrow().len())
+    }
+
+    /// Whether `fd`, owned by source `id`, is in the fixed-file table now
+    /// (registered first if its slot is empty or another source's).
+    pub(super) fn fixed(&self, fd: RawFd, id: u64) -> bool {
+        let mut fixed = self.fixed.borrow_mut();
+        let Some(holder) = usize::try_from(fd).ok().and_then(|i| fixed.get_mut(i)) else {
+            return false;
+        };
+        if *holder != id {
+            if self.ring.borrow().submitter().register_files_update(fd as u32, &[fd]).is_err() {
+                return false;
+            }
+            *holder = id;
+        }
+        true
+    }
+
+    /// Empties `fd`'s fixed-file slot if source `id` holds it.
+    pub(super) fn release_fixed(&self, fd: RawFd, id: u64) {
+        let mut fixed = self.fixed.borrow_mut();
+        if let Some(holder) = usize::try_from(fd).ok().and_then(|i| fixed.get_mut(i)).filter(|h| **h == id) {
+            // -1 empties the slot; it cannot fail for a registered one.
+            let _ = self.ring.borrow().submitter().register_files_update(fd as u32, &[-1]);
+            *holder = 0;
+        }
     }
 
     fn arm_remote(&self) {

@@ -66,7 +66,7 @@ pub use unix::{UnixIncoming, UnixListener, UnixStream};
 /// gevent::socket::wait_read(a.as_raw_fd(), None).unwrap();
 /// ```
 pub fn wait_read(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
-    op::wait(Target { fd, id: 0 }, Interest::Read, timeout)
+    op::wait(Target { fd, id: 0, home: None }, Interest::Read, timeout)
 }
 
 /// Waits until `fd` is writable (or has an error to report).
@@ -74,7 +74,7 @@ pub fn wait_read(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
 /// # Blocking
 /// As [`wait_read`].
 pub fn wait_write(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
-    op::wait(Target { fd, id: 0 }, Interest::Write, timeout)
+    op::wait(Target { fd, id: 0, home: None }, Interest::Write, timeout)
 }
 
 /// True for the `ToSocketAddrs` types made of addresses only (no host
@@ -169,7 +169,7 @@ impl Sock {
         SockRef::from(self.src.fd())
     }
 
-    pub(crate) fn target(&self) -> Target {
+    pub(crate) fn target(&self) -> Target<'_> {
         self.src.target()
     }
 

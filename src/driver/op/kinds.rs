@@ -24,6 +24,7 @@ pub(crate) struct Recv<'a> {
 // SAFETY: the entry names `buf`, borrowed for the op's life.
 unsafe impl Op for Recv<'_> {
     const INTEREST: Interest = Interest::Read;
+    const FIXED: bool = true;
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
         let len = self.buf.len().min(u32::MAX as usize) as u32;
         opcode::Recv::new(types::Fd(fd), self.buf.as_mut_ptr(), len).flags(self.flags).build()
@@ -174,7 +175,7 @@ unsafe impl Op for Accept {
 /// # Blocking
 /// As [`run`].
 pub(crate) fn accept(
-    t: Target,
+    t: Target<'_>,
     timeout: Option<Duration>,
     backlog: &AtomicBool,
 ) -> io::Result<(crate::driver::Source, SockAddr)> {

@@ -39,6 +39,9 @@ pub(crate) unsafe trait Op {
     }
     /// io_uring: the flags of the operation's completion (`IORING_CQE_F_*`).
     fn completed(&mut self, _flags: u32) {}
+    /// Whether the entry may name its fd as a fixed file (the fd is its
+    /// only file, and a source's: see `uring.rs`).
+    const FIXED: bool = false;
     /// A result the caller will not see (it was killed meanwhile): release
     /// what it carries (an accepted fd).
     fn release(_res: usize) {}
@@ -53,9 +56,11 @@ pub(crate) unsafe trait Op {
 /// The fd an operation runs on, with the id of the socket object owning it
 /// (0 for a raw fd; see `epoll.rs`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Target {
+pub(crate) struct Target<'a> {
     pub(crate) fd: RawFd,
     pub(crate) id: u64,
+    /// The source's home hub (`None`: a raw fd, never a fixed file).
+    pub(crate) home: Option<&'a super::Home>,
 }
 
 /// Runs `op` to completion on the current hub's backend, parking the
@@ -66,7 +71,7 @@ pub(crate) struct Target {
 /// # Blocking
 /// Until the operation completes; kills and timeouts unwind out of it,
 /// after an in-flight io_uring operation was cancelled and completed.
-pub(crate) fn run<O: Op>(t: Target, op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
+pub(crate) fn run<O: Op>(t: Target<'_>, op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
     let deadline = timeout.map(|d| Instant::now() + d);
     if with_driver(|d| d.uring().is_some()) {
         run_uring(t, op, deadline)
@@ -89,7 +94,7 @@ fn remaining(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(Instant::now()))
 }
 
-fn run_epoll<O: Op>(t: Target, op: &mut O, deadline: Option<Instant>) -> io::Result<usize> {
+fn run_epoll<O: Op>(t: Target<'_>, op: &mut O, deadline: Option<Instant>) -> io::Result<usize> {
     let mut wait_first = with_epoll(|e| e.known_unready(t.fd, t.id, O::INTEREST));
     loop {
         if wait_first {
@@ -113,7 +118,7 @@ fn run_epoll<O: Op>(t: Target, op: &mut O, deadline: Option<Instant>) -> io::Res
 }
 
 /// epoll: waits for the next edge of `interest` on the target.
-fn wait_ready(t: Target, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+fn wait_ready(t: Target<'_>, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
     if remaining(deadline).is_some_and(|d| d.is_zero()) {
         return Err(timed_out());
     }
@@ -139,7 +144,7 @@ fn wait_ready(t: Target, interest: Interest, deadline: Option<Instant>) -> io::R
     }
 }
 
-fn run_uring<O: Op>(t: Target, op: &mut O, deadline: Option<Instant>) -> io::Result<usize> {
+fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: Option<Instant>) -> io::Result<usize> {
     if op.try_first() {
         loop {
             match op.attempt(t.fd) {
@@ -150,12 +155,12 @@ fn run_uring<O: Op>(t: Target, op: &mut O, deadline: Option<Instant>) -> io::Res
         }
     }
     loop {
-        let (res, flags) = submit_and_wait(t.fd, op, deadline)?;
+        let (res, flags) = submit_and_wait(t, op, deadline)?;
         op.completed(flags);
         if res == -libc::EAGAIN {
             // A kernel that does not arm a poll for non-blocking files:
             // wait for readiness, then submit again.
-            submit_and_wait(t.fd, &mut Poll(O::INTEREST), deadline)?;
+            submit_and_wait(t, &mut Poll(O::INTEREST), deadline)?;
             continue;
         }
         return sys::cvt_res(res);
@@ -193,12 +198,20 @@ impl Drop for InFlight {
 
 /// Submits `op` and waits for its completion: its result and flags;
 /// `Err(TimedOut)` only if the deadline passed and the cancellation won.
-fn submit_and_wait<O: Op>(fd: RawFd, op: &mut O, deadline: Option<Instant>) -> io::Result<(i32, u32)> {
+fn submit_and_wait<O: Op>(t: Target<'_>, op: &mut O, deadline: Option<Instant>) -> io::Result<(i32, u32)> {
     if remaining(deadline).is_some_and(|d| d.is_zero()) {
         return Err(timed_out());
     }
-    let entry = op.entry(fd);
-    let (me, slot) = with_driver_current(|me, d| (me, d.uring().expect("uring backend").start(entry, me)));
+    let mut entry = op.entry(t.fd);
+    let (me, slot) = with_driver_current(|me, d| {
+        let u = d.uring().expect("uring backend");
+        // The entry names the fd by number, and a fixed file's slot is its
+        // number: the flag alone makes it one.
+        if O::FIXED && d.fixed_home(t) && u.fixed(t.fd, t.id) {
+            entry = entry.clone().flags(squeue::Flags::FIXED_FILE);
+        }
+        (me, u.start(entry, me))
+    });
     let mut flight = InFlight { slot, release: O::release, done: false };
     let timer = remaining(deadline).map(|d| TimerGuard::arm(d, Action::Wake(me)));
     let mut cancelled = false;
@@ -239,11 +252,11 @@ unsafe impl Op for Poll {
 
 /// Runs a readiness wait: `Poll`'s interest varies per call, so it gets
 /// its own entry point.
-pub(crate) fn wait(t: Target, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
+pub(crate) fn wait(t: Target<'_>, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
     let deadline = timeout.map(|d| Instant::now() + d);
     let mut p = Poll(interest);
     if with_driver(|d| d.uring().is_some()) {
-        let (res, _) = submit_and_wait(t.fd, &mut p, deadline)?;
+        let (res, _) = submit_and_wait(t, &mut p, deadline)?;
         return sys::cvt_res(res).map(drop);
     }
     loop {
