@@ -188,31 +188,44 @@ fn a_thread_that_exits_unsubscribes() {
     });
 }
 
+/// Sends the number of greenlets its thread's hub has when it is dropped.
+struct OnDrop(mpsc::Sender<usize>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(gevent::hub::stats().greenlets);
+    }
+}
+
+/// Runs `register` on a new thread whose hub has the current backend, lets
+/// the thread exit, and returns the receiver of what was sent on the way.
+fn on_an_exiting_thread(register: impl FnOnce(mpsc::Sender<usize>) + Send + 'static) -> mpsc::Receiver<usize> {
+    let b = gevent::hub::backend();
+    let (tx, rx) = mpsc::channel::<usize>();
+    std::thread::spawn(move || {
+        gevent::hub::prefer_backend(b).unwrap();
+        register(tx);
+    })
+    .join()
+    .expect("the thread exited cleanly");
+    rx
+}
+
 /// A thread's handlers belong to its hub: when the thread exits they are
 /// dropped during the hub's teardown, while the hub still runs, so whatever
 /// their closures own may use gevent in its destructor.
 #[test]
 fn handlers_are_dropped_while_their_exiting_hub_still_runs() {
     both(|| {
-        let b = gevent::hub::backend();
-        let (tx, rx) = mpsc::channel::<usize>();
-        std::thread::spawn(move || {
-            gevent::hub::prefer_backend(b).unwrap();
-            struct OnDrop(mpsc::Sender<usize>);
-            impl Drop for OnDrop {
-                fn drop(&mut self) {
-                    let _ = self.0.send(gevent::hub::stats().greenlets);
-                }
-            }
+        let rx = on_an_exiting_thread(|tx| {
             let owned = OnDrop(tx);
-            let _handle = signal(libc::SIGURG, move || {
+            signal(libc::SIGURG, move || {
                 let _ = &owned;
             })
             .unwrap();
-        })
-        .join()
-        .expect("the thread exited cleanly");
+        });
         let greenlets = rx.recv_timeout(Duration::from_secs(2)).expect("the handler was dropped at thread exit");
+        let b = gevent::hub::backend();
         assert_eq!(greenlets, 1, "[{b:?}] only the main greenlet is left when the handlers go");
     });
 }
@@ -222,33 +235,22 @@ fn handlers_are_dropped_while_their_exiting_hub_still_runs() {
 #[test]
 fn a_handler_registered_by_a_dropped_handler_goes_too() {
     both(|| {
-        let b = gevent::hub::backend();
-        let (tx, rx) = mpsc::channel::<usize>();
-        std::thread::spawn(move || {
-            gevent::hub::prefer_backend(b).unwrap();
-            struct OnDrop(mpsc::Sender<usize>);
-            impl Drop for OnDrop {
-                fn drop(&mut self) {
-                    let _ = self.0.send(gevent::hub::stats().greenlets);
-                }
+        struct Reregister(Option<mpsc::Sender<usize>>);
+        impl Drop for Reregister {
+            fn drop(&mut self) {
+                let owned = OnDrop(self.0.take().expect("dropped once"));
+                let _ = signal(libc::SIGURG, move || {
+                    let _ = &owned;
+                });
             }
-            struct Reregister(Option<mpsc::Sender<usize>>);
-            impl Drop for Reregister {
-                fn drop(&mut self) {
-                    let owned = OnDrop(self.0.take().expect("dropped once"));
-                    let _ = signal(libc::SIGURG, move || {
-                        let _ = &owned;
-                    });
-                }
-            }
+        }
+        let rx = on_an_exiting_thread(|tx| {
             let first = Reregister(Some(tx));
-            let _handle = signal(libc::SIGURG, move || {
+            signal(libc::SIGURG, move || {
                 let _ = &first;
             })
             .unwrap();
-        })
-        .join()
-        .expect("the thread exited cleanly");
+        });
         rx.recv_timeout(Duration::from_secs(2)).expect("the handler registered during teardown was dropped");
     });
 }
