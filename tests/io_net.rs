@@ -995,6 +995,32 @@ fn a_stream_dropped_on_another_thread_closes_its_connection() {
     });
 }
 
+/// As above, while the home hub has no I/O of its own in flight and only
+/// yields: the release still counts as work for its per-pass poll.
+#[test]
+fn a_stream_dropped_on_another_thread_closes_while_its_hub_only_yields() {
+    both(|| {
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut conn, _) = listener.accept().unwrap();
+        drop(listener);
+        peer.write_all(b"x").unwrap();
+        let mut got = [0u8; 1];
+        conn.read_exact(&mut got).unwrap();
+        std::thread::spawn(move || drop(conn)).join().unwrap();
+        // The peer waits for the close on a thread of its own.
+        let reader = std::thread::spawn(move || {
+            peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            peer.read(&mut [0u8; 1]).map_err(|e| e.kind())
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !reader.is_finished() && Instant::now() < deadline {
+            gevent::sleep(Duration::ZERO);
+        }
+        assert_eq!(reader.join().unwrap(), Ok(0), "the peer sees the close");
+    });
+}
+
 /// A fixed-file slot left by a stream that closed on another thread (its
 /// release not read yet) is never used for the next file under the same fd
 /// number: each slot knows the source it holds.

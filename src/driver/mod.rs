@@ -21,7 +21,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-pub(crate) use remote::RemoteHandle;
+pub(crate) use remote::{RemoteHandle, WeakRemote};
 
 /// Which I/O backend a hub runs (see [`crate::hub::backend`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +106,7 @@ impl Driver {
     #[inline]
     pub(crate) fn busy(&self) -> bool {
         self.remote.waiting() > 0
+            || self.remote.released_pending()
             || match &self.kind {
                 Kind::Uring(u) => u.busy(),
                 Kind::Epoll(e) => e.waiting() > 0,
@@ -135,7 +136,7 @@ impl Driver {
         let (Kind::Uring(u), Some(home)) = (&self.kind, t.home) else {
             return false;
         };
-        u.fixable(t.fd) && home.get_or_init(|| self.remote.handle()).same_hub(self.remote.handle_ref())
+        u.fixable(t.fd) && home.get_or_init(|| self.remote.handle_ref().downgrade()).is(self.remote.handle_ref())
     }
 
     /// Empties `fd`'s fixed-file slot if source `id` holds it.
@@ -146,8 +147,8 @@ impl Driver {
     }
 
     /// Whether `home` is this hub's.
-    pub(crate) fn is_home(&self, home: &RemoteHandle) -> bool {
-        home.same_hub(self.remote.handle_ref())
+    pub(crate) fn is_home(&self, home: &WeakRemote) -> bool {
+        home.is(self.remote.handle_ref())
     }
 
     fn uring(&self) -> Option<&uring::Uring> {
@@ -279,7 +280,7 @@ pub(crate) struct Source {
 }
 
 /// A source's home hub, set by its first receive on an io_uring hub.
-pub(crate) type Home = std::sync::OnceLock<RemoteHandle>;
+pub(crate) type Home = std::sync::OnceLock<WeakRemote>;
 
 impl Source {
     /// Takes `fd`, making it non-blocking.

@@ -9,7 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use slab::Slab;
 
@@ -42,17 +42,32 @@ impl RemoteHandle {
         sys::eventfd_wake(self.0.efd.as_raw_fd());
     }
 
-    /// Asks the hub to drop its fixed-file slot for `fd` if the source `id`
-    /// still holds it (the source closed on another thread).
+    /// A handle that does not keep the hub's side (its eventfd) alive.
+    pub(crate) fn downgrade(&self) -> WeakRemote {
+        WeakRemote(Arc::downgrade(&self.0))
+    }
+}
+
+/// A [`RemoteHandle`] that lets its hub's side go: a socket's home hub
+/// (`Source`), which may end first (its ring, fixed-file table included,
+/// goes with it).
+#[derive(Debug)]
+pub(crate) struct WeakRemote(Weak<Shared>);
+
+impl WeakRemote {
+    /// Asks the hub to empty its fixed-file slot for `fd` if the source `id`
+    /// still holds it (the source closed on another thread); nothing if
+    /// the hub is gone.
     pub(crate) fn release_fixed(&self, fd: RawFd, id: u64) {
-        self.0.released.lock().unwrap_or_else(|p| p.into_inner()).push((fd, id));
-        self.0.any_released.store(true, Ordering::Release);
-        sys::eventfd_wake(self.0.efd.as_raw_fd());
+        let Some(shared) = self.0.upgrade() else { return };
+        shared.released.lock().unwrap_or_else(|p| p.into_inner()).push((fd, id));
+        shared.any_released.store(true, Ordering::Release);
+        sys::eventfd_wake(shared.efd.as_raw_fd());
     }
 
-    /// Whether both name the same hub.
-    pub(crate) fn same_hub(&self, other: &RemoteHandle) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+    /// Whether this names the hub of `handle`.
+    pub(crate) fn is(&self, handle: &RemoteHandle) -> bool {
+        std::ptr::eq(self.0.as_ptr(), Arc::as_ptr(&handle.0))
     }
 }
 
@@ -98,6 +113,12 @@ impl Remote {
     /// This hub's handle, to compare with (no clone).
     pub(super) fn handle_ref(&self) -> &RemoteHandle {
         &self.handle
+    }
+
+    /// Fixed-file releases are waiting (a poll takes them).
+    #[inline]
+    pub(super) fn released_pending(&self) -> bool {
+        self.handle.0.any_released.load(Ordering::Relaxed)
     }
 
     /// The fixed-file releases posted from other threads since the last call.

@@ -16,7 +16,10 @@
 //! number (the fd was closed and reused) registers its own file first, so
 //! a stale slot is never used. The slot holds a reference on the file, so
 //! it is emptied before the fd closes: at once on the source's home hub,
-//! by message from any other thread (`RemoteHandle::release_fixed`).
+//! by message from any other thread (`WeakRemote::release_fixed`), which
+//! the home hub reads at its next poll. (So a socket dropped on another
+//! thread closes when its home hub next polls: at once if it waits for
+//! anything, later if its thread is blocked outside the hub.)
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -108,10 +111,11 @@ impl Uring {
         }
         u.unsubmitted.set(0);
         u.arm_remote();
-        // Without a table (an old kernel, a low fd limit) fds are named as
-        // usual.
+        // Without a table (a low fd limit, a refusal) fds are named as
+        // usual. Before 6.4 the kernel let an emptied slot's file go about
+        // a second late (a closed socket's FIN with it): no table there.
         let slots = sys::fd_limit().min(MAX_FIXED as u64) as u32;
-        if slots > 0 && u.ring.borrow().submitter().register_files_sparse(slots).is_ok() {
+        if slots > 0 && sys::kernel_at_least(6, 4) && u.ring.borrow().submitter().register_files_sparse(slots).is_ok() {
             *u.fixed.borrow_mut() = vec![0; slots as usize];
         }
         Ok(u)

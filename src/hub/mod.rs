@@ -160,7 +160,7 @@ pub(crate) fn with_driver_current<R>(f: impl FnOnce(usize, &Driver) -> R) -> R {
 /// `id` holds it: at once when `home` is this thread's hub, else by a
 /// message that hub reads at its next poll (a slot taken meanwhile by a new
 /// source on a reused fd number is left alone).
-pub(crate) fn release_fixed(home: &crate::driver::RemoteHandle, fd: std::os::fd::RawFd, id: u64) {
+pub(crate) fn release_fixed(home: &crate::driver::WeakRemote, fd: std::os::fd::RawFd, id: u64) {
     match existing() {
         Some(h) if h.driver.is_home(home) => h.driver.release_fixed(fd, id),
         _ => home.release_fixed(fd, id),
