@@ -106,11 +106,12 @@ impl Driver {
     #[inline]
     pub(crate) fn busy(&self) -> bool {
         self.remote.waiting() > 0
-            || self.remote.released_pending()
             || match &self.kind {
                 Kind::Uring(u) => u.busy(),
                 Kind::Epoll(e) => e.waiting() > 0,
             }
+            // Last: the one check that leaves the hub's own memory.
+            || self.remote.released_pending()
     }
 
     /// Waits at most `timeout` (`None`: until something happens) and hands
