@@ -129,15 +129,16 @@ impl Driver {
         }
     }
 
-    /// Whether receives on `t` may use the io_uring's fixed-file table: the
-    /// backend is io_uring, the fd fits the table, and this hub is the
-    /// source's home (the first hub to receive on it, whose table alone
-    /// may hold it).
-    fn fixed_home(&self, t: op::Target<'_>) -> bool {
+    /// Whether an operation on `t` may name its fd as a fixed file, which
+    /// it then is: the backend is io_uring, the fd fits the table, and this
+    /// hub is the source's home (the first hub to use its table for it,
+    /// whose table alone may hold it).
+    fn fixed_file(&self, t: op::Target<'_>) -> bool {
         let (Kind::Uring(u), Some(home)) = (&self.kind, t.home) else {
             return false;
         };
-        u.fixable(t.fd) && home.get_or_init(|| self.remote.handle_ref().downgrade()).is(self.remote.handle_ref())
+        let mine = self.remote.handle_ref();
+        u.fixed(t.fd, t.id, || home.get_or_init(|| mine.downgrade()).is(mine))
     }
 
     /// Empties `fd`'s fixed-file slot if source `id` holds it.

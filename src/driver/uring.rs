@@ -121,18 +121,17 @@ impl Uring {
         Ok(u)
     }
 
-    /// Whether `fd` has a slot in the fixed-file table.
-    pub(super) fn fixable(&self, fd: RawFd) -> bool {
-        usize::try_from(fd).is_ok_and(|fd| fd < self.fixed.borrow().len())
-    }
-
-    /// Whether `fd`, owned by source `id`, is in the fixed-file table now
-    /// (registered first if its slot is empty or another source's).
-    pub(super) fn fixed(&self, fd: RawFd, id: u64) -> bool {
+    /// Whether `fd`, owned by source `id`, is in the fixed-file table now:
+    /// it has a slot and `home` (asked only then) says this ring may hold
+    /// it; registered first if the slot is empty or another source's.
+    pub(super) fn fixed(&self, fd: RawFd, id: u64, home: impl FnOnce() -> bool) -> bool {
         let mut fixed = self.fixed.borrow_mut();
         let Some(holder) = usize::try_from(fd).ok().and_then(|i| fixed.get_mut(i)) else {
             return false;
         };
+        if !home() {
+            return false;
+        }
         if *holder != id {
             if self.ring.borrow().submitter().register_files_update(fd as u32, &[fd]).is_err() {
                 return false;

@@ -154,8 +154,6 @@ pub(crate) fn with_driver_current<R>(f: impl FnOnce(usize, &Driver) -> R) -> R {
     })
 }
 
-/// Deregisters a socket's fd from this thread's hub (if it has one) before
-/// the fd closes, readying the greenlets whose raw waits it ends.
 /// Empties `fd`'s slot in the fixed-file table of the hub `home` if source
 /// `id` holds it: at once when `home` is this thread's hub, else by a
 /// message that hub reads at its next poll (a slot taken meanwhile by a new
@@ -167,6 +165,8 @@ pub(crate) fn release_fixed(home: &crate::driver::WeakRemote, fd: std::os::fd::R
     }
 }
 
+/// Deregisters a socket's fd from this thread's hub (if it has one) before
+/// the fd closes, readying the greenlets whose raw waits it ends.
 pub(crate) fn deregister(fd: std::os::fd::RawFd) {
     if let Some(h) = existing() {
         // A socket dropped while the hub's core is borrowed (a value freed

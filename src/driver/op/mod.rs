@@ -202,15 +202,12 @@ fn submit_and_wait<O: Op>(t: Target<'_>, op: &mut O, deadline: Option<Instant>) 
     if remaining(deadline).is_some_and(|d| d.is_zero()) {
         return Err(timed_out());
     }
-    let mut entry = op.entry(t.fd);
+    let entry = op.entry(t.fd);
     let (me, slot) = with_driver_current(|me, d| {
-        let u = d.uring().expect("uring backend");
         // The entry names the fd by number, and a fixed file's slot is its
         // number: the flag alone makes it one.
-        if O::FIXED && d.fixed_home(t) && u.fixed(t.fd, t.id) {
-            entry = entry.clone().flags(squeue::Flags::FIXED_FILE);
-        }
-        (me, u.start(entry, me))
+        let entry = if O::FIXED && d.fixed_file(t) { entry.flags(squeue::Flags::FIXED_FILE) } else { entry };
+        (me, d.uring().expect("uring backend").start(entry, me))
     });
     let mut flight = InFlight { slot, release: O::release, done: false };
     let timer = remaining(deadline).map(|d| TimerGuard::arm(d, Action::Wake(me)));
