@@ -9,7 +9,8 @@
 //! killed (or leaving a `with_timeout` scope) during a read unwinds without
 //! it: on io_uring, bytes the kernel had already received for that read
 //! are dropped with it (epoll leaves them in the socket). Host names resolve on the
-//! thread pool, never blocking the hub (plain addresses resolve at once).
+//! thread pool, never blocking the hub; addresses, typed or written as
+//! strings (`"127.0.0.1:80"`, `("::1", 80)`), resolve at once.
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -85,11 +86,17 @@ fn numeric<A: ?Sized>() -> bool {
     !name.contains("str") && !name.contains("String") && name.contains("core::net::")
 }
 
-/// Resolves `addr`: at once for plain addresses, else on the thread pool
-/// (a host-name lookup blocks).
+/// Resolves `addr`: at once for addresses (typed, or strings that parse as
+/// one), else on the thread pool (a host-name lookup blocks).
 pub(crate) fn resolve<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<Vec<SocketAddr>> {
     let lookup = || addr.to_socket_addrs().map(Iterator::collect);
-    let addrs: Vec<SocketAddr> = if numeric::<A>() { lookup()? } else { crate::spawn_blocking(lookup)? };
+    let addrs: Vec<SocketAddr> = if numeric::<A>() {
+        lookup()?
+    } else if let Some(a) = crate::addr::literal(&addr) {
+        vec![a]
+    } else {
+        crate::spawn_blocking(lookup)?
+    };
     if addrs.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses"));
     }
@@ -322,3 +329,30 @@ macro_rules! timeouts {
 }
 
 pub(crate) use {fd_traits, stream_io, timeouts};
+
+#[cfg(test)]
+mod tests {
+    use super::resolve;
+
+    /// True once this thread's hub started its default thread pool.
+    fn pool_started() -> bool {
+        crate::hub::with(|h| h.default_pool.borrow().is_some())
+    }
+
+    #[test]
+    fn address_strings_resolve_without_the_thread_pool() {
+        std::thread::spawn(|| {
+            let port = String::from("127.0.0.1:7");
+            assert_eq!(resolve("127.0.0.1:7").unwrap(), [([127, 0, 0, 1], 7).into()]);
+            assert_eq!(resolve(("::1", 7)).unwrap(), [(std::net::Ipv6Addr::LOCALHOST, 7).into()]);
+            assert_eq!(resolve(&port).unwrap().len(), 1);
+            assert_eq!(resolve(port).unwrap().len(), 1);
+            assert!(!pool_started(), "an address string went to the thread pool");
+            // A name is looked up there (whatever the lookup finds).
+            let _ = resolve(("localhost", 7));
+            assert!(pool_started());
+        })
+        .join()
+        .unwrap();
+    }
+}
