@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use core_common::{assert_no_waiters, fire_passed_deadlines, ms, settle, DropGuard, Trace};
-use gevent::queue::{Empty, Full, LifoQueue, PriorityQueue, Queue};
+use gevent::queue::{Channel, Empty, Full, JoinableQueue, LifoQueue, PriorityQueue, Queue};
 use gevent::{with_timeout, Greenlet, GreenletError};
 
 /// Spawns `n` greenlets that each push (their index, what `get` returns)
@@ -794,5 +794,225 @@ fn newcomer_takes_a_free_item_not_the_one_handed_to_a_woken_getter() {
     assert_eq!(q.peek_nowait(), Ok(2));
     assert_eq!(q.get_nowait(), Ok(2));
     assert_eq!(first.get(), Ok(1));
+    assert_no_waiters();
+}
+
+// ---------------------------------------------------------------- JoinableQueue
+
+/// A worker greenlet that takes `n` items, tracing each, and marks each done.
+fn spawn_worker(q: &JoinableQueue<i32>, n: usize, trace: &Trace<String>) -> Greenlet<()> {
+    let (q, t) = (q.clone(), trace.clone());
+    gevent::spawn(move || {
+        for _ in 0..n {
+            let item = q.get();
+            t.push(format!("got {item}"));
+            q.task_done();
+        }
+    })
+}
+
+#[test]
+fn joinable_queue_join_waits_for_every_task() {
+    let q = JoinableQueue::new();
+    let trace = Trace::new();
+    let worker = spawn_worker(&q, 3, &trace);
+    for i in 0..3 {
+        q.put(i);
+    }
+    assert_eq!(q.unfinished(), 3);
+    q.join();
+    trace.push("joined".to_string());
+    assert_eq!(trace.get(), ["got 0", "got 1", "got 2", "joined"]);
+    assert_eq!(q.unfinished(), 0);
+    worker.join();
+    assert_no_waiters();
+}
+
+/// A putter waiting on a full queue: a getter's take moves its item in at
+/// once, before the putter resumes. The task is counted then, so the worker
+/// can mark it done before the putter runs (this used to panic: the count
+/// was raised only when `put` returned), and `join` waits for it.
+#[test]
+fn a_waiting_putters_task_counts_from_when_its_item_moves_in() {
+    let q = JoinableQueue::bounded(1);
+    q.put(0);
+    let putter = gevent::spawn({
+        let q = q.clone();
+        move || q.put(1)
+    });
+    settle();
+    assert_eq!(q.putters(), 1);
+    assert_eq!(q.unfinished(), 1, "a waiting item is no task yet");
+    let trace = Trace::new();
+    let worker = spawn_worker(&q, 2, &trace);
+    let joiner = gevent::spawn({
+        let (q, t) = (q.clone(), trace.clone());
+        move || {
+            q.join();
+            t.push("joined".to_string());
+        }
+    });
+    gevent::joinall([putter.as_ref(), worker.as_ref(), joiner.as_ref()]);
+    assert_eq!(worker.get(), Ok(()), "the worker's task_done calls all had a task");
+    assert_eq!(trace.get(), ["got 0", "got 1", "joined"]);
+    assert_eq!(q.unfinished(), 0);
+    assert_no_waiters();
+}
+
+/// A putter killed after its item moved in (before it resumed): the item is
+/// in the queue, so its task counts.
+#[test]
+fn a_putter_killed_after_its_item_moved_in_leaves_its_task() {
+    let q = JoinableQueue::bounded(1);
+    q.put(0);
+    let putter = gevent::spawn({
+        let q = q.clone();
+        move || q.put(1)
+    });
+    settle();
+    assert_eq!(q.get(), 0); // moves 1 in
+    putter.kill();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.unfinished(), 2);
+    q.task_done();
+    assert_eq!(q.get(), 1);
+    q.task_done();
+    assert_eq!(q.unfinished(), 0);
+    q.join();
+}
+
+/// A putter that gives up (timeout, kill) before its item moved in adds no
+/// task, and a `join` meanwhile does not wait for it.
+#[test]
+fn a_put_that_never_happened_adds_no_task() {
+    let q = JoinableQueue::bounded(1);
+    q.put(0);
+    assert!(matches!(q.put_timeout(1, ms(1)), Err(Full(1))));
+    assert!(matches!(q.put_nowait(2), Err(Full(2))));
+    let putter = gevent::spawn({
+        let q = q.clone();
+        move || q.put(3)
+    });
+    settle();
+    putter.kill();
+    assert_eq!(q.unfinished(), 1);
+    assert_eq!(q.get(), 0);
+    q.task_done();
+    q.join();
+    assert!(q.is_empty());
+    assert_no_waiters();
+}
+
+#[test]
+#[should_panic(expected = "task_done() called more times than items were put")]
+fn joinable_queue_task_done_without_a_task_panics() {
+    let q: JoinableQueue<i32> = JoinableQueue::new();
+    q.put(1);
+    q.task_done();
+    q.task_done();
+}
+
+#[test]
+fn joinable_queue_iteration_until_closed() {
+    let q = JoinableQueue::new();
+    let producer = gevent::spawn({
+        let q = q.clone();
+        move || {
+            for i in 0..4 {
+                q.put(i);
+                gevent::yield_now();
+            }
+            q.close();
+        }
+    });
+    let mut got = Vec::new();
+    for item in &q {
+        got.push(item);
+        q.task_done();
+    }
+    assert_eq!(got, [0, 1, 2, 3]);
+    assert_eq!((q.unfinished(), q.getters(), q.putters()), (0, 0, 0));
+    producer.join();
+}
+
+// ---------------------------------------------------------------- Channel
+
+#[test]
+fn a_channel_put_waits_for_a_getter() {
+    let ch = Channel::new();
+    let trace = Trace::new();
+    let putter = gevent::spawn({
+        let (ch, t) = (ch.clone(), trace.clone());
+        move || {
+            ch.put('a');
+            t.push("put returned");
+        }
+    });
+    settle();
+    assert_eq!((ch.putters(), ch.balance(), ch.len()), (1, 1, 0));
+    assert!(ch.is_empty() && ch.is_full());
+    assert!(trace.get().is_empty(), "no getter yet: the put waits");
+    assert_eq!(ch.get(), 'a');
+    putter.join();
+    assert_eq!(trace.get(), ["put returned"]);
+    assert_no_waiters();
+}
+
+#[test]
+fn channel_putters_and_getters_are_served_in_order() {
+    let ch = Channel::new();
+    let putters: Vec<_> = (0..3)
+        .map(|i| {
+            let ch = ch.clone();
+            gevent::spawn(move || ch.put(i))
+        })
+        .collect();
+    settle();
+    let got: Vec<i32> = (0..3).map(|_| ch.get()).collect();
+    assert_eq!(got, [0, 1, 2]);
+    gevent::joinall(&putters);
+
+    let ch2 = ch.clone();
+    let (trace, getters) = spawn_getters(3, move || ch2.get());
+    settle();
+    assert_eq!(ch.balance(), -3);
+    for i in 10..13 {
+        ch.put(i);
+    }
+    gevent::joinall(&getters);
+    assert_eq!(trace.get(), [(0, 10), (1, 11), (2, 12)]);
+    assert_no_waiters();
+}
+
+#[test]
+fn channel_nowait_and_timeout_forms_need_a_partner_now() {
+    let ch = Channel::new();
+    assert!(matches!(ch.put_nowait(1), Err(Full(1))), "nobody waits to get");
+    assert_eq!(ch.get_nowait(), Err(Empty), "nobody waits to put");
+    assert!(matches!(ch.put_timeout(2, ms(1)), Err(Full(2))));
+    assert_eq!(ch.get_timeout(ms(1)), Err(Empty));
+    let putter = gevent::spawn({
+        let ch = ch.clone();
+        move || ch.put(3)
+    });
+    settle();
+    assert_eq!(ch.get_nowait(), Ok(3), "a waiting putter hands over at once");
+    putter.join();
+    assert_no_waiters();
+}
+
+#[test]
+fn a_killed_channel_putter_hands_nothing_over() {
+    let ch = Channel::new();
+    let dropped = Rc::new(Cell::new(0));
+    let putter = gevent::spawn({
+        let (ch, d) = (ch.clone(), dropped.clone());
+        move || ch.put(DropGuard(d))
+    });
+    settle();
+    putter.kill();
+    assert_eq!(dropped.get(), 1, "the item went with the unwinding putter");
+    assert_eq!(ch.putters(), 0);
+    assert!(ch.get_nowait().is_err());
     assert_no_waiters();
 }

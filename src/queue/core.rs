@@ -34,6 +34,8 @@ pub(super) struct Core<T, S> {
     /// order they were handed (so in the order of their items).
     handed: RefCell<VecDeque<usize>>,
     closed: Cell<bool>,
+    /// Items that ever entered the queue (a `JoinableQueue`'s tasks).
+    placed: Cell<u64>,
 }
 
 /// A waiter's slot, freed on every exit path (a kill included).
@@ -49,6 +51,14 @@ impl<T, S> Drop for Slot<'_, T, S> {
     }
 }
 
+impl<T, S> Core<T, S> {
+    /// Items that ever entered the queue: put at once, or moved in from a
+    /// waiting putter (whether or not that putter resumes normally).
+    pub(super) fn placed(&self) -> u64 {
+        self.placed.get()
+    }
+}
+
 impl<T, S: Store<T>> Core<T, S> {
     pub(super) fn new(maxsize: Option<usize>) -> Core<T, S> {
         Core {
@@ -59,7 +69,12 @@ impl<T, S: Store<T>> Core<T, S> {
             slots: RefCell::new(Slab::new()),
             handed: RefCell::new(VecDeque::new()),
             closed: Cell::new(false),
+            placed: Cell::new(0),
         }
+    }
+
+    fn enter(&self) {
+        self.placed.set(self.placed.get() + 1);
     }
 
     /// Items in the queue: stored, or handed to getters that have not run
@@ -108,7 +123,10 @@ impl<T, S: Store<T>> Core<T, S> {
     fn admit_putters(&self) {
         while self.has_room() {
             match self.take_from_putter() {
-                Some(item) => self.offer(item, false),
+                Some(item) => {
+                    self.enter();
+                    self.offer(item, false);
+                }
                 None => return,
             }
         }
@@ -125,7 +143,11 @@ impl<T, S: Store<T>> Core<T, S> {
                 self.admit_putters();
                 Some(item)
             }
-            None if self.maxsize == Some(0) => self.take_from_putter(),
+            None if self.maxsize == Some(0) => {
+                let item = self.take_from_putter()?;
+                self.enter();
+                Some(item)
+            }
             None => None,
         }
     }
@@ -142,6 +164,7 @@ impl<T, S: Store<T>> Core<T, S> {
         // A rendezvous has no room, only waiting getters.
         let rendezvous = self.maxsize == Some(0) && self.getters.len() > 0;
         if rendezvous || self.has_room() {
+            self.enter();
             self.offer(item, false);
             return Ok(());
         }

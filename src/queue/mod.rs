@@ -367,7 +367,8 @@ pub struct JoinableQueue<T>(Rc<Joinable<T>>);
 
 struct Joinable<T> {
     queue: Queue<T>,
-    unfinished: Cell<usize>,
+    /// Tasks marked done (the unfinished ones: items placed minus these).
+    done: Cell<u64>,
     joiners: Waiters,
 }
 
@@ -379,7 +380,7 @@ impl<T> Clone for JoinableQueue<T> {
 
 impl<T> fmt::Debug for JoinableQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinableQueue").field("unfinished", &self.0.unfinished.get()).finish()
+        f.debug_struct("JoinableQueue").field("unfinished", &(self.0.queue.0.placed() - self.0.done.get())).finish()
     }
 }
 
@@ -404,33 +405,31 @@ impl<T: 'static> JoinableQueue<T> {
     }
 
     fn of(queue: Queue<T>) -> JoinableQueue<T> {
-        JoinableQueue(Rc::new(Joinable { queue, unfinished: Cell::new(0), joiners: Waiters::default() }))
+        JoinableQueue(Rc::new(Joinable { queue, done: Cell::new(0), joiners: Waiters::default() }))
     }
 
-    fn added(&self) {
-        self.0.unfinished.set(self.0.unfinished.get() + 1);
-    }
-
-    /// As [`Queue::put`]; one more unfinished task.
+    /// As [`Queue::put`]; one more unfinished task once the item is in the
+    /// queue.
     ///
     /// # Blocking
-    /// As [`Queue::put`].
+    /// As [`Queue::put`]. A putter waiting for room adds its task when its
+    /// item moves in (as a getter makes room), even if the putter is then
+    /// killed before it resumes.
     pub fn put(&self, item: T) {
         self.0.queue.put(item);
-        self.added();
     }
 
     /// As [`Queue::put_timeout`]; one more unfinished task if it was put.
     ///
     /// # Blocking
-    /// As [`Queue::put_timeout`].
+    /// As [`put`](Self::put), bounded by `d`.
     pub fn put_timeout(&self, item: T, d: Duration) -> Result<(), Full<T>> {
-        self.0.queue.put_timeout(item, d).map(|()| self.added())
+        self.0.queue.put_timeout(item, d)
     }
 
     /// As [`Queue::put_nowait`]; one more unfinished task if it was put.
     pub fn put_nowait(&self, item: T) -> Result<(), Full<T>> {
-        self.0.queue.put_nowait(item).map(|()| self.added())
+        self.0.queue.put_nowait(item)
     }
 
     /// As [`Queue::get`].
@@ -482,9 +481,25 @@ impl<T: 'static> JoinableQueue<T> {
         self.0.queue.maxsize()
     }
 
+    /// As [`Queue::getters`].
+    pub fn getters(&self) -> usize {
+        self.0.queue.getters()
+    }
+
+    /// As [`Queue::putters`].
+    pub fn putters(&self) -> usize {
+        self.0.queue.putters()
+    }
+
+    /// As [`Queue::close`]: ends iteration (`for item in &queue`) once the
+    /// queue is drained. Puts still work.
+    pub fn close(&self) {
+        self.0.queue.close();
+    }
+
     /// Tasks put and not yet marked done.
     pub fn unfinished(&self) -> usize {
-        self.0.unfinished.get()
+        (self.0.queue.0.placed() - self.0.done.get()) as usize
     }
 
     /// Marks one task done; the last one wakes every `join`.
@@ -492,10 +507,9 @@ impl<T: 'static> JoinableQueue<T> {
     /// # Panics
     /// When called more times than items were put.
     pub fn task_done(&self) {
-        let n = self.0.unfinished.get();
-        assert!(n > 0, "gevent: JoinableQueue::task_done() called more times than items were put");
-        self.0.unfinished.set(n - 1);
-        if n == 1 {
+        assert!(self.unfinished() > 0, "gevent: JoinableQueue::task_done() called more times than items were put");
+        self.0.done.set(self.0.done.get() + 1);
+        if self.unfinished() == 0 {
             self.0.joiners.notify_all();
         }
     }
@@ -508,9 +522,20 @@ impl<T: 'static> JoinableQueue<T> {
     /// # Panics
     /// In the main greenlet when nothing can ever finish them (LoopExit).
     pub fn join(&self) {
-        while self.0.unfinished.get() > 0 {
+        while self.unfinished() > 0 {
             self.0.joiners.wait(None, &|| {});
         }
+    }
+}
+
+impl<'a, T: 'static> IntoIterator for &'a JoinableQueue<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+
+    /// Takes items as they come, until the queue is closed and drained
+    /// (each still needs its `task_done`).
+    fn into_iter(self) -> Self::IntoIter {
+        (&self.0.queue).into_iter()
     }
 }
 
@@ -589,5 +614,27 @@ impl<T: 'static> Channel<T> {
         get_timeout;
         /// Takes an item only if a putter is waiting now.
         get_nowait;
+    }
+
+    /// Always 0: a channel stores nothing (gevent's `qsize`). Waiting
+    /// putters are [`putters`](Self::putters).
+    pub fn len(&self) -> usize {
+        0
+    }
+
+    /// Always true: a channel stores nothing (as gevent's `empty`).
+    pub fn is_empty(&self) -> bool {
+        true
+    }
+
+    /// Always true: a put waits for a getter (as gevent's `full`).
+    pub fn is_full(&self) -> bool {
+        true
+    }
+
+    /// Waiting putters minus waiting getters (gevent's `balance`): positive
+    /// when items wait for getters, negative when getters wait for items.
+    pub fn balance(&self) -> isize {
+        self.putters() as isize - self.getters() as isize
     }
 }
