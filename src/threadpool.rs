@@ -40,8 +40,8 @@ pub const IDLE_EXIT: Duration = Duration::from_secs(10);
 /// worker left without a job for [`IDLE_EXIT`] exits (see
 /// [`with_idle_exit`](Self::with_idle_exit)).
 ///
-/// Dropping the pool lets its workers finish the jobs already queued, then
-/// exit.
+/// A `Clone` handle: clones share the pool. Dropping the last handle lets
+/// the workers finish the jobs already queued, then exit.
 ///
 /// # Examples
 /// ```
@@ -66,6 +66,13 @@ impl Drop for Handle {
     fn drop(&mut self) {
         self.shared.state.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
         self.shared.ready.notify_all();
+    }
+}
+
+impl Clone for ThreadPool {
+    /// Another handle on the same pool.
+    fn clone(&self) -> Self {
+        self.share()
     }
 }
 

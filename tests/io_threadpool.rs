@@ -252,3 +252,19 @@ fn jobs_racing_idle_exits_all_complete() {
         assert!(pool.threads() <= 3, "at most the pool's size of workers");
     });
 }
+
+/// Clones share one pool (one set of workers, one bound), and dropping a
+/// handle leaves the pool open for the others.
+#[test]
+fn clones_share_the_pool_until_the_last_handle_goes() {
+    both(|| {
+        let pool = ThreadPool::new(1);
+        let other = pool.clone();
+        let a = pool.apply(|| std::thread::current().id());
+        let b = other.apply(|| std::thread::current().id());
+        assert_eq!(a, b, "one worker serves both handles");
+        assert_eq!((pool.size(), other.threads()), (1, 1));
+        drop(pool);
+        assert_eq!(other.apply(|| std::thread::current().id()), a, "still open, same worker");
+    });
+}
