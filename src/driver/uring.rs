@@ -22,6 +22,7 @@
 //! anything, later if its thread is blocked outside the hub.)
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -69,6 +70,11 @@ pub(super) struct Uring {
     /// empty); as long as the registered table (empty if the kernel
     /// refused one).
     fixed: RefCell<Vec<u64>>,
+    /// Readiness waits in flight on bare fd numbers (`wait_read`,
+    /// `wait_write`), per fd: the only operations that can outlive their
+    /// fd (every other one is on a source whose owner waits for it), so
+    /// the only ones a close has to cancel.
+    raw_waits: RefCell<HashMap<RawFd, usize>>,
 }
 
 impl Uring {
@@ -98,6 +104,7 @@ impl Uring {
             remote_fd,
             remote_armed: Cell::new(false),
             fixed: RefCell::new(Vec::new()),
+            raw_waits: RefCell::new(HashMap::new()),
         };
         // Probe: a ring that cannot take a submission (seccomp) is refused,
         // and so is a kernel that cannot cancel by fd (EINVAL; a count of
@@ -217,10 +224,26 @@ impl Uring {
         self.push(opcode::AsyncCancel::new(slot as u64).build().user_data(IGNORE));
     }
 
-    /// Cancels every operation on `fd` (it is about to close: a readiness
-    /// wait on it would otherwise outlive it).
+    /// Counts a readiness wait on the bare fd `fd` starting (`true`) or
+    /// ending.
+    pub(super) fn raw_wait(&self, fd: RawFd, starts: bool) {
+        let mut waits = self.raw_waits.borrow_mut();
+        if starts {
+            *waits.entry(fd).or_default() += 1;
+        } else if let Some(n) = waits.get_mut(&fd) {
+            *n -= 1;
+            if *n == 0 {
+                waits.remove(&fd);
+            }
+        }
+    }
+
+    /// Cancels the readiness waits on `fd` (it is about to close: they
+    /// would otherwise outlive it). Nothing to do, and no syscall, when
+    /// none is in flight: the kernel's cancel-by-fd scans every request in
+    /// flight, which a close must not cost on a busy ring.
     pub(super) fn cancel_fd(&self, fd: RawFd) {
-        if self.in_flight.get() > 0 {
+        if self.raw_waits.borrow().contains_key(&fd) {
             let c = types::CancelBuilder::fd(types::Fd(fd)).all();
             self.push(opcode::AsyncCancel2::new(c).build().user_data(IGNORE));
             // Now: the kernel finds the requests by the fd's file, which is

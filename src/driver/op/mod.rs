@@ -247,12 +247,33 @@ unsafe impl Op for Poll {
     }
 }
 
+/// A readiness wait on a bare fd in flight on io_uring (see
+/// `Uring::cancel_fd`), counted until dropped.
+struct RawWait(RawFd);
+
+impl RawWait {
+    fn start(fd: RawFd) -> RawWait {
+        with_uring(|u| u.raw_wait(fd, true));
+        RawWait(fd)
+    }
+}
+
+impl Drop for RawWait {
+    fn drop(&mut self) {
+        with_uring(|u| u.raw_wait(self.0, false));
+    }
+}
+
 /// Runs a readiness wait: `Poll`'s interest varies per call, so it gets
 /// its own entry point.
 pub(crate) fn wait(t: Target<'_>, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
     let deadline = timeout.map(|d| Instant::now() + d);
     let mut p = Poll(interest);
     if with_driver(|d| d.uring().is_some()) {
+        // A wait on a bare fd number is counted while it is in flight (a
+        // close of that fd then cancels it); `submit_and_wait` returns, or
+        // unwinds, only once the operation completed.
+        let _raw = (t.id == 0).then(|| RawWait::start(t.fd));
         let (res, _) = submit_and_wait(t, &mut p, deadline)?;
         return sys::cvt_res(res).map(drop);
     }
