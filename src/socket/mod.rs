@@ -78,24 +78,14 @@ pub fn wait_write(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
     op::wait(Target { fd, id: 0, home: None }, Interest::Write, timeout)
 }
 
-/// True for the `ToSocketAddrs` types made of addresses only (no host
-/// name to look up): std's impls for them never block. Stable Rust has no
-/// specialization, so the type's name decides.
-fn numeric<A: ?Sized>() -> bool {
-    let name = std::any::type_name::<A>();
-    !name.contains("str") && !name.contains("String") && name.contains("core::net::")
-}
-
 /// Resolves `addr`: at once for addresses (typed, or strings that parse as
 /// one), else on the thread pool (a host-name lookup blocks).
 pub(crate) fn resolve<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<Vec<SocketAddr>> {
     let lookup = || addr.to_socket_addrs().map(Iterator::collect);
-    let addrs: Vec<SocketAddr> = if numeric::<A>() {
-        lookup()?
-    } else if let Some(a) = crate::addr::literal(&addr) {
-        vec![a]
-    } else {
-        crate::spawn_blocking(lookup)?
+    let addrs: Vec<SocketAddr> = match crate::addr::literal(&addr) {
+        Some(Some(a)) => vec![a],
+        _ if crate::addr::numeric::<A>() => lookup()?,
+        _ => crate::spawn_blocking(lookup)?,
     };
     if addrs.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses"));
@@ -331,6 +321,7 @@ macro_rules! timeouts {
 pub(crate) use {fd_traits, stream_io, timeouts};
 
 #[cfg(test)]
+#[allow(clippy::needless_borrows_for_generic_args)] // the references are the types under test
 mod tests {
     use super::resolve;
 
@@ -347,6 +338,13 @@ mod tests {
             assert_eq!(resolve(("::1", 7)).unwrap(), [(std::net::Ipv6Addr::LOCALHOST, 7).into()]);
             assert_eq!(resolve(&port).unwrap().len(), 1);
             assert_eq!(resolve(port).unwrap().len(), 1);
+            for s in &["127.0.0.1:7", "[::1]:7"] {
+                assert_eq!(resolve(s).unwrap().len(), 1, "a &&str");
+            }
+            assert_eq!(resolve(&("127.0.0.1", 7)).unwrap().len(), 1);
+            let typed: std::net::SocketAddr = "127.0.0.1:7".parse().unwrap();
+            assert_eq!(resolve(typed).unwrap(), [typed]);
+            assert_eq!(resolve(&[typed, typed][..]).unwrap(), [typed, typed]);
             assert!(!pool_started(), "an address string went to the thread pool");
             // A name is looked up there (whatever the lookup finds).
             let _ = resolve(("localhost", 7));
