@@ -3,12 +3,11 @@
 #![forbid(unsafe_code)]
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::driver::sys::ready_set;
+use crate::driver::sys::{epoll_set, ready_set};
 use crate::event::Event;
-use crate::pool::Group;
 use crate::socket::{wait_read, wait_write};
 
 /// Waits until an fd of `rlist` is readable or one of `wlist` writable, or
@@ -49,7 +48,7 @@ pub fn select(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> io
     let deadline = timeout.map(|d| Instant::now() + d);
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if left.is_some_and(|d| d.is_zero()) || !wait_any(rlist, wlist, left) {
+        if left.is_some_and(|d| d.is_zero()) || !wait_any(rlist, wlist, left)? {
             return Ok((Vec::new(), Vec::new()));
         }
         let ready = ready_set(rlist, wlist)?;
@@ -61,27 +60,22 @@ pub fn select(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> io
     }
 }
 
-/// Waits until one of the fds is ready (true) or `timeout` passes (false):
-/// one waiter greenlet per fd, the first one ready sets `any`.
-fn wait_any(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> bool {
-    let (any, waiters) = (Event::new(), Group::new());
-    let watch = |fd: RawFd, wait: fn(RawFd, Option<Duration>) -> io::Result<()>| {
-        let any = any.clone();
-        waiters.spawn(move || {
-            // An error is a readiness too: the caller's poll reports it.
-            let _ = wait(fd, None);
-            any.set();
-        });
+/// Waits until one of the fds is ready (true) or `timeout` passes
+/// (false): on the fd itself when there is one, else on a private epoll
+/// set of them all (one wait, whatever the backend).
+fn wait_any(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> io::Result<bool> {
+    let waited = match (rlist, wlist) {
+        (&[fd], []) => wait_read(fd, timeout),
+        ([], &[fd]) => wait_write(fd, timeout),
+        _ => match epoll_set(rlist, wlist)? {
+            Some(set) => wait_read(set.as_raw_fd(), timeout),
+            None => return Ok(true),
+        },
     };
-    rlist.iter().for_each(|&fd| watch(fd, wait_read));
-    wlist.iter().for_each(|&fd| watch(fd, wait_write));
-    let woke = match timeout {
-        Some(d) => any.wait_timeout(d),
-        None => {
-            any.wait();
-            true
-        }
-    };
-    waiters.kill();
-    woke
+    match waited {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(false),
+        // An error is a readiness too: the caller's poll reports it.
+        Err(_) => Ok(true),
+    }
 }

@@ -1058,3 +1058,63 @@ fn a_reused_fd_number_never_reads_through_a_stale_fixed_file() {
         assert_eq!(a_peer.read(&mut got).unwrap(), 0, "a's connection closed");
     });
 }
+
+// ---------------------------------------------------------------- select
+
+/// `select` over several fds waits for the one that becomes ready (one
+/// wait on a private epoll set of them), on both backends; regular files
+/// are always ready.
+#[test]
+fn select_over_many_fds_returns_the_one_that_became_ready() {
+    both(|| {
+        let pairs: Vec<(UnixStream, UnixStream)> = (0..8).map(|_| UnixStream::pair().unwrap()).collect();
+        let fds: Vec<RawFd> = pairs.iter().map(|(a, _)| a.as_raw_fd()).collect();
+        let (_, ref writer_end) = pairs[5];
+        let w = writer_end.try_clone().unwrap();
+        let writer = gevent::spawn(move || {
+            gevent::sleep(ms(5));
+            (&w).write_all(b"x").unwrap();
+        });
+        let (r, wl) = gevent::select::select(&fds, &[], Some(Duration::from_secs(5))).unwrap();
+        join_ok(writer);
+        assert_eq!((r, wl), (vec![fds[5]], vec![]));
+
+        // Nothing ready: every list times out empty, waiting at least its time.
+        let rest: Vec<RawFd> = fds.iter().copied().filter(|&fd| fd != fds[5]).collect();
+        let t = Instant::now();
+        let (r, wl) = gevent::select::select(&rest, &rest[..2], Some(ms(20))).unwrap();
+        assert_eq!((r.len(), wl.len()), (0, 2), "sockets with buffer room are writable at once");
+        let (r, wl) = gevent::select::select(&rest, &[], Some(ms(20))).unwrap();
+        assert!(r.is_empty() && wl.is_empty());
+        assert!(t.elapsed() >= ms(20));
+
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        let (r, _) = gevent::select::select(&[rest[0], file.as_raw_fd()], &[], None).unwrap();
+        assert_eq!(r, vec![file.as_raw_fd()], "a regular file is always ready");
+    });
+}
+
+/// A greenlet killed (or timed out) in a `select` over several fds leaves
+/// no fd behind (its epoll set closes) and no waiter.
+#[test]
+fn a_select_killed_or_timed_out_leaves_no_fd_behind() {
+    both_exclusive(|| {
+        let pairs: Vec<(UnixStream, UnixStream)> = (0..4).map(|_| UnixStream::pair().unwrap()).collect();
+        let fds: Rc<Vec<RawFd>> = Rc::new(pairs.iter().map(|(a, _)| a.as_raw_fd()).collect());
+        let before = fd_count();
+        for round in 0..200 {
+            let fds = fds.clone();
+            let timeout = (round % 2 == 1).then(|| ms(1));
+            let g = gevent::spawn(move || gevent::select::select(&fds, &[], timeout).unwrap());
+            gevent::sleep(Duration::ZERO);
+            if timeout.is_some() {
+                assert_eq!(join_ok(g), (vec![], vec![]));
+            } else {
+                g.kill();
+                assert!(g.dead());
+            }
+        }
+        assert_eq!(settle_fds(before, Duration::from_secs(5)), before, "an epoll set leaked");
+        assert_eq!(gevent::hub::stats().waiters, 0);
+    });
+}

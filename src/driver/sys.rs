@@ -1,7 +1,7 @@
 //! Thin wrappers over the system calls the driver and the socket layer make.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::Interest;
@@ -110,6 +110,36 @@ pub(crate) fn ready_set(rlist: &[RawFd], wlist: &[RawFd]) -> io::Result<(Vec<Raw
     let (r, w) = fds.split_at(rlist.len());
     let ready = |ps: &[libc::pollfd]| ps.iter().filter(|p| p.revents != 0).map(|p| p.fd).collect();
     Ok((ready(r), ready(w)))
+}
+
+/// A private level-triggered epoll set of `rlist` (for reading) and
+/// `wlist` (for writing): readable while any of them is ready, so one wait
+/// on it waits for them all. `None` when a listed fd is one epoll cannot
+/// watch (a regular file, which is always ready).
+pub(crate) fn epoll_set(rlist: &[RawFd], wlist: &[RawFd]) -> io::Result<Option<OwnedFd>> {
+    // SAFETY: plain syscall; the fd it returns is ours alone.
+    let ep = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+    let mut interests: Vec<(RawFd, i16)> = rlist.iter().map(|&fd| (fd, poll_bits(Interest::Read))).collect();
+    interests.extend(wlist.iter().map(|&fd| (fd, poll_bits(Interest::Write))));
+    interests.sort_unstable();
+    // An fd listed twice (or in both lists) is added once, for both.
+    interests.dedup_by(|later, first| {
+        let same = later.0 == first.0;
+        if same {
+            first.1 |= later.1;
+        }
+        same
+    });
+    for (fd, bits) in interests {
+        let mut ev = libc::epoll_event { events: bits as u16 as u32, u64: fd as u64 };
+        // SAFETY: `ep` is our epoll fd and `ev` a live event the kernel copies.
+        match cvt(unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) }) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(ep))
 }
 
 /// `CLOCK_MONOTONIC_COARSE` in nanoseconds: the clock `Instant` reads, as
