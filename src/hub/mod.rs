@@ -276,7 +276,11 @@ impl Hub {
     /// them; it is read anew once it is more than [`LOOP_TIME_WINDOW`] old, so
     /// a due timer never waits longer than that behind one ordered before it.
     pub(crate) fn arm(&self, d: Duration, action: Action) -> TimerKey {
-        let real = Instant::now();
+        self.arm_from(Instant::now(), d, action)
+    }
+
+    /// [`arm`](Self::arm) for a caller that just read the clock: `real`.
+    pub(crate) fn arm_from(&self, real: Instant, d: Duration, action: Action) -> TimerKey {
         let cached = self.now.get();
         let loop_now = if self.now_fresh.get() && real - cached <= LOOP_TIME_WINDOW { cached } else { real };
         self.now.set(loop_now);
@@ -307,6 +311,11 @@ impl TimerGuard {
     /// Arms a timer `d` from now (see [`Hub::arm`]).
     pub(crate) fn arm(d: Duration, action: Action) -> TimerGuard {
         TimerGuard(with(|h| h.arm(d, action)))
+    }
+
+    /// Arms a timer `d` from `now`, a clock reading just taken.
+    pub(crate) fn arm_from(now: Instant, d: Duration, action: Action) -> TimerGuard {
+        TimerGuard(with(|h| h.arm_from(now, d, action)))
     }
 
     /// True once the timer fired.

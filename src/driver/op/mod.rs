@@ -6,6 +6,7 @@ mod kinds;
 
 pub(crate) use kinds::{accept, Connect, Read, Recv, RecvFrom, Send, SendTo, Write};
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -72,7 +73,7 @@ pub(crate) struct Target<'a> {
 /// Until the operation completes; kills and timeouts unwind out of it,
 /// after an in-flight io_uring operation was cancelled and completed.
 pub(crate) fn run<O: Op>(t: Target<'_>, op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
-    let deadline = timeout.map(|d| Instant::now() + d);
+    let deadline = &Deadline::new(timeout);
     if with_driver(|d| d.uring().is_some()) {
         run_uring(t, op, deadline)
     } else {
@@ -90,11 +91,34 @@ fn with_epoll<R>(f: impl FnOnce(&super::epoll::Epoll) -> R) -> R {
     with_driver(|d| f(d.epoll().expect("epoll backend")))
 }
 
-fn remaining(deadline: Option<Instant>) -> Option<Duration> {
-    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+/// An operation's time bound, counted from its first wait: an operation
+/// that completes at once reads no clock, and each wait reads it once.
+struct Deadline {
+    timeout: Option<Duration>,
+    at: Cell<Option<Instant>>,
 }
 
-fn run_epoll<O: Op>(t: Target<'_>, op: &mut O, deadline: Option<Instant>) -> io::Result<usize> {
+impl Deadline {
+    fn new(timeout: Option<Duration>) -> Deadline {
+        Deadline { timeout, at: Cell::new(None) }
+    }
+
+    /// Arms the timer of a wait by the current greenlet: `Ok(None)`
+    /// without a bound, `Err(TimedOut)` once it passed.
+    fn arm(&self) -> io::Result<Option<TimerGuard>> {
+        let Some(timeout) = self.timeout else { return Ok(None) };
+        let now = Instant::now();
+        let at = *self.at.get().get_or_insert(now + timeout);
+        self.at.set(Some(at));
+        let left = at.saturating_duration_since(now);
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        Ok(Some(TimerGuard::arm_from(now, left, Action::Wake(crate::hub::current_key()))))
+    }
+}
+
+fn run_epoll<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Result<usize> {
     let mut wait_first = with_epoll(|e| e.known_unready(t.fd, t.id, O::INTEREST));
     loop {
         if wait_first {
@@ -118,13 +142,9 @@ fn run_epoll<O: Op>(t: Target<'_>, op: &mut O, deadline: Option<Instant>) -> io:
 }
 
 /// epoll: waits for the next edge of `interest` on the target.
-fn wait_ready(t: Target<'_>, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
-    if remaining(deadline).is_some_and(|d| d.is_zero()) {
-        return Err(timed_out());
-    }
-    let ((reg, wk), me) = with_driver_current(|me, d| {
-        d.epoll().expect("epoll backend").enlist(t.fd, t.id, interest, me).map(|r| (r, me))
-    })?;
+fn wait_ready(t: Target<'_>, interest: Interest, deadline: &Deadline) -> io::Result<()> {
+    let timer = deadline.arm()?;
+    let (reg, wk) = with_driver_current(|me, d| d.epoll().expect("epoll backend").enlist(t.fd, t.id, interest, me))?;
     struct Delist(usize, Interest, crate::wait::WaitKey);
     impl Drop for Delist {
         fn drop(&mut self) {
@@ -132,7 +152,6 @@ fn wait_ready(t: Target<'_>, interest: Interest, deadline: Option<Instant>) -> i
         }
     }
     let _delist = Delist(reg, interest, wk);
-    let timer = remaining(deadline).map(|d| TimerGuard::arm(d, Action::Wake(me)));
     loop {
         park();
         if !with_epoll(|e| e.listed(reg, interest, wk)) {
@@ -144,7 +163,7 @@ fn wait_ready(t: Target<'_>, interest: Interest, deadline: Option<Instant>) -> i
     }
 }
 
-fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: Option<Instant>) -> io::Result<usize> {
+fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Result<usize> {
     if op.try_first() {
         loop {
             match op.attempt(t.fd) {
@@ -198,19 +217,16 @@ impl Drop for InFlight {
 
 /// Submits `op` and waits for its completion: its result and flags;
 /// `Err(TimedOut)` only if the deadline passed and the cancellation won.
-fn submit_and_wait<O: Op>(t: Target<'_>, op: &mut O, deadline: Option<Instant>) -> io::Result<(i32, u32)> {
-    if remaining(deadline).is_some_and(|d| d.is_zero()) {
-        return Err(timed_out());
-    }
+fn submit_and_wait<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Result<(i32, u32)> {
+    let timer = deadline.arm()?;
     let entry = op.entry(t.fd);
-    let (me, slot) = with_driver_current(|me, d| {
+    let slot = with_driver_current(|me, d| {
         // The entry names the fd by number, and a fixed file's slot is its
         // number: the flag alone makes it one.
         let entry = if O::FIXED && d.fixed_file(t) { entry.flags(squeue::Flags::FIXED_FILE) } else { entry };
-        (me, d.uring().expect("uring backend").start(entry, me))
+        d.uring().expect("uring backend").start(entry, me)
     });
     let mut flight = InFlight { slot, release: O::release, done: false };
-    let timer = remaining(deadline).map(|d| TimerGuard::arm(d, Action::Wake(me)));
     let mut cancelled = false;
     let (res, flags) = loop {
         park();
@@ -267,7 +283,7 @@ impl Drop for RawWait {
 /// Runs a readiness wait: `Poll`'s interest varies per call, so it gets
 /// its own entry point.
 pub(crate) fn wait(t: Target<'_>, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
-    let deadline = timeout.map(|d| Instant::now() + d);
+    let deadline = &Deadline::new(timeout);
     let mut p = Poll(interest);
     if with_driver(|d| d.uring().is_some()) {
         // A wait on a bare fd number is counted while it is in flight (a
