@@ -66,7 +66,8 @@ pub(crate) struct Target<'a> {
 
 /// Runs `op` to completion on the current hub's backend, parking the
 /// current greenlet while it cannot proceed. `timeout` bounds the whole
-/// operation: past it, `TimedOut` (an io_uring operation is cancelled first
+/// operation from its first wait (an attempt that completes at once never
+/// times out): past it, `TimedOut` (an io_uring operation is cancelled first
 /// and, if it completed anyway, its result is returned instead).
 ///
 /// # Blocking
