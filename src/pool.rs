@@ -178,7 +178,7 @@ impl Group {
     /// # Blocking
     /// As [`join`](Self::join), bounded by `d`.
     pub fn join_timeout(&self, d: Duration) -> bool {
-        let deadline = Instant::now() + d;
+        let deadline = crate::timer::after(Instant::now(), d);
         while !self.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || !self.0.empty.wait(Some(left), &|| {}) {
@@ -426,7 +426,7 @@ pub fn iwait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> IWait {
             q.put(i);
         }));
     }
-    IWait { ready, watchers, deadline: timeout.map(|d| Instant::now() + d), left: objects.len() }
+    IWait { ready, watchers, deadline: timeout.map(|d| crate::timer::after(Instant::now(), d)), left: objects.len() }
 }
 
 /// The iterator of [`iwait`]: indices of objects as they become ready.

@@ -118,7 +118,7 @@ where
     I::Item: AsRef<GreenletRef>,
 {
     let all: Vec<GreenletRef> = greenlets.into_iter().map(|g| g.as_ref().clone()).collect();
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::timer::after(Instant::now(), timeout);
     for g in &all {
         let left = deadline.saturating_duration_since(Instant::now());
         if !g.join_timeout(left) {

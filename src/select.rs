@@ -45,7 +45,7 @@ pub fn select(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> io
         }
         return Ok((Vec::new(), Vec::new()));
     }
-    let deadline = timeout.map(|d| Instant::now() + d);
+    let deadline = timeout.map(|d| crate::timer::after(Instant::now(), d));
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if left.is_some_and(|d| d.is_zero()) || !wait_any(rlist, wlist, left)? {

@@ -59,7 +59,7 @@ pub fn with_timeout<F, T>(d: Duration, f: F) -> Result<T, Timeout>
 where
     F: FnOnce() -> T,
 {
-    let unwinding = if std::thread::panicking() { OPENED_WHILE_UNWINDING } else { 0 };
+    let unwinding = if hub::is_unwinding(hub::current_key()) { OPENED_WHILE_UNWINDING } else { 0 };
     let token = hub::new_token() | unwinding;
     let timer = hub::arm_timeout(d, token);
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
@@ -68,7 +68,11 @@ where
         Ok(v) => Ok(v),
         Err(payload) => match payload.downcast_ref::<TimeoutUnwind>() {
             Some(t) if t.0 == token => {
-                hub::note_unwind(hub::current_key(), false);
+                let me = hub::current_key();
+                hub::note_unwind(me, false);
+                // A kill that came during the unwind, deferred until it
+                // ended: it ends here.
+                hub::raise_deferred_kill(me);
                 Err(Timeout)
             }
             _ => panic::resume_unwind(payload),

@@ -14,6 +14,17 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+
+/// Waits longer than this count as forever: a deadline is at most this far
+/// ahead (100 years), so adding any `Duration` (even `Duration::MAX`) to
+/// now never overflows.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + d`, with `d` capped at [`FOREVER`].
+pub(crate) fn after(now: Instant, d: Duration) -> Instant {
+    now + d.min(FOREVER)
+}
+
 /// What a timer does when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {

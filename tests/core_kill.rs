@@ -451,3 +451,98 @@ fn other_greenlets_stay_killable_while_one_is_suspended_mid_unwind() {
     assert_eq!(bystander.exception(), Some(GreenletError::Killed));
     unwinding.join();
 }
+
+/// Sleeps `ms` in its destructor (a cleanup that blocks, as a flush would).
+struct SleepyDrop(u64, Rc<Cell<bool>>);
+
+impl Drop for SleepyDrop {
+    fn drop(&mut self) {
+        gevent::sleep(ms(self.0));
+        self.1.set(true);
+    }
+}
+
+/// A greenlet that kills itself unwinds like one killed from outside: a
+/// second kill arriving while its destructor blocks is deferred, not
+/// raised inside the destructor (that aborted the process).
+#[test]
+fn a_self_kill_counts_as_an_unwind_for_a_second_kill() {
+    let dropped = Rc::new(Cell::new(false));
+    let d = dropped.clone();
+    let g = gevent::spawn(move || {
+        let _d = SleepyDrop(30, d);
+        gevent::getcurrent().kill();
+        unreachable!("a greenlet that kills itself does not go on");
+    });
+    gevent::sleep(ms(5));
+    g.kill();
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+    assert!(dropped.get(), "the destructor ran to its end");
+}
+
+/// A kill that comes while the greenlet unwinds out of a `with_timeout`
+/// (its destructor blocking) is deferred; once the scope caught its
+/// timeout, the kill ends the greenlet (it used to be lost: the greenlet
+/// went on and returned).
+#[test]
+fn a_kill_during_an_unwind_out_of_with_timeout_is_not_lost() {
+    let dropped = Rc::new(Cell::new(false));
+    let d = dropped.clone();
+    let g = gevent::spawn(move || {
+        let r = gevent::with_timeout(ms(5), move || {
+            let _d = SleepyDrop(30, d);
+            gevent::sleep(Duration::from_secs(5));
+        });
+        assert!(r.is_err());
+        "went on after the kill"
+    });
+    gevent::sleep(ms(15)); // in the destructor, unwinding from the timeout
+    g.kill();
+    assert_eq!(g.get(), Err(GreenletError::Killed));
+    assert!(dropped.get());
+}
+
+/// A greenlet whose user code caught a panic (`catch_unwind`) is not
+/// unwinding any more: a kill later takes effect at once.
+#[test]
+fn a_caught_panic_leaves_the_greenlet_killable() {
+    let g = gevent::spawn(|| {
+        let _ = std::panic::catch_unwind(|| panic!("caught and handled (expected in this test)"));
+        gevent::sleep(Duration::from_secs(5));
+    });
+    gevent::sleep(ms(1));
+    let t = Instant::now();
+    g.kill();
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
+
+/// Killing a greenlet that never ran drops its closure; a panic in that
+/// destructor is reported, and the greenlet still dies killed: its
+/// joiners wake and its links run (it was left half-dead).
+#[test]
+fn killing_an_unstarted_greenlet_whose_closure_drop_panics() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("closure drop panicked (expected in this test)");
+        }
+    }
+    let p = PanicOnDrop;
+    let g = Greenlet::new(move || {
+        let _p = &p;
+        1
+    });
+    let linked = Rc::new(Cell::new(false));
+    let l = linked.clone();
+    g.link(move |_| l.set(true));
+    let g2 = g.clone();
+    let joiner = gevent::spawn(move || g2.join_timeout(Duration::from_secs(5)));
+    gevent::sleep(ms(1));
+    g.kill();
+    assert!(g.dead());
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+    assert_eq!(joiner.get(), Ok(true), "the joiner woke");
+    gevent::sleep(ms(1));
+    assert!(linked.get(), "the link ran");
+}

@@ -260,3 +260,46 @@ fn a_greenlet_woken_every_pass_still_times_out() {
     setter.kill();
     assert_eq!(gevent::hub::stats().waiters, 0);
 }
+
+/// Durations too large to add to now (`Duration::MAX`) wait forever instead
+/// of panicking with an overflow.
+#[test]
+fn huge_durations_mean_forever() {
+    let big = Duration::MAX;
+    assert_eq!(with_timeout(big, || 5), Ok(5));
+    let g = gevent::spawn(move || gevent::sleep(big));
+    gevent::sleep(ms(1));
+    assert!(!g.join_timeout(big.min(ms(1))));
+    g.kill();
+    let short = gevent::spawn(|| gevent::sleep(ms(1)));
+    assert!(short.join_timeout(big));
+    let later = gevent::spawn_later(big, || 1);
+    assert!(later.started() && !later.dead());
+    later.kill();
+    assert_eq!(gevent::joinall_timeout([&short], big).len(), 1);
+    let evt = gevent::event::Event::new();
+    evt.set();
+    assert!(evt.wait_timeout(big));
+}
+
+/// A raw coroutine suspended inside a `with_timeout` scope and kept past
+/// its deadline, after the greenlet that ran it is gone: the scope's timer
+/// finds nobody to interrupt (it used to index a freed control block and
+/// abort the process).
+#[test]
+fn a_coroutine_timeout_outliving_its_greenlet_interrupts_nobody() {
+    use gevent::coroutine::{Coroutine, CoroutineResult};
+    let holder: Rc<std::cell::RefCell<Option<Coroutine>>> = Rc::default();
+    let h = holder.clone();
+    let g = gevent::spawn(move || {
+        let mut co = Coroutine::new(|y, _| {
+            let _ = with_timeout(ms(5), || y.suspend(1));
+            0
+        });
+        assert_eq!(co.resume(0), CoroutineResult::Yield(1));
+        *h.borrow_mut() = Some(co);
+    });
+    g.join();
+    gevent::sleep(ms(20));
+    drop(holder);
+}

@@ -73,11 +73,17 @@ pub(super) unsafe fn run<F: FnOnce() -> T + 'static, T: 'static>(data: usize) ->
     // SAFETY: per the contract, `inner` points at a live Inner<SlotImpl<F, T>>.
     let inner = unsafe { &*((*(data as *const StartRecord)).inner as *const Inner<SlotImpl<F, T>>) };
     let f = inner.slot.closure.take().expect("a greenlet's closure runs once");
-    let outcome = panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+    let mut outcome = panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
         let e = error_from_payload(&*p);
         hub::discard_payload(p);
         e
     });
+    // A kill deferred while the greenlet was unwinding (blocked in a
+    // destructor), whose unwind then ended in a scope that caught it: the
+    // greenlet was killed all the same (unless it panicked).
+    if hub::take_deferred_kill(hub::current_key()) && outcome.is_ok() {
+        outcome = Err(GreenletError::Killed);
+    }
     match outcome {
         // Stored even if nobody can read it: `exit_current` then drops it,
         // still in this greenlet, where its destructor may block like any

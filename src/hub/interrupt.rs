@@ -12,35 +12,23 @@ use crate::timeout::TimeoutUnwind;
 
 #[cold]
 pub(super) fn raise_pending(me: usize) {
-    let (why, deferred_kill, was_unwinding) = with(|h| {
+    let (why, deferred_kill) = with(|h| {
         let mut core = h.core.borrow_mut();
         let (why, deferred) =
             core.greenlets[me].rare.as_mut().map_or((None, false), |r| (r.pending.take(), r.deferred_kill));
         // A deferred kill keeps the flag up: every resume looks at it again.
         core.hot[me].interrupted = deferred;
-        (why, deferred, core.hot[me].unwinding)
+        (why, deferred)
     });
     // Blocked in a destructor while this greenlet is already unwinding: a
     // second unwind out of that destructor would abort the process.
-    let unwinding = was_unwinding > 0 && std::thread::panicking();
+    let unwinding = is_unwinding(me);
     // A pending interrupt goes first; a deferred kill comes back after it.
     match why.or(deferred_kill.then_some(Interrupt::Kill)) {
         None => {}
         // Kept for the first resume after this unwind ends.
-        Some(Interrupt::Kill) if unwinding => with(|h| {
-            let mut core = h.core.borrow_mut();
-            core.greenlets[me].rare().deferred_kill = true;
-            core.hot[me].interrupted = true;
-        }),
-        Some(Interrupt::Kill) => {
-            with(|h| {
-                let mut core = h.core.borrow_mut();
-                core.greenlets[me].rare().deferred_kill = false;
-                core.hot[me].interrupted = false;
-            });
-            note_unwind(me, true);
-            panic::resume_unwind(Box::new(KillUnwind))
-        }
+        Some(Interrupt::Kill) if unwinding => defer_kill(me),
+        Some(Interrupt::Kill) => raise_kill(me),
         // A scope the unwind is leaving anyway; a scope opened inside the
         // destructor catches its own timeout, so that one is raised.
         Some(Interrupt::Timeout(token)) if unwinding && !crate::timeout::opened_while_unwinding(token) => {}
@@ -57,6 +45,78 @@ pub(super) fn raise_pending(me: usize) {
             panic!("{msg}")
         }
     }
+}
+
+/// Keeps a kill for the first resume after greenlet `me`'s unwind ended.
+fn defer_kill(me: usize) {
+    with(|h| {
+        let mut core = h.core.borrow_mut();
+        core.greenlets[me].rare().deferred_kill = true;
+        core.hot[me].interrupted = true;
+    })
+}
+
+/// Unwinds greenlet `me` (running) with a kill.
+fn raise_kill(me: usize) -> ! {
+    with(|h| {
+        let mut core = h.core.borrow_mut();
+        if let Some(r) = core.greenlets[me].rare.as_mut() {
+            r.deferred_kill = false;
+        }
+        core.hot[me].interrupted = false;
+    });
+    note_unwind(me, true);
+    panic::resume_unwind(Box::new(KillUnwind))
+}
+
+/// A greenlet killing itself: it unwinds at once, unless it is unwinding
+/// already (the kill is then deferred, as one from outside would be).
+pub(crate) fn kill_self(me: usize) {
+    if is_unwinding(me) {
+        defer_kill(me);
+    } else {
+        raise_kill(me);
+    }
+}
+
+/// Raises a kill deferred while greenlet `me` was unwinding, once that
+/// unwind is over (a scope caught it).
+pub(crate) fn raise_deferred_kill(me: usize) {
+    let deferred = with(|h| h.core.borrow().greenlets[me].rare.as_ref().is_some_and(|r| r.deferred_kill));
+    if deferred && !is_unwinding(me) {
+        raise_kill(me);
+    }
+}
+
+/// Takes a kill deferred while greenlet `me` was unwinding (at its root,
+/// where it ends as killed).
+pub(crate) fn take_deferred_kill(me: usize) -> bool {
+    with(|h| {
+        let mut core = h.core.borrow_mut();
+        let deferred = core.greenlets[me].rare.as_mut().is_some_and(|r| std::mem::take(&mut r.deferred_kill));
+        if deferred {
+            core.hot[me].interrupted = false;
+        }
+        deferred
+    })
+}
+
+/// True while greenlet `me` is in the middle of an unwind, as far as the
+/// runtime can tell: an unwind it started (a kill, a timeout, a panic) that
+/// was not caught yet. A panic the user caught (`catch_unwind`) leaves its
+/// count behind; when no unwind at all is in progress on the thread, the
+/// count is stale and goes. (While another greenlet of the thread is
+/// unwinding, a stale count still reads as unwinding.)
+pub(crate) fn is_unwinding(me: usize) -> bool {
+    let count = with(|h| h.core.borrow().hot[me].unwinding);
+    if count == 0 {
+        return false;
+    }
+    if !std::thread::panicking() {
+        with(|h| h.core.borrow_mut().hot[me].unwinding = 0);
+        return false;
+    }
+    true
 }
 
 /// Records that greenlet `key` started (`true`) or caught (`false`) an

@@ -71,7 +71,8 @@ pub(crate) fn kill(r: &GreenletRef) {
         panic!("gevent: the main greenlet cannot be killed");
     }
     if key == me {
-        panic::resume_unwind(Box::new(KillUnwind));
+        super::interrupt::kill_self(me);
+        return;
     }
     match state {
         State::New | State::Scheduled | State::Queued => kill_unrun(r, key, state),
@@ -105,8 +106,9 @@ fn kill_unrun(r: &GreenletRef, key: usize, state: State) {
             core.greenlets.remove(key);
         }
     });
-    // User Drop code: outside any borrow.
-    r.0.slot.drop_closure();
+    // User Drop code: outside any borrow. A panic in it is reported: the
+    // greenlet still dies killed, and its joiners and links hear of it.
+    run_reporting("the closure of a greenlet killed before it ran", || r.0.slot.drop_closure());
     r.0.set_exception(GreenletError::Killed);
     finish(r);
 }
@@ -149,7 +151,12 @@ pub(super) fn run_links(r: GreenletRef) {
 /// Drops `v`; a panic in its destructor is reported, not propagated (we are
 /// at a greenlet's root, where an unwind has nowhere to go).
 fn drop_reporting<T>(v: T, what: &str) {
-    if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
+    run_reporting(what, move || drop(v));
+}
+
+/// Runs `f` (user drop code); a panic in it is reported, not propagated.
+fn run_reporting(what: &str, f: impl FnOnce()) {
+    if let Err(p) = panic::catch_unwind(AssertUnwindSafe(f)) {
         report_drop_panic(what, &*p);
         discard_payload(p);
     }
@@ -262,7 +269,7 @@ pub(crate) fn join(r: &GreenletRef, timeout: Option<Duration>) -> bool {
     if r.dead() {
         return true;
     }
-    let deadline = timeout.map(|d| Instant::now() + d);
+    let deadline = timeout.map(|d| crate::timer::after(Instant::now(), d));
     let mut timer = None;
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {

@@ -26,7 +26,7 @@ mod report;
 mod sched;
 mod waiters;
 
-pub(crate) use interrupt::note_unwind;
+pub(crate) use interrupt::{is_unwinding, note_unwind, raise_deferred_kill, take_deferred_kill};
 pub(crate) use life::{create, discard_payload, discard_unstarted, exit_current, join, kill, schedule_links, start};
 pub(crate) use life::{forget_local, panic_message, put_local, take_local};
 pub(crate) use sched::{current_key, current_ref, park, sleep, yield_now};
@@ -285,7 +285,7 @@ impl Hub {
         let loop_now = if self.now_fresh.get() && real - cached <= LOOP_TIME_WINDOW { cached } else { real };
         self.now.set(loop_now);
         self.now_fresh.set(true);
-        self.core.borrow_mut().timers.add(loop_now + d, real + d, action)
+        self.core.borrow_mut().timers.add(crate::timer::after(loop_now, d), crate::timer::after(real, d), action)
     }
 }
 

@@ -198,7 +198,10 @@ impl Core {
 
     /// Asks greenlet `key` to unwind at its blocking point.
     pub(super) fn interrupt(&mut self, key: usize, why: Interrupt) {
-        let pending = &mut self.greenlets[key].rare().pending;
+        // A timer of a greenlet that is gone (a `with_timeout` scope left
+        // open in a raw coroutine that was never resumed) interrupts nobody.
+        let Some(gcb) = self.greenlets.get_mut(key) else { return };
+        let pending = &mut gcb.rare().pending;
         // A kill outranks a timeout; the first timeout wins over later ones.
         if pending.is_none() || why == Interrupt::Kill {
             *pending = Some(why);

@@ -109,7 +109,7 @@ impl Deadline {
     fn arm(&self) -> io::Result<Option<TimerGuard>> {
         let Some(timeout) = self.timeout else { return Ok(None) };
         let now = Instant::now();
-        let at = *self.at.get().get_or_insert(now + timeout);
+        let at = *self.at.get().get_or_insert(crate::timer::after(now, timeout));
         self.at.set(Some(at));
         let left = at.saturating_duration_since(now);
         if left.is_zero() {
