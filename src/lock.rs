@@ -71,7 +71,8 @@ impl Core {
         if self.waiters.notify_one() {
             self.handed.set(self.handed.get() + 1);
         } else {
-            self.count.set(self.count.get() + 1);
+            let n = self.count.get().checked_add(1);
+            self.count.set(n.unwrap_or_else(|| panic!("gevent: {} released with usize::MAX permits free", self.kind)));
         }
     }
 }

@@ -238,16 +238,20 @@ impl Group {
         A: 'static,
         T: 'static,
     {
-        let tasks: Queue<Greenlet<T>> = Queue::new();
+        let tasks: Queue<Result<Greenlet<T>, GreenletError>> = Queue::new();
         let (group, out, f) = (self.clone(), tasks.clone(), Rc::new(f));
         crate::spawn(move || {
-            for a in items {
-                let f = f.clone();
-                out.put(group.spawn(move || f(a)));
-            }
-            out.close();
+            let _close = Closing(out.clone());
+            feed(&out, || {
+                for a in items {
+                    let f = f.clone();
+                    out.put(Ok(group.spawn(move || f(a))));
+                }
+            });
         });
-        std::iter::from_fn(move || (&tasks).into_iter().next().map(task_result))
+        std::iter::from_fn(move || {
+            (&tasks).into_iter().next().map(|t| task_result(t.unwrap_or_else(|e| input_failed(&e))))
+        })
     }
 
     /// As [`imap`](Self::imap), but yields results in completion order.
@@ -267,28 +271,77 @@ impl Group {
         A: 'static,
         T: 'static,
     {
-        let done: Queue<Result<T, GreenletError>> = Queue::new();
+        let done = Queue::new();
         let (group, out, f) = (self.clone(), done.clone(), Rc::new(f));
+        // `Err(Err(e))`: the input itself panicked.
+        let done: Queue<Result<T, Result<GreenletError, GreenletError>>> = done;
         crate::spawn(move || {
+            let _close = Closing(out.clone());
             let mut spawned = Vec::new();
-            for a in items {
-                let (f, result) = (f.clone(), out.clone());
-                let task = group.spawn(move || result.put(Ok(f(a))));
-                let out = out.clone();
-                task.link(move |g| {
-                    if let Some(e) = g.exception() {
-                        out.put(Err(e));
-                    }
-                });
-                spawned.push(task);
-            }
+            let input = feed_result(|| {
+                for a in items {
+                    let (f, result) = (f.clone(), out.clone());
+                    let task = group.spawn(move || result.put(Ok(f(a))));
+                    let out = out.clone();
+                    task.link(move |g| {
+                        if let Some(e) = g.exception() {
+                            out.put(Err(Ok(e)));
+                        }
+                    });
+                    spawned.push(task);
+                }
+            });
             crate::joinall(&spawned);
             // Failures arrive through links, run after the deaths.
             crate::yield_now();
-            out.close();
+            if let Err(e) = input {
+                out.put(Err(Err(e)));
+            }
         });
-        std::iter::from_fn(move || (&done).into_iter().next().map(|r| r.unwrap_or_else(|e| task_failed(&e))))
+        std::iter::from_fn(move || {
+            (&done).into_iter().next().map(|r| match r {
+                Ok(v) => v,
+                Err(Ok(e)) => task_failed(&e),
+                Err(Err(e)) => input_failed(&e),
+            })
+        })
     }
+}
+
+/// Closes a map's output queue however its feeder ends (a kill included),
+/// so the consumer never waits for results that cannot come.
+struct Closing<T: 'static>(Queue<T>);
+
+impl<T: 'static> Drop for Closing<T> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Runs a map's input loop; a panic in the input iterator becomes an error
+/// for the consumer (kills and timeouts unwind on).
+fn feed_result(input: impl FnOnce()) -> Result<(), GreenletError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(input)) {
+        Ok(()) => Ok(()),
+        Err(p) => match crate::greenlet::error_from_payload(&*p) {
+            e @ GreenletError::Panicked(_) => {
+                crate::hub::discard_payload(p);
+                Err(e)
+            }
+            _ => std::panic::resume_unwind(p),
+        },
+    }
+}
+
+/// [`feed_result`], the error going straight into `out`.
+fn feed<T: 'static>(out: &Queue<Result<T, GreenletError>>, input: impl FnOnce()) {
+    if let Err(e) = feed_result(input) {
+        out.put(Err(e));
+    }
+}
+
+fn input_failed(e: &GreenletError) -> ! {
+    panic!("gevent: the input iterator of a Group/Pool map panicked: {e}")
 }
 
 fn task_result<T: 'static>(g: Greenlet<T>) -> T {

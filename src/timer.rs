@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-
 /// Waits longer than this count as forever: a deadline is at most this far
 /// ahead (100 years), so adding any `Duration` (even `Duration::MAX`) to
 /// now never overflows.

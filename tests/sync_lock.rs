@@ -740,3 +740,15 @@ fn killing_a_handed_waiter_after_an_over_release_does_not_abort() {
     assert!(out.status.success(), "status {:?}\n{err}", out.status);
     assert!(String::from_utf8_lossy(&out.stdout).contains("survived"), "{err}");
 }
+
+/// A semaphore with `usize::MAX` permits free cannot take one more: a
+/// clear panic, not a wrapped count that blocks every later acquire.
+#[test]
+fn a_release_past_usize_max_permits_panics_clearly() {
+    let s = Semaphore::new(usize::MAX);
+    let r = catch_unwind(AssertUnwindSafe(|| s.release()));
+    let msg = r.expect_err("overflow");
+    let text = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("usize::MAX"), "{text}");
+    assert!(s.try_acquire(), "the count is intact");
+}

@@ -1016,3 +1016,82 @@ fn a_killed_channel_putter_hands_nothing_over() {
     assert!(ch.get_nowait().is_err());
     assert_no_waiters();
 }
+
+/// A getter waiting on a `PriorityQueue` or `LifoQueue` takes, when it
+/// runs, what gevent's getter takes then: the smallest / the newest item,
+/// not the first one put after it began to wait.
+#[test]
+fn a_waiting_getter_takes_the_smallest_or_newest_when_it_runs() {
+    let pq = PriorityQueue::new();
+    let q = pq.clone();
+    let g = gevent::spawn(move || q.get());
+    settle();
+    pq.put(5);
+    pq.put(1);
+    assert_eq!(g.get(), Ok(1));
+    assert_eq!(pq.get_nowait(), Ok(5));
+
+    let lq = LifoQueue::new();
+    let q = lq.clone();
+    let g = gevent::spawn(move || q.get());
+    settle();
+    lq.put(1);
+    lq.put(2);
+    lq.put(3);
+    assert_eq!(g.get(), Ok(3));
+    assert_eq!((lq.get_nowait(), lq.get_nowait()), (Ok(2), Ok(1)));
+}
+
+/// An item handed to a `LifoQueue` getter killed before it took it goes
+/// back under the newer items (it is the oldest), as gevent's queue holds
+/// them.
+#[test]
+fn an_item_given_back_to_a_lifo_queue_is_its_oldest() {
+    let lq = LifoQueue::new();
+    let q = lq.clone();
+    let g = gevent::spawn(move || q.get());
+    settle();
+    lq.put(1); // handed to g
+    lq.put(2);
+    g.kill();
+    assert_eq!((lq.get_nowait(), lq.get_nowait()), (Ok(2), Ok(1)));
+}
+
+/// A `Channel` whose only getter is about to unwind (killed, not run yet)
+/// has no getter to take an item: `put_nowait` fails and `put` waits (it
+/// used to store the item and return).
+#[test]
+fn a_channel_getter_about_to_unwind_takes_nothing() {
+    let ch = Channel::new();
+    let c = ch.clone();
+    let g = gevent::spawn(move || c.get());
+    settle();
+    g.kill_nowait();
+    assert!(matches!(ch.put_nowait(7), Err(Full(7))));
+    assert!(matches!(ch.put_timeout(8, ms(2)), Err(Full(8))));
+    g.join();
+    assert_eq!((ch.len(), ch.get_nowait()), (0, Err(Empty)));
+    assert_no_waiters();
+}
+
+/// A timed `get` woken by `close` (no item) waits on only for what is left
+/// of its time, however often the queue is closed meanwhile.
+#[test]
+fn a_timed_get_woken_by_close_keeps_its_deadline() {
+    let q: Queue<u32> = Queue::new();
+    let closer = gevent::spawn({
+        let q = q.clone();
+        move || {
+            for _ in 0..10 {
+                gevent::sleep(ms(10));
+                q.close();
+            }
+        }
+    });
+    let t = Instant::now();
+    assert_eq!(q.get_timeout(ms(25)), Err(Empty));
+    let took = t.elapsed();
+    // Restarting at each close, it waited at least 125 ms (25 after the last).
+    assert!(took >= ms(25) && took < ms(100), "waited {took:?} for a 25 ms get");
+    closer.join();
+}

@@ -95,7 +95,7 @@ pub(super) unsafe fn run<F: FnOnce() -> T + 'static, T: 'static>(data: usize) ->
 }
 
 /// Classifies what unwound out of a greenlet.
-fn error_from_payload(payload: &(dyn Any + Send)) -> GreenletError {
+pub(crate) fn error_from_payload(payload: &(dyn Any + Send)) -> GreenletError {
     if payload.is::<KillUnwind>() {
         return GreenletError::Killed;
     }

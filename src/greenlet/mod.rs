@@ -5,6 +5,7 @@
 
 mod builder;
 mod entry;
+pub(crate) use entry::error_from_payload;
 
 pub use builder::Builder;
 

@@ -13,7 +13,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -83,6 +83,11 @@ impl<T, S: Store<T>> Core<T, S> {
         self.items.borrow().len() + self.handed.borrow().len()
     }
 
+    /// Items stored (not handed to a getter).
+    pub(super) fn stored(&self) -> usize {
+        self.items.borrow().len()
+    }
+
     /// Room counts handed items too (they are still in the queue).
     pub(super) fn has_room(&self) -> bool {
         match self.maxsize {
@@ -99,12 +104,17 @@ impl<T, S: Store<T>> Core<T, S> {
         self.slots.borrow_mut().get_mut(key).and_then(Option::take)
     }
 
+    /// Gives `item` to the getter whose slot is `key` (just popped).
+    fn hand(&self, key: usize, item: T) {
+        self.slots.borrow_mut()[key] = Some(item);
+        self.handed.borrow_mut().push_back(key);
+    }
+
     /// Gives `item` to the longest-waiting getter, else stores it (at the
     /// front when it is one a getter could not take).
     fn offer(&self, item: T, front: bool) {
         if let Some(key) = self.getters.notify_one_tag() {
-            self.slots.borrow_mut()[key] = Some(item);
-            self.handed.borrow_mut().push_back(key);
+            self.hand(key, item);
         } else if front {
             self.items.borrow_mut().push_front(item);
         } else {
@@ -161,9 +171,19 @@ impl<T, S: Store<T>> Core<T, S> {
 
     /// Puts without waiting; gives the item back when there is no room.
     pub(super) fn try_put(&self, item: T) -> Result<(), T> {
-        // A rendezvous has no room, only waiting getters.
-        let rendezvous = self.maxsize == Some(0) && self.getters.len() > 0;
-        if rendezvous || self.has_room() {
+        if self.maxsize == Some(0) {
+            // A rendezvous has no room: only a getter that takes the item
+            // now (one about to unwind is passed over, and then nobody is).
+            return match self.getters.notify_one_tag() {
+                Some(key) => {
+                    self.enter();
+                    self.hand(key, item);
+                    Ok(())
+                }
+                None => Err(item),
+            };
+        }
+        if self.has_room() {
             self.enter();
             self.offer(item, false);
             return Ok(());
@@ -178,7 +198,9 @@ impl<T, S: Store<T>> Core<T, S> {
             handed.remove(i);
         }
         drop(handed);
-        let item = self.take_slot(key);
+        // Taken as gevent's getter takes when it runs: the handed item, or
+        // (LIFO, smallest-first) a stored one it is exchanged for.
+        let item = self.take_slot(key).map(|item| self.items.borrow_mut().exchange(item));
         // The item has left the queue: a slot may be free for a putter.
         self.admit_putters();
         item
@@ -214,13 +236,23 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 
     pub(super) fn get(&self, timeout: Option<Duration>) -> Result<T, Empty> {
+        if let Some(item) = self.try_get() {
+            return Ok(item);
+        }
+        let deadline = timeout.map(|d| crate::timer::after(Instant::now(), d));
+        let mut left = timeout;
         loop {
+            if let Some(item) = self.wait_get(left)? {
+                return Ok(item);
+            }
             if let Some(item) = self.try_get() {
                 return Ok(item);
             }
-            // `None`: woken by `close`; a plain get waits on.
-            if let Some(item) = self.wait_get(timeout)? {
-                return Ok(item);
+            // Woken by `close` with no item: a plain get waits on, a timed
+            // one for what is left of its time.
+            left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|d| d.is_zero()) {
+                return Err(Empty);
             }
         }
     }

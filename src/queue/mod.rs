@@ -540,7 +540,8 @@ impl<'a, T: 'static> IntoIterator for &'a JoinableQueue<T> {
 }
 
 /// A rendezvous channel (gevent's `Channel`): `put` waits until a getter
-/// takes the item; nothing is ever stored. A `Clone` handle.
+/// takes the item, which is never stored (but see [`len`](Self::len)). A `Clone`
+/// handle.
 ///
 /// # Examples
 /// ```
@@ -616,15 +617,18 @@ impl<T: 'static> Channel<T> {
         get_nowait;
     }
 
-    /// Always 0: a channel stores nothing (gevent's `qsize`). Waiting
-    /// putters are [`putters`](Self::putters).
+    /// Items waiting in the channel (gevent's `qsize`): 0, except for an
+    /// item handed to a getter that was killed or timed out before it took
+    /// it, when no other getter waited (the putter had returned already):
+    /// it goes to the next getter. Waiting putters are
+    /// [`putters`](Self::putters).
     pub fn len(&self) -> usize {
-        0
+        self.0.stored()
     }
 
-    /// Always true: a channel stores nothing (as gevent's `empty`).
+    /// True when no item waits in the channel (see [`len`](Self::len)).
     pub fn is_empty(&self) -> bool {
-        true
+        self.len() == 0
     }
 
     /// Always true: a put waits for a getter (as gevent's `full`).

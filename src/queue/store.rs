@@ -11,9 +11,18 @@ pub(super) trait Store<T>: Default {
     fn peek(&self) -> Option<&T>;
     fn len(&self) -> usize;
     /// Puts back an item that was handed to a getter which left before
-    /// taking it: it was the next one out, so it goes first again.
+    /// taking it: it is older than every stored item, so it goes where the
+    /// oldest goes (FIFO: out first again; LIFO: at the bottom).
     fn push_front(&mut self, item: T) {
         self.push(item);
+    }
+    /// What a getter handed `item` takes when it runs, as gevent's getter
+    /// takes from the queue then: `item` was put before every stored item
+    /// (items are stored only while no getter waits), so FIFO gives it,
+    /// LIFO the newest stored one, smallest-first the smaller. Whatever
+    /// is not taken stays in the store.
+    fn exchange(&mut self, item: T) -> T {
+        item
     }
 }
 
@@ -35,27 +44,42 @@ impl<T> Store<T> for VecDeque<T> {
     }
 }
 
-/// Last in, first out.
-pub(super) struct Stack<T>(Vec<T>);
+/// Last in, first out (the top is the back; the bottom takes the older
+/// items an exchange gives back).
+pub(super) struct Stack<T>(VecDeque<T>);
 
 impl<T> Default for Stack<T> {
     fn default() -> Self {
-        Stack(Vec::new())
+        Stack(VecDeque::new())
     }
 }
 
 impl<T> Store<T> for Stack<T> {
     fn push(&mut self, item: T) {
-        self.0.push(item);
+        self.0.push_back(item);
     }
     fn pop(&mut self) -> Option<T> {
-        self.0.pop()
+        self.0.pop_back()
     }
     fn peek(&self) -> Option<&T> {
-        self.0.last()
+        self.0.back()
     }
     fn len(&self) -> usize {
         self.0.len()
+    }
+    /// An item given back is older than every stored one (see
+    /// [`Store::exchange`]): it goes to the bottom.
+    fn push_front(&mut self, item: T) {
+        self.0.push_front(item);
+    }
+    fn exchange(&mut self, item: T) -> T {
+        match self.0.pop_back() {
+            Some(top) => {
+                self.0.push_front(item);
+                top
+            }
+            None => item,
+        }
     }
 }
 
@@ -80,5 +104,11 @@ impl<T: Ord> Store<T> for MinHeap<T> {
     }
     fn len(&self) -> usize {
         self.0.len()
+    }
+    fn exchange(&mut self, item: T) -> T {
+        match self.0.peek_mut() {
+            Some(mut top) if top.0 < item => std::mem::replace(&mut top.0, item),
+            _ => item,
+        }
     }
 }

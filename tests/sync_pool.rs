@@ -1,0 +1,125 @@
+//! `gevent::pool`: `Group` and `Pool` (spawn, join, kill, map, imap,
+//! imap_unordered, the size limit) and `wait`/`iwait`, each checked against
+//! what gevent does.
+
+mod core_common;
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::Duration;
+
+use core_common::{assert_no_waiters, ms, Trace};
+use gevent::event::{AsyncResult, Event};
+use gevent::pool::{Group, Pool};
+use gevent::{GreenletError, Waitable};
+
+/// A task that sleeps `n` ms and returns `n` (completion order follows `n`).
+fn nap(n: u64) -> u64 {
+    gevent::sleep(ms(n));
+    n
+}
+
+#[test]
+fn map_and_imap_keep_input_order_imap_unordered_gives_completion_order() {
+    let g = Group::new();
+    assert_eq!(g.map(nap, [3, 1, 2]), [3, 1, 2]);
+    assert_eq!(g.imap(nap, [3, 1, 2]).collect::<Vec<_>>(), [3, 1, 2]);
+    assert_eq!(g.imap_unordered(nap, [3, 1, 2]).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(g.is_empty());
+    assert_no_waiters();
+}
+
+/// A pool never runs more than its size; `spawn` waits for a free slot.
+#[test]
+fn a_pool_never_runs_more_than_its_size() {
+    let pool = Pool::new(2);
+    let (running, most) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (r, m) = (running.clone(), most.clone());
+            pool.spawn(move || {
+                r.set(r.get() + 1);
+                m.set(m.get().max(r.get()));
+                gevent::sleep(ms(1));
+                r.set(r.get() - 1);
+            })
+        })
+        .collect();
+    assert!(pool.len() <= 2 && pool.free_count() == 2 - pool.len());
+    gevent::joinall(&tasks);
+    pool.join();
+    assert_eq!((most.get(), pool.free_count(), pool.is_full()), (2, 2, false));
+}
+
+/// An input iterator that panics: the consumer of `imap` and of
+/// `imap_unordered` gets that failure as a panic at its next `next`
+/// (gevent re-raises it); it used to wait forever (or hit LoopExit).
+#[test]
+fn a_panicking_map_input_reaches_the_consumer() {
+    for unordered in [false, true] {
+        let g = Group::new();
+        let items = (0..3u64).map(|x| if x == 2 { panic!("input failed (expected in this test)") } else { x });
+        let consumer = gevent::spawn(move || {
+            let mut got = Vec::new();
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                let it: Box<dyn Iterator<Item = u64>> =
+                    if unordered { Box::new(g.imap_unordered(nap, items)) } else { Box::new(g.imap(nap, items)) };
+                for v in it {
+                    got.push(v);
+                }
+            }));
+            (got, r.is_err())
+        });
+        assert!(consumer.join_timeout(Duration::from_secs(5)), "the consumer was left waiting");
+        let (got, panicked) = consumer.get().unwrap();
+        assert!(panicked, "unordered={unordered}: the failure reached the consumer");
+        assert_eq!(got, [0, 1], "unordered={unordered}: the results before the failure came first");
+    }
+}
+
+/// A failed task fails the `next` that reaches it.
+#[test]
+fn a_failed_task_fails_the_map() {
+    let g = Group::new();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        g.imap(|x: u32| if x == 1 { panic!("task failed (expected in this test)") } else { x }, 0..3).count()
+    }));
+    assert!(r.is_err());
+    g.join();
+}
+
+/// Killing a group kills its members, blocked or not; joiners wake.
+#[test]
+fn group_kill_and_join_timeout() {
+    let g = Group::new();
+    let members: Vec<_> = (0..3).map(|_| g.spawn(|| gevent::sleep(Duration::from_secs(5)))).collect();
+    assert!(!g.join_timeout(ms(2)), "members still sleep");
+    g.kill();
+    assert!(g.is_empty());
+    assert!(members.iter().all(|m| m.exception() == Some(GreenletError::Killed)));
+    assert!(g.join_timeout(Duration::ZERO));
+}
+
+/// `wait` returns the indices of the objects ready by the deadline;
+/// `iwait` yields them as they become ready.
+#[test]
+fn wait_and_iwait_over_greenlets_events_and_results() {
+    let (evt, res) = (Event::new(), AsyncResult::<u32>::new());
+    let slow = gevent::spawn(|| nap(20));
+    let (e, r) = (evt.clone(), res.clone());
+    let setter = gevent::spawn(move || {
+        gevent::sleep(ms(2));
+        r.set(7);
+        gevent::sleep(ms(2));
+        e.set();
+    });
+    let objects: [&dyn Waitable; 3] = [&slow, &evt, &res];
+    let order = Trace::new();
+    for i in gevent::iwait(&objects, None) {
+        order.push(i);
+    }
+    assert_eq!(order.get(), [2, 1, 0]);
+    assert_eq!(gevent::wait(&objects, Some(Duration::ZERO)), [0, 1, 2]);
+    setter.join();
+}
