@@ -225,7 +225,8 @@ impl Group {
     /// As [`map`](Self::map), streaming: yields each result in input order
     /// as soon as it and the ones before it are done. Tasks are spawned by a
     /// feeder greenlet, so a [`Pool`]'s limit applies as the results are
-    /// taken.
+    /// taken. Dropping the iterator stops the feeder: no task is spawned
+    /// for the rest of the input (tasks already spawned run on).
     ///
     /// # Blocking
     /// Each `next` waits for the next result in order.
@@ -240,7 +241,7 @@ impl Group {
     {
         let tasks: Queue<Result<Greenlet<T>, GreenletError>> = Queue::new();
         let (group, out, f) = (self.clone(), tasks.clone(), Rc::new(f));
-        crate::spawn(move || {
+        let feeder = crate::spawn(move || {
             let _close = Closing(out.clone());
             feed(&out, || {
                 for a in items {
@@ -249,12 +250,14 @@ impl Group {
                 }
             });
         });
-        std::iter::from_fn(move || {
+        let results = std::iter::from_fn(move || {
             (&tasks).into_iter().next().map(|t| task_result(t.unwrap_or_else(|e| input_failed(&e))))
-        })
+        });
+        Fed { results, feeder }
     }
 
-    /// As [`imap`](Self::imap), but yields results in completion order.
+    /// As [`imap`](Self::imap), but yields results in completion order
+    /// (and as it, stops feeding when dropped).
     ///
     /// # Blocking
     /// Each `next` waits for the next task to finish.
@@ -275,7 +278,7 @@ impl Group {
         let (group, out, f) = (self.clone(), done.clone(), Rc::new(f));
         // `Err(Err(e))`: the input itself panicked.
         let done: Queue<Result<T, Result<GreenletError, GreenletError>>> = done;
-        crate::spawn(move || {
+        let feeder = crate::spawn(move || {
             let _close = Closing(out.clone());
             let mut spawned = Vec::new();
             let input = feed_result(|| {
@@ -298,13 +301,38 @@ impl Group {
                 out.put(Err(Err(e)));
             }
         });
-        std::iter::from_fn(move || {
+        let results = std::iter::from_fn(move || {
             (&done).into_iter().next().map(|r| match r {
                 Ok(v) => v,
                 Err(Ok(e)) => task_failed(&e),
                 Err(Err(e)) => input_failed(&e),
             })
-        })
+        });
+        Fed { results, feeder }
+    }
+}
+
+/// A streaming map's results; dropped (the consumer stopped early), it
+/// stops the feeder, so no further task is spawned for the rest of the
+/// input (which may be endless). Tasks already running run on.
+struct Fed<I> {
+    results: I,
+    feeder: Greenlet<()>,
+}
+
+impl<I: Iterator> Iterator for Fed<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        self.results.next()
+    }
+}
+
+impl<I> Drop for Fed<I> {
+    fn drop(&mut self) {
+        if !self.feeder.dead() {
+            self.feeder.kill_nowait();
+        }
     }
 }
 

@@ -123,3 +123,28 @@ fn wait_and_iwait_over_greenlets_events_and_results() {
     assert_eq!(gevent::wait(&objects, Some(Duration::ZERO)), [0, 1, 2]);
     setter.join();
 }
+
+/// A consumer that stops early (drops the iterator) stops the feeder: no
+/// task is spawned for the rest of the input, even an endless one (the
+/// feeder went on forever).
+#[test]
+fn dropping_a_map_iterator_stops_feeding_an_endless_input() {
+    for unordered in [false, true] {
+        let pool = Pool::new(2);
+        let spawned = Rc::new(Cell::new(0u32));
+        let s = spawned.clone();
+        let f = move |x: u32| {
+            s.set(s.get() + 1);
+            gevent::sleep(ms(1));
+            x
+        };
+        let it: Box<dyn Iterator<Item = u32>> =
+            if unordered { Box::new(pool.imap_unordered(f, 0..)) } else { Box::new(pool.imap(f, 0..)) };
+        assert_eq!(it.take(3).count(), 3);
+        assert!(pool.join_timeout(Duration::from_secs(5)), "unordered={unordered}: the feeder kept the pool busy");
+        let after = spawned.get();
+        gevent::sleep(ms(5));
+        assert_eq!(spawned.get(), after, "unordered={unordered}: tasks were spawned after the consumer stopped");
+        assert!(after <= 6, "unordered={unordered}: {after} tasks for 3 results from a pool of 2");
+    }
+}
