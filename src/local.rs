@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::marker::PhantomData;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hub;
@@ -12,7 +13,8 @@ static NEXT: AtomicU64 = AtomicU64::new(1);
 
 /// Greenlet-local storage for a `T`.
 ///
-/// A `Clone` handle: clones share the same per-greenlet values.
+/// A `Clone` handle: clones share the same per-greenlet values, and the
+/// last handle dropped drops every greenlet's value (as gevent's `local`).
 ///
 /// # Examples
 /// ```
@@ -26,13 +28,24 @@ static NEXT: AtomicU64 = AtomicU64::new(1);
 /// ```
 #[derive(Debug)]
 pub struct Local<T> {
-    id: u64,
+    id: Rc<Id>,
     _t: PhantomData<*const T>,
+}
+
+/// A local's id, shared by its handles; the last one gone takes every
+/// greenlet's value with it (as gevent's `local` does).
+#[derive(Debug)]
+struct Id(u64);
+
+impl Drop for Id {
+    fn drop(&mut self) {
+        hub::drop_local_everywhere(self.0);
+    }
 }
 
 impl<T> Clone for Local<T> {
     fn clone(&self) -> Self {
-        Local { id: self.id, _t: PhantomData }
+        Local { id: self.id.clone(), _t: PhantomData }
     }
 }
 
@@ -45,7 +58,7 @@ impl<T: Default + 'static> Default for Local<T> {
 impl<T: Default + 'static> Local<T> {
     /// A new local; no greenlet has a value yet.
     pub fn new() -> Local<T> {
-        Local { id: NEXT.fetch_add(1, Ordering::Relaxed), _t: PhantomData }
+        Local { id: Rc::new(Id(NEXT.fetch_add(1, Ordering::Relaxed))), _t: PhantomData }
     }
 
     /// Runs `f` with the current greenlet's value, creating it with
@@ -61,7 +74,8 @@ impl<T: Default + 'static> Local<T> {
     /// a hub callback.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let key = hub::current_key();
-        let mut guard = PutBack { key, id: self.id, value: hub::take_local(self.id) };
+        let id = self.id.0;
+        let mut guard = PutBack { key, id, value: hub::take_local(id) };
         // First access: if `T::default()` panics, the guard removes the
         // placeholder `take_local` left.
         let value = guard.value.get_or_insert_with(|| Box::new(T::default()));

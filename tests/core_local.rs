@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use core_common::{ms, Trace};
+use core_common::{ms, DropGuard, Trace};
 use gevent::local::Local;
 use gevent::{Greenlet, GreenletError};
 
@@ -265,4 +265,29 @@ fn a_result_whose_last_handle_dies_with_a_local_is_dropped_as_its_greenlet() {
     Greenlet::builder().name("next").spawn(|| ());
     gevent::sleep(Duration::from_millis(10));
     assert_eq!(*seen.borrow(), ["worker"]);
+}
+
+/// Dropping the last handle of a local drops every greenlet's value of it
+/// (they stayed alive with their greenlets, and each later access of any
+/// local scanned past them).
+#[test]
+fn the_last_handle_dropped_drops_every_greenlets_value() {
+    let drops = Rc::new(Cell::new(0));
+    let local: Local<Option<DropGuard>> = Local::new();
+    local.with(|v| *v = Some(DropGuard(drops.clone())));
+    let other = local.clone();
+    let d = drops.clone();
+    let g = gevent::spawn(move || {
+        other.with(|v| *v = Some(DropGuard(d)));
+        drop(other);
+        gevent::sleep(ms(20));
+    });
+    gevent::sleep(ms(1));
+    let clone = local.clone();
+    drop(local);
+    assert_eq!(drops.get(), 0, "a handle is left");
+    drop(clone);
+    assert_eq!(drops.get(), 2, "main's and the sleeping greenlet's values went with the last handle");
+    g.join();
+    assert_eq!(drops.get(), 2);
 }

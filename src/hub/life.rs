@@ -359,6 +359,25 @@ pub(crate) fn forget_local(key: usize, id: u64) {
     });
 }
 
+/// Drops every greenlet's value of local `id` (its last handle went). A
+/// scan of the greenlets: locals are made and dropped rarely, used often.
+pub(crate) fn drop_local_everywhere(id: u64) {
+    let Some(h) = super::existing() else { return };
+    let gone: Vec<Box<dyn Any>> = {
+        let Ok(mut core) = h.core.try_borrow_mut() else { return };
+        let mut gone = Vec::new();
+        for (_, g) in core.greenlets.iter_mut() {
+            let Some(r) = g.rare.as_mut() else { continue };
+            if let Some(i) = r.locals.iter().position(|(k, _)| *k == id) {
+                gone.extend(r.locals.swap_remove(i).1);
+            }
+        }
+        gone
+    };
+    // Destructors run outside the borrow; one that panics is reported.
+    drop_reporting(gone, "a greenlet-local value (its last Local handle was dropped)");
+}
+
 /// Puts back (or stores for the first time) greenlet `key`'s value of `id`.
 pub(crate) fn put_local(key: usize, id: u64, value: Box<dyn Any>) {
     let mut value = Some(value);
