@@ -149,8 +149,10 @@ impl<T: 'static> AsyncResult<T> {
 
     fn store(&self, r: Result<T, String>) {
         let old = self.0.value.replace(Some(r));
-        drop(old);
+        // Waiters first: a replaced value whose destructor panics must not
+        // leave them parked.
         self.0.waiters.notify_all();
+        drop(old);
     }
 
     /// True once a value or an exception was set.

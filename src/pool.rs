@@ -129,6 +129,11 @@ impl Group {
         }
         if let Some(slots) = &self.0.slots {
             slots.acquire();
+            // Another greenlet may have added it while this one waited.
+            if self.0.contains(g) {
+                slots.release();
+                return;
+            }
         }
         self.0.greenlets.borrow_mut().push(g.clone());
         let members = Rc::downgrade(&self.0);

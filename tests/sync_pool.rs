@@ -148,3 +148,26 @@ fn dropping_a_map_iterator_stops_feeding_an_endless_input() {
         assert!(after <= 6, "unordered={unordered}: {after} tasks for 3 results from a pool of 2");
     }
 }
+
+/// Two greenlets adding the same greenlet to a full pool, both let in at
+/// once: it is a member once, holding one slot (it was pushed twice and a
+/// slot leaked).
+#[test]
+fn adding_the_same_greenlet_twice_to_a_full_pool_takes_one_slot() {
+    let pool = Pool::new(2);
+    let blockers: Vec<_> = (0..2).map(|_| pool.spawn(|| gevent::sleep(ms(5)))).collect();
+    let member = gevent::Greenlet::new(|| gevent::sleep(ms(5)));
+    let adders: Vec<_> = (0..2)
+        .map(|_| {
+            let (p, m) = (pool.clone(), member.clone());
+            gevent::spawn(move || p.add(&m))
+        })
+        .collect();
+    gevent::joinall(&blockers);
+    gevent::joinall(&adders);
+    assert_eq!((pool.len(), pool.free_count()), (1, 1), "one member, one slot taken");
+    member.start();
+    member.join();
+    assert!(pool.join_timeout(Duration::from_secs(1)));
+    assert_eq!(pool.free_count(), 2, "no slot leaked");
+}
