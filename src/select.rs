@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::driver::sys::{epoll_set, ready_set};
 use crate::event::Event;
+use crate::hub::SelectWatch;
 use crate::socket::{wait_read, wait_write};
 
 /// Waits until an fd of `rlist` is readable or one of `wlist` writable, or
@@ -68,7 +69,10 @@ fn wait_any(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> io::
         (&[fd], []) => wait_read(fd, timeout),
         ([], &[fd]) => wait_write(fd, timeout),
         _ => match epoll_set(rlist, wlist)? {
-            Some(set) => wait_read(set.as_raw_fd(), timeout),
+            Some((set, poke)) => {
+                let _watch = SelectWatch::new(poke.as_raw_fd(), rlist.iter().chain(wlist).copied());
+                wait_read(set.as_raw_fd(), timeout)
+            }
             None => return Ok(true),
         },
     };

@@ -4,6 +4,7 @@
 mod core_common;
 
 use std::cell::Cell;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -545,4 +546,31 @@ fn killing_an_unstarted_greenlet_whose_closure_drop_panics() {
     assert_eq!(joiner.get(), Ok(true), "the joiner woke");
     gevent::sleep(ms(1));
     assert!(linked.get(), "the link ran");
+}
+
+/// A kill deferred while the greenlet unwound a panic it then caught ends
+/// it as killed at its root; the value it returned is dropped there, and a
+/// panic in that drop is contained (it crossed the root and aborted).
+#[test]
+fn a_deferred_kill_at_the_root_drops_the_value_safely() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("Bomb dropped (expected in this test)");
+        }
+    }
+    let dropped = Rc::new(Cell::new(false));
+    let d = dropped.clone();
+    let g = gevent::spawn(move || {
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let _s = SleepyDrop(20, d);
+            panic!("inner (expected in this test)");
+        }));
+        Bomb
+    });
+    gevent::sleep(ms(5)); // g sleeps in SleepyDrop, unwinding
+    g.kill_nowait();
+    g.join();
+    assert!(dropped.get());
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
 }

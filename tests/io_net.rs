@@ -1118,3 +1118,25 @@ fn a_select_killed_or_timed_out_leaves_no_fd_behind() {
         assert_eq!(gevent::hub::stats().waiters, 0);
     });
 }
+
+/// A socket closed while a `select` over it and others waits ends the wait
+/// with `EBADF`, as a wait on that socket alone does (the private epoll set
+/// forgot the closed fd silently, and the select waited out its timeout).
+#[test]
+fn closing_a_socket_ends_a_select_over_several_fds() {
+    both_exclusive(|| {
+        for n in [1usize, 3] {
+            let pairs: Vec<(UnixStream, UnixStream)> = (0..n).map(|_| UnixStream::pair().unwrap()).collect();
+            let fds: Vec<RawFd> = pairs.iter().map(|(a, _)| a.as_raw_fd()).collect();
+            let closer = gevent::spawn(move || {
+                gevent::sleep(ms(5));
+                drop(pairs);
+            });
+            let t = Instant::now();
+            let r = gevent::select::select(&fds, &[], Some(Duration::from_secs(5)));
+            closer.join();
+            assert_eq!(r.map_err(|e| e.raw_os_error()), Err(Some(libc::EBADF)), "{n} fds");
+            assert!(t.elapsed() < Duration::from_secs(2), "{n} fds: woken only by the timeout");
+        }
+    });
+}

@@ -115,6 +115,9 @@ fn wait_timeout_returns_the_status_of_a_quick_child() {
         let mut child = Command::new("true").spawn().unwrap();
         let status = child.wait_timeout(Duration::from_secs(10)).unwrap();
         assert!(status.expect("exited within the timeout").success());
+        // A timeout too large to add to now means forever (it panicked).
+        let mut child = Command::new("true").spawn().unwrap();
+        assert!(child.wait_timeout(Duration::MAX).unwrap().expect("exited").success());
     });
 }
 

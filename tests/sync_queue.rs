@@ -1095,3 +1095,21 @@ fn a_timed_get_woken_by_close_keeps_its_deadline() {
     assert!(took >= ms(25) && took < ms(100), "waited {took:?} for a 25 ms get");
     closer.join();
 }
+
+/// A getter that once caught a panic of its own is not unwinding: killed
+/// and not run yet, it takes no item from a `Channel` (a stale count made
+/// it look like a greenlet blocked in a destructor, which stays served).
+#[test]
+fn a_killed_channel_getter_that_once_caught_a_panic_takes_nothing() {
+    let ch = Channel::new();
+    let c = ch.clone();
+    let g = gevent::spawn(move || {
+        let _ = catch_unwind(|| panic!("caught (expected in this test)"));
+        c.get()
+    });
+    settle();
+    g.kill_nowait();
+    assert!(matches!(ch.put_nowait(7), Err(Full(7))));
+    g.join();
+    assert_eq!(ch.len(), 0);
+}

@@ -114,12 +114,15 @@ pub(crate) fn ready_set(rlist: &[RawFd], wlist: &[RawFd]) -> io::Result<(Vec<Raw
 
 /// A private level-triggered epoll set of `rlist` (for reading) and
 /// `wlist` (for writing): readable while any of them is ready, so one wait
-/// on it waits for them all. `None` when a listed fd is one epoll cannot
-/// watch (a regular file, which is always ready).
-pub(crate) fn epoll_set(rlist: &[RawFd], wlist: &[RawFd]) -> io::Result<Option<OwnedFd>> {
+/// on it waits for them all; and an eventfd in the set that makes it
+/// readable when written (`eventfd_wake`). `None` when a listed fd is one
+/// epoll cannot watch (a regular file, which is always ready).
+pub(crate) fn epoll_set(rlist: &[RawFd], wlist: &[RawFd]) -> io::Result<Option<(OwnedFd, OwnedFd)>> {
     // SAFETY: plain syscall; the fd it returns is ours alone.
     let ep = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+    let poke = eventfd()?;
     let mut interests: Vec<(RawFd, i16)> = rlist.iter().map(|&fd| (fd, poll_bits(Interest::Read))).collect();
+    interests.push((poke.as_raw_fd(), poll_bits(Interest::Read)));
     interests.extend(wlist.iter().map(|&fd| (fd, poll_bits(Interest::Write))));
     interests.sort_unstable();
     // An fd listed twice (or in both lists) is added once, for both.
@@ -139,7 +142,7 @@ pub(crate) fn epoll_set(rlist: &[RawFd], wlist: &[RawFd]) -> io::Result<Option<O
             Err(e) => return Err(e),
         }
     }
-    Ok(Some(ep))
+    Ok(Some((ep, poke)))
 }
 
 /// `CLOCK_MONOTONIC_COARSE` in nanoseconds: the clock `Instant` reads, as

@@ -82,7 +82,13 @@ pub(super) unsafe fn run<F: FnOnce() -> T + 'static, T: 'static>(data: usize) ->
     // destructor), whose unwind then ended in a scope that caught it: the
     // greenlet was killed all the same (unless it panicked).
     if hub::take_deferred_kill(hub::current_key()) && outcome.is_ok() {
-        outcome = Err(GreenletError::Killed);
+        if let Ok(v) = std::mem::replace(&mut outcome, Err(GreenletError::Killed)) {
+            // The value's destructor is user code: a panic in it (reported
+            // by the panic hook) must not cross this root.
+            if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
+                hub::discard_payload(p);
+            }
+        }
     }
     match outcome {
         // Stored even if nobody can read it: `exit_current` then drops it,

@@ -327,7 +327,10 @@ impl GreenletRef {
     /// The target unwinds from the point where it is blocked (its destructors
     /// and guards run) and dies with [`GreenletError::Killed`]. A greenlet that
     /// never ran never runs. Killing a dead greenlet does nothing; killing the
-    /// current greenlet unwinds it at once.
+    /// current greenlet unwinds it at once. A greenlet blocked in a
+    /// destructor while it already unwinds (a second unwind would abort the
+    /// process) takes the kill once that unwind is over: at its next resume,
+    /// when a `with_timeout` scope catches the unwind, or at its end.
     ///
     /// # Blocking
     /// Waits for the target's death like [`join`](Self::join).

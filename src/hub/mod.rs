@@ -81,6 +81,9 @@ pub(crate) struct Hub {
     /// This thread's default thread pool (`spawn_blocking`), made at first
     /// use.
     pub(crate) default_pool: RefCell<Option<crate::threadpool::ThreadPool>>,
+    /// (listed fd, the set's eventfd) of every `select` waiting on a
+    /// private epoll set (see [`SelectWatch`]).
+    selects: RefCell<Vec<(std::os::fd::RawFd, std::os::fd::RawFd)>>,
 }
 
 struct HubOwner;
@@ -169,11 +172,40 @@ pub(crate) fn release_fixed(home: &crate::driver::WeakRemote, fd: std::os::fd::R
 /// the fd closes, readying the greenlets whose raw waits it ends.
 pub(crate) fn deregister(fd: std::os::fd::RawFd) {
     if let Some(h) = existing() {
+        // A `select` waiting on an epoll set that lists `fd` is woken too
+        // (the set would silently forget the closed fd): its eventfd makes
+        // the set readable.
+        if let Ok(selects) = h.selects.try_borrow() {
+            for &(_, poke) in selects.iter().filter(|&&(f, _)| f == fd) {
+                crate::driver::sys::eventfd_wake(poke);
+            }
+        }
         // A socket dropped while the hub's core is borrowed (a value freed
         // along with a control block) has nobody left to wake anyway.
         match h.core.try_borrow_mut() {
             Ok(mut core) => h.driver.deregister(fd, &mut |g| core.unpark(g)),
             Err(_) => h.driver.deregister(fd, &mut |_| {}),
+        }
+    }
+}
+
+/// While a `select` waits on its private epoll set: a close of a listed fd
+/// (through [`deregister`]) writes the set's eventfd, which ends the wait
+/// as a close ends a wait on the fd itself.
+pub(crate) struct SelectWatch(std::os::fd::RawFd);
+
+impl SelectWatch {
+    /// Watches the listed `fds` for the set whose eventfd is `poke`.
+    pub(crate) fn new(poke: std::os::fd::RawFd, fds: impl Iterator<Item = std::os::fd::RawFd>) -> SelectWatch {
+        with(|h| h.selects.borrow_mut().extend(fds.map(|fd| (fd, poke))));
+        SelectWatch(poke)
+    }
+}
+
+impl Drop for SelectWatch {
+    fn drop(&mut self) {
+        if let Some(h) = existing() {
+            h.selects.borrow_mut().retain(|&(_, poke)| poke != self.0);
         }
     }
 }
@@ -235,6 +267,7 @@ fn create_hub() -> *const Hub {
         driver: Driver::new(PREFERRED.with(|p| p.get())),
         signals: RefCell::default(),
         default_pool: RefCell::new(None),
+        selects: RefCell::new(Vec::new()),
     });
     let p = Box::into_raw(hub) as *const Hub;
     CURRENT.with(|c| c.set(p));

@@ -122,7 +122,9 @@ impl Waiters {
             let mut core = h.core.borrow_mut();
             let core = &mut *core;
             let hot = &core.hot;
-            let eligible = |g: usize| !hot[g].interrupted || hot[g].unwinding > 0;
+            // (A count left by a caught panic is not an unwind: see
+            // `interrupt::is_unwinding`.)
+            let eligible = |g: usize| !hot[g].interrupted || (hot[g].unwinding > 0 && std::thread::panicking());
             let next = self.list.pop_first(&mut core.waits, eligible);
             next.map(|(g, tag)| {
                 core.unpark(g);

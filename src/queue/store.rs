@@ -16,11 +16,13 @@ pub(super) trait Store<T>: Default {
     fn push_front(&mut self, item: T) {
         self.push(item);
     }
-    /// What a getter handed `item` takes when it runs, as gevent's getter
-    /// takes from the queue then: `item` was put before every stored item
-    /// (items are stored only while no getter waits), so FIFO gives it,
-    /// LIFO the newest stored one, smallest-first the smaller. Whatever
-    /// is not taken stays in the store.
+    /// What a getter handed `item` takes when it runs, closer to what
+    /// gevent's getter takes from the queue then: FIFO gives `item` (it is
+    /// older than every stored item: items are stored only while no getter
+    /// waits); LIFO the top of the store, `item` going to the bottom;
+    /// smallest-first the smaller of `item` and the smallest stored. (Items
+    /// handed to other getters not run yet are not compared: with several
+    /// getters waiting, gevent may give them out in another order.)
     fn exchange(&mut self, item: T) -> T {
         item
     }

@@ -116,7 +116,7 @@ impl Child {
     /// # Errors
     /// As [`std::process::Child::try_wait`].
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(Some(crate::timer::after(Instant::now(), timeout)))
     }
 
     /// Closes stdin, reads stdout and stderr (those that are piped) to their
