@@ -1140,3 +1140,39 @@ fn closing_a_socket_ends_a_select_over_several_fds() {
         }
     });
 }
+
+/// A Unix connect to a listener whose backlog is full waits, as std's
+/// blocking connect does, until the listener has room, and then is really
+/// connected. (Non-blocking, the kernel says `EAGAIN`, which is no connect
+/// in progress: epoll took it for one and reported success on an
+/// unconnected socket; io_uring spun.)
+#[test]
+fn a_unix_connect_to_a_full_backlog_waits_for_room() {
+    both(|| {
+        let path =
+            std::env::temp_dir().join(format!("gevent-full-{}-{:?}.sock", std::process::id(), gevent::hub::backend()));
+        let _ = std::fs::remove_file(&path);
+        let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+        s.bind(&socket2::SockAddr::unix(&path).unwrap()).unwrap();
+        s.listen(0).unwrap();
+        let listener = UnixListener::from(OwnedFd::from(s));
+        let first = UnixStream::connect(&path).unwrap(); // fills the backlog
+        let p = path.clone();
+        let second = gevent::spawn(move || {
+            let mut c = UnixStream::connect(&p)?;
+            c.write_all(b"hi")?;
+            Ok::<_, std::io::Error>(c)
+        });
+        gevent::sleep(ms(20));
+        assert!(!second.dead(), "the second connect waits while the backlog is full");
+        let (_a, _) = listener.accept().unwrap();
+        let (mut b, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 2];
+        b.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hi");
+        let c2 = join_ok(second).unwrap();
+        assert!(c2.peer_addr().is_ok());
+        drop(first);
+        std::fs::remove_file(&path).unwrap();
+    });
+}

@@ -41,7 +41,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{SockAddr, SockRef, Socket};
 
@@ -207,8 +207,26 @@ impl Sock {
         Ok((Sock::of(src), peer))
     }
 
+    /// Connects, waiting at most `timeout`. A Unix listener whose backlog
+    /// is full refuses with `EAGAIN`, and no readiness tells when it has
+    /// room: the connect is tried again after pauses of 1, 2, 4, ... (at
+    /// most 64) ms, as std's blocking connect waits.
     pub(crate) fn connect(&self, addr: &SockAddr, timeout: Option<Duration>) -> io::Result<()> {
-        op::run(self.target(), &mut op::Connect { addr, started: false }, timeout).map(drop)
+        let deadline = timeout.map(|d| crate::timer::after(Instant::now(), d));
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|d| d.is_zero()) {
+                return Err(crate::driver::timed_out());
+            }
+            match op::run(self.target(), &mut op::Connect { addr, started: false }, left) {
+                Err(e) if op::is_again(&e) => {
+                    crate::sleep(left.map_or(pause, |l| l.min(pause)));
+                    pause = (pause * 2).min(Duration::from_millis(64));
+                }
+                r => return r.map(drop),
+            }
+        }
     }
 
     pub(crate) fn send_to(&self, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {

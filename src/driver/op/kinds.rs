@@ -199,6 +199,7 @@ pub(crate) struct Connect<'a> {
 // SAFETY: the entry names `addr`, borrowed for the op's life.
 unsafe impl Op for Connect<'_> {
     const INTEREST: Interest = Interest::Write;
+    const AGAIN_IS_FINAL: bool = true;
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
         opcode::Connect::new(types::Fd(fd), self.addr.as_ptr().cast(), self.addr.len()).build()
     }
@@ -215,6 +216,11 @@ unsafe impl Op for Connect<'_> {
             // Interrupted, a connect goes on asynchronously, as one in progress.
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) => {
                 Err(io::ErrorKind::WouldBlock.into())
+            }
+            // A Unix listener's backlog is full: not connecting at all.
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                self.started = false;
+                Err(super::again())
             }
             r => r.map(|_| 0),
         }

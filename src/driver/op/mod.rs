@@ -52,6 +52,33 @@ pub(crate) unsafe trait Op {
     fn drained(&self, _n: usize) -> bool {
         false
     }
+    /// `EAGAIN` is no readiness to wait for but the operation's own
+    /// outcome ([`again`]): a Unix-socket connect to a listener whose
+    /// backlog is full, which no poll reports the end of.
+    const AGAIN_IS_FINAL: bool = false;
+}
+
+/// The error of an operation that must be tried again later (see
+/// [`Op::AGAIN_IS_FINAL`]).
+#[derive(Debug)]
+struct Again;
+
+impl std::fmt::Display for Again {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("resource temporarily unavailable (EAGAIN): try again later")
+    }
+}
+
+impl std::error::Error for Again {}
+
+/// The [`Op::AGAIN_IS_FINAL`] outcome.
+pub(crate) fn again() -> io::Error {
+    io::Error::new(io::ErrorKind::Other, Again)
+}
+
+/// True for [`again`]'s error.
+pub(crate) fn is_again(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Again>())
 }
 
 /// The fd an operation runs on, with the id of the socket object owning it
@@ -177,6 +204,9 @@ fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Resul
     loop {
         let (res, flags) = submit_and_wait(t, op, deadline)?;
         op.completed(flags);
+        if res == -libc::EAGAIN && O::AGAIN_IS_FINAL {
+            return Err(again());
+        }
         if res == -libc::EAGAIN {
             // A kernel that does not arm a poll for non-blocking files:
             // wait for readiness, then submit again.
