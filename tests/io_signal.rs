@@ -254,3 +254,21 @@ fn a_handler_registered_by_a_dropped_handler_goes_too() {
         rx.recv_timeout(Duration::from_secs(2)).expect("the handler registered during teardown was dropped");
     });
 }
+
+/// A greenlet that only yields (`sleep(ZERO)` in a loop) does not starve
+/// signal delivery: the per-pass poll counts the signal dispatcher as a
+/// waiter (the handler never ran while such a loop lasted).
+#[test]
+fn a_yield_loop_does_not_starve_signal_delivery() {
+    both(|| {
+        let (n, handle) = counting(libc::SIGPWR);
+        raise(libc::SIGPWR);
+        let mut yields = 0u64;
+        while n.get() == 0 && yields < 10_000_000 {
+            gevent::sleep(Duration::ZERO);
+            yields += 1;
+        }
+        assert_eq!(n.get(), 1, "the handler never ran during {yields} yields");
+        handle.cancel();
+    });
+}

@@ -105,7 +105,7 @@ impl Driver {
     /// True when a non-blocking poll has anything to collect or submit.
     #[inline]
     pub(crate) fn busy(&self) -> bool {
-        self.remote.waiting() > 0
+        self.remote.pollable()
             || match &self.kind {
                 Kind::Uring(u) => u.busy(),
                 Kind::Epoll(e) => e.waiting() > 0,

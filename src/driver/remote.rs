@@ -83,6 +83,9 @@ pub(super) struct Remote {
     waits: RefCell<Slab<Wait>>,
     /// `waits.len()`, readable without a borrow on the hub's hot path.
     open_waits: Cell<usize>,
+    /// `open_waits`, plus one while a kick watcher is set: what the per-pass
+    /// poll checks, in one load.
+    pollers: Cell<usize>,
     generation: Cell<u32>,
     /// The greenlet parked in [`super::wait_kick`], woken by every eventfd
     /// wake-up (the signal dispatcher).
@@ -101,6 +104,7 @@ impl Remote {
             handle: RemoteHandle(Arc::new(shared)),
             waits: RefCell::new(Slab::new()),
             open_waits: Cell::new(0),
+            pollers: Cell::new(0),
             generation: Cell::new(0),
             kick_watcher: Cell::new(None),
         })
@@ -151,6 +155,7 @@ impl Remote {
         self.generation.set(generation);
         let slot = self.waits.borrow_mut().insert(Wait { greenlet, generation, done: false });
         self.open_waits.set(self.open_waits.get() + 1);
+        self.pollers.set(self.pollers.get() + 1);
         (slot as u64) << 32 | generation as u64
     }
 
@@ -165,11 +170,33 @@ impl Remote {
         if waits.get(slot).is_some_and(|w| w.generation == token as u32) {
             waits.remove(slot);
             self.open_waits.set(self.open_waits.get() - 1);
+            self.pollers.set(self.pollers.get() - 1);
         }
     }
 
+    /// True while a greenlet waits on the eventfd: remote waits, or the
+    /// kick watcher (which does not keep the hub from LoopExit, but must be
+    /// polled for, so a yield loop never starves signal delivery).
+    #[inline]
+    pub(super) fn pollable(&self) -> bool {
+        self.pollers.get() > 0
+    }
+
+    /// Sets (or clears) the kick watcher.
     pub(super) fn set_kick_watcher(&self, greenlet: Option<usize>) {
+        self.take_kick_watcher();
+        if greenlet.is_some() {
+            self.pollers.set(self.pollers.get() + 1);
+        }
         self.kick_watcher.set(greenlet);
+    }
+
+    fn take_kick_watcher(&self) -> Option<usize> {
+        let g = self.kick_watcher.take();
+        if g.is_some() {
+            self.pollers.set(self.pollers.get() - 1);
+        }
+        g
     }
 
     /// The eventfd fired: completes the tokens posted since the last time.
@@ -183,7 +210,7 @@ impl Remote {
                 wake(w.greenlet);
             }
         }
-        if let Some(g) = self.kick_watcher.take() {
+        if let Some(g) = self.take_kick_watcher() {
             wake(g);
         }
     }

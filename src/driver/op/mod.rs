@@ -73,7 +73,7 @@ impl std::error::Error for Again {}
 
 /// The [`Op::AGAIN_IS_FINAL`] outcome.
 pub(crate) fn again() -> io::Error {
-    io::Error::new(io::ErrorKind::Other, Again)
+    io::Error::other(Again)
 }
 
 /// True for [`again`]'s error.
