@@ -1176,3 +1176,37 @@ fn a_unix_connect_to_a_full_backlog_waits_for_room() {
         std::fs::remove_file(&path).unwrap();
     });
 }
+
+/// A read or peek into an empty buffer returns 0 at once, as std's does
+/// (non-blocking, the kernel says `EAGAIN` and the read waited for data).
+#[test]
+fn an_empty_read_returns_at_once() {
+    both(|| {
+        let (a, _b) = tcp_pair();
+        let r =
+            gevent::with_timeout(Duration::from_secs(2), || ((&a).read(&mut []).unwrap(), a.peek(&mut []).unwrap()));
+        assert_eq!(r, Ok((0, 0)));
+        let (u, _v) = UnixStream::pair().unwrap();
+        assert_eq!(gevent::with_timeout(Duration::from_secs(2), || (&u).read(&mut []).unwrap()), Ok(0));
+    });
+}
+
+/// Clones share their timeouts: one set on either handle after the clone
+/// bounds reads on both, as with std (each kept its own copy).
+#[test]
+fn clones_share_timeouts_set_after_the_clone() {
+    both(|| {
+        let (a, _b) = tcp_pair();
+        let c = a.try_clone().unwrap();
+        c.set_read_timeout(Some(ms(20))).unwrap();
+        assert_eq!(a.read_timeout().unwrap(), Some(ms(20)));
+        let err = (&a).read(&mut [0u8; 1]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TimedOut);
+        a.set_read_timeout(None).unwrap();
+        assert_eq!(c.read_timeout().unwrap(), None);
+        let d = c.try_clone().unwrap();
+        assert_eq!(d.read_timeout().unwrap(), None);
+        d.set_write_timeout(Some(ms(7))).unwrap();
+        assert_eq!(a.write_timeout().unwrap(), Some(ms(7)));
+    });
+}

@@ -220,3 +220,39 @@ fn pipes_expose_their_fds() {
         assert!(child.wait().unwrap().success());
     });
 }
+
+/// A greenlet killed while `output()` (or `status()`) waits for its child
+/// kills the child and reaps it as it unwinds: no zombie is left (it was
+/// dropped unwaited).
+#[test]
+fn a_caller_killed_in_output_leaves_no_zombie() {
+    both(|| {
+        for status in [false, true] {
+            let path = std::env::temp_dir().join(format!(
+                "gevent-zombie-{}-{status}-{:?}",
+                std::process::id(),
+                gevent::hub::backend()
+            ));
+            let script = format!("echo $$ > {}; exec sleep 5", path.display());
+            let g = gevent::spawn(move || {
+                let mut cmd = sh(&script);
+                if status {
+                    cmd.status().map(drop)
+                } else {
+                    cmd.output().map(drop)
+                }
+            });
+            let pid = loop {
+                gevent::sleep(Duration::from_millis(2));
+                if let Some(pid) = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+                    break pid;
+                }
+            };
+            let proc_dir = format!("/proc/{pid}");
+            assert!(std::path::Path::new(&proc_dir).exists());
+            g.kill();
+            assert!(!std::path::Path::new(&proc_dir).exists(), "status={status}: the child {pid} is left (a zombie)");
+            std::fs::remove_file(&path).unwrap();
+        }
+    });
+}

@@ -41,6 +41,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use socket2::{SockAddr, SockRef, Socket};
@@ -112,10 +113,25 @@ const NO_TIMEOUT: u64 = u64::MAX;
 #[derive(Debug)]
 pub(crate) struct Sock {
     src: Source,
-    read_timeout: AtomicU64,
-    write_timeout: AtomicU64,
+    timeouts: Timeouts,
+    /// Once the socket was cloned: the timeouts every clone shares (as the
+    /// kernel's own options are shared by dup'd fds).
+    shared: OnceLock<Arc<Timeouts>>,
     /// A listener's: its last accept left connections queued.
     backlog: AtomicBool,
+}
+
+/// A socket's read and write timeouts, in nanoseconds (`NO_TIMEOUT`: none).
+#[derive(Debug)]
+struct Timeouts {
+    read: AtomicU64,
+    write: AtomicU64,
+}
+
+impl Timeouts {
+    fn new(read: u64, write: u64) -> Timeouts {
+        Timeouts { read: AtomicU64::new(read), write: AtomicU64::new(write) }
+    }
 }
 
 fn to_nanos(d: Option<Duration>) -> io::Result<u64> {
@@ -138,10 +154,16 @@ impl Sock {
     fn of(src: Source) -> Sock {
         Sock {
             src,
-            read_timeout: AtomicU64::new(NO_TIMEOUT),
-            write_timeout: AtomicU64::new(NO_TIMEOUT),
+            timeouts: Timeouts::new(NO_TIMEOUT, NO_TIMEOUT),
+            shared: OnceLock::new(),
             backlog: AtomicBool::new(false),
         }
+    }
+
+    /// This socket's timeouts: its own until it is first cloned.
+    #[inline]
+    fn timeouts(&self) -> &Timeouts {
+        self.shared.get().map_or(&self.timeouts, |s| s)
     }
 
     /// A fresh socket of `ty` for addresses like `addr`.
@@ -171,25 +193,30 @@ impl Sock {
     }
 
     pub(crate) fn read_timeout(&self) -> Option<Duration> {
-        from_nanos(self.read_timeout.load(Ordering::Relaxed))
+        from_nanos(self.timeouts().read.load(Ordering::Relaxed))
     }
 
     pub(crate) fn write_timeout(&self) -> Option<Duration> {
-        from_nanos(self.write_timeout.load(Ordering::Relaxed))
+        from_nanos(self.timeouts().write.load(Ordering::Relaxed))
     }
 
     pub(crate) fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.read_timeout.store(to_nanos(d)?, Ordering::Relaxed);
+        self.timeouts().read.store(to_nanos(d)?, Ordering::Relaxed);
         Ok(())
     }
 
     pub(crate) fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.write_timeout.store(to_nanos(d)?, Ordering::Relaxed);
+        self.timeouts().write.store(to_nanos(d)?, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Receives from a stream socket.
+    /// Receives from a stream socket. An empty buffer reads 0 bytes at once
+    /// (as std's TCP read: the kernel would say `EAGAIN` and the call
+    /// would wait for data it cannot take).
     pub(crate) fn recv(&self, buf: &mut [u8], flags: i32) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         op::run(self.target(), &mut op::Recv { buf, flags, stream: true }, self.read_timeout())
     }
 
@@ -241,8 +268,11 @@ impl Sock {
 
     pub(crate) fn try_clone(&self) -> io::Result<Sock> {
         let s = Sock::new(self.sock().try_clone()?.into())?;
-        s.read_timeout.store(self.read_timeout.load(Ordering::Relaxed), Ordering::Relaxed);
-        s.write_timeout.store(self.write_timeout.load(Ordering::Relaxed), Ordering::Relaxed);
+        let own = &self.timeouts;
+        let shared = self.shared.get_or_init(|| {
+            Arc::new(Timeouts::new(own.read.load(Ordering::Relaxed), own.write.load(Ordering::Relaxed)))
+        });
+        let _ = s.shared.set(shared.clone());
         Ok(s)
     }
 }

@@ -78,7 +78,8 @@ impl TcpListener {
         inet(self.sock.sock().local_addr()?)
     }
 
-    /// A second handle on the same socket (a dup'd fd).
+    /// A second handle on the same socket (a dup'd fd), sharing its
+    /// timeouts.
     pub fn try_clone(&self) -> io::Result<TcpListener> {
         Ok(TcpListener { sock: self.sock.try_clone()? })
     }
@@ -168,8 +169,8 @@ impl TcpStream {
         self.sock.recv(buf, libc::MSG_PEEK)
     }
 
-    /// A second handle on the same connection (a dup'd fd), with the same
-    /// timeouts.
+    /// A second handle on the same connection (a dup'd fd). The handles
+    /// share their timeouts, as std's do: one set on either applies to both.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         Ok(TcpStream { sock: self.sock.try_clone()? })
     }

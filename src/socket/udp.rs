@@ -91,7 +91,8 @@ impl UdpSocket {
         inet(self.sock.sock().peer_addr()?)
     }
 
-    /// A second handle on the same socket (a dup'd fd).
+    /// A second handle on the same socket (a dup'd fd), sharing its
+    /// timeouts.
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         Ok(UdpSocket { sock: self.sock.try_clone()? })
     }

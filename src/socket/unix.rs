@@ -114,7 +114,8 @@ impl UnixStream {
         unix_addr(self.sock.as_fd(), false)
     }
 
-    /// A second handle on the same stream (a dup'd fd).
+    /// A second handle on the same stream (a dup'd fd), sharing its
+    /// timeouts.
     pub fn try_clone(&self) -> io::Result<UnixStream> {
         Ok(UnixStream { sock: self.sock.try_clone()? })
     }

@@ -131,6 +131,11 @@ impl Child {
     /// # Errors
     /// The first read or wait error.
     pub fn wait_with_output(mut self) -> io::Result<Output> {
+        self.collect_output()
+    }
+
+    /// [`wait_with_output`](Self::wait_with_output) in place.
+    pub(super) fn collect_output(&mut self) -> io::Result<Output> {
         drop(self.stdin.take());
         let (stdout, stderr) = read_outputs(self.stdout.take(), self.stderr.take())?;
         let status = self.wait()?;

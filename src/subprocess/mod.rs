@@ -164,24 +164,32 @@ impl Command {
     ///
     /// # Blocking
     /// Until the child exited and its output pipes closed; see
-    /// [`Child::wait_with_output`].
+    /// [`Child::wait_with_output`]. Killed or timed out meanwhile, the
+    /// caller kills the child and reaps it as it unwinds.
     ///
     /// # Errors
     /// As [`spawn`](Self::spawn) and [`Child::wait_with_output`].
     pub fn output(&mut self) -> io::Result<Output> {
-        self.spawn_with([Stdio::null, Stdio::piped, Stdio::piped])?.wait_with_output()
+        let mut run = RunToEnd(Some(self.spawn_with([Stdio::null, Stdio::piped, Stdio::piped])?));
+        let out = run.child().collect_output()?;
+        run.done();
+        Ok(out)
     }
 
     /// Runs the child to completion and returns its exit status; unless
     /// configured, stdio is inherited.
     ///
     /// # Blocking
-    /// Until the child exited; see [`Child::wait`].
+    /// Until the child exited; see [`Child::wait`]. Killed or timed out
+    /// meanwhile, the caller kills the child and reaps it as it unwinds.
     ///
     /// # Errors
     /// As [`spawn`](Self::spawn) and [`Child::wait`].
     pub fn status(&mut self) -> io::Result<ExitStatus> {
-        self.spawn()?.wait()
+        let mut run = RunToEnd(Some(self.spawn()?));
+        let status = run.child().wait()?;
+        run.done();
+        Ok(status)
     }
 
     /// Spawns with `defaults` for the stdio not configured explicitly.
@@ -197,5 +205,30 @@ impl Command {
             self.inner.stderr(stderr());
         }
         Child::from_std(self.inner.spawn()?)
+    }
+}
+
+/// The child [`Command::output`] or [`Command::status`] runs to its end:
+/// if the caller leaves first (killed, timed out, an error), the child is
+/// killed and reaped on the way out, so it never lingers as a zombie.
+struct RunToEnd(Option<Child>);
+
+impl RunToEnd {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("the child runs until done")
+    }
+
+    /// The child was waited for: nothing left to do.
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RunToEnd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
