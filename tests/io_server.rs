@@ -643,3 +643,13 @@ fn serve_threads_two_threads_answer() {
         }
     }
 }
+
+/// `start_threads` on a port in use fails as `TcpListener::bind` does (the
+/// `SO_REUSEPORT` listeners joined the other server's port silently).
+#[test]
+fn start_threads_refuses_a_port_in_use() {
+    let first = gevent::server::start_threads(LOCAL, 1, || name_the_thread).unwrap();
+    let again = gevent::server::start_threads(first.local_addr(), 1, || name_the_thread);
+    assert_eq!(again.err().map(|e| e.kind()), Some(std::io::ErrorKind::AddrInUse));
+    first.stop().unwrap();
+}

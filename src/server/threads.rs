@@ -103,8 +103,9 @@ impl ThreadedServer {
 /// builds each thread's handler, on that thread.
 ///
 /// # Errors
-/// When `addr` does not resolve, a listener cannot bind, or a thread cannot
-/// start (the threads started so far are stopped).
+/// When `addr` does not resolve, its port is in use (`AddrInUse`, as
+/// `TcpListener::bind`), a listener cannot bind, or a thread cannot start
+/// (the threads started so far are stopped).
 ///
 /// # Examples
 /// ```
@@ -135,6 +136,12 @@ where
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any addresses"))?;
+    // A port in use is refused, as `TcpListener::bind` refuses it: with
+    // `SO_REUSEPORT` alone, the group would silently join another socket
+    // of this user on that port and split its connections with it.
+    if addr.port() != 0 {
+        drop(TcpListener::bind(addr)?);
+    }
     // The first listener binds a port 0 request to a real port the others
     // share. (A `SocketAddr` resolves without the thread pool.)
     let first = TcpListener::bind_reuse_port(addr)?;
