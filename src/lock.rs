@@ -71,10 +71,19 @@ impl Core {
         if self.waiters.notify_one() {
             self.handed.set(self.handed.get() + 1);
         } else {
-            let n = self.count.get().checked_add(1);
-            self.count.set(n.unwrap_or_else(|| panic!("gevent: {} released with usize::MAX permits free", self.kind)));
+            match self.count.get().checked_add(1) {
+                Some(n) => self.count.set(n),
+                None => overflow(self.kind),
+            }
         }
     }
+}
+
+/// A release past `usize::MAX` free permits (out of line: never taken).
+#[cold]
+#[inline(never)]
+fn overflow(kind: &str) -> ! {
+    panic!("gevent: {kind} released with usize::MAX permits free")
 }
 
 macro_rules! semaphore_methods {

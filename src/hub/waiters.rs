@@ -118,6 +118,10 @@ impl Waiters {
     /// is already unwinding (blocked in a destructor: it stays served).
     #[inline]
     pub(crate) fn notify_one_tag(&self) -> Option<usize> {
+        // Nobody waits (an uncontended release): no hub access at all.
+        if self.list.is_empty() {
+            return None;
+        }
         with(|h| {
             let mut core = h.core.borrow_mut();
             let core = &mut *core;
