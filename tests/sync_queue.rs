@@ -828,12 +828,8 @@ fn joinable_queue_join_waits_for_every_task() {
     assert_no_waiters();
 }
 
-/// A putter waiting on a full queue: a getter's take moves its item in at
-/// once, before the putter resumes. The task is counted then, so the worker
-/// can mark it done before the putter runs (this used to panic: the count
-/// was raised only when `put` returned), and `join` waits for it.
-#[test]
-fn a_waiting_putters_task_counts_from_when_its_item_moves_in() {
+/// A `JoinableQueue::bounded(1)` holding 0, and a greenlet waiting to put 1.
+fn full_with_a_waiting_putter() -> (JoinableQueue<i32>, Greenlet<()>) {
     let q = JoinableQueue::bounded(1);
     q.put(0);
     let putter = gevent::spawn({
@@ -841,6 +837,16 @@ fn a_waiting_putters_task_counts_from_when_its_item_moves_in() {
         move || q.put(1)
     });
     settle();
+    (q, putter)
+}
+
+/// A putter waiting on a full queue: a getter's take moves its item in at
+/// once, before the putter resumes. The task is counted then, so the worker
+/// can mark it done before the putter runs (this used to panic: the count
+/// was raised only when `put` returned), and `join` waits for it.
+#[test]
+fn a_waiting_putters_task_counts_from_when_its_item_moves_in() {
+    let (q, putter) = full_with_a_waiting_putter();
     assert_eq!(q.putters(), 1);
     assert_eq!(q.unfinished(), 1, "a waiting item is no task yet");
     let trace = Trace::new();
@@ -863,13 +869,7 @@ fn a_waiting_putters_task_counts_from_when_its_item_moves_in() {
 /// in the queue, so its task counts.
 #[test]
 fn a_putter_killed_after_its_item_moved_in_leaves_its_task() {
-    let q = JoinableQueue::bounded(1);
-    q.put(0);
-    let putter = gevent::spawn({
-        let q = q.clone();
-        move || q.put(1)
-    });
-    settle();
+    let (q, putter) = full_with_a_waiting_putter();
     assert_eq!(q.get(), 0); // moves 1 in
     putter.kill();
     assert_eq!(q.len(), 1);
