@@ -10,7 +10,7 @@
 mod core_common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use core_common::{assert_no_waiters, child_scenario, fire_passed_deadlines, ms, run_child, settle, stderr_of, Trace};
 use gevent::event::Event;
@@ -751,4 +751,35 @@ fn a_release_past_usize_max_permits_panics_clearly() {
     let text = msg.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(text.contains("usize::MAX"), "{text}");
     assert!(s.try_acquire(), "the count is intact");
+}
+
+/// A kill that came while the greenlet unwound a panic it then caught
+/// (its destructor blocking) is taken at its next wait on a primitive: the
+/// notifier serves it, it unwinds killed and passes the permit on. (Passed
+/// over as a waiter about to unwind, it hung: neither killed nor served.)
+#[test]
+fn a_kill_deferred_during_a_caught_unwind_is_taken_at_the_next_acquire() {
+    struct SlowDrop;
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            gevent::sleep(ms(20));
+        }
+    }
+    let sem = Semaphore::new(0);
+    let s = sem.clone();
+    let g = gevent::spawn(move || {
+        let _ = catch_unwind(|| {
+            let _d = SlowDrop;
+            panic!("caught (expected in this test)");
+        });
+        s.acquire();
+        "acquired"
+    });
+    gevent::sleep(ms(5)); // g sleeps in SlowDrop, unwinding
+    g.kill_nowait(); // deferred
+    gevent::sleep(ms(40)); // g caught its panic and waits in acquire
+    sem.release();
+    assert!(g.join_timeout(Duration::from_secs(5)), "the killed greenlet hung in acquire");
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+    assert_eq!(sem.available(), 1, "the permit was passed on");
 }

@@ -113,10 +113,10 @@ const NO_TIMEOUT: u64 = u64::MAX;
 #[derive(Debug)]
 pub(crate) struct Sock {
     src: Source,
-    timeouts: Timeouts,
-    /// Once the socket was cloned: the timeouts every clone shares (as the
-    /// kernel's own options are shared by dup'd fds).
-    shared: OnceLock<Arc<Timeouts>>,
+    /// The timeouts, made when one is first set or the socket cloned (none
+    /// until then), and shared by every clone (as the kernel's own options
+    /// are shared by dup'd fds).
+    timeouts: OnceLock<Arc<Timeouts>>,
     /// A listener's: its last accept left connections queued.
     backlog: AtomicBool,
 }
@@ -152,18 +152,13 @@ impl Sock {
     }
 
     fn of(src: Source) -> Sock {
-        Sock {
-            src,
-            timeouts: Timeouts::new(NO_TIMEOUT, NO_TIMEOUT),
-            shared: OnceLock::new(),
-            backlog: AtomicBool::new(false),
-        }
+        Sock { src, timeouts: OnceLock::new(), backlog: AtomicBool::new(false) }
     }
 
-    /// This socket's timeouts: its own until it is first cloned.
-    #[inline]
-    fn timeouts(&self) -> &Timeouts {
-        self.shared.get().map_or(&self.timeouts, |s| s)
+    /// The timeouts, made if need be (one `OnceLock` is the only way to
+    /// them, so a set racing a clone is never lost).
+    fn timeouts(&self) -> &Arc<Timeouts> {
+        self.timeouts.get_or_init(|| Arc::new(Timeouts::new(NO_TIMEOUT, NO_TIMEOUT)))
     }
 
     /// A fresh socket of `ty` for addresses like `addr`.
@@ -193,11 +188,11 @@ impl Sock {
     }
 
     pub(crate) fn read_timeout(&self) -> Option<Duration> {
-        from_nanos(self.timeouts().read.load(Ordering::Relaxed))
+        from_nanos(self.timeouts.get().map_or(NO_TIMEOUT, |t| t.read.load(Ordering::Relaxed)))
     }
 
     pub(crate) fn write_timeout(&self) -> Option<Duration> {
-        from_nanos(self.timeouts().write.load(Ordering::Relaxed))
+        from_nanos(self.timeouts.get().map_or(NO_TIMEOUT, |t| t.write.load(Ordering::Relaxed)))
     }
 
     pub(crate) fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
@@ -211,8 +206,8 @@ impl Sock {
     }
 
     /// Receives from a stream socket. An empty buffer reads 0 bytes at once
-    /// (as std's TCP read: the kernel would say `EAGAIN` and the call
-    /// would wait for data it cannot take).
+    /// (non-blocking, the kernel would say `EAGAIN`, and the call would wait
+    /// for data it cannot take).
     pub(crate) fn recv(&self, buf: &mut [u8], flags: i32) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -237,21 +232,24 @@ impl Sock {
     /// Connects, waiting at most `timeout`. A Unix listener whose backlog
     /// is full refuses with `EAGAIN`, and no readiness tells when it has
     /// room: the connect is tried again after pauses of 1, 2, 4, ... (at
-    /// most 64) ms, as std's blocking connect waits.
+    /// most 64) ms, as std's blocking connect waits. (For other families
+    /// `EAGAIN` is an error, as with std.)
     pub(crate) fn connect(&self, addr: &SockAddr, timeout: Option<Duration>) -> io::Result<()> {
         let deadline = timeout.map(|d| crate::timer::after(Instant::now(), d));
+        let mut left = timeout;
         let mut pause = Duration::from_millis(1);
         loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|d| d.is_zero()) {
-                return Err(crate::driver::timed_out());
-            }
             match op::run(self.target(), &mut op::Connect { addr, started: false }, left) {
-                Err(e) if op::is_again(&e) => {
+                Err(e) if op::is_again(&e) && addr.is_unix() => {
                     crate::sleep(left.map_or(pause, |l| l.min(pause)));
                     pause = (pause * 2).min(Duration::from_millis(64));
                 }
+                Err(e) if op::is_again(&e) => return Err(io::Error::from_raw_os_error(libc::EAGAIN)),
                 r => return r.map(drop),
+            }
+            left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|d| d.is_zero()) {
+                return Err(crate::driver::timed_out());
             }
         }
     }
@@ -268,11 +266,7 @@ impl Sock {
 
     pub(crate) fn try_clone(&self) -> io::Result<Sock> {
         let s = Sock::new(self.sock().try_clone()?.into())?;
-        let own = &self.timeouts;
-        let shared = self.shared.get_or_init(|| {
-            Arc::new(Timeouts::new(own.read.load(Ordering::Relaxed), own.write.load(Ordering::Relaxed)))
-        });
-        let _ = s.shared.set(shared.clone());
+        let _ = s.timeouts.set(self.timeouts().clone());
         Ok(s)
     }
 }

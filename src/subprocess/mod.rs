@@ -227,8 +227,10 @@ impl RunToEnd {
 impl Drop for RunToEnd {
     fn drop(&mut self) {
         if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            // Not killed (no permission): waiting could be forever.
+            if child.kill().is_ok() {
+                let _ = child.wait();
+            }
         }
     }
 }
