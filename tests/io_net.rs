@@ -1210,3 +1210,33 @@ fn clones_share_timeouts_set_after_the_clone() {
         assert_eq!(a.write_timeout().unwrap(), Some(ms(7)));
     });
 }
+
+/// std's socket options: `ttl`/`set_ttl`, `take_error`, `broadcast`, and
+/// `UnixListener::try_clone`.
+#[test]
+fn std_socket_options() {
+    both(|| {
+        let (a, _b) = tcp_pair();
+        a.set_ttl(42).unwrap();
+        assert_eq!(a.ttl().unwrap(), 42);
+        assert!(a.take_error().unwrap().is_none());
+        let l = TcpListener::bind(LOCAL).unwrap();
+        l.set_ttl(7).unwrap();
+        assert_eq!(l.ttl().unwrap(), 7);
+        let u = UdpSocket::bind(LOCAL).unwrap();
+        u.set_broadcast(true).unwrap();
+        assert!(u.broadcast().unwrap());
+        u.set_ttl(9).unwrap();
+        assert_eq!(u.ttl().unwrap(), 9);
+        assert!(u.take_error().unwrap().is_none());
+        let path =
+            std::env::temp_dir().join(format!("gevent-opts-{}-{:?}.sock", std::process::id(), gevent::hub::backend()));
+        let _ = std::fs::remove_file(&path);
+        let ul = UnixListener::bind(&path).unwrap();
+        let clone = ul.try_clone().unwrap();
+        let c = UnixStream::connect(&path).unwrap();
+        let (_s, _) = clone.accept().unwrap();
+        assert!(c.take_error().unwrap().is_none() && ul.take_error().unwrap().is_none());
+        std::fs::remove_file(&path).unwrap();
+    });
+}

@@ -336,6 +336,33 @@ macro_rules! fd_traits {
 }
 
 /// Timeout accessors shared by every socket type.
+/// std's socket options, for each socket type: `take_error` for all; with
+/// `ip`, `ttl` and `set_ttl` too.
+macro_rules! options {
+    ($t:ident) => {
+        impl $t {
+            /// Takes the socket's pending error (`SO_ERROR`), as std's.
+            pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
+                self.sock.sock().take_error()
+            }
+        }
+    };
+    ($t:ident, ip) => {
+        options!($t);
+        impl $t {
+            /// The IP time-to-live of outgoing packets (`IP_TTL`).
+            pub fn ttl(&self) -> std::io::Result<u32> {
+                self.sock.sock().ttl_v4()
+            }
+
+            /// Sets the IP time-to-live of outgoing packets (`IP_TTL`).
+            pub fn set_ttl(&self, ttl: u32) -> std::io::Result<()> {
+                self.sock.sock().set_ttl_v4(ttl)
+            }
+        }
+    };
+}
+
 macro_rules! timeouts {
     ($t:ident) => {
         impl $t {
@@ -360,7 +387,7 @@ macro_rules! timeouts {
     };
 }
 
-pub(crate) use {fd_traits, stream_io, timeouts};
+pub(crate) use {fd_traits, options, stream_io, timeouts};
 
 #[cfg(test)]
 #[allow(clippy::needless_borrows_for_generic_args)] // the references are the types under test

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use socket2::{SockAddr, Type};
 
-use super::{each_addr, fd_traits, inet, resolve, stream_io, timeouts, Sock};
+use super::{each_addr, fd_traits, inet, options, resolve, stream_io, timeouts, Sock};
 
 /// A TCP listening socket whose `accept` parks only the calling greenlet.
 #[derive(Debug)]
@@ -181,6 +181,8 @@ timeouts!(TcpStream);
 timeouts!(TcpListener);
 fd_traits!(TcpStream);
 fd_traits!(TcpListener);
+options!(TcpStream, ip);
+options!(TcpListener, ip);
 
 impl From<std::net::TcpStream> for TcpStream {
     fn from(s: std::net::TcpStream) -> TcpStream {

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use socket2::{SockAddr, Type};
 
-use super::{each_addr, fd_traits, inet, resolve, timeouts, Sock};
+use super::{each_addr, fd_traits, inet, options, resolve, timeouts, Sock};
 
 /// A UDP socket whose sends and receives park only the calling greenlet.
 ///
@@ -86,6 +86,16 @@ impl UdpSocket {
         inet(self.sock.sock().local_addr()?)
     }
 
+    /// Sets `SO_BROADCAST` (sending to a broadcast address allowed).
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.sock.sock().set_broadcast(on)
+    }
+
+    /// Whether `SO_BROADCAST` is set.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.sock.sock().broadcast()
+    }
+
     /// The connected peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         inet(self.sock.sock().peer_addr()?)
@@ -100,3 +110,4 @@ impl UdpSocket {
 
 timeouts!(UdpSocket);
 fd_traits!(UdpSocket);
+options!(UdpSocket, ip);

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::{fd_traits, stream_io, timeouts, Sock};
+use super::{fd_traits, options, stream_io, timeouts, Sock};
 
 /// A Unix socket's local or peer address, through std (which represents
 /// unnamed and abstract addresses; socket2 has no std value for them).
@@ -53,6 +53,11 @@ impl UnixListener {
     /// Each `next` parks as [`accept`](Self::accept) does.
     pub fn incoming(&self) -> UnixIncoming<'_> {
         UnixIncoming { listener: self }
+    }
+
+    /// A second handle on the same socket (a dup'd fd).
+    pub fn try_clone(&self) -> io::Result<UnixListener> {
+        Ok(UnixListener { sock: self.sock.try_clone()? })
     }
 
     /// The bound address.
@@ -125,3 +130,5 @@ stream_io!(UnixStream);
 timeouts!(UnixStream);
 fd_traits!(UnixStream);
 fd_traits!(UnixListener);
+options!(UnixStream);
+options!(UnixListener);
