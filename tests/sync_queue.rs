@@ -1113,3 +1113,41 @@ fn a_killed_channel_getter_that_once_caught_a_panic_takes_nothing() {
     g.join();
     assert_eq!(ch.len(), 0);
 }
+
+/// Several getters waiting on a `PriorityQueue` / `LifoQueue`: each takes,
+/// when it runs, the smallest / newest item then in the queue, as gevent's
+/// getters do; items promised to a getter that leaves stay for the next.
+#[test]
+fn several_waiting_getters_take_in_queue_order_when_they_run() {
+    let pq = PriorityQueue::new();
+    let q = pq.clone();
+    let (trace, gs) = spawn_getters(2, move || q.get());
+    settle();
+    pq.put(5);
+    pq.put(3);
+    gevent::joinall(&gs);
+    assert_eq!(trace.get(), [(0, 3), (1, 5)]);
+
+    let lq = LifoQueue::new();
+    let q = lq.clone();
+    let (trace, gs) = spawn_getters(2, move || q.get());
+    settle();
+    for c in ['a', 'b', 'c'] {
+        lq.put(c);
+    }
+    gevent::joinall(&gs);
+    assert_eq!(trace.get(), [(0, 'c'), (1, 'b')]);
+    assert_eq!(lq.get_nowait(), Ok('a'));
+
+    let pq = PriorityQueue::new();
+    let q = pq.clone();
+    let (trace, gs) = spawn_getters(2, move || q.get());
+    settle();
+    pq.put(5); // promised to getter 0
+    gs[0].kill(); // its promise passes to getter 1
+    pq.put(9);
+    gevent::joinall(&gs);
+    assert_eq!(trace.get(), [(1, 5)]);
+    assert_eq!((pq.len(), pq.get_nowait()), (1, Ok(9)));
+    assert_no_waiters();
+}

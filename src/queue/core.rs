@@ -7,6 +7,12 @@
 //! it runs goes on to the next getter (or back to the front of the store).
 //! A waiter about to unwind (an interrupt pending) is passed over.
 //!
+//! LIFO and smallest-first stores (`Store::TAKE_WHEN_RUN`) promise a woken
+//! getter *an* item instead: the item stays stored, and the getter takes the
+//! store's next one when it runs, as gevent's getter does (so a smaller or
+//! later item put meanwhile comes first); a promise whose getter leaves goes
+//! to the next getter. Promised items are not taken by `get_nowait`.
+//!
 //! Invariants: items are stored only while no getter waits; a putter waits
 //! only while the queue is full; every waiter's tag is its slot in `slots`.
 #![forbid(unsafe_code)]
@@ -80,7 +86,21 @@ impl<T, S: Store<T>> Core<T, S> {
     /// Items in the queue: stored, or handed to getters that have not run
     /// yet (gevent's `qsize`).
     pub(super) fn len(&self) -> usize {
+        if S::TAKE_WHEN_RUN {
+            // Promised items stay in the store until taken.
+            return self.items.borrow().len();
+        }
         self.items.borrow().len() + self.handed.borrow().len()
+    }
+
+    /// Stored items not promised to a woken getter.
+    fn unpromised(&self) -> usize {
+        let stored = self.items.borrow().len();
+        if S::TAKE_WHEN_RUN {
+            stored - self.handed.borrow().len()
+        } else {
+            stored
+        }
     }
 
     /// Items stored (not handed to a getter).
@@ -104,9 +124,15 @@ impl<T, S: Store<T>> Core<T, S> {
         self.slots.borrow_mut().get_mut(key).and_then(Option::take)
     }
 
-    /// Gives `item` to the getter whose slot is `key` (just popped).
+    /// Gives `item` to the getter whose slot is `key` (just popped): into
+    /// its slot, or (`TAKE_WHEN_RUN`) into the store with a promise of one
+    /// item, taken when the getter runs.
     fn hand(&self, key: usize, item: T) {
-        self.slots.borrow_mut()[key] = Some(item);
+        if S::TAKE_WHEN_RUN {
+            self.items.borrow_mut().push(item);
+        } else {
+            self.slots.borrow_mut()[key] = Some(item);
+        }
         self.handed.borrow_mut().push_back(key);
     }
 
@@ -147,7 +173,8 @@ impl<T, S: Store<T>> Core<T, S> {
     /// is empty, when its items are all handed to getters: theirs enter in
     /// turn, as those getters take theirs.)
     pub(super) fn try_get(&self) -> Option<T> {
-        let stored = self.items.borrow_mut().pop();
+        // Items promised to woken getters are theirs.
+        let stored = if self.unpromised() > 0 { self.items.borrow_mut().pop() } else { None };
         match stored {
             Some(item) => {
                 self.admit_putters();
@@ -166,6 +193,9 @@ impl<T, S: Store<T>> Core<T, S> {
     where
         T: Clone,
     {
+        if self.unpromised() == 0 {
+            return None;
+        }
         self.items.borrow().peek().cloned()
     }
 
@@ -194,13 +224,14 @@ impl<T, S: Store<T>> Core<T, S> {
     /// A woken getter takes what it was handed (`None`: woken by `close`).
     fn collect(&self, key: usize) -> Option<T> {
         let mut handed = self.handed.borrow_mut();
-        if let Some(i) = handed.iter().position(|&k| k == key) {
-            handed.remove(i);
-        }
+        let promised = handed.iter().position(|&k| k == key).map(|i| handed.remove(i)).is_some();
         drop(handed);
-        // Taken as gevent's getter takes when it runs: the handed item, or
-        // (LIFO, smallest-first) a stored one it is exchanged for.
-        let item = self.take_slot(key).map(|item| self.items.borrow_mut().exchange(item));
+        let item = if S::TAKE_WHEN_RUN {
+            // What gevent's getter takes when it runs: the store's next.
+            promised.then(|| self.items.borrow_mut().pop().expect("a promised item is stored"))
+        } else {
+            self.take_slot(key)
+        };
         // The item has left the queue: a slot may be free for a putter.
         self.admit_putters();
         item
@@ -210,6 +241,17 @@ impl<T, S: Store<T>> Core<T, S> {
     /// it each move one getter up, so every getter still gets them in order,
     /// and the last one goes to the next getter (or back to the store).
     fn pass_on_item(&self, key: usize) {
+        if S::TAKE_WHEN_RUN {
+            // The promise goes to the next getter; the item stays stored.
+            let mut handed = self.handed.borrow_mut();
+            let Some(i) = handed.iter().position(|&k| k == key) else { return };
+            handed.remove(i);
+            drop(handed);
+            if let Some(next) = self.getters.notify_one_tag() {
+                self.handed.borrow_mut().push_back(next);
+            }
+            return;
+        }
         let Some(mut carry) = self.take_slot(key) else { return };
         let mut handed = self.handed.borrow_mut();
         let Some(i) = handed.iter().position(|&k| k == key) else { return };

@@ -11,21 +11,17 @@ pub(super) trait Store<T>: Default {
     fn peek(&self) -> Option<&T>;
     fn len(&self) -> usize;
     /// Puts back an item that was handed to a getter which left before
-    /// taking it: it is older than every stored item, so it goes where the
-    /// oldest goes (FIFO: out first again; LIFO: at the bottom).
+    /// taking it (FIFO only, see [`TAKE_WHEN_RUN`](Self::TAKE_WHEN_RUN)):
+    /// it was the next one out, so it goes first again.
     fn push_front(&mut self, item: T) {
         self.push(item);
     }
-    /// What a getter handed `item` takes when it runs, closer to what
-    /// gevent's getter takes from the queue then: FIFO gives `item` (it is
-    /// older than every stored item: items are stored only while no getter
-    /// waits); LIFO the top of the store, `item` going to the bottom;
-    /// smallest-first the smaller of `item` and the smallest stored. (Items
-    /// handed to other getters not run yet are not compared: with several
-    /// getters waiting, gevent may give them out in another order.)
-    fn exchange(&mut self, item: T) -> T {
-        item
-    }
+    /// A woken getter takes its item from the store when it runs, not the
+    /// one put when it was woken: what gevent's getter does, and for LIFO
+    /// and smallest-first the item it takes may differ (a later or smaller
+    /// one put meanwhile). FIFO hands the very item over: it is the one the
+    /// getter would take anyway.
+    const TAKE_WHEN_RUN: bool = false;
 }
 
 impl<T> Store<T> for VecDeque<T> {
@@ -46,43 +42,29 @@ impl<T> Store<T> for VecDeque<T> {
     }
 }
 
-/// Last in, first out (the top is the back; the bottom takes the older
-/// items an exchange gives back).
-pub(super) struct Stack<T>(VecDeque<T>);
+/// Last in, first out.
+pub(super) struct Stack<T>(Vec<T>);
 
 impl<T> Default for Stack<T> {
     fn default() -> Self {
-        Stack(VecDeque::new())
+        Stack(Vec::new())
     }
 }
 
 impl<T> Store<T> for Stack<T> {
     fn push(&mut self, item: T) {
-        self.0.push_back(item);
+        self.0.push(item);
     }
     fn pop(&mut self) -> Option<T> {
-        self.0.pop_back()
+        self.0.pop()
     }
     fn peek(&self) -> Option<&T> {
-        self.0.back()
+        self.0.last()
     }
     fn len(&self) -> usize {
         self.0.len()
     }
-    /// An item given back is older than every stored one (see
-    /// [`Store::exchange`]): it goes to the bottom.
-    fn push_front(&mut self, item: T) {
-        self.0.push_front(item);
-    }
-    fn exchange(&mut self, item: T) -> T {
-        match self.0.pop_back() {
-            Some(top) => {
-                self.0.push_front(item);
-                top
-            }
-            None => item,
-        }
-    }
+    const TAKE_WHEN_RUN: bool = true;
 }
 
 /// Smallest first, as gevent's `PriorityQueue` (heapq).
@@ -107,10 +89,5 @@ impl<T: Ord> Store<T> for MinHeap<T> {
     fn len(&self) -> usize {
         self.0.len()
     }
-    fn exchange(&mut self, item: T) -> T {
-        match self.0.peek_mut() {
-            Some(mut top) if top.0 < item => std::mem::replace(&mut top.0, item),
-            _ => item,
-        }
-    }
+    const TAKE_WHEN_RUN: bool = true;
 }
