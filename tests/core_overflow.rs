@@ -151,3 +151,58 @@ fn an_ordinary_segfault_is_not_reported_as_an_overflow() {
     assert!(!err.contains("overflowed"), "{err}");
     assert_eq!(out.status.signal(), Some(11), "SIGSEGV, handled as if gevent were not there: {err}");
 }
+
+/// A frame that moves the stack pointer 24 KiB down at once and touches
+/// only its lowest word: what C code compiled without stack probes does
+/// with a large local buffer. Below a 16 KiB stack, it must land in the
+/// guard (64 KiB), not in the neighbouring stack (a one-page guard let it
+/// corrupt the neighbour silently).
+#[inline(never)]
+fn unprobed_frame() {
+    // SAFETY: moves sp down, stores one word there and moves sp back; the
+    // store is meant to fault (the guard), which aborts the process.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::asm!("sub rsp, 24576", "mov qword ptr [rsp], 0", "add rsp, 24576");
+    }
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        std::arch::asm!("sub sp, sp, #6, lsl #12", "str xzr, [sp]", "add sp, sp, #6, lsl #12");
+    }
+}
+
+#[test]
+fn an_unprobed_large_frame_hits_the_guard_not_the_neighbour() {
+    if child_scenario().as_deref() == Some("unprobed") {
+        let parked: Vec<Greenlet<()>> = (0..3)
+            .map(|_| {
+                Greenlet::builder()
+                    .stack_size(gevent::MIN_STACK_SIZE)
+                    .spawn(|| gevent::sleep(std::time::Duration::from_secs(60)))
+            })
+            .collect();
+        gevent::yield_now();
+        let g = Greenlet::builder().name("c frame").stack_size(gevent::MIN_STACK_SIZE).spawn(unprobed_frame);
+        g.join();
+        drop(parked);
+        println!("survived");
+        return;
+    }
+    expect_overflow_report("an_unprobed_large_frame_hits_the_guard_not_the_neighbour", "unprobed", "c frame");
+}
+
+/// An overflow on a raw coroutine's stack names the greenlet running it.
+#[test]
+fn a_coroutine_overflow_names_its_greenlet() {
+    if child_scenario().as_deref() == Some("coroutine") {
+        let g = Greenlet::builder().name("owner").spawn(|| {
+            let mut co = gevent::coroutine::Coroutine::new(|_, _| recurse_forever(0) as usize);
+            co.resume(0);
+        });
+        g.join();
+        println!("survived");
+        return;
+    }
+    expect_overflow_report("a_coroutine_overflow_names_its_greenlet", "coroutine", "owner");
+}

@@ -55,6 +55,8 @@ thread_local! {
 pub(crate) struct Hub {
     core: RefCell<Core>,
     stacks: RefCell<StackPool>,
+    /// The stacks' guards, readable while `stacks` is borrowed.
+    guards: crate::stack::GuardSpans,
     /// Greenlets whose link callbacks are due, in the order their run-queue
     /// markers were pushed.
     links: RefCell<VecDeque<GreenletRef>>,
@@ -251,6 +253,7 @@ fn create_hub() -> *const Hub {
     let hub = Box::new(Hub {
         core: RefCell::new(core),
         stacks: RefCell::new(stacks),
+        guards: crate::stack::GuardSpans::default(),
         links: RefCell::new(VecDeque::new()),
         default_stack: Cell::new(DEFAULT_STACK_SIZE),
         hub_slots: hub_ctx.sp_slot,
@@ -322,6 +325,17 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// A stack from the pool, the guard list brought up to date if a chunk
+    /// was mapped for it.
+    pub(super) fn take_stack(&self, size: usize) -> std::io::Result<Stack> {
+        let mut pool = self.stacks.borrow_mut();
+        let stack = pool.take(size)?;
+        self.guards.sync(&pool);
+        Ok(stack)
+    }
+}
+
 impl Drop for Hub {
     fn drop(&mut self) {
         if let Some(s) = self.hub_stack.get_mut().take() {
@@ -382,7 +396,7 @@ pub(crate) fn arm_timeout(d: Duration, token: u64) -> TimerGuard {
 pub(crate) fn take_stack(size: Option<usize>) -> Stack {
     with(|h| {
         let size = size.unwrap_or(h.default_stack.get());
-        h.stacks.borrow_mut().take(size).expect("gevent: cannot map a coroutine stack")
+        h.take_stack(size).expect("gevent: cannot map a coroutine stack")
     })
 }
 

@@ -65,7 +65,9 @@ fn greenlet_name_for_report() -> Option<String> {
 pub(super) fn overflow_report(addr: usize, buf: &mut [u8]) -> Option<usize> {
     use std::fmt::Write;
     let h = existing()?;
-    if !h.stacks.try_borrow().ok()?.is_guard(addr) {
+    // The guard list, not the pool: the pool is borrowed while a stack is
+    // carved (system calls, on a greenlet's possibly nearly full stack).
+    if !h.guards.is_guard(addr)? {
         return None;
     }
     let hits = |s: &crate::stack::Stack| {
@@ -76,6 +78,10 @@ pub(super) fn overflow_report(addr: usize, buf: &mut [u8]) -> Option<usize> {
     let in_hub = h.hub_stack.try_borrow().ok().and_then(|s| s.as_ref().map(hits)).unwrap_or(false);
     let core = h.core.try_borrow().ok();
     let owner = core.as_ref().and_then(|c| c.greenlets.iter().find(|(_, g)| g.stack.as_ref().is_some_and(hits)));
+    // A stack no greenlet owns is a raw coroutine's: the greenlet running
+    // it is the current one.
+    let in_coroutine = owner.is_none();
+    let owner = owner.or_else(|| core.as_ref().and_then(|c| Some((c.current, c.greenlets.get(c.current)?))));
     let extra = owner.and_then(|(_, g)| g.shared.0.extra.try_borrow().ok());
     let _ = match (in_hub, owner, extra.as_ref().and_then(|e| e.as_deref()?.name.as_deref())) {
         (true, _, _) => write!(out, "greenlet 'hub'"),
@@ -83,6 +89,10 @@ pub(super) fn overflow_report(addr: usize, buf: &mut [u8]) -> Option<usize> {
         (_, Some((_, g)), None) => write!(out, "greenlet 'Greenlet-{}'", g.shared.0.id),
         (_, None, _) => write!(out, "a greenlet (running the scheduler)"),
     };
-    let _ = write!(out, " has overflowed its stack\nfatal runtime error: stack overflow, aborting\n");
+    let _ = write!(out, " has overflowed its stack");
+    if in_coroutine && owner.is_some() && !in_hub {
+        let _ = write!(out, " (in a coroutine it runs)");
+    }
+    let _ = write!(out, "\nfatal runtime error: stack overflow, aborting\n");
     Some(out.len())
 }

@@ -379,7 +379,7 @@ impl Hub {
     fn first_run(&self, core: &mut Core, key: usize) -> (*mut usize, usize) {
         let g = &mut core.greenlets[key];
         let size = if g.stack_size == 0 { self.default_stack.get() } else { g.stack_size as usize };
-        let stack = self.stacks.borrow_mut().take(size).expect("gevent: cannot map a greenlet stack");
+        let stack = self.take_stack(size).expect("gevent: cannot map a greenlet stack");
         let (ctx, data) = greenlet::new_context(&stack, StartRecord::new(g.entry, &g.shared));
         g.stack = Some(stack);
         core.hot[key].slots = ctx.sp_slot;

@@ -1,6 +1,10 @@
-//! Greenlet stacks: carved from large `mmap`ed chunks, a guard page at the
+//! Greenlet stacks: carved from large `mmap`ed chunks, a guard zone at the
 //! low end of each, pooled per hub so that spawning in the steady state makes
-//! no system call. Invariant: a stack handed out is never in the pool, and a
+//! no system call. The guard is 64 KiB, not one page: the stacks of a chunk
+//! lie back to back, and compilers let a frame skip that much unprobed
+//! (GCC's stack-clash protection on aarch64 assumes a 64 KiB guard; without
+//! it, C code probes nothing), so a smaller guard lets a large C frame land
+//! in the neighbouring stack. It costs address space only. Invariant: a stack handed out is never in the pool, and a
 //! chunk is unmapped only when the pool that carved it is dropped.
 //!
 //! Guards are installed with `madvise(MADV_GUARD_INSTALL)` (Linux 6.13+), which
@@ -14,6 +18,32 @@ use std::sync::atomic::{AtomicU8, Ordering};
 mod overflow;
 
 pub(crate) use overflow::{install_overflow_handler, AltStack, MsgBuf};
+
+/// The guard layout of a hub's stacks, kept apart from its `StackPool`: the
+/// overflow handler reads it when a fault comes while the pool is borrowed
+/// (a stack being carved, with system calls, on a greenlet's nearly full
+/// stack). Brought up to date after each take from the pool.
+#[derive(Debug, Default)]
+pub(crate) struct GuardSpans(std::cell::RefCell<Vec<ChunkSpan>>);
+
+impl GuardSpans {
+    /// Copies the chunks `pool` mapped since the last call.
+    pub(crate) fn sync(&self, pool: &StackPool) {
+        if let Ok(mut spans) = self.0.try_borrow_mut() {
+            if spans.len() < pool.chunks_mapped() {
+                let known = spans.len();
+                spans.extend(pool.spans_from(known));
+            }
+        }
+    }
+
+    /// True if `addr` lies in the guard of one of the stacks (`None`: the
+    /// list is being updated).
+    pub(crate) fn is_guard(&self, addr: usize) -> Option<bool> {
+        let guard = guard_size();
+        Some(self.0.try_borrow().ok()?.iter().any(|s| s.guards(addr, guard)))
+    }
+}
 
 /// `MADV_GUARD_INSTALL` from linux/mman.h (not in every libc yet).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
@@ -30,13 +60,18 @@ const MAX_CHUNK_BYTES: usize = 32 << 20;
 /// How guard pages are made on this kernel: 0 unknown, 1 madvise, 2 mprotect.
 static GUARD_MODE: AtomicU8 = AtomicU8::new(0);
 
+/// The guard zone below each stack: 64 KiB, or a page if pages are larger.
+pub(crate) fn guard_size() -> usize {
+    (64 * 1024).max(page_size())
+}
+
 pub(crate) fn page_size() -> usize {
     static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     // SAFETY: sysconf has no preconditions.
     *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize })
 }
 
-/// One greenlet stack: `[guard page | usable]`, `top` is the high end. Two
+/// One greenlet stack: `[guard | usable]`, `top` is the high end. Two
 /// words (and `Option<Stack>` too), as it is moved with control blocks.
 #[derive(Debug)]
 pub(crate) struct Stack {
@@ -50,13 +85,13 @@ impl Stack {
         self.top.get()
     }
 
-    /// The guard page range `[lo, hi)` below the usable part.
+    /// The guard range `[lo, hi)` below the usable part.
     pub(crate) fn guard_range(&self) -> (usize, usize) {
         let hi = self.top() - self.size;
-        (hi - page_size(), hi)
+        (hi - guard_size(), hi)
     }
 
-    /// Usable bytes (without the guard page).
+    /// Usable bytes (without the guard).
     pub(crate) fn size(&self) -> usize {
         self.size
     }
@@ -65,7 +100,7 @@ impl Stack {
 struct Chunk {
     addr: usize,
     len: usize,
-    /// Bytes from one stack's guard page to the next one's.
+    /// Bytes from one stack's guard to the next one's.
     span: usize,
 }
 
@@ -75,6 +110,21 @@ impl Drop for Chunk {
         // stack carved from it is in use (the pool is dropped only after every
         // greenlet of its hub is gone).
         unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// Where a chunk's stacks and guards lie (a copy of [`Chunk`]'s layout).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChunkSpan {
+    addr: usize,
+    len: usize,
+    span: usize,
+}
+
+impl ChunkSpan {
+    /// True if `addr` lies in the guard (`guard` bytes) of one of its stacks.
+    pub(crate) fn guards(&self, addr: usize, guard: usize) -> bool {
+        addr >= self.addr && addr < self.addr + self.len && (addr - self.addr) % self.span < guard
     }
 }
 
@@ -94,13 +144,14 @@ impl Chunk {
     }
 }
 
-/// Makes the page at `addr` a guard page, by the cheapest means the kernel has.
-fn install_guard(addr: usize, page: usize) -> io::Result<()> {
+/// Makes the `len` bytes at `addr` a guard, by the cheapest means the kernel
+/// has.
+fn install_guard(addr: usize, len: usize) -> io::Result<()> {
     let p = addr as *mut libc::c_void;
     let mode = GUARD_MODE.load(Ordering::Relaxed);
     if mode != 2 {
         // SAFETY: `addr` is a page of a chunk we mapped and do not use.
-        let ok = unsafe { libc::madvise(p, page, MADV_GUARD_INSTALL) } == 0;
+        let ok = unsafe { libc::madvise(p, len, MADV_GUARD_INSTALL) } == 0;
         // The first time, check that the guard guards: an emulator (qemu-user)
         // may accept the advice and do nothing.
         if ok && (mode == 1 || !readable(addr)) {
@@ -110,7 +161,7 @@ fn install_guard(addr: usize, page: usize) -> io::Result<()> {
         GUARD_MODE.store(2, Ordering::Relaxed);
     }
     // SAFETY: as above; the page becomes inaccessible, which is the point.
-    if unsafe { libc::mprotect(p, page, libc::PROT_NONE) } != 0 {
+    if unsafe { libc::mprotect(p, len, libc::PROT_NONE) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -144,6 +195,7 @@ pub(crate) struct StackPool {
     classes: Vec<SizeClass>,
     chunks: Vec<Chunk>,
     page: usize,
+    guard: usize,
     /// Stacks handed out and not given back.
     out: usize,
 }
@@ -154,10 +206,16 @@ impl StackPool {
         self.chunks.len()
     }
 
-    /// True if `addr` lies in the guard page of one of this pool's stacks.
-    /// Reads plain memory only: the overflow handler calls it.
-    pub(crate) fn is_guard(&self, addr: usize) -> bool {
-        self.chunks.iter().any(|c| addr >= c.addr && addr < c.addr + c.len && (addr - c.addr) % c.span < self.page)
+    /// True if `addr` lies in the guard of one of this pool's stacks.
+    #[cfg(test)]
+    fn is_guard(&self, addr: usize) -> bool {
+        self.spans_from(0).any(|s| s.guards(addr, self.guard))
+    }
+
+    /// The chunks from the `from`-th on, as spans (for a copy the overflow
+    /// handler can read while the pool is borrowed: see [`GuardSpans`]).
+    pub(crate) fn spans_from(&self, from: usize) -> impl Iterator<Item = ChunkSpan> + '_ {
+        self.chunks[from.min(self.chunks.len())..].iter().map(|c| ChunkSpan { addr: c.addr, len: c.len, span: c.span })
     }
 
     /// Stacks handed out and not given back yet.
@@ -179,7 +237,7 @@ impl std::fmt::Debug for StackPool {
 
 impl StackPool {
     pub(crate) fn new() -> StackPool {
-        StackPool { classes: Vec::new(), chunks: Vec::new(), page: page_size(), out: 0 }
+        StackPool { classes: Vec::new(), chunks: Vec::new(), page: page_size(), guard: guard_size(), out: 0 }
     }
 
     /// Rounds a requested size up to whole pages, at least [`MIN_STACK_SIZE`].
@@ -238,9 +296,9 @@ impl StackPool {
 
     /// Maps a chunk for `class`: chunks double from 4 stacks up to 32 MiB.
     fn carve(&mut self, class: usize) -> io::Result<()> {
-        let page = self.page;
+        let guard_len = self.guard;
         let c = &mut self.classes[class];
-        let span = c.size + page;
+        let span = c.size + guard_len;
         let count = c.next_chunk.min((MAX_CHUNK_BYTES / span).max(1));
         c.next_chunk = count * 2;
         let mut chunk = Chunk::map(span * count)?;
@@ -248,7 +306,7 @@ impl StackPool {
         let mut fresh = Vec::with_capacity(count);
         for i in 0..count {
             let guard = chunk.addr + i * span;
-            install_guard(guard, page)?;
+            install_guard(guard, guard_len)?;
             let top = std::num::NonZeroUsize::new(guard + span).expect("a mapping is never at address 0");
             fresh.push(Stack { top, size: c.size });
         }
@@ -287,15 +345,18 @@ mod tests {
     }
 
     #[test]
-    fn guard_page_is_not_usable() {
+    fn the_guard_is_not_usable() {
         let mut pool = StackPool::new();
         let s = pool.take(MIN_STACK_SIZE).unwrap();
         let (lo, hi) = s.guard_range();
-        assert_eq!(hi - lo, page_size());
+        assert_eq!(hi - lo, guard_size());
+        assert!(hi - lo >= 64 * 1024, "a frame may skip up to 64 KiB unprobed");
         assert_eq!(hi + s.size(), s.top());
-        assert!(!readable(lo), "the guard page must refuse access");
-        assert!(!readable(hi - 1), "the whole guard page");
+        assert!(!readable(lo), "the guard must refuse access");
+        assert!(!readable(hi - 60 * 1024), "a 60 KiB frame below the stack lands in the guard");
+        assert!(!readable(hi - 1), "the whole guard");
         assert!(readable(hi), "the first usable byte is readable");
+        assert!(pool.is_guard(lo) && pool.is_guard(hi - 1) && !pool.is_guard(hi));
         pool.give(s);
     }
 }
