@@ -24,7 +24,7 @@ pub enum CoroutineResult {
 /// caller's saved-sp slot lives here) stays put.
 struct Shared {
     caller_slots: [Cell<usize>; 2],
-    own: Context,
+    own: Cell<Context>,
     input: Cell<usize>,
     done: Cell<bool>,
     cancel: Cell<bool>,
@@ -61,7 +61,7 @@ impl Yielder {
         let shared = unsafe { &*self.shared };
         // SAFETY: we run on the coroutine's own context; the caller is
         // suspended inside `resume`, its slots in the Shared box.
-        let v = unsafe { shared.own.suspend_to(shared.caller(), value) };
+        let v = unsafe { shared.own.get().suspend_to(shared.caller(), value) };
         if shared.cancel.get() {
             panic::resume_unwind(Box::new(Cancel));
         }
@@ -83,7 +83,10 @@ impl Yielder {
 /// assert!(co.done());
 /// ```
 pub struct Coroutine {
-    shared: Box<Shared>,
+    /// From `Box::into_raw`, freed in `Drop`: a raw pointer, so the
+    /// coroutine's own copy (in its start record) stays valid however the
+    /// handle moves.
+    shared: std::ptr::NonNull<Shared>,
     stack: Option<Stack>,
     data: usize,
     discard: unsafe fn(usize),
@@ -113,19 +116,27 @@ impl Coroutine {
         F: FnOnce(&Yielder, usize) -> usize + 'static,
     {
         let stack = hub::take_stack(None);
-        let mut shared = Box::new(Shared {
+        let shared = Box::new(Shared {
             caller_slots: [Cell::new(0), Cell::new(0)],
-            own: Context::at(std::ptr::null_mut()),
+            own: Cell::new(Context::at(std::ptr::null_mut())),
             input: Cell::new(0),
             done: Cell::new(false),
             cancel: Cell::new(false),
             panic: Cell::new(None),
         });
         let header = Header { run: co_run::<F> };
-        let record = CoRecord { header, shared: &*shared as *const Shared, f };
+        let shared = std::ptr::NonNull::from(Box::leak(shared));
+        let record = CoRecord { header, shared: shared.as_ptr(), f };
         let (own, data) = greenlet::new_context(&stack, record);
-        shared.own = own;
-        Coroutine { shared, stack: Some(stack), data, discard: co_discard::<F>, started: false }
+        let co = Coroutine { shared, stack: Some(stack), data, discard: co_discard::<F>, started: false };
+        co.shared().own.set(own);
+        co
+    }
+
+    fn shared(&self) -> &Shared {
+        // SAFETY: allocated in `new` and freed only in `Drop`; only shared
+        // references (and `Cell`s) are ever made to it.
+        unsafe { self.shared.as_ref() }
     }
 
     /// Runs the coroutine until it suspends or returns.
@@ -140,21 +151,21 @@ impl Coroutine {
     /// panic is resumed here).
     #[inline]
     pub fn resume(&mut self, value: usize) -> CoroutineResult {
-        assert!(!self.shared.done.get(), "gevent: resume of a coroutine that has returned");
+        assert!(!self.shared().done.get(), "gevent: resume of a coroutine that has returned");
         let data = if self.started {
             value
         } else {
             self.started = true;
-            self.shared.input.set(value);
+            self.shared().input.set(value);
             self.data
         };
         // SAFETY: we are the running context (saved into the Shared box);
         // the coroutine is fresh or suspended in `Yielder::suspend`.
-        let out = unsafe { self.shared.caller().resume_nested(self.shared.own, data) };
-        if !self.shared.done.get() {
+        let out = unsafe { self.shared().caller().resume_nested(self.shared().own.get(), data) };
+        if !self.shared().done.get() {
             return CoroutineResult::Yield(out);
         }
-        if let Some(p) = self.shared.panic.take() {
+        if let Some(p) = self.shared().panic.take() {
             panic::resume_unwind(p);
         }
         CoroutineResult::Return(out)
@@ -162,7 +173,7 @@ impl Coroutine {
 
     /// True once the body returned.
     pub fn done(&self) -> bool {
-        self.shared.done.get()
+        self.shared().done.get()
     }
 }
 
@@ -172,12 +183,12 @@ impl Drop for Coroutine {
             // SAFETY: the record was placed in `new` for this closure type
             // and never ran.
             unsafe { (self.discard)(self.data) };
-        } else if !self.shared.done.get() {
+        } else if !self.shared().done.get() {
             // Unwind the suspended body so its destructors run.
-            self.shared.cancel.set(true);
+            self.shared().cancel.set(true);
             // SAFETY: as in `resume`.
-            unsafe { self.shared.caller().resume_nested(self.shared.own, 0) };
-            if !self.shared.done.get() {
+            unsafe { self.shared().caller().resume_nested(self.shared().own.get(), 0) };
+            if !self.shared().done.get() {
                 // The body caught the cancellation and suspended again: its
                 // frames are live, so its stack can be neither reused nor
                 // freed, and its destructors would never run.
@@ -188,6 +199,9 @@ impl Drop for Coroutine {
         if let Some(s) = self.stack.take() {
             hub::give_stack(s);
         }
+        // SAFETY: made by `Box` in `new`; the body finished or never ran,
+        // so nothing refers to it any more.
+        drop(unsafe { Box::from_raw(self.shared.as_ptr()) });
     }
 }
 
@@ -224,6 +238,6 @@ where
     sh.done.set(true);
     // SAFETY: the caller is suspended in `resume` or `drop`; we never run
     // again, and our stack is returned to the pool only after this switch.
-    unsafe { sh.own.suspend_to(sh.caller(), out) };
+    unsafe { sh.own.get().suspend_to(sh.caller(), out) };
     unreachable!("a finished coroutine was resumed")
 }
