@@ -167,3 +167,66 @@ fn thread_exit_with_no_greenlets_left() {
     .unwrap();
     std::thread::spawn(|| ()).join().unwrap();
 }
+
+/// Thread exit tells every greenlet to unwind before it waits for any: a
+/// greenlet whose destructor needs a lock another one holds (and releases
+/// only as it unwinds) no longer blocks the thread's exit forever.
+#[test]
+fn thread_exit_unwinds_greenlets_that_wait_on_each_other() {
+    struct NeedsLock(gevent::lock::Lock);
+    impl Drop for NeedsLock {
+        fn drop(&mut self) {
+            let _g = self.0.guard();
+        }
+    }
+    let t = std::thread::spawn(|| {
+        let lock = gevent::lock::Lock::new();
+        let (a, b) = gevent::socket::UnixStream::pair().unwrap();
+        let l = lock.clone();
+        // Killed first: its destructor waits for the lock.
+        let _first = gevent::spawn(move || {
+            let _n = NeedsLock(l);
+            gevent::sleep(HOUR);
+        });
+        // Holds the lock while blocked in I/O (which keeps LoopExit away).
+        let _second = gevent::spawn(move || {
+            let _g = lock.guard();
+            let _ = std::io::Read::read(&mut &a, &mut [0u8; 1]);
+        });
+        gevent::sleep(ms(5));
+        // The peer stays open: the read never ends on its own.
+        std::mem::forget(b);
+    });
+    // The join itself would hang: it runs on a watcher thread.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(t.join().is_ok()));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(true), "the thread never finished exiting");
+}
+
+/// A child forked from a thread that runs a hub cannot use it (its epoll
+/// or io_uring instance and thread pool are the parent's): any gevent call
+/// there panics with a clear message instead of hanging or corrupting the
+/// parent's ring.
+#[test]
+fn a_forked_child_cannot_use_its_parents_hub() {
+    std::thread::spawn(|| {
+        gevent::sleep(Duration::ZERO); // this thread has a hub
+                                       // SAFETY: the child only runs the code below and _exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            std::panic::set_hook(Box::new(|_| {}));
+            let r = std::panic::catch_unwind(|| gevent::sleep(Duration::ZERO));
+            let clear = r.err().and_then(|p| p.downcast_ref::<&str>().map(|s| s.contains("forked"))).unwrap_or(false);
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(if clear { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "status {status:#x}");
+        gevent::sleep(Duration::ZERO); // the parent's hub is fine
+    })
+    .join()
+    .unwrap();
+}

@@ -653,3 +653,38 @@ fn start_threads_refuses_a_port_in_use() {
     assert_eq!(again.err().map(|e| e.kind()), Some(std::io::ErrorKind::AddrInUse));
     first.stop().unwrap();
 }
+
+/// A handler stops its own threaded server directly: the other threads are
+/// waited for, its own is not (it ends once the handler returns); joining
+/// its own thread failed with "Resource deadlock avoided".
+#[test]
+fn a_handler_stops_its_own_threaded_server() {
+    type Slot = std::sync::Arc<std::sync::Mutex<Option<gevent::server::ThreadedServer>>>;
+    let slot: Slot = Default::default();
+    let (tx, rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
+    let tx = std::sync::Mutex::new(tx);
+    let handler_slot = slot.clone();
+    let tx = std::sync::Arc::new(tx);
+    let server = gevent::server::start_threads(LOCAL, 2, move || {
+        let (slot, tx) = (handler_slot.clone(), tx.clone());
+        move |_conn: TcpStream, _peer: SocketAddr| {
+            if let Some(server) = slot.lock().unwrap().take() {
+                let r = server.stop_timeout(ms(20));
+                let _ = tx.lock().unwrap().send(r);
+            }
+        }
+    })
+    .unwrap();
+    let addr = server.local_addr();
+    *slot.lock().unwrap() = Some(server);
+    let _c = std::net::TcpStream::connect(addr).unwrap();
+    let r = rx.recv_timeout(Duration::from_secs(10)).expect("the handler's stop returned");
+    assert!(r.is_ok(), "{r:?}");
+    let refused = loop {
+        match std::net::TcpStream::connect(addr) {
+            Err(e) => break e,
+            Ok(_) => std::thread::sleep(ms(5)),
+        }
+    };
+    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+}

@@ -412,6 +412,12 @@ pub(super) fn teardown() {
         if alive.is_empty() {
             break;
         }
+        // Every one is told first, then each is waited for: one whose
+        // destructor needs what another's unwinding releases (a lock it
+        // holds) would otherwise wait forever for one not yet told.
+        for g in &alive {
+            g.kill_nowait();
+        }
         for g in &alive {
             if panic::catch_unwind(AssertUnwindSafe(|| g.kill())).is_err() {
                 eprintln!("gevent: greenlet '{}' could not be unwound at thread exit", g.name());

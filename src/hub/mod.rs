@@ -93,7 +93,9 @@ struct HubOwner;
 impl Drop for HubOwner {
     fn drop(&mut self) {
         let p = CURRENT.with(|c| c.get());
-        if p.is_null() {
+        // No hub, or the parent's in a forked child (left alone: its
+        // greenlets and rings are the parent's).
+        if p as usize <= GONE as usize {
             return;
         }
         // SAFETY: the pointer came from Box::into_raw in `create_hub`; it is
@@ -223,18 +225,42 @@ fn existing() -> Option<&'static Hub> {
 /// address: the heap is not at 8).
 const GONE: *const Hub = std::ptr::NonNull::<u64>::dangling().as_ptr() as *const Hub;
 
+/// `CURRENT` in a child forked from a thread that had a hub: that hub's
+/// epoll or io_uring instance, eventfd and thread pool are the parent's.
+const FORKED: *const Hub = 1 as *const Hub;
+
 /// The hub on first use; a clear panic after the thread's teardown (gevent
-/// used from a thread-local destructor that runs after the hub's).
+/// used from a thread-local destructor that runs after the hub's), or in a
+/// forked child.
 #[cold]
 fn first_use(p: *const Hub) -> *const Hub {
     if p == GONE {
         panic!("gevent: this thread's hub is gone (the thread is exiting); greenlets cannot be used from thread-local destructors that run after it");
     }
+    if p == FORKED {
+        panic!("gevent: this process was forked from a thread that runs a hub; the hub (its epoll or io_uring instance, its thread pool) belongs to the parent: a forked child may only exec");
+    }
     create_hub()
+}
+
+/// In a forked child: the forking thread's hub is the parent's (see
+/// [`FORKED`]). Async-signal-safe: one store to a `const`-initialized
+/// thread-local.
+extern "C" fn poison_after_fork() {
+    let _ = CURRENT.try_with(|c| {
+        if !c.get().is_null() {
+            c.set(FORKED);
+        }
+    });
 }
 
 #[cold]
 fn create_hub() -> *const Hub {
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a handler that only stores to a thread-local.
+    AT_FORK.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(poison_after_fork));
+    });
     crate::stack::install_overflow_handler(report::overflow_report);
     report::install_panic_hook();
     let mut stacks = StackPool::new();

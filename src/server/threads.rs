@@ -65,7 +65,11 @@ impl ThreadedServer {
     /// # Blocking
     /// The calling OS thread (not only the greenlet) waits, up to `grace`
     /// plus the handlers' unwinding; from a greenlet, run it through
-    /// [`spawn_blocking`](crate::spawn_blocking) to keep the hub going.
+    /// [`spawn_blocking`](crate::spawn_blocking) to keep the hub going. From
+    /// one of this server's own handlers, call it directly (never through
+    /// `spawn_blocking`: the handler would be killed while waiting for its
+    /// own thread): the handler's thread is not waited for, it ends once the
+    /// handler returns.
     pub fn stop_timeout(mut self, grace: Duration) -> io::Result<()> {
         self.grace_ms.store(grace.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Release);
         self.stoppers.clear();
@@ -87,7 +91,13 @@ impl ThreadedServer {
 
     fn wait(&mut self) -> io::Result<()> {
         let mut first = Ok(());
+        let me = std::thread::current().id();
         for t in self.threads.drain(..) {
+            if t.thread().id() == me {
+                // Called from a handler on one of the server threads: that
+                // one ends once this handler returns (its stopper is gone).
+                continue;
+            }
             let r = t.join().unwrap_or_else(|_| Err(io::Error::other("gevent: a server thread panicked")));
             if first.is_ok() {
                 first = r;
