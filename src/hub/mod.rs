@@ -477,7 +477,9 @@ pub fn backend() -> Backend {
 /// body once per backend, each on its own thread.
 ///
 /// # Errors
-/// `AlreadyExists` if this thread's hub was already created.
+/// `AlreadyExists` if this thread's hub was already created, or if it is
+/// gone (the thread is exiting) or belongs to the parent process (a forked
+/// child): no hub can be made then.
 ///
 /// # Examples
 /// ```
@@ -489,8 +491,12 @@ pub fn backend() -> Backend {
 /// }).join().unwrap();
 /// ```
 pub fn prefer_backend(b: Backend) -> std::io::Result<()> {
-    if existing().is_some() {
-        return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "gevent: this thread's hub exists already"));
+    let made = CURRENT.try_with(|c| !c.get().is_null()).unwrap_or(true);
+    if made {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "gevent: this thread's hub exists already (or is gone, or is the parent process's)",
+        ));
     }
     PREFERRED.with(|p| p.set(Some(b)));
     Ok(())
