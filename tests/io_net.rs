@@ -1240,3 +1240,30 @@ fn std_socket_options() {
         std::fs::remove_file(&path).unwrap();
     });
 }
+
+/// A raw wait parked on an fd that is then closed behind the hub's back,
+/// its number reused by a new socket: the socket checks the registration
+/// it finds is the kernel's for its own file (the kernel dropped the old
+/// one when its file closed), so its reads see their data (they waited for
+/// an edge that never came).
+#[test]
+fn a_socket_on_the_number_of_a_closed_raw_waited_fd_gets_its_events() {
+    both_exclusive(|| {
+        let (x, _y) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = x.as_raw_fd();
+        let raw = gevent::spawn(move || wait_read(fd, Some(ms(200))).is_err());
+        gevent::sleep(ms(5));
+        drop(x); // closed while the raw wait is parked
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let reader = gevent::spawn(move || {
+            let mut buf = [0u8; 8];
+            let n = (&a).read(&mut buf)?;
+            Ok::<_, std::io::Error>(buf[..n].to_vec())
+        });
+        gevent::sleep(ms(20));
+        (&b).write_all(b"one").unwrap();
+        assert_eq!(join_ok(reader).map_err(|e| e.kind()), Ok(b"one".to_vec()));
+        let _ = join_ok(raw);
+    });
+}

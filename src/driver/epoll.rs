@@ -125,7 +125,15 @@ impl Epoll {
                 return Ok(key);
             }
             if reg.id == 0 {
-                // A raw wait on the socket's fd came first: the socket owns it now.
+                // A raw wait on this fd number came first: the socket owns the
+                // registration now, if it is the kernel's for this file. The
+                // raw wait may have been on an earlier file closed since (the
+                // kernel dropped that registration): a fresh ADD tells.
+                match self.ctl(libc::EPOLL_CTL_ADD, fd, EVENTS, key as u64) {
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                    Err(e) => return Err(e),
+                    Ok(()) => reg.ready = READY_READ | READY_WRITE,
+                }
                 reg.id = id;
                 return Ok(key);
             }

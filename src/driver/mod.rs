@@ -7,6 +7,16 @@
 //! queue (when anything is in flight), and blocking, up to the next timer,
 //! when nothing is ready. Other threads reach the hub only through a
 //! [`RemoteHandle`] (an eventfd the backend watches).
+//!
+//! Known edge-triggered limits of the epoll backend (io_uring has neither):
+//! - A stream read that returns less than asked counts as draining the
+//!   socket (tokio does the same: it saves a failing syscall per read). The
+//!   kernel also stops short at a TCP urgent mark and at a Unix message
+//!   carrying ancillary data (`SCM_RIGHTS`, `SO_PASSCRED`): the data behind
+//!   it is read at the next edge, i.e. when more data arrives.
+//! - A writer blocked on a full Unix stream is not woken when the peer
+//!   shuts down its read side (the kernel reports no event for it); a write
+//!   timeout bounds that wait.
 
 pub(crate) mod blocking;
 mod epoll;
