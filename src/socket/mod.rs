@@ -12,6 +12,13 @@
 //! thread pool, never blocking the hub; addresses, typed or written as
 //! strings (`"127.0.0.1:80"`, `("::1", 80)`), resolve at once.
 //!
+//! On the epoll backend (edge-triggered), a read that returns less than
+//! asked counts as draining the socket, as in tokio; data behind a TCP
+//! urgent mark or behind a Unix message carrying ancillary data
+//! (`SCM_RIGHTS`) is then read when more data arrives. A writer blocked on
+//! a full Unix stream is not woken when the peer shuts down its read side;
+//! a write timeout bounds that wait. The io_uring backend has neither limit.
+//!
 //! ```
 //! use std::io::{Read, Write};
 //! use gevent::socket::{TcpListener, TcpStream};
