@@ -36,6 +36,8 @@
 //! with a putter killed before its item entered; each killed greenlet ends
 //! `Killed`, the hub is idle.
 
+mod prop_common;
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -45,6 +47,7 @@ use std::time::{Duration, Instant};
 
 use gevent::queue::{Channel, Empty, Full, JoinableQueue, LifoQueue, PriorityQueue};
 use gevent::{Greenlet, GreenletError};
+use prop_common::hub_is_idle;
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError, TestRunner};
@@ -415,15 +418,6 @@ fn exec(w: &World, who: u8) {
         w.record(Ev::Begin(who, idx as u16, item));
         let res = perform(w, op, item);
         w.record(Ev::End(who, idx as u16, res));
-    }
-}
-
-fn hub_is_idle() -> Result<(), String> {
-    let s = gevent::hub::stats();
-    if s.ready == 0 && s.timers == 0 && s.waiters == 0 && s.greenlets == 1 {
-        Ok(())
-    } else {
-        Err(format!("hub not idle: {s:?}"))
     }
 }
 

@@ -67,7 +67,7 @@ use gevent::lock::{Semaphore, SemaphoreGuard};
 use gevent::pool::Pool;
 use gevent::queue::{Empty, Full, Queue};
 use gevent::{Greenlet, GreenletError};
-use prop_common::{panic_message, script_of, OnUnwind, Pairs, LONG, MAIN};
+use prop_common::{hub_is_idle, panic_message, script_of, OnUnwind, Pairs, LONG, MAIN};
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
 use proptest::test_runner::{Config, RngAlgorithm};
@@ -797,15 +797,6 @@ struct Outcome {
     left: Vec<Vec<u32>>,
     /// Every put attempted (see `World::attempts`).
     attempts: Vec<(u8, u32, usize)>,
-}
-
-fn hub_is_idle() -> Result<(), String> {
-    let s = gevent::hub::stats();
-    if s.ready == 0 && s.timers == 0 && s.waiters == 0 && s.greenlets == 1 {
-        Ok(())
-    } else {
-        Err(format!("hub not idle: {s:?}"))
-    }
 }
 
 /// Lets the other greenlets run until all of them are blocked with no timer

@@ -15,6 +15,17 @@ pub const MAIN: u8 = u8::MAX;
 /// A timeout that never fires during a test.
 pub const LONG: Duration = Duration::from_secs(30);
 
+/// Ok once the hub is idle at a program's end: nothing ready, no timer, no
+/// waiter, only the main greenlet.
+pub fn hub_is_idle() -> Result<(), String> {
+    let s = gevent::hub::stats();
+    if s.ready == 0 && s.timers == 0 && s.waiters == 0 && s.greenlets == 1 {
+        Ok(())
+    } else {
+        Err(format!("hub not idle: {s:?}"))
+    }
+}
+
 /// `PROPTEST_CASES`, else `default`.
 pub fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
