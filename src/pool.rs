@@ -149,8 +149,8 @@ impl Group {
         self.0.discard(g.as_ref());
     }
 
-    /// Members: started, not yet gone (a dead member leaves from the hub's
-    /// callbacks, after the greenlets that were ready when it died).
+    /// Members not gone yet, started or not (a dead member leaves from the
+    /// hub's callbacks, after the greenlets that were ready when it died).
     pub fn len(&self) -> usize {
         self.0.greenlets.borrow().len()
     }
@@ -527,6 +527,11 @@ pub struct IWait {
 impl Iterator for IWait {
     type Item = usize;
 
+    /// The index of the next object to become ready; `None` once all were,
+    /// or at the deadline.
+    ///
+    /// # Blocking
+    /// Until an object is ready or the deadline passes.
     fn next(&mut self) -> Option<usize> {
         if self.left == 0 {
             return None;
@@ -543,6 +548,9 @@ impl Iterator for IWait {
     }
 }
 
+/// # Blocking
+/// Dropping an `IWait` kills its watcher greenlets and waits for them to
+/// unwind (briefly: they only wait).
 impl Drop for IWait {
     fn drop(&mut self) {
         crate::killall(std::mem::take(&mut self.watchers));

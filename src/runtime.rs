@@ -20,7 +20,8 @@ use crate::hub;
 /// ```
 ///
 /// # Panics
-/// If no stack can be mapped.
+/// If its control block cannot be made. (Its stack is mapped at its first
+/// run: if that fails, the greenlet switching to it panics.)
 pub fn spawn<F, T>(f: F) -> Greenlet<T>
 where
     F: FnOnce() -> T + 'static,
@@ -59,8 +60,9 @@ where
 /// ```
 ///
 /// # Blocking
-/// Always switches away (also for zero). Killed or timed out while asleep,
-/// the greenlet unwinds and its timer is cancelled.
+/// For `d`; with zero, until every greenlet ready now has run (at once if
+/// none is). Killed or timed out while asleep, the greenlet unwinds and its
+/// timer is cancelled.
 ///
 /// # Panics
 /// From a hub callback (link callbacks must not block).

@@ -14,7 +14,8 @@ use crate::socket::{wait_read, wait_write};
 /// Waits until an fd of `rlist` is readable or one of `wlist` writable, or
 /// `timeout` passes; returns the ready ones of each list. On timeout both
 /// are empty (as gevent), not an error. With both lists empty it just
-/// sleeps for `timeout` (`None`: forever).
+/// sleeps for `timeout` (`None`: forever; in the main greenlet with nothing
+/// else to run, that is a LoopExit panic).
 ///
 /// # Errors
 /// `EBADF` if a listed fd is not open.

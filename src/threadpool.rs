@@ -166,8 +166,10 @@ impl ThreadPool {
         run_scoped(|job| self.submit(job), f)
     }
 
-    /// Starts `f` on a worker and returns at once; the result arrives in
-    /// the returned [`AsyncResult`] (a panic becomes its exception).
+    /// Runs `f` on a worker and returns at once; the result arrives in the
+    /// returned [`AsyncResult`] (a panic becomes its exception). `f` is
+    /// handed to the pool by a greenlet, so it starts once the caller
+    /// yields (any blocking call, or waiting on the result).
     pub fn spawn<F, T>(&self, f: F) -> AsyncResult<T>
     where
         F: FnOnce() -> T + Send + 'static,

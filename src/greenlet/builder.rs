@@ -31,7 +31,9 @@ impl Builder {
     /// Creates the greenlet without starting it.
     ///
     /// # Panics
-    /// If no stack can be mapped (out of memory or address space).
+    /// If the stack size asked for is 4 GiB or more. (The stack is mapped
+    /// at the first run: if that fails, the greenlet switching to it
+    /// panics.)
     pub fn build<F, T>(self, f: F) -> Greenlet<T>
     where
         F: FnOnce() -> T + 'static,

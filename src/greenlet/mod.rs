@@ -346,7 +346,11 @@ impl GreenletRef {
     /// Kills the greenlet without waiting for it to finish unwinding.
     ///
     /// A greenlet that has not run yet is dead when this returns; one that is
-    /// blocked unwinds the next time the hub schedules it.
+    /// blocked unwinds the next time the hub schedules it. Called on the
+    /// current greenlet, it unwinds at once and does not return.
+    ///
+    /// # Panics
+    /// When asked to kill the main greenlet.
     pub fn kill_nowait(&self) {
         hub::kill(self);
     }
@@ -490,14 +494,23 @@ impl<T: 'static> Greenlet<T> {
     }
 
     /// See [`GreenletRef::join`].
+    ///
+    /// # Blocking
+    /// Until the greenlet is dead (as [`GreenletRef::join`]).
     pub fn join(&self) {
         self.r.join()
     }
     /// See [`GreenletRef::join_timeout`].
+    ///
+    /// # Blocking
+    /// As [`join`](Self::join), at most `d`.
     pub fn join_timeout(&self, d: Duration) -> bool {
         self.r.join_timeout(d)
     }
     /// See [`GreenletRef::kill`].
+    ///
+    /// # Blocking
+    /// Until the greenlet is dead (as [`GreenletRef::kill`]).
     pub fn kill(&self) {
         self.r.kill()
     }

@@ -457,7 +457,8 @@ pub fn default_stack_size() -> usize {
 pub use crate::driver::Backend;
 
 /// The I/O backend of the current thread's hub: [`Backend::IoUring`] unless
-/// the kernel refuses io_uring or `GEVENT_BACKEND=epoll` is set.
+/// the kernel refuses io_uring, `GEVENT_BACKEND=epoll` is set, or
+/// [`prefer_backend`] chose epoll for this thread.
 ///
 /// # Examples
 /// ```

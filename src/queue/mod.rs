@@ -115,9 +115,9 @@ macro_rules! queue_api {
                 ///
                 /// # Blocking
                 /// Only when bounded and full; putters get free slots in FIFO
-                /// order. Killed or timed out while waiting, the item is dropped
-                /// with the unwinding frame and a slot promised to it meanwhile
-                /// goes to the next putter.
+                /// order. Killed or timed out while waiting, the putter leaves:
+                /// its item is dropped with the unwinding frame, unless a slot
+                /// freed for it already (then the item is in the queue).
                 ///
                 /// # Panics
                 /// From a hub callback; in the main greenlet when nothing can
@@ -159,7 +159,8 @@ macro_rules! queue_api {
                 self.0.peek().ok_or(Empty)
             }
 
-            /// Items stored in the queue.
+            /// Items in the queue, those handed to woken getters that have
+            /// not run yet included (gevent's `qsize`).
             pub fn len(&self) -> usize {
                 self.0.len()
             }

@@ -120,8 +120,12 @@ impl DatagramServer {
 
     /// Starts (if needed) and blocks until [`stop`](Self::stop).
     ///
+    /// # Errors
+    /// `NotConnected` when called after `stop`.
+    ///
     /// # Blocking
-    /// Until the server is stopped.
+    /// Until the server is stopped, or its receive loop ends on an error
+    /// that is not transient (reported on stderr; `Ok` is returned).
     pub fn serve_forever(&self) -> io::Result<()> {
         self.0.serving.serve_forever(|| self.start())
     }

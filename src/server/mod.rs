@@ -205,6 +205,9 @@ impl StreamServer {
 
     /// Starts (if needed) and blocks until [`stop`](Self::stop).
     ///
+    /// # Errors
+    /// `NotConnected` when called after `stop`.
+    ///
     /// # Blocking
     /// Until the server is stopped by another greenlet (or a signal
     /// handler).
@@ -226,7 +229,8 @@ impl StreamServer {
     /// returns when all are gone.
     ///
     /// # Blocking
-    /// Up to `grace`, plus the killed handlers' unwinding.
+    /// While the accept loop unwinds (it is killed first), then up to
+    /// `grace`, plus the killed handlers' unwinding.
     pub fn stop_timeout(&self, grace: Duration) {
         self.0.serving.halt();
         drop(self.0.listener.borrow_mut().take());

@@ -109,8 +109,13 @@ impl ThreadedServer {
 
 /// Starts a [`StreamServer`] on each of `threads` new OS threads (at least
 /// one), each its own hub, all listening on `addr` with `SO_REUSEPORT` (the
-/// kernel spreads the connections), and returns at once. `make_handler`
-/// builds each thread's handler, on that thread.
+/// kernel spreads the connections), and returns once they listen.
+/// `make_handler` builds each thread's handler, on that thread.
+///
+/// # Blocking
+/// A host name in `addr` is resolved on the calling thread (an address,
+/// typed or written as a string, is not looked up): call it before the
+/// hub's work starts, or pass an address.
 ///
 /// # Errors
 /// When `addr` does not resolve, its port is in use (`AddrInUse`, as

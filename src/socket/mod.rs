@@ -287,16 +287,34 @@ pub(crate) fn inet(a: SockAddr) -> io::Result<SocketAddr> {
 macro_rules! stream_io {
     ($t:ty) => {
         impl std::io::Read for $t {
+            /// Reads what has arrived, at most `buf.len()` bytes; 0 at the
+            /// end of the stream (or for an empty `buf`).
+            ///
+            /// # Blocking
+            /// Until data or the end of the stream arrives, at most the
+            /// read timeout (then `TimedOut`).
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 self.sock.recv(buf, 0)
             }
         }
         impl std::io::Read for &$t {
+            /// Reads what has arrived, at most `buf.len()` bytes; 0 at the
+            /// end of the stream (or for an empty `buf`).
+            ///
+            /// # Blocking
+            /// Until data or the end of the stream arrives, at most the
+            /// read timeout (then `TimedOut`).
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 self.sock.recv(buf, 0)
             }
         }
         impl std::io::Write for $t {
+            /// Writes what the socket buffer takes, at least one byte of a
+            /// non-empty `buf`.
+            ///
+            /// # Blocking
+            /// While the socket buffer is full, at most the write timeout
+            /// (then `TimedOut`).
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 self.sock.send(buf)
             }
@@ -305,6 +323,12 @@ macro_rules! stream_io {
             }
         }
         impl std::io::Write for &$t {
+            /// Writes what the socket buffer takes, at least one byte of a
+            /// non-empty `buf`.
+            ///
+            /// # Blocking
+            /// While the socket buffer is full, at most the write timeout
+            /// (then `TimedOut`).
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 self.sock.send(buf)
             }

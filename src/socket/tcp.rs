@@ -93,6 +93,11 @@ pub struct Incoming<'a> {
 
 impl Iterator for Incoming<'_> {
     type Item = io::Result<TcpStream>;
+
+    /// The next accepted connection (never `None`).
+    ///
+    /// # Blocking
+    /// As [`TcpListener::accept`].
     fn next(&mut self) -> Option<Self::Item> {
         Some(self.listener.accept().map(|(s, _)| s))
     }

@@ -50,7 +50,9 @@ impl UdpSocket {
     /// Sends `buf` to `addr` (its first resolved address).
     ///
     /// # Blocking
-    /// Parks while the send buffer is full (bounded by the write timeout).
+    /// Parks while a host name resolves (on the thread pool; an address,
+    /// typed or written as a string, resolves at once) and while the send
+    /// buffer is full (bounded by the write timeout).
     pub fn send_to<A: ToSocketAddrs + Sync>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
         let a = resolve(addr)?[0];
         self.sock.send_to(buf, &SockAddr::from(a))

@@ -74,6 +74,11 @@ pub struct UnixIncoming<'a> {
 
 impl Iterator for UnixIncoming<'_> {
     type Item = io::Result<UnixStream>;
+
+    /// The next accepted connection (never `None`).
+    ///
+    /// # Blocking
+    /// As [`UnixListener::accept`].
     fn next(&mut self) -> Option<Self::Item> {
         Some(self.listener.accept().map(|(s, _)| s))
     }

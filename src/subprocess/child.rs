@@ -129,7 +129,8 @@ impl Child {
     /// out, this greenlet unwinds and kills the helper.
     ///
     /// # Errors
-    /// The first read or wait error.
+    /// A read error on stdout, else one on stderr, else the wait's (a
+    /// reader that panicked or was killed gives `Other`).
     pub fn wait_with_output(mut self) -> io::Result<Output> {
         self.collect_output()
     }
