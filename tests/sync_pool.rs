@@ -105,14 +105,19 @@ fn group_kill_and_join_timeout() {
 /// `iwait` yields them as they become ready.
 #[test]
 fn wait_and_iwait_over_greenlets_events_and_results() {
-    let (evt, res) = (Event::new(), AsyncResult::<u32>::new());
-    let slow = gevent::spawn(|| nap(20));
+    let (evt, res, last) = (Event::new(), AsyncResult::<u32>::new(), Event::new());
+    // Ready in this order whatever the machine's load: the result, the
+    // event, then the greenlet (it ends once the setter is done).
+    let l = last.clone();
+    let slow = gevent::spawn(move || l.wait());
     let (e, r) = (evt.clone(), res.clone());
     let setter = gevent::spawn(move || {
         gevent::sleep(ms(2));
         r.set(7);
         gevent::sleep(ms(2));
         e.set();
+        gevent::sleep(ms(2));
+        last.set();
     });
     let objects: [&dyn Waitable; 3] = [&slow, &evt, &res];
     let order = Trace::new();
