@@ -298,6 +298,8 @@ fn create_hub() -> *const Hub {
         default_pool: RefCell::new(None),
         selects: RefCell::new(Vec::new()),
     });
+    // The chunks mapped above (the default class, the hub's stack).
+    hub.guards.sync(&hub.stacks.borrow());
     let p = Box::into_raw(hub) as *const Hub;
     CURRENT.with(|c| c.set(p));
     OWNER.with(|_| ());
@@ -356,8 +358,11 @@ impl Hub {
     /// was mapped for it.
     pub(super) fn take_stack(&self, size: usize) -> std::io::Result<Stack> {
         let mut pool = self.stacks.borrow_mut();
+        let mapped = pool.chunks_mapped();
         let stack = pool.take(size)?;
-        self.guards.sync(&pool);
+        if pool.chunks_mapped() != mapped {
+            self.guards.sync(&pool);
+        }
         Ok(stack)
     }
 }
