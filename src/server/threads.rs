@@ -154,8 +154,14 @@ where
     // A port in use is refused, as `TcpListener::bind` refuses it: with
     // `SO_REUSEPORT` alone, the group would silently join another socket
     // of this user on that port and split its connections with it.
+    // The probe binds and never listens: a client connecting at that
+    // moment is refused (and retries) rather than queued on a socket about
+    // to close, which would reset it. Bound with `SO_REUSEADDR`, as every
+    // listener of ours is, a bind fails only where a socket listens.
     if addr.port() != 0 {
-        drop(TcpListener::bind(addr)?);
+        let probe = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
     }
     // The first listener binds a port 0 request to a real port the others
     // share. (A `SocketAddr` resolves without the thread pool.)
