@@ -27,10 +27,11 @@ fn randint(lo: u64, hi: u64) -> u64 {
     })
 }
 
-/// The unit of the random pauses, as in the tutorial: 0..=2 ms. Timers armed
-/// in one hub pass are ordered by the loop time of that pass (as libev's
-/// `ev_now`), so a preempted greenlet cannot reorder the output.
-const UNIT: Duration = Duration::from_millis(1);
+/// The unit of the random pauses (the tutorial's is 1 ms). Timers armed in
+/// one hub pass are ordered by the loop time of that pass (as libev's
+/// `ev_now`) only while it is at most 2 ms old: a unit far above that keeps
+/// the order when a loaded machine preempts the greenlets arming them.
+const UNIT: Duration = Duration::from_millis(20);
 
 /// A non-deterministic task: pauses for a random number of units.
 fn task(pid: u32) {

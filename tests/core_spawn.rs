@@ -177,12 +177,14 @@ fn a_sleep_never_ends_early_in_a_long_pass() {
 #[test]
 fn spawn_later_starts_after_the_delay() {
     let t0 = Instant::now();
-    let g = gevent::spawn_later(ms(20), move || t0.elapsed());
+    // Far longer than the 1 ms join below (a preempted test thread could
+    // let a close deadline pass before that join is armed).
+    let g = gevent::spawn_later(ms(200), move || t0.elapsed());
     assert!(g.started(), "start_later counts as started");
     assert!(!g.dead());
     assert!(!g.join_timeout(ms(1)), "not before its delay");
     let waited = g.get().unwrap();
-    assert!(waited >= ms(20), "ran after {waited:?}");
+    assert!(waited >= ms(200), "ran after {waited:?}");
 }
 
 #[test]
@@ -210,7 +212,9 @@ fn start_later_and_start_twice_are_no_ops_once_started() {
     let trace = Trace::new();
     let t = trace.clone();
     let g = Greenlet::new(move || t.push(1));
-    g.start_later(ms(5));
+    // Far later than the 1 ms ones (a preempted test thread could let a
+    // close deadline pass before the sleep below is armed).
+    g.start_later(ms(500));
     g.start();
     g.start_later(ms(1));
     gevent::sleep(ms(1));

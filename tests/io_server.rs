@@ -12,6 +12,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::rc::Rc;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gevent::hub::Backend;
@@ -576,7 +577,23 @@ fn a_dropped_threaded_server_stops() {
 /// on one port answer connections; the threads never end, so the child
 /// exits with them running.
 fn serve_threads_scenario(expect: Option<Backend>) {
+    // The port is found free, then handed to serve_threads: another process
+    // may bind it in between (serve_threads then fails with AddrInUse), so
+    // the scenario starts over on another port.
+    for attempt in 1.. {
+        match serve_threads_on_a_free_port(expect) {
+            Ok(()) => return,
+            Err(e) if e.kind() == ErrorKind::AddrInUse && attempt < 5 => println!("serve_threads: port taken ({e})"),
+            Err(e) => panic!("serve_threads failed (attempt {attempt}): {e}"),
+        }
+    }
+}
+
+/// One try of [`serve_threads_scenario`]; serve_threads' error if it
+/// returned before the first connection was answered.
+fn serve_threads_on_a_free_port(expect: Option<Backend>) -> std::io::Result<()> {
     let port = std::net::TcpListener::bind(LOCAL).unwrap().local_addr().unwrap().port();
+    let (tx, returned) = mpsc::channel();
     std::thread::spawn(move || {
         let r = gevent::server::serve_threads(("127.0.0.1", port), 2, || {
             |mut conn: TcpStream, _| {
@@ -588,29 +605,21 @@ fn serve_threads_scenario(expect: Option<Backend>) {
                 }
             }
         });
-        panic!("serve_threads returned: {r:?}");
+        // Its threads serve until the process ends: only a failure returns.
+        let _ = tx.send(r);
     });
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut threads = BTreeSet::new();
     let mut backends = BTreeSet::new();
     for i in 0..64 {
         // Plain std clients: the servers run in their own threads.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut c = loop {
-            match std::net::TcpStream::connect(addr) {
-                Ok(c) => break c,
-                Err(e) if i == 0 && Instant::now() < deadline => {
-                    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
-                    std::thread::sleep(ms(5)); // not listening yet
-                }
-                Err(e) => panic!("connect {i}: {e}"),
-            }
+        let reply = if i == 0 {
+            first_reply(addr, &returned)?
+        } else {
+            let c = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {i}: {e}"));
+            ask_name_and_backend(c).unwrap_or_else(|e| panic!("connection {i}: {e}"))
         };
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        c.write_all(b"ping").unwrap();
-        let mut reply = String::new();
-        c.read_to_string(&mut reply).unwrap();
-        let (thread, backend) = reply.trim_end().split_once('|').expect("a reply");
+        let (thread, backend) = reply.split_once('|').expect("a reply");
         threads.insert(thread.to_owned());
         backends.insert(backend.to_owned());
     }
@@ -619,6 +628,48 @@ fn serve_threads_scenario(expect: Option<Backend>) {
     assert_eq!(threads, names, "64 connections were not spread over both threads");
     if let Some(b) = expect {
         assert_eq!(backends, [format!("{b:?}")].into(), "the server threads' backend");
+    }
+    Ok(())
+}
+
+/// The first connection of the `serve_threads` scenario: refused until the
+/// servers listen; serve_threads' error if it `returned` instead.
+fn first_reply(addr: SocketAddr, returned: &mpsc::Receiver<std::io::Result<()>>) -> std::io::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(r) = returned.try_recv() {
+            return Err(r.expect_err("serve_threads returned Ok"));
+        }
+        match std::net::TcpStream::connect(addr) {
+            Ok(c) => {
+                return ask_name_and_backend(c).map_err(|e| {
+                    // Maybe answered by whoever took the port, which makes
+                    // serve_threads fail at once.
+                    match returned.recv_timeout(Duration::from_secs(10)) {
+                        Ok(r) => r.expect_err("serve_threads returned Ok"),
+                        Err(_) => panic!("connect 0: {e}"),
+                    }
+                });
+            }
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+                std::thread::sleep(ms(5)); // not listening yet
+            }
+            Err(e) => panic!("connect 0: {e}"),
+        }
+    }
+}
+
+/// Pings a `serve_threads` scenario server on `c`: its reply,
+/// `thread|backend`.
+fn ask_name_and_backend(mut c: std::net::TcpStream) -> std::io::Result<String> {
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    c.write_all(b"ping")?;
+    let mut reply = String::new();
+    c.read_to_string(&mut reply)?;
+    match reply.strip_suffix('\n') {
+        Some(r) if r.contains('|') => Ok(r.to_owned()),
+        _ => Err(std::io::Error::new(ErrorKind::InvalidData, format!("not a server's reply: {reply:?}"))),
     }
 }
 
@@ -680,11 +731,15 @@ fn a_handler_stops_its_own_threaded_server() {
     let _c = std::net::TcpStream::connect(addr).unwrap();
     let r = rx.recv_timeout(Duration::from_secs(10)).expect("the handler's stop returned");
     assert!(r.is_ok(), "{r:?}");
-    let refused = loop {
+    // The handler's own thread closes its listener once the handler
+    // returns: until then a connect is accepted, or reset by that listener
+    // closing during the handshake.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
         match std::net::TcpStream::connect(addr) {
-            Err(e) => break e,
-            Ok(_) => std::thread::sleep(ms(5)),
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => break,
+            Ok(_) | Err(_) if Instant::now() < deadline => std::thread::sleep(ms(5)),
+            r => panic!("not refused 10 s after the handler's stop: {r:?}"),
         }
-    };
-    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+    }
 }

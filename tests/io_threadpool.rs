@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use gevent::threadpool::ThreadPool;
@@ -22,22 +22,30 @@ fn apply_returns_while_other_greenlets_run() {
     both(|| {
         let pool = ThreadPool::new(2);
         assert_eq!(pool.size(), 2);
-        let ticks = Rc::new(Cell::new(0u32));
+        let ticks = Arc::new(AtomicUsize::new(0));
         let stop = Rc::new(Cell::new(false));
         let (t, s) = (ticks.clone(), stop.clone());
         let ticker = gevent::spawn(move || {
             while !s.get() {
-                t.set(t.get() + 1);
+                t.fetch_add(1, Ordering::Release);
                 gevent::sleep(ms(1));
             }
         });
+        let seen = ticks.clone();
         let start = Instant::now();
-        let v = pool.apply(|| {
+        let v = pool.apply(move || {
             std::thread::sleep(ms(50));
+            // A loaded machine may not run the hub's thread for 50 ms: the
+            // job waits for the ticks (10 s at most), as only a blocked hub
+            // never gives them.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while seen.load(Ordering::Acquire) < 3 && Instant::now() < deadline {
+                std::thread::sleep(ms(1));
+            }
             42
         });
         let took = start.elapsed();
-        let during = ticks.get();
+        let during = ticks.load(Ordering::Acquire);
         stop.set(true);
         join_ok(ticker);
         assert_eq!(v, 42);
@@ -150,15 +158,23 @@ fn killing_a_greenlet_in_apply_waits_for_its_job() {
             );
             assert_eq!(victim.exception(), Some(GreenletError::Killed));
         }
-        // A timeout around apply: the scope ends only after the job.
+        // A timeout around apply: the scope ends only after the job. The job
+        // waits for a gate opened by a timer due after the timeout's, so the
+        // timeout fires first however late the hub gets to both.
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
+        let (open, gate) = mpsc::channel::<()>();
+        let opener = gevent::spawn(move || {
+            gevent::sleep(ms(20));
+            open.send(()).unwrap();
+        });
         let r = gevent::with_timeout(ms(5), || {
             pool.apply(move || {
-                std::thread::sleep(ms(30));
+                gate.recv().unwrap();
                 d.store(true, Ordering::Release);
             })
         });
+        join_ok(opener);
         assert_eq!(r, Err(gevent::Timeout));
         assert!(done.load(Ordering::Acquire), "the timed-out scope left before its job finished");
         // The pool and the hub still work.
@@ -210,10 +226,10 @@ fn an_idle_worker_exits_and_a_later_job_starts_another() {
         assert_eq!(pool.threads(), 0, "workers start on demand");
         let first = pool.apply(|| std::thread::current().id());
         assert_eq!(pool.threads(), 1);
-        // Bounded: the worker exits 20 ms after its job; allow 5 s.
+        // Bounded: the worker exits 20 ms after its job; allow 10 s.
         let start = Instant::now();
         while pool.threads() > 0 {
-            assert!(start.elapsed() < Duration::from_secs(5), "the idle worker never exited");
+            assert!(start.elapsed() < Duration::from_secs(10), "the idle worker never exited");
             gevent::sleep(ms(5));
         }
         let second = pool.apply(|| std::thread::current().id());

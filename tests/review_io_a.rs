@@ -4,7 +4,7 @@
 mod io_common;
 
 use std::cell::Cell;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use gevent::hub::{backend, prefer_backend};
 use gevent::socket::{wait_read, TcpListener, TcpStream, UdpSocket, UnixStream};
 use gevent::threadpool::ThreadPool;
-use io_common::{both, both_exclusive, fd_count, join_ok, ms, settle_fds};
+use io_common::{both, both_exclusive, fd_count, join_ok, ms};
 
 fn pipe() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
@@ -43,7 +43,7 @@ fn yield_loop_does_not_starve_a_threadpool_result() {
             d.set(true);
         });
         let start = Instant::now();
-        while !done.get() && start.elapsed() < Duration::from_secs(2) {
+        while !done.get() && start.elapsed() < Duration::from_secs(10) {
             gevent::yield_now();
         }
         let seen = done.get();
@@ -52,7 +52,7 @@ fn yield_loop_does_not_starve_a_threadpool_result() {
             gevent::sleep(ms(1));
         }
         join_ok(g);
-        assert!(seen, "a yield_now loop starved the thread-pool completion for 2 s (busy() ignores remote waits)");
+        assert!(seen, "a yield_now loop starved the thread-pool completion for 10 s (busy() ignores remote waits)");
     });
 }
 
@@ -72,8 +72,8 @@ fn dropped_threadpool_lets_its_workers_exit() {
         let pool = ThreadPool::new(1);
         pool.apply(move || GUARD.with(|g| *g.borrow_mut() = Some(OnExit(tx))));
         drop(pool);
-        let exited = rx.recv_timeout(Duration::from_secs(2)).is_ok();
-        assert!(exited, "the worker of a dropped ThreadPool is still alive after 2 s (Drop checks strong_count == 1)");
+        let exited = rx.recv_timeout(Duration::from_secs(10)).is_ok();
+        assert!(exited, "the worker of a dropped ThreadPool is still alive after 10 s (Drop checks strong_count == 1)");
     });
 }
 
@@ -90,7 +90,7 @@ fn threadpool_of_two_runs_two_jobs_at_once() {
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let p1 = pool.clone();
         let waiter =
-            gevent::spawn(move || p1.apply(move || rx.lock().unwrap().recv_timeout(Duration::from_secs(2)).is_ok()));
+            gevent::spawn(move || p1.apply(move || rx.lock().unwrap().recv_timeout(Duration::from_secs(10)).is_ok()));
         let p2 = pool.clone();
         let sender = gevent::spawn(move || p2.apply(move || tx.send(()).is_ok()));
         let got = join_ok(waiter);
@@ -130,7 +130,7 @@ fn raw_wait_on_a_reused_fd_number_after_a_socket_dropped_elsewhere() {
             gevent::sleep(ms(10));
             raw_write(wfd, b"x");
         });
-        let res = wait_read(r.as_raw_fd(), Some(ms(500)));
+        let res = wait_read(r.as_raw_fd(), Some(Duration::from_secs(10)));
         join_ok(writer);
         assert!(res.is_ok(), "[{:?}] wait_read on a reused fd number missed the data: {res:?}", backend());
         // select goes the same way.
@@ -141,7 +141,7 @@ fn raw_wait_on_a_reused_fd_number_after_a_socket_dropped_elsewhere() {
             gevent::sleep(ms(10));
             raw_write(wfd, b"y");
         });
-        let (rl, _) = gevent::select::select(&[r.as_raw_fd()], &[], Some(ms(500))).unwrap();
+        let (rl, _) = gevent::select::select(&[r.as_raw_fd()], &[], Some(Duration::from_secs(10))).unwrap();
         join_ok(writer);
         assert_eq!(rl, vec![r.as_raw_fd()], "select on a reused fd number missed the data");
         drop(w);
@@ -163,14 +163,17 @@ fn closing_a_socket_wakes_a_raw_waiter_on_its_fd() {
         assert!((&a).read(&mut [0u8; 1]).is_err());
         let waiter = gevent::spawn(move || {
             let t = Instant::now();
-            let r = wait_read(fd, Some(ms(400)));
+            let r = wait_read(fd, Some(Duration::from_secs(10)));
             (r.map_err(|e| e.kind()), t.elapsed())
         });
         gevent::sleep(ms(10));
         drop(a);
         let (r, took) = join_ok(waiter);
-        assert!(
-            took < ms(300),
+        // Woken by the close, not by its timeout: how long that took on a
+        // loaded machine does not matter.
+        assert_ne!(
+            r,
+            Err(ErrorKind::TimedOut),
             "[{:?}] a raw waiter on a closed socket's fd was not woken: {r:?} after {took:?}",
             backend()
         );
@@ -218,15 +221,19 @@ fn thread_exit_with_greenlets_blocked_in_io_returns_every_fd() {
             peer_tx.send(vec![own(pa.into_raw_fd()), own(ps.into_raw_fd()), w]).unwrap();
         });
         let peers = peer_rx.recv().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while !t.is_finished() && Instant::now() < deadline {
             std::thread::sleep(ms(5));
         }
-        assert!(t.is_finished(), "[{b:?}] a thread with greenlets blocked in I/O did not exit in 5 s");
+        assert!(t.is_finished(), "[{b:?}] a thread with greenlets blocked in I/O did not exit in 10 s");
         t.join().unwrap();
         drop(peers);
-        let after = settle_fds(before, Duration::from_secs(2));
-        assert_eq!(after, before, "[{b:?}] fds left open after the thread exited");
+        // At most as many as before, not exactly as many: an fd something
+        // else in the process was closing when `before` was counted must not
+        // fail the test.
+        let settled = io_common::wait_until(Duration::from_secs(10), || fd_count() <= before);
+        let after = fd_count();
+        assert!(settled, "[{b:?}] fds left open after the thread exited: {after} open, {before} before");
     });
 }
 
@@ -243,10 +250,10 @@ fn select_same_fd_in_both_lists_and_repeated() {
             b
         });
         // Writable at once.
-        let (r, wl) = gevent::select::select(&[fd, fd], &[fd], Some(ms(500))).unwrap();
+        let (r, wl) = gevent::select::select(&[fd, fd], &[fd], Some(Duration::from_secs(10))).unwrap();
         assert_eq!((r, wl), (vec![], vec![fd]));
         // Readable later, waited twice on the same fd.
-        let (r, wl) = gevent::select::select(&[fd, fd], &[], Some(ms(500))).unwrap();
+        let (r, wl) = gevent::select::select(&[fd, fd], &[], Some(Duration::from_secs(10))).unwrap();
         assert_eq!((r, wl), (vec![fd, fd], vec![]));
         let _b = join_ok(w);
         drop(a);
@@ -348,8 +355,8 @@ fn default_pool_workers_end_with_their_thread() {
         .join()
         .unwrap();
         assert!(
-            rx.recv_timeout(Duration::from_secs(2)).is_ok(),
-            "[{b:?}] the exited thread's default-pool worker is still alive after 2 s"
+            rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "[{b:?}] the exited thread's default-pool worker is still alive after 10 s"
         );
     });
 }
@@ -366,7 +373,7 @@ fn signal_cancel_then_register_again_before_dispatch() {
         let h = gevent::signal::signal(gevent::signal::SIGUSR2, move || c.set(c.get() + 1)).unwrap();
         // SAFETY: raise only sends a signal to this thread.
         unsafe { libc::raise(libc::SIGUSR2) };
-        let ok = io_common::wait_until(Duration::from_secs(2), || hits.get() > 0);
+        let ok = io_common::wait_until(Duration::from_secs(10), || hits.get() > 0);
         h.cancel();
         assert!(ok, "[{:?}] the handler registered right after a cancel never ran", backend());
     });
