@@ -18,7 +18,7 @@ use crate::socket::{wait_read, wait_write};
 /// else to run, that is a LoopExit panic).
 ///
 /// # Errors
-/// `EBADF` if a listed fd is not open.
+/// `EBADF` if a listed fd is not open, `InvalidInput` if one is negative.
 ///
 /// # Blocking
 /// Until an fd is ready or `timeout` passes.
@@ -50,22 +50,40 @@ pub fn select(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> io
     let deadline = timeout.map(|d| crate::timer::after(Instant::now(), d));
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if left.is_some_and(|d| d.is_zero()) || !wait_any(rlist, wlist, left)? {
+        if left.is_some_and(|d| d.is_zero()) {
             return Ok((Vec::new(), Vec::new()));
         }
+        let failed = match wait_any(rlist, wlist, left)? {
+            Waited::TimedOut => return Ok((Vec::new(), Vec::new())),
+            Waited::Ready => None,
+            Waited::Failed(e) => Some(e),
+        };
         let ready = ready_set(rlist, wlist)?;
         // Empty: the readiness was used up (by another greenlet) before
-        // this one looked; wait again, within the deadline.
+        // this one looked; wait again, within the deadline. After a failed
+        // wait that `poll` does not explain, waiting again would fail the
+        // same way at once: the error is the answer.
         if !ready.0.is_empty() || !ready.1.is_empty() {
             return Ok(ready);
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
     }
 }
 
-/// Waits until one of the fds is ready (true) or `timeout` passes
-/// (false): on the fd itself when there is one, else on a private epoll
-/// set of them all (one wait, whatever the backend).
-fn wait_any(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> io::Result<bool> {
+/// How [`wait_any`] ended.
+enum Waited {
+    Ready,
+    TimedOut,
+    /// The wait itself failed; usually `poll` then reports the fd at fault.
+    Failed(io::Error),
+}
+
+/// Waits until one of the fds is ready or `timeout` passes: on the fd
+/// itself when there is one, else on a private epoll set of them all (one
+/// wait, whatever the backend).
+fn wait_any(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> io::Result<Waited> {
     let waited = match (rlist, wlist) {
         (&[fd], []) => wait_read(fd, timeout),
         ([], &[fd]) => wait_write(fd, timeout),
@@ -74,13 +92,12 @@ fn wait_any(rlist: &[RawFd], wlist: &[RawFd], timeout: Option<Duration>) -> io::
                 let _watch = SelectWatch::new(poke.as_raw_fd(), rlist.iter().chain(wlist).copied());
                 wait_read(set.as_raw_fd(), timeout)
             }
-            None => return Ok(true),
+            None => return Ok(Waited::Ready),
         },
     };
-    match waited {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(false),
-        // An error is a readiness too: the caller's poll reports it.
-        Err(_) => Ok(true),
-    }
+    Ok(match waited {
+        Ok(()) => Waited::Ready,
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Waited::TimedOut,
+        Err(e) => Waited::Failed(e),
+    })
 }

@@ -224,7 +224,7 @@ fn handlers_are_dropped_while_their_exiting_hub_still_runs() {
             })
             .unwrap();
         });
-        let greenlets = rx.recv_timeout(Duration::from_secs(2)).expect("the handler was dropped at thread exit");
+        let greenlets = rx.recv_timeout(Duration::from_secs(10)).expect("the handler was dropped at thread exit");
         let b = gevent::hub::backend();
         assert_eq!(greenlets, 1, "[{b:?}] only the main greenlet is left when the handlers go");
     });
@@ -251,7 +251,7 @@ fn a_handler_registered_by_a_dropped_handler_goes_too() {
             })
             .unwrap();
         });
-        rx.recv_timeout(Duration::from_secs(2)).expect("the handler registered during teardown was dropped");
+        rx.recv_timeout(Duration::from_secs(10)).expect("the handler registered during teardown was dropped");
     });
 }
 
@@ -270,5 +270,28 @@ fn a_yield_loop_does_not_starve_signal_delivery() {
         }
         assert_eq!(n.get(), 1, "the handler never ran during {yields} yields");
         handle.cancel();
+    });
+}
+
+/// A signal that arrived while every greenlet is blocked and nothing else
+/// can wake the main one runs its handler (which may wake it) before the
+/// hub gives up with LoopExit: the hub looks at its wake-ups once more
+/// first. The delivery used to be seen only after LoopExit was raised.
+#[test]
+fn a_delivered_signal_is_seen_before_loop_exit() {
+    both(|| {
+        for _ in 0..20 {
+            let got = gevent::event::Event::new();
+            let handle = signal(libc::SIGVTALRM, {
+                let got = got.clone();
+                move || got.set()
+            })
+            .unwrap();
+            gevent::sleep(Duration::ZERO); // the dispatcher parks
+                                           // SAFETY: raise(3) on this thread: delivered before it returns.
+            assert_eq!(unsafe { libc::raise(libc::SIGVTALRM) }, 0);
+            got.wait(); // LoopExit unless the delivery is seen first
+            handle.cancel();
+        }
     });
 }

@@ -256,3 +256,33 @@ fn a_caller_killed_in_output_leaves_no_zombie() {
         }
     });
 }
+
+/// A pipe end converts into a plain blocking fd, as std's do, and the
+/// command shows what was configured.
+#[test]
+fn pipe_ends_convert_into_blocking_fds() {
+    both(|| {
+        use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+        let mut cmd = sh("read line; echo \"got $line\"; echo oops >&2");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("A", "1").current_dir("/");
+        assert_eq!(cmd.get_envs().collect::<Vec<_>>(), [(std::ffi::OsStr::new("A"), Some(std::ffi::OsStr::new("1")))]);
+        assert_eq!(cmd.get_current_dir(), Some(std::path::Path::new("/")));
+        assert_eq!(cmd.as_std().get_program(), "sh");
+        let mut child = cmd.spawn().unwrap();
+        let stdin = OwnedFd::from(child.stdin.take().unwrap());
+        let stdout = OwnedFd::from(child.stdout.take().unwrap());
+        // SAFETY: the raw fd is ours (into_raw_fd gave it up).
+        let stderr = unsafe { OwnedFd::from_raw_fd(child.stderr.take().unwrap().into_raw_fd()) };
+        for fd in [&stdin, &stdout, &stderr] {
+            // SAFETY: F_GETFL on a live fd.
+            let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+            assert_eq!(flags & libc::O_NONBLOCK, 0, "a converted pipe end is blocking");
+        }
+        std::fs::File::from(stdin).write_all(b"x\n").unwrap();
+        let (mut out, mut err) = (String::new(), String::new());
+        std::fs::File::from(stdout).read_to_string(&mut out).unwrap();
+        std::fs::File::from(stderr).read_to_string(&mut err).unwrap();
+        assert_eq!((out.as_str(), err.as_str()), ("got x\n", "oops\n"));
+        assert!(child.wait().unwrap().success());
+    });
+}

@@ -211,6 +211,25 @@ impl Epoll {
         }
     }
 
+    /// Socket `id` shut `how` of `fd` down itself: the halves shut are
+    /// closed for good (their operations always try the syscall), and
+    /// their waiters go to `wake` to do so.
+    pub(super) fn shut_down(&self, fd: RawFd, id: u64, how: std::net::Shutdown, wake: Wake<'_>) {
+        use std::net::Shutdown;
+        let Some(k) = self.owned_reg(fd, id) else { return };
+        let mut regs = self.regs.borrow_mut();
+        let mut nodes = self.nodes.borrow_mut();
+        let reg = &mut regs[k];
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            reg.ready |= READY_READ | CLOSED_READ;
+            reg.readers.drain(&mut nodes, &mut *wake);
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            reg.ready |= READY_WRITE | CLOSED_WRITE;
+            reg.writers.drain(&mut nodes, &mut *wake);
+        }
+    }
+
     /// Enlists greenlet `me` to wait for `interest` on `fd`.
     pub(super) fn enlist(&self, fd: RawFd, id: u64, interest: Interest, me: usize) -> io::Result<(usize, WaitKey)> {
         let key = self.register(fd, id)?;

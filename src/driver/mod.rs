@@ -15,8 +15,11 @@
 //!   carrying ancillary data (`SCM_RIGHTS`, `SO_PASSCRED`): the data behind
 //!   it is read at the next edge, i.e. when more data arrives.
 //! - A writer blocked on a full Unix stream is not woken when the peer
-//!   shuts down its read side (the kernel reports no event for it); a write
-//!   timeout bounds that wait.
+//!   shuts down its read side, nor by its own side's write shutdown (the
+//!   kernel reports no event for either); a write timeout bounds that wait.
+//!   The socket's own `shutdown` wakes its waiters on the calling hub
+//!   itself (`Driver::shut_down`), which covers the same handle on its own
+//!   thread.
 
 pub(crate) mod blocking;
 mod epoll;
@@ -185,6 +188,14 @@ impl Driver {
         match &self.kind {
             Kind::Epoll(e) => e.deregister(fd, wake),
             Kind::Uring(u) => u.cancel_fd(fd),
+        }
+    }
+
+    /// Socket `id` shut `how` of `fd` down: see `hub::shut_down`. (On
+    /// io_uring the kernel retries the operations in flight by itself.)
+    pub(crate) fn shut_down(&self, fd: RawFd, id: u64, how: std::net::Shutdown, wake: Wake<'_>) {
+        if let Kind::Epoll(e) = &self.kind {
+            e.shut_down(fd, id, how, wake);
         }
     }
 

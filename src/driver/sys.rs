@@ -24,6 +24,32 @@ pub(crate) fn cvt_res(res: i32) -> io::Result<usize> {
     }
 }
 
+/// A Unix socket's local (or, with `peer`, peer) address as std gives it
+/// (std represents unnamed and abstract addresses; socket2 has no std
+/// value for them), read from `fd` in place: a dup of it would fail near
+/// the fd limit, losing an accepted connection.
+pub(crate) fn unix_addr(fd: std::os::fd::BorrowedFd<'_>, peer: bool) -> io::Result<std::os::unix::net::SocketAddr> {
+    // SAFETY: the std stream is a view of `fd`, which stays open for the
+    // call (it is borrowed); `ManuallyDrop` never closes it.
+    let view = std::mem::ManuallyDrop::new(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd.as_raw_fd()) });
+    if peer {
+        view.peer_addr()
+    } else {
+        view.local_addr()
+    }
+}
+
+/// A Unix socket address for `path`, refused (as std refuses it) when the
+/// path holds a NUL byte: the kernel would silently cut it there, or take
+/// a leading one for the abstract namespace.
+pub(crate) fn unix_path(path: &std::path::Path) -> io::Result<socket2::SockAddr> {
+    use std::os::unix::ffi::OsStrExt;
+    if path.as_os_str().as_bytes().contains(&0) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "paths must not contain interior null bytes"));
+    }
+    socket2::SockAddr::unix(path)
+}
+
 /// Sets or clears `O_NONBLOCK`.
 pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on a descriptor the caller owns; no memory.
@@ -67,9 +93,17 @@ pub(crate) fn poll_bits(interest: Interest) -> i16 {
 /// Whether `fd` is ready for `interest` right now (`poll(2)` with no wait).
 /// An error or hang-up condition counts as ready: the next call reports it.
 pub(crate) fn ready_now(fd: RawFd, interest: Interest) -> io::Result<bool> {
+    // `poll` skips a negative fd (never ready) and reports one that is not
+    // open as ready (`POLLNVAL`): both are `EBADF`, as io_uring says.
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
     let mut p = libc::pollfd { fd, events: poll_bits(interest), revents: 0 };
     // SAFETY: one pollfd, live for the call.
     let n = cvt(unsafe { libc::poll(&mut p, 1, 0) })?;
+    if p.revents & libc::POLLNVAL != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
     Ok(n > 0 && p.revents != 0)
 }
 
@@ -97,8 +131,13 @@ pub(crate) fn socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
 }
 
 /// The fds of `rlist` readable and of `wlist` writable right now (one
-/// `poll(2)` with no wait); `EBADF` if any is not an open fd, as select.
+/// `poll(2)` with no wait); `EBADF` if any is not an open fd, as select,
+/// and `InvalidInput` for a negative one (which `poll` would skip), as
+/// Python's `select` refuses it.
 pub(crate) fn ready_set(rlist: &[RawFd], wlist: &[RawFd]) -> io::Result<(Vec<RawFd>, Vec<RawFd>)> {
+    if rlist.iter().chain(wlist).any(|&fd| fd < 0) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "gevent: select on a negative file descriptor"));
+    }
     let entry = |fd, interest| libc::pollfd { fd, events: poll_bits(interest), revents: 0 };
     let mut fds: Vec<libc::pollfd> = rlist.iter().map(|&fd| entry(fd, Interest::Read)).collect();
     fds.extend(wlist.iter().map(|&fd| entry(fd, Interest::Write)));

@@ -22,6 +22,7 @@ enum Step {
 impl Hub {
     fn hub_step(&self) -> Step {
         let mut core = self.core.borrow_mut();
+        let mut looked = false;
         loop {
             self.pass_boundary(&mut core);
             match core.pop() {
@@ -40,6 +41,16 @@ impl Hub {
                     }
                     let deadline = core.timers.next_deadline();
                     if deadline.is_none() && !self.driver.waiting() {
+                        // Nothing waits for I/O, but something may have
+                        // arrived that wakes a greenlet (a signal the
+                        // dispatcher has not seen yet): one last look
+                        // without blocking, as libev polls once before
+                        // its loop ends.
+                        if !looked && self.driver.busy() {
+                            looked = true;
+                            self.driver.poll(Some(std::time::Duration::ZERO), &mut |g| core.unpark_io(g));
+                            continue;
+                        }
                         return Step::LoopExit;
                     }
                     return Step::Poll(deadline);

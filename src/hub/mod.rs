@@ -193,6 +193,19 @@ pub(crate) fn deregister(fd: std::os::fd::RawFd) {
     }
 }
 
+/// After socket `id`'s own `shutdown` of `fd`: on epoll, the greenlets
+/// of this hub waiting to use a half it shut retry at once (and find the
+/// end of file or `EPIPE`). A Unix socket reports no readiness edge for its
+/// own write shutdown, so a writer parked on a full buffer would wait for
+/// ever.
+pub(crate) fn shut_down(fd: std::os::fd::RawFd, id: u64, how: std::net::Shutdown) {
+    if let Some(h) = existing() {
+        if let Ok(mut core) = h.core.try_borrow_mut() {
+            h.driver.shut_down(fd, id, how, &mut |g| core.unpark(g));
+        }
+    }
+}
+
 /// While a `select` waits on its private epoll set: a close of a listed fd
 /// (through [`deregister`]) writes the set's eventfd, which ends the wait
 /// as a close ends a wait on the fd itself.

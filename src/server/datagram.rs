@@ -125,9 +125,12 @@ impl DatagramServer {
     ///
     /// # Blocking
     /// Until the server is stopped, or its receive loop ends on an error
-    /// that is not transient (reported on stderr; `Ok` is returned).
+    /// that is not transient (reported on stderr; `Ok` is returned). A
+    /// caller killed or timed out while it serves stops the server before
+    /// it goes on unwinding (as gevent's `serve_forever`).
     pub fn serve_forever(&self) -> io::Result<()> {
-        self.0.serving.serve_forever(|| self.start())
+        let me = self.clone();
+        self.0.serving.serve_forever(|| self.start(), move || me.stop())
     }
 
     /// Stops receiving, waits up to one second for running handlers (other

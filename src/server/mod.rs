@@ -93,11 +93,26 @@ impl Serving {
         Ok(())
     }
 
-    fn serve_forever(&self, start: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    /// Starts (if needed) and waits until stopped. A caller that leaves
+    /// early (killed, timed out) stops the server on its way out, in a
+    /// greenlet of its own that it joins, as gevent's `serve_forever` does
+    /// in its `finally`: a server nobody serves forever any more does not
+    /// go on accepting.
+    fn serve_forever(&self, start: impl FnOnce() -> io::Result<()>, stop: impl FnOnce() + 'static) -> io::Result<()> {
         if !self.started() {
             start()?;
         }
+        struct StopOnExit<F: FnOnce() + 'static>(Option<F>);
+        impl<F: FnOnce() + 'static> Drop for StopOnExit<F> {
+            fn drop(&mut self) {
+                if let Some(stop) = self.0.take() {
+                    crate::spawn(stop).join();
+                }
+            }
+        }
+        let mut on_exit = StopOnExit(Some(stop));
         self.stopped.wait();
+        on_exit.0 = None; // stopped already
         Ok(())
     }
 
@@ -203,16 +218,22 @@ impl StreamServer {
         self.0.serving.start(format!("StreamServer({})", self.0.addr), open, move || accept_loop(&inner))
     }
 
-    /// Starts (if needed) and blocks until [`stop`](Self::stop).
+    /// Starts (if needed) and blocks until [`stop`](Self::stop), or until
+    /// the accept loop meets a fatal error (the listener is no socket any
+    /// more: `EBADF`, `EINVAL`, `ENOTSOCK`; the server then closes, as
+    /// gevent's does).
     ///
     /// # Errors
     /// `NotConnected` when called after `stop`.
     ///
     /// # Blocking
     /// Until the server is stopped by another greenlet (or a signal
-    /// handler).
+    /// handler). A caller killed or timed out while it serves stops the
+    /// server before it goes on unwinding (as gevent's `serve_forever`),
+    /// which takes up to the stop's grace period.
     pub fn serve_forever(&self) -> io::Result<()> {
-        self.0.serving.serve_forever(|| self.start())
+        let me = self.clone();
+        self.0.serving.serve_forever(|| self.start(), move || me.stop())
     }
 
     /// [`stop_timeout`](Self::stop_timeout) with gevent's one-second grace.
@@ -274,6 +295,18 @@ fn accept_loop(inner: &Inner) {
                     Some(pool) => drop(pool.spawn(run)),
                     None => drop(inner.handlers.spawn(run)),
                 }
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK)) => {
+                // The listener was shut down or is no listening socket: no
+                // accept will ever succeed again. As gevent: report, close,
+                // and let `serve_forever` return.
+                inner.accept_errors.set(inner.accept_errors.get() + 1);
+                eprintln!("gevent: StreamServer({}) stops accepting: {e}", inner.addr);
+                drop(listener);
+                drop(inner.listener.borrow_mut().take());
+                drop(inner.serving.task.borrow_mut().take());
+                inner.serving.stopped.set();
+                return;
             }
             Err(e) => {
                 inner.accept_errors.set(inner.accept_errors.get() + 1);

@@ -16,8 +16,11 @@
 //! asked counts as draining the socket, as in tokio; data behind a TCP
 //! urgent mark or behind a Unix message carrying ancillary data
 //! (`SCM_RIGHTS`) is then read when more data arrives. A writer blocked on
-//! a full Unix stream is not woken when the peer shuts down its read side;
-//! a write timeout bounds that wait. The io_uring backend has neither limit.
+//! a full Unix stream is not woken when the peer shuts down its read side,
+//! nor when its own side is shut down for writing through another handle
+//! (a `try_clone`) or from another thread (the same handle's `shutdown` on
+//! its own thread does wake it); a write timeout bounds that wait. The
+//! io_uring backend has neither limit.
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -62,6 +65,10 @@ pub use unix::{UnixIncoming, UnixListener, UnixStream};
 
 /// Waits until `fd` is readable (or has an error or hang-up to report).
 ///
+/// # Errors
+/// `EBADF` when `fd` is not an open file descriptor (or is negative);
+/// `TimedOut` when `timeout` passes first.
+///
 /// # Blocking
 /// Parks the calling greenlet until then, or until `timeout` passes
 /// (`TimedOut`).
@@ -79,6 +86,9 @@ pub fn wait_read(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
 }
 
 /// Waits until `fd` is writable (or has an error to report).
+///
+/// # Errors
+/// As [`wait_read`].
 ///
 /// # Blocking
 /// As [`wait_read`].
@@ -188,6 +198,15 @@ impl Sock {
     /// socket2's view, for options and addresses.
     pub(crate) fn sock(&self) -> SockRef<'_> {
         SockRef::from(self.src.fd())
+    }
+
+    /// `shutdown(2)`, then the halves shut stop waiting for readiness on
+    /// this hub (see `hub::shut_down`).
+    pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        self.sock().shutdown(how)?;
+        let t = self.target();
+        crate::hub::shut_down(t.fd, t.id, how);
+        Ok(())
     }
 
     pub(crate) fn target(&self) -> Target<'_> {

@@ -153,7 +153,7 @@ impl TcpStream {
 
     /// Shuts down the read half, the write half or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.sock.sock().shutdown(how)
+        self.sock.shutdown(how)
     }
 
     /// Sets `TCP_NODELAY` (no Nagle delay for small writes).

@@ -6,18 +6,25 @@ use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, Socket, Type};
 
 use super::{fd_traits, options, stream_io, timeouts, Sock};
+use crate::driver::sys::{unix_addr, unix_path};
 
-/// A Unix socket's local or peer address, through std (which represents
-/// unnamed and abstract addresses; socket2 has no std value for them).
-fn unix_addr(fd: std::os::fd::BorrowedFd<'_>, peer: bool) -> io::Result<SocketAddr> {
-    let s = std::os::unix::net::UnixStream::from(fd.try_clone_to_owned()?);
-    if peer {
-        s.peer_addr()
-    } else {
-        s.local_addr()
+/// std's address as socket2's: a path, or an abstract name (a leading
+/// NUL byte, which socket2 takes for the abstract namespace).
+fn std_addr(addr: &SocketAddr) -> io::Result<socket2::SockAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    if let Some(path) = addr.as_pathname() {
+        return unix_path(path);
+    }
+    match addr.as_abstract_name() {
+        Some(name) => socket2::SockAddr::unix(std::ffi::OsStr::from_bytes(&[&[0], name].concat())),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "gevent: an unnamed Unix address cannot be bound or connected to",
+        )),
     }
 }
 
@@ -29,10 +36,38 @@ pub struct UnixListener {
 
 impl UnixListener {
     /// Binds to `path` and listens.
+    ///
+    /// # Errors
+    /// As std's: `AddrInUse` when the path exists, `InvalidInput` when it
+    /// holds a NUL byte.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
-        let a = SockAddr::unix(path)?;
-        let sock = Sock::for_addr(&a, Type::STREAM)?;
-        sock.sock().bind(&a)?;
+        UnixListener::listen_on(&unix_path(path.as_ref())?)
+    }
+
+    /// Binds to `addr` (a path, or on Linux an abstract name made with
+    /// `std::os::linux::net::SocketAddrExt::from_abstract_name`) and
+    /// listens, as std's `UnixListener::bind_addr`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an unnamed address; else as [`bind`](Self::bind).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::SocketAddr;
+    /// let name = format!("gevent-doc-{}", std::process::id());
+    /// let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    /// let listener = gevent::socket::UnixListener::bind_addr(&addr).unwrap();
+    /// let _client = gevent::socket::UnixStream::connect_addr(&addr).unwrap();
+    /// let (_conn, _peer) = listener.accept().unwrap();
+    /// ```
+    pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixListener> {
+        UnixListener::listen_on(&std_addr(addr)?)
+    }
+
+    fn listen_on(a: &socket2::SockAddr) -> io::Result<UnixListener> {
+        let sock = Sock::for_addr(a, Type::STREAM)?;
+        sock.sock().bind(a)?;
         sock.sock().listen(super::tcp::BACKLOG)?;
         Ok(UnixListener { sock })
     }
@@ -94,12 +129,30 @@ pub struct UnixStream {
 impl UnixStream {
     /// Connects to the socket at `path`.
     ///
+    /// # Errors
+    /// As std's; `InvalidInput` when the path holds a NUL byte.
+    ///
     /// # Blocking
     /// Parks while connecting.
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
-        let a = SockAddr::unix(path)?;
-        let sock = Sock::for_addr(&a, Type::STREAM)?;
-        sock.connect(&a, None)?;
+        UnixStream::connect_to(&unix_path(path.as_ref())?)
+    }
+
+    /// Connects to `addr` (a path or an abstract name), as std's
+    /// `UnixStream::connect_addr`; see [`UnixListener::bind_addr`].
+    ///
+    /// # Errors
+    /// `InvalidInput` for an unnamed address; else as [`connect`](Self::connect).
+    ///
+    /// # Blocking
+    /// Parks while connecting.
+    pub fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
+        UnixStream::connect_to(&std_addr(addr)?)
+    }
+
+    fn connect_to(a: &socket2::SockAddr) -> io::Result<UnixStream> {
+        let sock = Sock::for_addr(a, Type::STREAM)?;
+        sock.connect(a, None)?;
         Ok(UnixStream { sock })
     }
 
@@ -111,7 +164,7 @@ impl UnixStream {
 
     /// Shuts down the read half, the write half or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.sock.sock().shutdown(how)
+        self.sock.shutdown(how)
     }
 
     /// The peer's address.

@@ -133,6 +133,41 @@ impl Command {
         self.inner.get_args()
     }
 
+    /// The environment changes made (`None` values: removed), as std's.
+    pub fn get_envs(&self) -> std::process::CommandEnvs<'_> {
+        self.inner.get_envs()
+    }
+
+    /// The working directory set, if any.
+    pub fn get_current_dir(&self) -> Option<&Path> {
+        self.inner.get_current_dir()
+    }
+
+    /// The std command underneath.
+    pub fn as_std(&self) -> &std::process::Command {
+        &self.inner
+    }
+
+    /// The std command underneath, for what only std offers, such as
+    /// `std::os::unix::process::CommandExt` (`uid`, `gid`,
+    /// `process_group`, `arg0`, `pre_exec`). Set stdio through this
+    /// command's own [`stdin`](Self::stdin), [`stdout`](Self::stdout) and
+    /// [`stderr`](Self::stderr): those set here are replaced by the
+    /// defaults of `spawn`, `output` or `status`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::os::unix::process::CommandExt;
+    /// let mut cmd = gevent::subprocess::Command::new("sh");
+    /// // Exits with 1 when its process group is its own (pgid == pid).
+    /// cmd.args(["-c", "exit $(($$ == $(cut -d' ' -f5 /proc/$$/stat)))"]);
+    /// cmd.as_std_mut().process_group(0); // its own process group
+    /// assert_eq!(cmd.status().unwrap().code(), Some(1));
+    /// ```
+    pub fn as_std_mut(&mut self) -> &mut std::process::Command {
+        &mut self.inner
+    }
+
     /// Starts the child; unconfigured stdio is inherited.
     ///
     /// # Blocking

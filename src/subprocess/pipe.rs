@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::process::Stdio;
 
 use crate::driver::{op, sys, Source};
@@ -17,10 +17,16 @@ fn source(fd: impl Into<OwnedFd>) -> io::Result<Source> {
 /// Hands a pipe end to another child: blocking again, as programs expect
 /// their stdio to be.
 fn into_stdio(src: Source) -> Stdio {
+    Stdio::from(into_blocking(src))
+}
+
+/// The pipe end's fd, out of the hub and blocking again (as std's pipe
+/// ends are).
+fn into_blocking(src: Source) -> OwnedFd {
     let fd = src.into_owned();
     // Only fails for a closed fd, which an owned one is not.
     let _ = sys::set_nonblocking(fd.as_raw_fd(), false);
-    Stdio::from(fd)
+    fd
 }
 
 fn read(src: &Source, buf: &mut [u8]) -> io::Result<usize> {
@@ -128,6 +134,21 @@ macro_rules! pipe_end {
         impl From<$name> for Stdio {
             fn from(pipe: $name) -> Stdio {
                 into_stdio(pipe.src)
+            }
+        }
+
+        /// The pipe end's fd, as std's conversion gives it: blocking
+        /// again, and no longer known to the hub.
+        impl From<$name> for OwnedFd {
+            fn from(pipe: $name) -> OwnedFd {
+                into_blocking(pipe.src)
+            }
+        }
+
+        /// As `From<_> for OwnedFd`; the caller owns the fd.
+        impl IntoRawFd for $name {
+            fn into_raw_fd(self) -> RawFd {
+                OwnedFd::from(self).into_raw_fd()
             }
         }
 

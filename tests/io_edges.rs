@@ -1,0 +1,233 @@
+//! Edge cases of select, raw fd waits, servers and Unix sockets found by
+//! review; each test body runs on both backends.
+
+mod io_common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::unix::net::SocketAddr as UnixAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use gevent::server::{DatagramServer, StreamServer};
+use gevent::socket::{wait_read, wait_write, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use io_common::{both, both_exclusive, join_ok, ms, nofile_limit, set_nofile_soft};
+
+const LOCAL: &str = "127.0.0.1:0";
+
+/// A fresh socket path in the temp dir (removed if it exists).
+fn sock_path(tag: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!(
+        "gevent-edges-{}-{tag}-{:?}.sock",
+        std::process::id(),
+        gevent::hub::backend()
+    ));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// A negative fd in `select` is refused (Python raises `ValueError`); it
+/// used to spin, with a timeout until it passed, without one forever (and
+/// on epoll without ever parking, hanging the hub).
+#[test]
+fn select_refuses_a_negative_fd() {
+    both(|| {
+        for (r, w, timeout) in [(&[-1][..], &[][..], Some(ms(500))), (&[], &[-5], None), (&[-1], &[], None)] {
+            let t = Instant::now();
+            let e = gevent::select::select(r, w, timeout).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert!(t.elapsed() < Duration::from_secs(5), "select waited {:?} before refusing", t.elapsed());
+        }
+    });
+}
+
+/// A raw wait on an fd that is not open fails with `EBADF` on both
+/// backends (epoll's poll counted `POLLNVAL` as ready: `Ok`).
+#[test]
+fn waiting_on_a_closed_fd_is_ebadf() {
+    both(|| {
+        let closed = std::fs::File::open("/dev/null").unwrap().into_raw_fd();
+        // SAFETY: the fd was just opened and is ours to close.
+        unsafe { libc::close(closed) };
+        for fd in [closed, 1_000_000, -1] {
+            for r in [wait_read(fd, Some(ms(100))), wait_write(fd, Some(ms(100)))] {
+                let e = r.expect_err("a wait on a closed fd");
+                assert_eq!(e.raw_os_error(), Some(libc::EBADF), "fd {fd}: {e}");
+            }
+        }
+    });
+}
+
+/// However `serve_forever`'s caller leaves (killed, timed out), the server
+/// stops, as gevent's (its `finally` stops the server): it used to go on
+/// accepting, and `start` then said `AlreadyExists`.
+#[test]
+fn a_killed_serve_forever_stops_its_server() {
+    both(|| {
+        let server = StreamServer::new(LOCAL, |_c, _p| {}).unwrap();
+        let serving = gevent::spawn({
+            let server = server.clone();
+            move || server.serve_forever()
+        });
+        gevent::sleep(ms(20));
+        serving.kill();
+        assert!(serving.dead());
+        let e = TcpStream::connect(server.local_addr()).expect_err("the listener is closed");
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+        assert_eq!(server.start().unwrap_err().kind(), ErrorKind::NotConnected);
+
+        let server = StreamServer::new(LOCAL, |_c, _p| {}).unwrap();
+        assert!(gevent::with_timeout(ms(20), || server.serve_forever()).is_err());
+        let e = TcpStream::connect(server.local_addr()).expect_err("the listener is closed");
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+
+        let echo = DatagramServer::new(LOCAL, |b: &[u8], peer, s: &DatagramServer| {
+            s.send_to(b, peer).unwrap();
+        })
+        .unwrap();
+        assert!(gevent::with_timeout(ms(20), || echo.serve_forever()).is_err());
+        let client = UdpSocket::bind(LOCAL).unwrap();
+        client.set_read_timeout(Some(ms(100))).unwrap();
+        client.send_to(b"anyone?", echo.local_addr()).unwrap();
+        let e = client.recv_from(&mut [0u8; 8]).expect_err("nobody echoes");
+        assert!(matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::ConnectionRefused), "{e}");
+    });
+}
+
+/// An accept error that no retry can cure (the listener was shut down:
+/// `EINVAL`) closes the server and ends `serve_forever`, as gevent's
+/// `fatal_errors`; it used to be retried every 5 ms forever.
+#[test]
+fn a_fatal_accept_error_ends_serve_forever() {
+    both(|| {
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let fd = listener.as_raw_fd();
+        let server = StreamServer::from_listener(listener, |_c, _p| {});
+        let serving = gevent::spawn({
+            let server = server.clone();
+            move || server.serve_forever()
+        });
+        gevent::sleep(ms(20));
+        // SAFETY: shuts down (does not close) the listener the server owns.
+        assert_eq!(unsafe { libc::shutdown(fd, libc::SHUT_RDWR) }, 0);
+        assert!(serving.join_timeout(Duration::from_secs(10)), "serve_forever still running");
+        join_ok(serving).unwrap();
+        assert!(server.accept_errors() >= 1);
+        assert!(server.accept_errors() < 10, "{} accept errors: the error was retried", server.accept_errors());
+        assert_eq!(server.start().unwrap_err().kind(), ErrorKind::NotConnected);
+        server.stop();
+    });
+}
+
+/// A Unix accept with one fd left to the process succeeds, as std's: the
+/// peer's address used to be read through a dup of the new fd, which
+/// failed with `EMFILE` and lost the connection.
+#[test]
+fn a_unix_accept_needs_one_fd_only() {
+    both_exclusive(|| {
+        let path = sock_path("emfile");
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut client = UnixStream::connect(&path).unwrap();
+        client.write_all(b"hi").unwrap();
+        let (soft, _) = nofile_limit();
+        let mut fill = Vec::new();
+        let highest = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .max()
+            .unwrap();
+        set_nofile_soft(highest + 64);
+        let accepted = {
+            while let Ok(f) = std::fs::File::open("/dev/null") {
+                fill.push(f);
+            }
+            fill.pop(); // exactly one fd free
+            listener.accept()
+        };
+        drop(fill);
+        set_nofile_soft(soft);
+        let (mut conn, _peer) = accepted.expect("accept with one fd free");
+        let mut b = [0u8; 2];
+        conn.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"hi");
+        assert!(conn.peer_addr().unwrap().is_unnamed());
+        let _ = std::fs::remove_file(&path);
+    });
+}
+
+/// A Unix path with a NUL byte is refused, as std refuses it; the kernel
+/// used to get the path cut at the NUL (binding or reaching another
+/// socket), or a leading NUL made it abstract.
+#[test]
+fn unix_paths_with_nul_bytes_are_refused() {
+    both(|| {
+        let path = sock_path("nul");
+        let _real = UnixListener::bind(&path).unwrap();
+        let mut with_nul = path.clone().into_os_string();
+        with_nul.push("\0zzz");
+        for p in [std::path::PathBuf::from(with_nul), "\0abstract".into()] {
+            assert_eq!(UnixListener::bind(&p).unwrap_err().kind(), ErrorKind::InvalidInput, "{p:?}");
+            assert_eq!(UnixStream::connect(&p).unwrap_err().kind(), ErrorKind::InvalidInput, "{p:?}");
+        }
+        let _ = std::fs::remove_file(&path);
+    });
+}
+
+/// Abstract names (Linux), as std's `bind_addr` / `connect_addr`.
+#[test]
+fn unix_abstract_addresses() {
+    use std::os::linux::net::SocketAddrExt;
+    both(|| {
+        let name = format!("gevent-edges-{}-{:?}", std::process::id(), gevent::hub::backend());
+        let addr = UnixAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let listener = UnixListener::bind_addr(&addr).unwrap();
+        assert_eq!(listener.local_addr().unwrap().as_abstract_name(), Some(name.as_bytes()));
+        let mut client = UnixStream::connect_addr(&addr).unwrap();
+        let (mut conn, _) = listener.accept().unwrap();
+        client.write_all(b"abs").unwrap();
+        let mut b = [0u8; 3];
+        conn.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"abs");
+        assert_eq!(conn.local_addr().unwrap().as_abstract_name(), Some(name.as_bytes()));
+        let e = UnixListener::bind_addr(&addr).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
+        // Paths work through the address form too; unnamed ones cannot.
+        let path = sock_path("addr");
+        let by_path = UnixListener::bind_addr(&UnixAddr::from_pathname(&path).unwrap()).unwrap();
+        drop(UnixStream::connect_addr(&UnixAddr::from_pathname(&path).unwrap()).unwrap());
+        drop(by_path.accept().unwrap());
+        let unnamed = client.local_addr().unwrap();
+        assert_eq!(UnixStream::connect_addr(&unnamed).unwrap_err().kind(), ErrorKind::InvalidInput);
+        let _ = std::fs::remove_file(&path);
+    });
+}
+
+/// A writer parked on a full Unix stream is woken by its own side's write
+/// shutdown (`EPIPE`): on epoll the kernel reports no edge for it, and the
+/// writer waited forever.
+#[test]
+fn own_write_shutdown_wakes_a_parked_writer() {
+    both(|| {
+        for how in [Shutdown::Write, Shutdown::Both] {
+            let (a, _b) = UnixStream::pair().unwrap();
+            a.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+            let a = Rc::new(a);
+            let writer = gevent::spawn({
+                let a = a.clone();
+                move || {
+                    let chunk = vec![0u8; 1 << 16];
+                    loop {
+                        if let Err(e) = (&*a).write(&chunk) {
+                            return e.kind();
+                        }
+                    }
+                }
+            });
+            gevent::sleep(ms(20));
+            assert!(!writer.ready(), "the writer filled the buffer and parked");
+            a.shutdown(how).unwrap();
+            assert_eq!(join_ok(writer), ErrorKind::BrokenPipe, "{how:?}");
+        }
+    });
+}
