@@ -22,6 +22,21 @@
 //! Scheduling is FIFO and deterministic: a spawned greenlet runs when the
 //! spawner blocks or yields; wake-ups append to the back of the run queue;
 //! timers fire by (deadline, creation order).
+//!
+//! ## What the greenlets of a thread share
+//!
+//! Greenlets are not threads; what std keeps per thread, they share:
+//! - A blocking std call (`std::thread::sleep`, `std::sync::Mutex::lock`
+//!   on a contended lock, `std::net` I/O) stops every greenlet of the
+//!   thread. Use gevent's: [`sleep`], [`lock`], [`socket`], or
+//!   [`spawn_blocking`] for code that must block.
+//! - `thread_local!` values: one per thread, seen by all its greenlets; for
+//!   one per greenlet, use [`local::Local`].
+//! - `std::thread::panicking()`: while a greenlet unwinding from a panic
+//!   blocks in a destructor (a `Drop` that sleeps, joins or waits), every
+//!   other greenlet of the thread sees `true` (std counts panics per
+//!   thread). A std `MutexGuard` taken before that moment and dropped
+//!   during it marks its mutex poisoned; gevent's own locks do not poison.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs, missing_debug_implementations)]
 

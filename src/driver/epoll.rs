@@ -203,6 +203,13 @@ impl Epoll {
         self.owned_reg(fd, id).is_some_and(|k| self.regs.borrow()[k].ready & (ready | closed) == 0)
     }
 
+    /// True when socket `id`'s `interest` half is closed for good (a
+    /// `shutdown`, a hang-up, an error).
+    pub(super) fn is_shut(&self, fd: RawFd, id: u64, interest: Interest) -> bool {
+        let closed = ready_bits(interest).1;
+        self.owned_reg(fd, id).is_some_and(|k| self.regs.borrow()[k].ready & closed != 0)
+    }
+
     /// Records that `interest` readiness was used up (`EAGAIN`, or a short
     /// read or write).
     pub(super) fn clear_ready(&self, fd: RawFd, id: u64, interest: Interest) {

@@ -46,6 +46,7 @@
 mod tcp;
 mod udp;
 mod unix;
+mod unix_datagram;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -62,6 +63,7 @@ use crate::driver::{Interest, Source};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixIncoming, UnixListener, UnixStream};
+pub use unix_datagram::UnixDatagram;
 
 /// Waits until `fd` is readable (or has an error or hang-up to report).
 ///
@@ -246,8 +248,19 @@ impl Sock {
         op::run(self.target(), &mut op::Recv { buf, flags: 0, stream: false }, self.read_timeout())
     }
 
+    /// Sends on a stream socket.
     pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        op::run(self.target(), &mut op::Send { buf }, self.write_timeout())
+        op::run(self.target(), &mut op::Send { buf, datagram: false }, self.write_timeout())
+    }
+
+    /// Sends one datagram to the connected peer.
+    pub(crate) fn send_dgram(&self, buf: &[u8]) -> io::Result<usize> {
+        op::run(self.target(), &mut op::Send { buf, datagram: true }, self.write_timeout())
+    }
+
+    /// Reads the next datagram without taking it off the queue.
+    pub(crate) fn peek_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
+        op::run(self.target(), &mut op::Recv { buf, flags: libc::MSG_PEEK, stream: false }, self.read_timeout())
     }
 
     pub(crate) fn accept(&self) -> io::Result<(Sock, SockAddr)> {
@@ -284,8 +297,10 @@ impl Sock {
         op::run(self.target(), &mut op::SendTo::new(buf, addr), self.write_timeout())
     }
 
-    pub(crate) fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
-        let mut r = op::RecvFrom::new(buf);
+    /// Receives one datagram and its sender; with `MSG_PEEK` in `flags`,
+    /// leaves it queued.
+    pub(crate) fn recv_from(&self, buf: &mut [u8], flags: i32) -> io::Result<(usize, SockAddr)> {
+        let mut r = op::RecvFrom::new(buf, flags);
         let n = op::run(self.target(), &mut r, self.read_timeout())?;
         Ok((n, r.peer()))
     }
@@ -372,9 +387,17 @@ macro_rules! fd_traits {
                 self.sock.as_fd()
             }
         }
+        /// The fd, out of the hub; it stays non-blocking (a std socket
+        /// made from it wants `set_nonblocking(false)` before it blocks).
         impl std::os::fd::IntoRawFd for $t {
             fn into_raw_fd(self) -> std::os::fd::RawFd {
                 std::os::fd::IntoRawFd::into_raw_fd(self.sock.into_owned())
+            }
+        }
+        /// As `IntoRawFd`.
+        impl From<$t> for std::os::fd::OwnedFd {
+            fn from(s: $t) -> std::os::fd::OwnedFd {
+                s.sock.into_owned()
             }
         }
         impl From<std::os::fd::OwnedFd> for $t {

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
 use socket2::{SockAddr, Type};
 
@@ -63,7 +63,7 @@ impl UdpSocket {
     /// # Blocking
     /// Parks until a datagram arrives (bounded by the read timeout).
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let (n, a) = self.sock.recv_from(buf)?;
+        let (n, a) = self.sock.recv_from(buf, 0)?;
         Ok((n, inet(a)?))
     }
 
@@ -72,7 +72,7 @@ impl UdpSocket {
     /// # Blocking
     /// As [`send_to`](Self::send_to).
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.sock.send(buf)
+        self.sock.send_dgram(buf)
     }
 
     /// Receives from the connected peer.
@@ -81,6 +81,38 @@ impl UdpSocket {
     /// As [`recv_from`](Self::recv_from).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.recv_dgram(buf)
+    }
+
+    /// Reads the next datagram without taking it: the next receive gets it
+    /// again. A datagram longer than `buf` fills it (the rest is not lost).
+    ///
+    /// # Blocking
+    /// As [`recv`](Self::recv). A greenlet killed or timed out while parked
+    /// here leaves the queue untouched.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock.peek_dgram(buf)
+    }
+
+    /// As [`peek`](Self::peek), with the sender's address.
+    ///
+    /// # Blocking
+    /// As [`recv_from`](Self::recv_from); a kill or timeout leaves the
+    /// queue untouched.
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::socket::UdpSocket;
+    /// let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// a.send_to(b"ping", b.local_addr().unwrap()).unwrap();
+    /// let mut buf = [0u8; 8];
+    /// let peeked = b.peek_from(&mut buf).unwrap();
+    /// assert_eq!(peeked, b.recv_from(&mut buf).unwrap());
+    /// assert_eq!(peeked.1, a.local_addr().unwrap());
+    /// ```
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let (n, a) = self.sock.recv_from(buf, libc::MSG_PEEK)?;
+        Ok((n, inet(a)?))
     }
 
     /// The bound address.
@@ -107,6 +139,67 @@ impl UdpSocket {
     /// timeouts.
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         Ok(UdpSocket { sock: self.sock.try_clone()? })
+    }
+}
+
+/// Multicast options, as std's (`IP_MULTICAST_*`, `IP_ADD_MEMBERSHIP`, ...).
+impl UdpSocket {
+    /// Sets whether multicast datagrams sent from this socket loop back to
+    /// local sockets (`IP_MULTICAST_LOOP`).
+    pub fn set_multicast_loop_v4(&self, multicast_loop_v4: bool) -> io::Result<()> {
+        self.sock.sock().set_multicast_loop_v4(multicast_loop_v4)
+    }
+
+    /// Whether multicast datagrams loop back (`IP_MULTICAST_LOOP`).
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.sock.sock().multicast_loop_v4()
+    }
+
+    /// Sets the time-to-live of outgoing multicast datagrams
+    /// (`IP_MULTICAST_TTL`; 1 keeps them on the local network).
+    pub fn set_multicast_ttl_v4(&self, multicast_ttl_v4: u32) -> io::Result<()> {
+        self.sock.sock().set_multicast_ttl_v4(multicast_ttl_v4)
+    }
+
+    /// The time-to-live of outgoing multicast datagrams (`IP_MULTICAST_TTL`).
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.sock.sock().multicast_ttl_v4()
+    }
+
+    /// Sets whether IPv6 multicast datagrams loop back (`IPV6_MULTICAST_LOOP`).
+    pub fn set_multicast_loop_v6(&self, multicast_loop_v6: bool) -> io::Result<()> {
+        self.sock.sock().set_multicast_loop_v6(multicast_loop_v6)
+    }
+
+    /// Whether IPv6 multicast datagrams loop back (`IPV6_MULTICAST_LOOP`).
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.sock.sock().multicast_loop_v6()
+    }
+
+    /// Joins the IPv4 multicast group `multiaddr` on the interface with
+    /// address `interface` (`UNSPECIFIED`: the kernel picks one by route).
+    ///
+    /// # Errors
+    /// As the kernel's: `ENODEV` when no interface fits (no multicast
+    /// route), `EINVAL` when `multiaddr` is not a multicast address.
+    pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.sock.sock().join_multicast_v4(multiaddr, interface)
+    }
+
+    /// Joins the IPv6 multicast group `multiaddr` on interface index
+    /// `interface` (0: the kernel picks one).
+    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.sock.sock().join_multicast_v6(multiaddr, interface)
+    }
+
+    /// Leaves a group joined with [`join_multicast_v4`](Self::join_multicast_v4).
+    pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.sock.sock().leave_multicast_v4(multiaddr, interface)
+    }
+
+    /// Leaves a group joined with [`join_multicast_v6`](Self::join_multicast_v6).
+    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.sock.sock().leave_multicast_v6(multiaddr, interface)
     }
 }
 

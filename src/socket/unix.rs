@@ -13,7 +13,7 @@ use crate::driver::sys::{unix_addr, unix_path};
 
 /// std's address as socket2's: a path, or an abstract name (a leading
 /// NUL byte, which socket2 takes for the abstract namespace).
-fn std_addr(addr: &SocketAddr) -> io::Result<socket2::SockAddr> {
+pub(super) fn std_addr(addr: &SocketAddr) -> io::Result<socket2::SockAddr> {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::ffi::OsStrExt;
     if let Some(path) = addr.as_pathname() {

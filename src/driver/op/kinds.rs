@@ -38,11 +38,16 @@ unsafe impl Op for Recv<'_> {
     fn drained(&self, n: usize) -> bool {
         self.stream && n > 0 && n < self.buf.len() && self.flags & libc::MSG_PEEK == 0
     }
+    fn when_shut(&self) -> Option<usize> {
+        (!self.stream).then_some(0)
+    }
 }
 
 /// `send(2)` from a buffer (never raising SIGPIPE).
 pub(crate) struct Send<'a> {
     pub(crate) buf: &'a [u8],
+    /// A datagram socket's (see [`Op::syscall_only`]).
+    pub(crate) datagram: bool,
 }
 
 // SAFETY: the entry names `buf`, borrowed for the op's life.
@@ -50,6 +55,9 @@ unsafe impl Op for Send<'_> {
     const INTEREST: Interest = Interest::Write;
     fn try_first(&self) -> bool {
         true
+    }
+    fn syscall_only(&self) -> bool {
+        self.datagram
     }
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
         let len = self.buf.len().min(u32::MAX as usize) as u32;
@@ -230,16 +238,18 @@ unsafe impl Op for Connect<'_> {
 /// `recvmsg(2)` with a source address (UDP `recv_from`).
 pub(crate) struct RecvFrom<'a> {
     buf: &'a mut [u8],
+    /// `MSG_PEEK` or 0.
+    flags: i32,
     addr: SockAddrStorage,
     iov: libc::iovec,
     msg: libc::msghdr,
 }
 
 impl<'a> RecvFrom<'a> {
-    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+    pub(crate) fn new(buf: &'a mut [u8], flags: i32) -> Self {
         let iov = libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 };
         // SAFETY: msghdr is a plain C struct; all-zero is valid.
-        RecvFrom { buf, addr: SockAddrStorage::zeroed(), iov, msg: unsafe { std::mem::zeroed() } }
+        RecvFrom { buf, flags, addr: SockAddrStorage::zeroed(), iov, msg: unsafe { std::mem::zeroed() } }
     }
 
     /// Points the msghdr at this op's own fields (they do not move while
@@ -266,12 +276,15 @@ unsafe impl Op for RecvFrom<'_> {
     const INTEREST: Interest = Interest::Read;
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
         let msg = self.prepare();
-        opcode::RecvMsg::new(types::Fd(fd), msg).build()
+        opcode::RecvMsg::new(types::Fd(fd), msg).flags(self.flags as u32).build()
     }
     fn attempt(&mut self, fd: RawFd) -> io::Result<usize> {
         let msg = self.prepare();
         // SAFETY: `msg` names live buffers of the sizes it states.
-        sys::cvt(unsafe { libc::recvmsg(fd, msg, libc::MSG_DONTWAIT) }).map(|n| n as usize)
+        sys::cvt(unsafe { libc::recvmsg(fd, msg, self.flags | libc::MSG_DONTWAIT) }).map(|n| n as usize)
+    }
+    fn when_shut(&self) -> Option<usize> {
+        Some(0)
     }
 }
 
@@ -304,6 +317,11 @@ impl<'a> SendTo<'a> {
 unsafe impl Op for SendTo<'_> {
     const INTEREST: Interest = Interest::Write;
     fn try_first(&self) -> bool {
+        true
+    }
+    /// Datagram sockets only: the ring's retry of a send that found the
+    /// peer's queue full can go out empty (see [`Op::syscall_only`]).
+    fn syscall_only(&self) -> bool {
         true
     }
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {

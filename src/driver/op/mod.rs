@@ -38,6 +38,21 @@ pub(crate) unsafe trait Op {
     fn try_first(&self) -> bool {
         false
     }
+    /// io_uring, with [`try_first`](Self::try_first): once the syscall
+    /// would block, wait for readiness and try it again rather than hand
+    /// the operation to the ring. A datagram send: the kernel copies the
+    /// datagram before it finds the peer's queue full, and the ring's retry
+    /// of that send then goes out empty.
+    fn syscall_only(&self) -> bool {
+        false
+    }
+    /// epoll: what the operation returns when the syscall would block on a
+    /// half closed for good (`shutdown`): a datagram receive then reads
+    /// nothing (0), as a blocking one does, where the non-blocking
+    /// syscall says `EAGAIN`.
+    fn when_shut(&self) -> Option<usize> {
+        None
+    }
     /// io_uring: the flags of the operation's completion (`IORING_CQE_F_*`).
     fn completed(&mut self, _flags: u32) {}
     /// Whether the entry may name its fd as a fixed file (the fd is its
@@ -154,7 +169,14 @@ fn run_epoll<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Resul
         }
         wait_first = true;
         match op.attempt(t.fd) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => with_epoll(|e| e.clear_ready(t.fd, t.id, O::INTEREST)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Some(n) = op.when_shut() {
+                    if with_epoll(|e| e.is_shut(t.fd, t.id, O::INTEREST)) {
+                        return Ok(n);
+                    }
+                }
+                with_epoll(|e| e.clear_ready(t.fd, t.id, O::INTEREST))
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => wait_first = false,
             Ok(n) => {
                 if op.drained(n) {
@@ -196,6 +218,10 @@ fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Resul
         loop {
             match op.attempt(t.fd) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && op.syscall_only() => {
+                    let (res, _) = submit_and_wait(t, &mut Poll(O::INTEREST), deadline)?;
+                    sys::cvt_res(res)?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 r => return r,
             }
