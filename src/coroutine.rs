@@ -71,6 +71,14 @@ impl Yielder {
 
 /// A stackful coroutine on a pooled, guard-protected stack.
 ///
+/// The coroutine has no identity of its own: gevent calls made inside it
+/// (`sleep`, `with_timeout`, socket I/O, `getcurrent`) act for the greenlet
+/// that resumed it. So a `with_timeout` scope left open across a
+/// [`suspend`](Yielder::suspend) keeps its timer: when it expires, the
+/// greenlet that resumed the coroutine is interrupted wherever it is
+/// (gevent's `Timeout` started and not cancelled behaves the same). Close
+/// such scopes before suspending.
+///
 /// # Examples
 /// ```
 /// use gevent::coroutine::{Coroutine, CoroutineResult};

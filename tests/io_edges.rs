@@ -231,3 +231,61 @@ fn own_write_shutdown_wakes_a_parked_writer() {
         }
     });
 }
+
+/// A connected UDP socket that got a port-unreachable reports it once;
+/// a later receive waits again (on epoll the error's sticky "closed" mark
+/// made every later receive return `Ok(0)` at once).
+#[test]
+fn a_udp_receive_after_an_icmp_error_waits_again() {
+    both(|| {
+        let dead = std::net::UdpSocket::bind(LOCAL).unwrap().local_addr().unwrap();
+        let s = Rc::new(UdpSocket::bind(LOCAL).unwrap());
+        s.connect(dead).unwrap();
+        s.set_read_timeout(Some(ms(100))).unwrap();
+        let receiver = {
+            let s = s.clone();
+            gevent::spawn(move || {
+                let first = s.recv(&mut [0u8; 8]).map_err(|e| e.kind());
+                let t = Instant::now();
+                let second = s.recv(&mut [0u8; 8]).map_err(|e| e.kind());
+                (first, second, t.elapsed())
+            })
+        };
+        gevent::sleep(ms(10));
+        s.send(b"x").unwrap();
+        let (first, second, took) = join_ok(receiver);
+        assert_eq!(first, Err(ErrorKind::ConnectionRefused));
+        assert_eq!(second, Err(ErrorKind::TimedOut));
+        assert!(took >= ms(100), "the second receive returned after {took:?}");
+    });
+}
+
+/// A handler serving its own (started) server forever under a timeout:
+/// when the timeout unwinds it, the server stops without waiting for that
+/// handler (it waited on itself for ever).
+#[test]
+fn a_handler_serving_its_own_server_forever_can_time_out() {
+    both(|| {
+        let slot: Rc<std::cell::RefCell<Option<StreamServer>>> = Default::default();
+        let done = gevent::event::AsyncResult::new();
+        let server = StreamServer::new(LOCAL, {
+            let (slot, done) = (slot.clone(), done.clone());
+            move |_c: TcpStream, _p| {
+                let server = slot.borrow().clone().unwrap();
+                done.set(gevent::with_timeout(ms(20), || server.serve_forever()).is_err());
+            }
+        })
+        .unwrap();
+        *slot.borrow_mut() = Some(server.clone());
+        server.start().unwrap();
+        let _client = TcpStream::connect(server.local_addr()).unwrap();
+        assert_eq!(
+            done.get_timeout(Duration::from_secs(10)),
+            Ok(true),
+            "the handler's serve_forever timed out and returned"
+        );
+        let e = TcpStream::connect(server.local_addr()).expect_err("the server stopped");
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+        slot.borrow_mut().take();
+    });
+}

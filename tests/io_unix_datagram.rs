@@ -355,16 +355,76 @@ fn shutdown_read_ends_receives() {
     both(|| {
         let (_a, b) = UnixDatagram::pair().unwrap();
         let b = Rc::new(b);
-        b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let receiver = {
             let b = b.clone();
             gevent::spawn(move || b.recv(&mut [0u8; 8]))
         };
+        let receiver_from = {
+            let b = b.clone();
+            gevent::spawn(move || b.recv_from(&mut [0u8; 8]))
+        };
         gevent::sleep(ms(5));
         b.shutdown(Shutdown::Read).unwrap();
         assert_eq!(join_ok(receiver).unwrap(), 0, "parked receive");
+        let (n, from) = join_ok(receiver_from).unwrap();
+        assert!(n == 0 && from.is_unnamed(), "parked recv_from: {n}, {from:?}");
         assert_eq!(b.recv(&mut [0u8; 8]).unwrap(), 0, "receive after the shutdown");
+        assert_eq!(b.peek(&mut [0u8; 8]).unwrap(), 0, "peek after the shutdown");
+        for (what, r) in [("recv_from", b.recv_from(&mut [0u8; 8])), ("peek_from", b.peek_from(&mut [0u8; 8]))] {
+            let (n, from) = r.unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(n == 0 && from.is_unnamed(), "{what} after the shutdown: {n}, {from:?}, as std's");
+        }
     });
+}
+
+/// An unconnected send to a full receiver waits without spinning: its own
+/// socket stays writable (no readiness says when the receiver has room),
+/// and it used to retry at once, burning the core for the whole wait.
+#[test]
+fn an_unconnected_send_to_a_full_receiver_does_not_spin() {
+    both(|| {
+        let dir = TempDir::new();
+        let path = dir.path("full");
+        let receiver = Rc::new(bound(&path));
+        let filler = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        filler.set_nonblocking(true).unwrap();
+        let mut queued = 0;
+        while filler.send_to(b"fill", &path).is_ok() {
+            queued += 1;
+        }
+        let sender = UnixDatagram::unbound().unwrap();
+        sender.set_write_timeout(Some(ms(300))).unwrap();
+        let (t, cpu) = (Instant::now(), thread_cpu());
+        let e = sender.send_to(b"x", &path).unwrap_err();
+        let (took, used) = (t.elapsed(), thread_cpu() - cpu);
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        assert!(took >= ms(300), "timed out after {took:?}");
+        assert!(used < took / 3, "{used:?} of CPU in a {took:?} wait: it spun");
+        // Once the receiver makes room, the send goes through.
+        sender.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        let drain = {
+            let receiver = receiver.clone();
+            gevent::spawn(move || {
+                gevent::sleep(ms(20));
+                receiver.recv(&mut [0u8; 8]).unwrap()
+            })
+        };
+        assert_eq!(sender.send_to(b"x", &path).unwrap(), 1);
+        assert_eq!(join_ok(drain), 4);
+        for _ in 1..queued {
+            receiver.recv(&mut [0u8; 8]).unwrap();
+        }
+        assert_eq!(receiver.recv(&mut [0u8; 8]).unwrap(), 1, "the parked send's datagram, last");
+    });
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into the live struct.
+    assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) }, 0);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 #[test]

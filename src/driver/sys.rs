@@ -107,6 +107,15 @@ pub(crate) fn ready_now(fd: RawFd, interest: Interest) -> io::Result<bool> {
     Ok(n > 0 && p.revents != 0)
 }
 
+/// True when `fd`'s read half is shut down (`POLLRDHUP`, asked without
+/// waiting).
+pub(crate) fn read_shut(fd: RawFd) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: one pollfd, live for the call.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & libc::POLLRDHUP != 0
+}
+
 /// Milliseconds for `epoll_wait`, rounded up so a timer is never early;
 /// `-1` waits without limit.
 pub(crate) fn timeout_ms(d: Option<Duration>) -> i32 {

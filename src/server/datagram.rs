@@ -110,7 +110,10 @@ impl DatagramServer {
                 // socket still works.
                 Err(e) if transient_udp_error(&e) => crate::sleep(MIN_BACKOFF),
                 Err(e) => {
+                    // Closed, as a StreamServer whose accepts fail for good.
                     eprintln!("gevent: DatagramServer({}) stops receiving: {e}", self.0.addr);
+                    drop(self.0.socket.borrow_mut().take());
+                    drop(self.0.serving.task.borrow_mut().take());
                     self.0.serving.stopped.set();
                     return;
                 }
@@ -130,7 +133,7 @@ impl DatagramServer {
     /// it goes on unwinding (as gevent's `serve_forever`).
     pub fn serve_forever(&self) -> io::Result<()> {
         let me = self.clone();
-        self.0.serving.serve_forever(|| self.start(), move || me.stop())
+        self.0.serving.serve_forever(|| self.start(), move |caller| me.stop_leaving_out(Some(&caller)))
     }
 
     /// Stops receiving, waits up to one second for running handlers (other
@@ -139,10 +142,16 @@ impl DatagramServer {
     /// # Blocking
     /// Up to the grace period.
     pub fn stop(&self) {
+        self.stop_leaving_out(None)
+    }
+
+    /// [`stop`](Self::stop), not waiting for `caller` either (see
+    /// `Serving::serve_forever`).
+    fn stop_leaving_out(&self, caller: Option<&crate::GreenletRef>) {
         self.0.serving.halt();
         drop(self.0.socket.borrow_mut().take());
         self.0.serving.stopped.set();
-        stop_handlers(&self.0.handlers, STOP_GRACE);
+        stop_handlers(&self.0.handlers, STOP_GRACE, caller);
     }
 }
 

@@ -39,7 +39,7 @@ use std::time::Duration;
 use crate::event::Event;
 use crate::pool::{Group, Pool};
 use crate::socket::{TcpListener, TcpStream};
-use crate::Greenlet;
+use crate::{Greenlet, GreenletRef};
 
 /// gevent's default grace period for [`StreamServer::stop`].
 pub const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -98,15 +98,23 @@ impl Serving {
     /// greenlet of its own that it joins, as gevent's `serve_forever` does
     /// in its `finally`: a server nobody serves forever any more does not
     /// go on accepting.
-    fn serve_forever(&self, start: impl FnOnce() -> io::Result<()>, stop: impl FnOnce() + 'static) -> io::Result<()> {
+    ///
+    /// `stop` is given the caller, which the stop must not wait for (a
+    /// handler serving its own server forever would wait on itself).
+    fn serve_forever(
+        &self,
+        start: impl FnOnce() -> io::Result<()>,
+        stop: impl FnOnce(GreenletRef) + 'static,
+    ) -> io::Result<()> {
         if !self.started() {
             start()?;
         }
-        struct StopOnExit<F: FnOnce() + 'static>(Option<F>);
-        impl<F: FnOnce() + 'static> Drop for StopOnExit<F> {
+        struct StopOnExit<F: FnOnce(GreenletRef) + 'static>(Option<F>);
+        impl<F: FnOnce(GreenletRef) + 'static> Drop for StopOnExit<F> {
             fn drop(&mut self) {
                 if let Some(stop) = self.0.take() {
-                    crate::spawn(stop).join();
+                    let caller = crate::getcurrent();
+                    crate::spawn(move || stop(caller)).join();
                 }
             }
         }
@@ -233,7 +241,7 @@ impl StreamServer {
     /// which takes up to the stop's grace period.
     pub fn serve_forever(&self) -> io::Result<()> {
         let me = self.clone();
-        self.0.serving.serve_forever(|| self.start(), move || me.stop())
+        self.0.serving.serve_forever(|| self.start(), move |caller| me.stop_leaving_out(STOP_GRACE, Some(&caller)))
     }
 
     /// [`stop_timeout`](Self::stop_timeout) with gevent's one-second grace.
@@ -253,20 +261,30 @@ impl StreamServer {
     /// While the accept loop unwinds (it is killed first), then up to
     /// `grace`, plus the killed handlers' unwinding.
     pub fn stop_timeout(&self, grace: Duration) {
+        self.stop_leaving_out(grace, None)
+    }
+
+    /// [`stop_timeout`](Self::stop_timeout), not waiting for `caller`
+    /// either (see `Serving::serve_forever`).
+    fn stop_leaving_out(&self, grace: Duration, caller: Option<&GreenletRef>) {
         self.0.serving.halt();
         drop(self.0.listener.borrow_mut().take());
         // As gevent: closed first, so `serve_forever` returns even when a
         // handler stops its own server (it does not wait for itself).
         self.0.serving.stopped.set();
         let group = self.0.pool.as_ref().map_or(&self.0.handlers, |p| p.as_group());
-        stop_handlers(group, grace);
+        stop_handlers(group, grace, caller);
     }
 }
 
 /// Waits up to `grace` for the group's greenlets, then kills the rest; the
-/// calling greenlet (a handler stopping its own server) is left out.
-fn stop_handlers(group: &Group, grace: Duration) {
+/// calling greenlet (a handler stopping its own server) and `caller` are
+/// left out.
+fn stop_handlers(group: &Group, grace: Duration, caller: Option<&GreenletRef>) {
     group.discard(&crate::getcurrent());
+    if let Some(c) = caller {
+        group.discard(c);
+    }
     if !group.join_timeout(grace) {
         group.kill();
     }

@@ -38,8 +38,8 @@ unsafe impl Op for Recv<'_> {
     fn drained(&self, n: usize) -> bool {
         self.stream && n > 0 && n < self.buf.len() && self.flags & libc::MSG_PEEK == 0
     }
-    fn when_shut(&self) -> Option<usize> {
-        (!self.stream).then_some(0)
+    fn ends_when_shut(&self) -> bool {
+        !self.stream
     }
 }
 
@@ -283,8 +283,24 @@ unsafe impl Op for RecvFrom<'_> {
         // SAFETY: `msg` names live buffers of the sizes it states.
         sys::cvt(unsafe { libc::recvmsg(fd, msg, self.flags | libc::MSG_DONTWAIT) }).map(|n| n as usize)
     }
-    fn when_shut(&self) -> Option<usize> {
-        Some(0)
+    /// Datagram sockets only (as every `RecvFrom`).
+    fn ends_when_shut(&self) -> bool {
+        true
+    }
+    /// No datagram, and no sender: an empty address (std's unnamed one
+    /// for a Unix socket).
+    fn shut_result(&mut self) -> usize {
+        self.msg.msg_namelen = 0;
+        0
+    }
+    /// A receive through the ring does not end when the read half is
+    /// shut down (the ring waits on): the syscall, after a readiness
+    /// wait, tells.
+    fn try_first(&self) -> bool {
+        true
+    }
+    fn syscall_only(&self) -> bool {
+        true
     }
 }
 
@@ -324,6 +340,7 @@ unsafe impl Op for SendTo<'_> {
     fn syscall_only(&self) -> bool {
         true
     }
+    const BACK_OFF: bool = true;
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
         let msg = self.prepare();
         opcode::SendMsg::new(types::Fd(fd), msg).flags(libc::MSG_NOSIGNAL as u32).build()

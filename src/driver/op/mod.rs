@@ -46,13 +46,26 @@ pub(crate) unsafe trait Op {
     fn syscall_only(&self) -> bool {
         false
     }
-    /// epoll: what the operation returns when the syscall would block on a
-    /// half closed for good (`shutdown`): a datagram receive then reads
-    /// nothing (0), as a blocking one does, where the non-blocking
-    /// syscall says `EAGAIN`.
-    fn when_shut(&self) -> Option<usize> {
-        None
+    /// A receive that ends when its socket's read half is shut down, yet
+    /// would block: a datagram one, which the kernel answers `EAGAIN` when
+    /// non-blocking where a blocking one returns 0. After readiness, the
+    /// read half is checked ([`sys::read_shut`]); if so, the result is
+    /// [`shut_result`](Self::shut_result).
+    fn ends_when_shut(&self) -> bool {
+        false
     }
+    /// What a receive shut down returns (see
+    /// [`ends_when_shut`](Self::ends_when_shut)): 0 bytes.
+    fn shut_result(&mut self) -> usize {
+        0
+    }
+    /// An `EAGAIN` right after readiness was reported is retried after a
+    /// pause (1 ms, doubling to 64 ms) rather than after another wait: an
+    /// unconnected Unix datagram send to a full receiver, whose own socket
+    /// stays writable (each failed send even reports it writable again),
+    /// so no readiness tells when the receiver has room; std's blocking
+    /// send sleeps in the kernel instead.
+    const BACK_OFF: bool = false;
     /// io_uring: the flags of the operation's completion (`IORING_CQE_F_*`).
     fn completed(&mut self, _flags: u32) {}
     /// Whether the entry may name its fd as a fixed file (the fd is its
@@ -146,35 +159,85 @@ impl Deadline {
         Deadline { timeout, at: Cell::new(None) }
     }
 
-    /// Arms the timer of a wait by the current greenlet: `Ok(None)`
-    /// without a bound, `Err(TimedOut)` once it passed.
-    fn arm(&self) -> io::Result<Option<TimerGuard>> {
+    /// The time left at `now` (`None`: no bound), counted from the first
+    /// call; `Err(TimedOut)` once none is.
+    fn left(&self, now: Instant) -> io::Result<Option<Duration>> {
         let Some(timeout) = self.timeout else { return Ok(None) };
-        let now = Instant::now();
         let at = *self.at.get().get_or_insert(crate::timer::after(now, timeout));
         self.at.set(Some(at));
         let left = at.saturating_duration_since(now);
         if left.is_zero() {
             return Err(timed_out());
         }
+        Ok(Some(left))
+    }
+
+    /// Arms the timer of a wait by the current greenlet: `Ok(None)`
+    /// without a bound, `Err(TimedOut)` once it passed.
+    fn arm(&self) -> io::Result<Option<TimerGuard>> {
+        if self.timeout.is_none() {
+            return Ok(None);
+        }
+        let now = Instant::now();
+        let left = self.left(now)?.expect("bounded");
         Ok(Some(TimerGuard::arm_from(now, left, Action::Wake(crate::hub::current_key()))))
     }
+
+    /// Sleeps `pause` (at most the time left) and doubles it, up to 64 ms
+    /// ([`Op::BACK_OFF`]).
+    fn pause(&self, pause: &mut Duration) -> io::Result<()> {
+        let left = self.left(Instant::now())?;
+        crate::sleep(left.map_or(*pause, |l| l.min(*pause)));
+        *pause = (*pause * 2).min(Duration::from_millis(64));
+        Ok(())
+    }
+}
+
+/// The first pause of an [`Op::BACK_OFF`] operation.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+
+/// After readiness was reported, the syscall would still block: `Some`
+/// result when a receive's read half is shut down
+/// ([`Op::ends_when_shut`]); else, for an [`Op::BACK_OFF`] operation,
+/// pauses. `None`: try again.
+fn blocked_after_ready<O: Op>(
+    op: &mut O,
+    fd: RawFd,
+    deadline: &Deadline,
+    pause: &mut Duration,
+) -> io::Result<Option<usize>> {
+    if op.ends_when_shut() && sys::read_shut(fd) {
+        return Ok(Some(op.shut_result()));
+    }
+    if O::BACK_OFF {
+        deadline.pause(pause)?;
+    }
+    Ok(None)
 }
 
 fn run_epoll<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Result<usize> {
     let mut wait_first = with_epoll(|e| e.known_unready(t.fd, t.id, O::INTEREST));
+    let mut pause = FIRST_PAUSE;
     loop {
         if wait_first {
             wait_ready(t, O::INTEREST, deadline)?;
         }
-        wait_first = true;
         match op.attempt(t.fd) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if let Some(n) = op.when_shut() {
-                    if with_epoll(|e| e.is_shut(t.fd, t.id, O::INTEREST)) {
+                // A half shut down is sticky in the registration (a
+                // hang-up, an error, a `shutdown`): only then is it worth
+                // asking the kernel which.
+                let shut = || with_epoll(|e| e.is_shut(t.fd, t.id, O::INTEREST));
+                if wait_first || (op.ends_when_shut() && shut()) {
+                    if let Some(n) = blocked_after_ready(op, t.fd, deadline, &mut pause)? {
                         return Ok(n);
                     }
+                    if O::BACK_OFF {
+                        wait_first = false; // paused instead
+                        continue;
+                    }
                 }
+                wait_first = true;
                 with_epoll(|e| e.clear_ready(t.fd, t.id, O::INTEREST))
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => wait_first = false,
@@ -215,12 +278,22 @@ fn wait_ready(t: Target<'_>, interest: Interest, deadline: &Deadline) -> io::Res
 
 fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Result<usize> {
     if op.try_first() {
+        let (mut polled, mut pause) = (false, FIRST_PAUSE);
         loop {
             match op.attempt(t.fd) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && op.syscall_only() => {
+                    if polled {
+                        if let Some(n) = blocked_after_ready(op, t.fd, deadline, &mut pause)? {
+                            return Ok(n);
+                        }
+                        if O::BACK_OFF {
+                            continue; // paused instead
+                        }
+                    }
                     let (res, _) = submit_and_wait(t, &mut Poll(O::INTEREST), deadline)?;
                     sys::cvt_res(res)?;
+                    polled = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 r => return r,
