@@ -10,7 +10,6 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use gevent::event::Event;
@@ -18,7 +17,9 @@ use gevent::lock::Semaphore;
 use gevent::server::StreamServer;
 use gevent::socket::{wait_read, wait_write, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use gevent::Greenlet;
-use io_common::{both, both_exclusive, echo, fd_count, join_ok, ms, raise_nofile, scaled, settle_fds, tcp_pair, LOCAL};
+use io_common::{
+    both, both_exclusive, echo, fd_count, join_ok, ms, raise_nofile, scaled, settle_fds, tcp_pair, TempDir, LOCAL,
+};
 
 /// `SO_LINGER` with a zero timeout: closing then sends RST.
 fn set_linger_zero(fd: RawFd) {
@@ -555,27 +556,6 @@ fn udp_send_to_recv_from_and_connected() {
     });
 }
 
-static UNIX_DIRS: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh empty directory, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let n = UNIX_DIRS.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("gevent-io-net-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn unix_stream_pair() {
     both(|| {
@@ -633,7 +613,7 @@ fn bound_unix_client(own: &std::path::Path, server: &std::path::Path) -> UnixStr
 fn unix_listener_and_connect() {
     both(|| {
         let dir = TempDir::new();
-        let path = dir.0.join("sock");
+        let path = dir.path("sock");
         let listener = UnixListener::bind(&path).unwrap();
         assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(path.as_path()));
         let server_path = path.clone();
@@ -650,7 +630,7 @@ fn unix_listener_and_connect() {
             }
         });
         for i in 0..5u8 {
-            let mut c = bound_unix_client(&dir.0.join(format!("client-{i}")), &path);
+            let mut c = bound_unix_client(&dir.path(&format!("client-{i}")), &path);
             assert_eq!(c.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
             c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             c.write_all(&[b'c', i]).unwrap();
@@ -662,7 +642,7 @@ fn unix_listener_and_connect() {
         // Nobody listens any more.
         let e = UnixStream::connect(&path).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
-        let e = UnixStream::connect(dir.0.join("missing")).unwrap_err();
+        let e = UnixStream::connect(dir.path("missing")).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     });
 }
@@ -671,7 +651,7 @@ fn unix_listener_and_connect() {
 fn unix_accept_from_an_unnamed_client() {
     both(|| {
         let dir = TempDir::new();
-        let path = dir.0.join("sock");
+        let path = dir.path("sock");
         let listener = UnixListener::bind(&path).unwrap();
         let server = gevent::spawn(move || {
             let (mut conn, peer) = listener.accept().unwrap();

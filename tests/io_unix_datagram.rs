@@ -10,38 +10,12 @@ use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use gevent::socket::{UdpSocket, UnixDatagram};
-use io_common::{both, both_exclusive, fd_count, join_ok, ms, settle_fds, LOCAL};
-
-static DIRS: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh empty directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let n = DIRS.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("gevent-io-dgram-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use io_common::{both, both_exclusive, fd_count, join_ok, ms, settle_fds, TempDir, LOCAL};
 
 /// A socket bound at `path` whose receives give up after 10 s (a hang
 /// fails the test instead of the watchdog).

@@ -248,3 +248,31 @@ pub fn child_ok(out: &Output) -> String {
     assert!(stdout.contains("1 passed"), "the child ran no test:\n{stdout}\n{stderr}");
     stdout
 }
+
+/// A fresh empty directory under the temp dir (for Unix socket paths),
+/// removed on drop.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// Makes one, named after this process and a counter.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> TempDir {
+        static DIRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("gevent-io-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// `name` inside the directory.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
