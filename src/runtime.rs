@@ -82,6 +82,10 @@ pub fn yield_now() {
 
 /// A handle to the running greenlet (the main greenlet included).
 ///
+/// # Panics
+/// In a hub callback (a link callback, a destructor the hub runs), which
+/// runs in no greenlet (gevent returns the hub there).
+///
 /// # Examples
 /// ```
 /// assert_eq!(gevent::getcurrent().name(), "main");

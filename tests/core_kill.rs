@@ -574,3 +574,79 @@ fn a_deferred_kill_at_the_root_drops_the_value_safely() {
     assert!(dropped.get());
     assert_eq!(g.exception(), Some(GreenletError::Killed));
 }
+
+/// Blocks in its destructor until `0` is set.
+struct WaitsOnDrop(gevent::event::Event);
+
+impl Drop for WaitsOnDrop {
+    fn drop(&mut self) {
+        self.0.wait();
+    }
+}
+
+/// A kill that arrives while a greenlet unwinds from a panic is deferred;
+/// when the user's own `catch_unwind` ends that unwind, the kill is taken
+/// at the greenlet's next blocking point. It used to be lost there: the
+/// greenlet blocked on, alive, until something else woke it.
+#[test]
+fn a_kill_deferred_in_a_caught_unwind_is_taken_when_it_blocks_again() {
+    let release = gevent::event::Event::new();
+    let forever = gevent::event::Event::new();
+    let g = gevent::spawn({
+        let (release, forever) = (release.clone(), forever.clone());
+        move || {
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let _w = WaitsOnDrop(release);
+                panic!("a handler failed");
+            }));
+            forever.wait(); // nothing ever sets it
+        }
+    });
+    gevent::sleep(ms(5)); // g is in its destructor, unwinding
+    g.kill_nowait();
+    release.set();
+    assert!(g.join_timeout(Duration::from_secs(10)), "the deferred kill was lost");
+    assert_eq!(g.exception(), Some(GreenletError::Killed));
+}
+
+/// A greenlet that once caught a panic (a count left behind) and idles is
+/// killed while another greenlet unwinds (the thread is panicking, so the
+/// idle one looks unwinding and its kill is deferred): once that other
+/// unwind is over, the kill is taken. It used to be lost for good.
+#[test]
+fn a_kill_deferred_while_another_greenlet_unwinds_is_taken_after() {
+    let release = gevent::event::Event::new();
+    let unwinding = gevent::spawn({
+        let release = release.clone();
+        move || {
+            let _w = WaitsOnDrop(release);
+            panic!("b fails");
+        }
+    });
+    let idle = gevent::spawn(|| {
+        let _ = std::panic::catch_unwind(|| panic!("handled"));
+        gevent::event::Event::new().wait(); // idles for ever
+    });
+    gevent::sleep(ms(5));
+    idle.kill_nowait();
+    release.set();
+    unwinding.join();
+    assert!(idle.join_timeout(Duration::from_secs(10)), "the deferred kill was lost");
+    assert_eq!(idle.exception(), Some(GreenletError::Killed));
+}
+
+/// `with_timeout` in a hub callback (a link) runs its function: nothing
+/// blocks there, so no timeout can fire. It used to panic with an index
+/// out of bounds.
+#[test]
+fn with_timeout_in_a_link_callback_runs_the_function() {
+    let got = Rc::new(Cell::new(None));
+    let g = gevent::spawn(|| ());
+    g.link({
+        let got = got.clone();
+        move |_| got.set(Some(gevent::with_timeout(ms(5), || 1 + 1).ok()))
+    });
+    g.join();
+    gevent::sleep(Duration::ZERO); // the link runs from the hub
+    assert_eq!(got.get(), Some(Some(2)));
+}

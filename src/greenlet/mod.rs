@@ -357,6 +357,11 @@ impl GreenletRef {
 
     /// Registers `f` to run (once, from the hub) when the greenlet dies.
     /// Linking a dead greenlet schedules `f` at once.
+    ///
+    /// A callback holding a handle to its own greenlet makes a reference
+    /// cycle (as `Rc` does) that the greenlet's death breaks: a greenlet
+    /// created and never started, whose only handles left are in its own
+    /// links, is never freed. Start or kill it first.
     pub fn link<F: FnOnce(&GreenletRef) + 'static>(&self, f: F) {
         self.0.extra().links.push(Box::new(f));
         if self.dead() {
@@ -419,7 +424,10 @@ impl<T: 'static> Greenlet<T> {
     }
 
     /// Waits until the greenlet is dead, then returns its value (cloned) or
-    /// why it failed.
+    /// why it failed. Once another handle moved the value out
+    /// ([`into_result`](Self::into_result)), there is none to clone: the
+    /// error is then `Panicked` with a message saying so, although the
+    /// greenlet returned normally (`successful()` stays true).
     ///
     /// # Blocking
     /// As [`GreenletRef::join`].

@@ -47,12 +47,17 @@ pub(super) fn raise_pending(me: usize) {
     }
 }
 
-/// Keeps a kill for the first resume after greenlet `me`'s unwind ended.
+/// Keeps a kill for the first resume after greenlet `me`'s unwind ended
+/// (a scope catching it raises it, and so does a pass boundary with no
+/// unwind left on the thread: `Core::deferred_kills`).
 fn defer_kill(me: usize) {
     with(|h| {
         let mut core = h.core.borrow_mut();
         core.greenlets[me].rare().deferred_kill = true;
         core.hot[me].interrupted = true;
+        if !core.deferred_kills.contains(&me) {
+            core.deferred_kills.push(me);
+        }
     })
 }
 
@@ -108,7 +113,9 @@ pub(crate) fn take_deferred_kill(me: usize) -> bool {
 /// count is stale and goes. (While another greenlet of the thread is
 /// unwinding, a stale count still reads as unwinding.)
 pub(crate) fn is_unwinding(me: usize) -> bool {
-    let count = with(|h| h.core.borrow().hot[me].unwinding);
+    // The hub context (a link callback, a destructor the hub runs) has no
+    // count of its own.
+    let count = with(|h| h.core.borrow().hot.get(me).map_or(0, |h| h.unwinding));
     if count == 0 {
         return false;
     }

@@ -431,6 +431,12 @@ pub(crate) fn new_token() -> u64 {
 }
 
 /// Arms a timer that interrupts the current greenlet with `token`.
+/// True in the hub's own context (link callbacks, destructors the hub
+/// runs), where nothing may block.
+pub(crate) fn in_hub() -> bool {
+    current_key() == sched::HUB
+}
+
 pub(crate) fn arm_timeout(d: Duration, token: u64) -> TimerGuard {
     let me = current_key();
     TimerGuard::arm(d, Action::Interrupt(me, token))

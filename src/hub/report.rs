@@ -34,27 +34,37 @@ type Hook = Box<dyn Fn(&panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
 
 /// Reports a panic of a greenlet with its name; others go to `previous`.
 fn report(info: &panic::PanicHookInfo<'_>, previous: &Hook) {
-    match greenlet_name_for_report() {
-        Some(name) => {
-            let msg = super::life::panic_message(info.payload());
-            let loc = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
-            eprintln!("greenlet '{name}' panicked{loc}:\n{msg}");
-        }
-        None => previous(info),
-    }
+    let who = match who_panicked() {
+        Some(Panicker::Greenlet(name)) => format!("greenlet '{name}'"),
+        // Not the thread's main code, as std's hook would say.
+        Some(Panicker::Hub) => "a gevent hub callback (a link, or a destructor the hub runs)".to_owned(),
+        None => return previous(info),
+    };
+    let msg = super::life::panic_message(info.payload());
+    let loc = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
+    eprintln!("{who} panicked{loc}:\n{msg}");
 }
 
-/// The running greenlet's name, unless it is the main greenlet or the hub.
-fn greenlet_name_for_report() -> Option<String> {
+enum Panicker {
+    Greenlet(String),
+    Hub,
+}
+
+/// Who runs: a greenlet (by name) or the hub; `None` for the main
+/// greenlet (std's hook reports it as the thread).
+fn who_panicked() -> Option<Panicker> {
     let h = existing()?;
     let core = h.core.try_borrow().ok()?;
     let me = core.current;
-    if me == core.main_key || me == HUB {
+    if me == HUB {
+        return Some(Panicker::Hub);
+    }
+    if me == core.main_key {
         return None;
     }
     let shared = core.greenlets.get(me)?.shared.clone();
     drop(core);
-    Some(shared.name())
+    Some(Panicker::Greenlet(shared.name()))
 }
 
 /// Fills `buf` with the overflow report if `addr` is in the guard page of

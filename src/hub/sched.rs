@@ -121,6 +121,12 @@ pub(super) struct Core {
     pub(crate) waits: WaitNodes,
     /// The armed timers (checked at every pass boundary, in the same access).
     pub(super) timers: Timers,
+    /// Greenlets holding a kill deferred while they unwound
+    /// (`interrupt::defer_kill`): at a pass boundary with no unwind in
+    /// progress on the thread, each is interrupted again, so a kill whose
+    /// unwind the user caught (or whose greenlet only looked unwinding
+    /// while another one was) is not lost while it blocks.
+    pub(super) deferred_kills: Vec<usize>,
 }
 
 /// A decided switch: the slots of the context to suspend and of the one to
@@ -148,6 +154,7 @@ impl Core {
             main_key: 0,
             waits: WaitNodes::default(),
             timers: Timers::default(),
+            deferred_kills: Vec::new(),
         };
         let key = core.insert(main.clone(), 0, never_run);
         core.hot[key] = Hot { state: State::Running, interrupted: false, unwinding: 0, slots: main_slots };
@@ -194,6 +201,22 @@ impl Core {
     #[inline]
     pub(super) fn unpark_io(&mut self, key: usize) {
         unpark(&mut self.hot, &mut self.ready, key, true);
+    }
+
+    /// Interrupts again, with a kill, each greenlet still holding a kill
+    /// deferred during an unwind, once no unwind is in progress on the
+    /// thread (see `deferred_kills`).
+    #[cold]
+    #[inline(never)]
+    fn retry_deferred_kills(&mut self) {
+        if std::thread::panicking() {
+            return; // some greenlet still unwinds: at a later pass
+        }
+        for key in std::mem::take(&mut self.deferred_kills) {
+            if self.greenlets.get(key).and_then(|g| g.rare.as_ref()).is_some_and(|r| r.deferred_kill) {
+                self.interrupt(key, Interrupt::Kill);
+            }
+        }
     }
 
     /// Asks greenlet `key` to unwind at its blocking point.
@@ -289,6 +312,9 @@ impl Hub {
                 self.driver.poll(Some(Duration::ZERO), &mut |g| core.unpark_io(g));
             }
             self.fire_timers(core);
+            if !core.deferred_kills.is_empty() {
+                core.retry_deferred_kills();
+            }
             core.pass_left = core.ready.len();
         }
     }
