@@ -31,6 +31,9 @@ pub struct Event(Rc<EventInner>);
 #[derive(Default)]
 struct EventInner {
     flag: Cell<bool>,
+    /// How many times it was set: `iwait` sees a set that a clear undid
+    /// before its watcher ran.
+    sets: Cell<u64>,
     waiters: Waiters,
 }
 
@@ -51,6 +54,7 @@ impl Event {
     #[inline]
     pub fn set(&self) {
         self.0.flag.set(true);
+        self.0.sets.set(self.0.sets.get().wrapping_add(1));
         self.0.waiters.notify_all();
     }
 
@@ -79,6 +83,19 @@ impl Event {
     pub fn wait(&self) {
         if !self.is_set() {
             self.0.waiters.wait_untimed();
+        }
+    }
+
+    /// How many times the event was set so far (see `wait_since`).
+    pub(crate) fn sets(&self) -> u64 {
+        self.0.sets.get()
+    }
+
+    /// Waits until the event is set, or returns at once if it was set
+    /// since [`sets`](Self::sets) said `mark` (and maybe cleared again).
+    pub(crate) fn wait_since(&self, mark: u64) {
+        if self.sets() == mark {
+            self.wait();
         }
     }
 

@@ -304,7 +304,12 @@ impl RLock {
         RLock::default()
     }
 
+    /// The caller's id; the hub's own context (a link callback) is an
+    /// owner of its own, as in gevent.
     fn me() -> u64 {
+        if hub::in_hub() {
+            return u64::MAX;
+        }
         hub::current_ref().id()
     }
 
@@ -407,6 +412,10 @@ impl fmt::Debug for RLockGuard {
 /// it parks the greenlet (a [`Lock`] inside), never the thread.
 ///
 /// Not a handle: share it the way you share the data (e.g. in an `Rc`).
+///
+/// Unlike std's, it does not poison: a guard dropped while its greenlet
+/// unwinds (a panic, a kill, a timeout) just unlocks; the data is as the
+/// unwinding code left it.
 ///
 /// # Examples
 /// ```

@@ -193,12 +193,21 @@ impl Group {
         true
     }
 
-    /// Kills every member and waits until they are dead.
+    /// Kills every member and waits until they are dead; members added
+    /// meanwhile (by a destructor of a dying member, or a spawn into a full
+    /// pool that a death let through) are killed too, as gevent's loop
+    /// `while self.greenlets` does.
     ///
     /// # Blocking
-    /// As [`crate::killall`].
+    /// As [`crate::killall`], until no live member is left.
     pub fn kill(&self) {
-        crate::killall(self.greenlets());
+        loop {
+            let alive: Vec<GreenletRef> = self.greenlets().into_iter().filter(|g| !g.dead()).collect();
+            if alive.is_empty() {
+                return;
+            }
+            crate::killall(alive);
+        }
     }
 
     /// Runs `f` on every item in its own member greenlet; returns the results
@@ -455,6 +464,22 @@ pub trait Waitable {
     fn wait_ready(&self);
     /// A handle to the same object, for a helper greenlet.
     fn boxed(&self) -> Box<dyn Waitable>;
+    /// A mark of the object's state now, for
+    /// [`wait_ready_since`](Self::wait_ready_since) (0 unless the object
+    /// can become ready and then not ready again).
+    fn mark(&self) -> u64 {
+        0
+    }
+    /// Waits until ready, or returns at once if the object was ready at
+    /// some point since [`mark`](Self::mark) returned `mark` (an `Event`
+    /// set and cleared again: gevent's `iwait` sees that pulse too).
+    ///
+    /// # Blocking
+    /// As [`wait_ready`](Self::wait_ready).
+    fn wait_ready_since(&self, mark: u64) {
+        let _ = mark;
+        self.wait_ready()
+    }
 }
 
 /// `Waitable` for a handle type: ready when `$ready`, waited for by `$wait`.
@@ -477,8 +502,25 @@ macro_rules! waitable {
 waitable! {
     [] GreenletRef => dead, join;
     [T: 'static] Greenlet<T> => dead, join;
-    [] Event => is_set, wait;
     [T: 'static] AsyncResult<T> => ready, wait;
+}
+
+impl Waitable for Event {
+    fn is_ready(&self) -> bool {
+        self.is_set()
+    }
+    fn wait_ready(&self) {
+        self.wait();
+    }
+    fn boxed(&self) -> Box<dyn Waitable> {
+        Box::new(self.clone())
+    }
+    fn mark(&self) -> u64 {
+        self.sets()
+    }
+    fn wait_ready_since(&self, mark: u64) {
+        self.wait_since(mark);
+    }
 }
 
 /// Yields the indices of `objects` as each becomes ready (ready ones first,
@@ -506,9 +548,11 @@ pub fn iwait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> IWait {
             ready.put(i);
             continue;
         }
-        let (o, q) = (o.boxed(), ready.clone());
+        // Marked now: a watcher that runs after the object was ready and
+        // not again (an event set and cleared) still reports it.
+        let (o, q, mark) = (o.boxed(), ready.clone(), o.mark());
         watchers.push(crate::spawn(move || {
-            o.wait_ready();
+            o.wait_ready_since(mark);
             q.put(i);
         }));
     }

@@ -69,11 +69,14 @@ where
     let timer = hub::arm_timeout(d, token);
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
     drop(timer);
+    let me = hub::current_key();
+    // Fired while the greenlet (seemingly) unwound inside the scope, and
+    // deferred: the scope ends here, and with it the timeout.
+    hub::forget_deferred_timeout(me, token);
     match outcome {
         Ok(v) => Ok(v),
         Err(payload) => match payload.downcast_ref::<TimeoutUnwind>() {
             Some(t) if t.0 == token => {
-                let me = hub::current_key();
                 hub::note_unwind(me, false);
                 // A kill that came during the unwind, deferred until it
                 // ended: it ends here.

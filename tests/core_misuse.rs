@@ -194,3 +194,43 @@ fn greenlet_panics_are_reported_once_with_the_name() {
     assert!(err.contains("kaboom 42"), "{err}");
     assert!(!err.contains("killed-quietly"), "{err}");
 }
+
+/// An application that replaces the panic hook (without chaining to
+/// gevent's, which counts unwinds per greenlet) and then kills a greenlet
+/// blocked in a destructor during its panic unwind: the kill waits for the
+/// unwind to end. It was raised inside that destructor, and the process
+/// aborted ("panic in a destructor during cleanup").
+#[test]
+fn a_replaced_panic_hook_does_not_turn_a_kill_into_an_abort() {
+    if child_scenario().as_deref() == Some("hook-replaced") {
+        struct GetOnDrop(gevent::queue::Queue<u32>);
+        impl Drop for GetOnDrop {
+            fn drop(&mut self) {
+                let _ = self.0.get();
+            }
+        }
+        gevent::yield_now(); // the hub exists: gevent's hook is in
+        std::panic::set_hook(Box::new(|_| eprintln!("[app hook]")));
+        let q = gevent::queue::Queue::new();
+        let a = gevent::spawn({
+            let q = q.clone();
+            move || {
+                let _d = GetOnDrop(q);
+                panic!("p");
+            }
+        });
+        gevent::yield_now(); // a blocks in its destructor
+        a.kill_nowait();
+        gevent::yield_now();
+        q.put(1);
+        a.join();
+        println!("survived: {:?}", a.exception());
+        return;
+    }
+    let out = run_child("a_replaced_panic_hook_does_not_turn_a_kill_into_an_abort", "hook-replaced");
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "status {:?}\n{err}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // It ends as it began: panicked (a kill does not replace a panic).
+    assert!(stdout.contains("survived: Some(Panicked(\"p\"))"), "{stdout}\n{err}");
+}

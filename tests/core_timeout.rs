@@ -303,3 +303,33 @@ fn a_coroutine_timeout_outliving_its_greenlet_interrupts_nobody() {
     gevent::sleep(ms(20));
     drop(holder);
 }
+
+/// A `with_timeout` deadline that passes while the greenlet is blocked in a
+/// destructor of an unwind caught *inside* the scope fires once the unwind
+/// is over (at the next blocking point). It was dropped for good.
+#[test]
+fn a_timeout_due_during_an_unwind_caught_in_its_scope_still_fires() {
+    struct SleepOnDrop;
+    impl Drop for SleepOnDrop {
+        fn drop(&mut self) {
+            gevent::sleep(ms(30));
+        }
+    }
+    let q: gevent::queue::Queue<u32> = gevent::queue::Queue::new();
+    let g = gevent::spawn({
+        let q = q.clone();
+        move || {
+            with_timeout(ms(10), || {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _d = SleepOnDrop;
+                    panic!("caught inside the scope");
+                }));
+                q.get() // the deadline has passed: this unwinds at once
+            })
+        }
+    });
+    assert!(g.join_timeout(Duration::from_secs(10)), "the timeout was lost");
+    assert_eq!(g.get(), Ok(Err(Timeout)));
+    // A later scope is not hit by it.
+    assert_eq!(with_timeout(ms(20), || 7), Ok(7));
+}

@@ -783,3 +783,26 @@ fn a_kill_deferred_during_a_caught_unwind_is_taken_at_the_next_acquire() {
     assert_eq!(g.exception(), Some(GreenletError::Killed));
     assert_eq!(sem.available(), 1, "the permit was passed on");
 }
+
+/// An `RLock` works in a hub callback (a link), whose context is an owner
+/// of its own, as in gevent; it panicked ("getcurrent() inside a hub
+/// callback").
+#[test]
+fn an_rlock_in_a_link_callback() {
+    let lock = RLock::new();
+    let done = Event::new();
+    let g = gevent::spawn(|| ());
+    g.link({
+        let (lock, done) = (lock.clone(), done.clone());
+        move |_| {
+            assert!(lock.try_acquire());
+            assert!(lock.try_acquire(), "re-entrant");
+            lock.release();
+            lock.release();
+            done.set();
+        }
+    });
+    done.wait();
+    assert!(lock.try_acquire(), "released by the callback");
+    lock.release();
+}

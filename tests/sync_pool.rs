@@ -176,3 +176,44 @@ fn adding_the_same_greenlet_twice_to_a_full_pool_takes_one_slot() {
     assert!(pool.join_timeout(Duration::from_secs(1)));
     assert_eq!(pool.free_count(), 2, "no slot leaked");
 }
+
+/// `Group::kill` leaves no live member: one added while it kills (here a
+/// spawner blocked on a full pool, let through by the deaths) is killed
+/// too, as gevent's loop does.
+#[test]
+fn kill_also_kills_members_added_meanwhile() {
+    let pool = Pool::new(2);
+    for _ in 0..2 {
+        pool.spawn(|| gevent::sleep(Duration::from_secs(3600)));
+    }
+    let producer = gevent::spawn({
+        let pool = pool.clone();
+        move || {
+            for _ in 0..3 {
+                pool.spawn(|| gevent::sleep(Duration::from_secs(3600)));
+            }
+        }
+    });
+    gevent::sleep(ms(1)); // the producer waits for a slot
+    pool.kill();
+    assert!(pool.greenlets().iter().all(|g| g.dead()), "a live member is left");
+    producer.join();
+    pool.kill();
+    assert!(pool.join_timeout(Duration::from_secs(10)));
+    assert_no_waiters();
+}
+
+/// `iwait` sees an event set and cleared again before its watcher ran (as
+/// gevent's links see that pulse).
+#[test]
+fn iwait_sees_an_event_set_and_cleared() {
+    let e = Event::new();
+    gevent::spawn({
+        let e = e.clone();
+        move || {
+            e.set();
+            e.clear();
+        }
+    });
+    assert_eq!(gevent::wait(&[&e], Some(Duration::from_secs(10))), [0]);
+}

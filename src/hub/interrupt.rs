@@ -12,27 +12,36 @@ use crate::timeout::TimeoutUnwind;
 
 #[cold]
 pub(super) fn raise_pending(me: usize) {
-    let (why, deferred_kill) = with(|h| {
+    let (why, deferred_kill, deferred_timeout) = with(|h| {
         let mut core = h.core.borrow_mut();
-        let (why, deferred) =
-            core.greenlets[me].rare.as_mut().map_or((None, false), |r| (r.pending.take(), r.deferred_kill));
-        // A deferred kill keeps the flag up: every resume looks at it again.
-        core.hot[me].interrupted = deferred;
-        (why, deferred)
+        let (why, kill, timeout) = core.greenlets[me]
+            .rare
+            .as_mut()
+            .map_or((None, false, None), |r| (r.pending.take(), r.deferred_kill, r.deferred_timeout));
+        // A deferred interrupt keeps the flag up: every resume looks at it
+        // again.
+        core.hot[me].interrupted = kill || timeout.is_some();
+        (why, kill, timeout)
     });
     // Blocked in a destructor while this greenlet is already unwinding: a
     // second unwind out of that destructor would abort the process.
     let unwinding = is_unwinding(me);
-    // A pending interrupt goes first; a deferred kill comes back after it.
-    match why.or(deferred_kill.then_some(Interrupt::Kill)) {
+    let maybe_unwinding = unwinding || unwind_unaccounted();
+    // A pending interrupt goes first; a deferred kill comes back after it,
+    // then a deferred timeout.
+    match why.or(deferred_kill.then_some(Interrupt::Kill)).or(deferred_timeout.map(Interrupt::Timeout)) {
         None => {}
         // Kept for the first resume after this unwind ends.
-        Some(Interrupt::Kill) if unwinding => defer_kill(me),
+        Some(Interrupt::Kill) if maybe_unwinding => defer(me, Interrupt::Kill),
         Some(Interrupt::Kill) => raise_kill(me),
-        // A scope the unwind is leaving anyway; a scope opened inside the
-        // destructor catches its own timeout, so that one is raised.
-        Some(Interrupt::Timeout(token)) if unwinding && !crate::timeout::opened_while_unwinding(token) => {}
+        // A scope opened inside the destructor catches its own timeout, so
+        // that one is raised; another one waits for the unwind to end (if
+        // the unwind leaves the scope, the scope forgets it).
+        Some(Interrupt::Timeout(token)) if maybe_unwinding && !crate::timeout::opened_while_unwinding(token) => {
+            defer(me, Interrupt::Timeout(token))
+        }
         Some(Interrupt::Timeout(token)) => {
+            forget_deferred_timeout(me, token);
             note_unwind(me, true);
             panic::resume_unwind(Box::new(TimeoutUnwind(token)))
         }
@@ -47,16 +56,36 @@ pub(super) fn raise_pending(me: usize) {
     }
 }
 
-/// Keeps a kill for the first resume after greenlet `me`'s unwind ended
-/// (a scope catching it raises it, and so does a pass boundary with no
-/// unwind left on the thread: `Core::deferred_kills`).
-fn defer_kill(me: usize) {
+/// Keeps a kill or timeout for the first resume after greenlet `me`'s
+/// unwind ended (a scope catching it raises a kill, and a pass boundary
+/// with no unwind left on the thread interrupts again: `Core::deferred`).
+fn defer(me: usize, why: Interrupt) {
     with(|h| {
         let mut core = h.core.borrow_mut();
-        core.greenlets[me].rare().deferred_kill = true;
+        let rare = core.greenlets[me].rare();
+        match why {
+            Interrupt::Kill => rare.deferred_kill = true,
+            Interrupt::Timeout(token) => rare.deferred_timeout = Some(token),
+            Interrupt::LoopExit => unreachable!("LoopExit is never deferred"),
+        }
         core.hot[me].interrupted = true;
-        if !core.deferred_kills.contains(&me) {
-            core.deferred_kills.push(me);
+        if !core.deferred.contains(&me) {
+            core.deferred.push(me);
+        }
+    })
+}
+
+/// A `with_timeout` scope of greenlet `me` ends: a timeout of its deferred
+/// during an unwind has nothing left to interrupt.
+pub(crate) fn forget_deferred_timeout(me: usize, token: u64) {
+    with(|h| {
+        let mut core = h.core.borrow_mut();
+        let Some(r) = core.greenlets.get_mut(me).and_then(|g| g.rare.as_mut()) else { return };
+        if r.deferred_timeout == Some(token) {
+            r.deferred_timeout = None;
+            // Still interrupted only for what is left.
+            let left = r.deferred_kill || r.pending.is_some();
+            core.hot[me].interrupted = left;
         }
     })
 }
@@ -77,8 +106,8 @@ fn raise_kill(me: usize) -> ! {
 /// A greenlet killing itself: it unwinds at once, unless it is unwinding
 /// already (the kill is then deferred, as one from outside would be).
 pub(crate) fn kill_self(me: usize) {
-    if is_unwinding(me) {
-        defer_kill(me);
+    if is_unwinding(me) || unwind_unaccounted() {
+        defer(me, Interrupt::Kill);
     } else {
         raise_kill(me);
     }
@@ -98,6 +127,10 @@ pub(crate) fn raise_deferred_kill(me: usize) {
 pub(crate) fn take_deferred_kill(me: usize) -> bool {
     with(|h| {
         let mut core = h.core.borrow_mut();
+        // Every scope is closed at the root: a deferred timeout goes.
+        if let Some(r) = core.greenlets[me].rare.as_mut() {
+            r.deferred_timeout = None;
+        }
         let deferred = core.greenlets[me].rare.as_mut().is_some_and(|r| std::mem::take(&mut r.deferred_kill));
         if deferred {
             core.hot[me].interrupted = false;
@@ -124,6 +157,19 @@ pub(crate) fn is_unwinding(me: usize) -> bool {
         return false;
     }
     true
+}
+
+/// True when an unwind is in progress on the thread that no greenlet's
+/// count accounts for. The counts come from gevent's panic hook; an
+/// application that replaced the hook (without chaining to it) leaves them
+/// at 0, and that unwind may then be the caller's: deferring its kill or
+/// timeout is the safe side (raising it inside a destructor would abort;
+/// the retry at a pass boundary delivers it once no unwind is left). When
+/// some greenlet's count does account for the unwind, the counts are
+/// trusted: deferring then would make a greenlet the unwinding one waits
+/// for unkillable.
+fn unwind_unaccounted() -> bool {
+    std::thread::panicking() && with(|h| h.core.borrow().hot.iter().all(|h| h.unwinding == 0))
 }
 
 /// Records that greenlet `key` started (`true`) or caught (`false`) an

@@ -26,7 +26,9 @@ mod report;
 mod sched;
 mod waiters;
 
-pub(crate) use interrupt::{is_unwinding, note_unwind, raise_deferred_kill, take_deferred_kill};
+pub(crate) use interrupt::{
+    forget_deferred_timeout, is_unwinding, note_unwind, raise_deferred_kill, take_deferred_kill,
+};
 pub(crate) use life::{create, discard_payload, discard_unstarted, exit_current, join, kill, schedule_links, start};
 pub(crate) use life::{drop_local_everywhere, forget_local, panic_message, put_local, take_local};
 pub(crate) use sched::{current_key, current_ref, park, sleep, yield_now};

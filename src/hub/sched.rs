@@ -93,6 +93,11 @@ pub(super) struct Rare {
     /// apart from `pending` so a timeout opened inside the destructor still
     /// fires meanwhile.
     pub(super) deferred_kill: bool,
+    /// The token of a `with_timeout` scope whose timer fired while the
+    /// greenlet (seemingly) unwound: raised at a later resume once the
+    /// unwind is over, if the scope is still open then (an unwind the user
+    /// caught inside it); the scope forgets it when it ends.
+    pub(super) deferred_timeout: Option<u64>,
     pub(super) locals: Vec<(u64, Option<Box<dyn Any>>)>,
     pub(super) start_timer: Option<crate::timer::TimerKey>,
 }
@@ -121,12 +126,12 @@ pub(super) struct Core {
     pub(crate) waits: WaitNodes,
     /// The armed timers (checked at every pass boundary, in the same access).
     pub(super) timers: Timers,
-    /// Greenlets holding a kill deferred while they unwound
-    /// (`interrupt::defer_kill`): at a pass boundary with no unwind in
-    /// progress on the thread, each is interrupted again, so a kill whose
+    /// Greenlets holding a kill or timeout deferred while they unwound
+    /// (`interrupt::defer`): at a pass boundary with no unwind in progress
+    /// on the thread, each is interrupted again, so an interrupt whose
     /// unwind the user caught (or whose greenlet only looked unwinding
     /// while another one was) is not lost while it blocks.
-    pub(super) deferred_kills: Vec<usize>,
+    pub(super) deferred: Vec<usize>,
 }
 
 /// A decided switch: the slots of the context to suspend and of the one to
@@ -154,7 +159,7 @@ impl Core {
             main_key: 0,
             waits: WaitNodes::default(),
             timers: Timers::default(),
-            deferred_kills: Vec::new(),
+            deferred: Vec::new(),
         };
         let key = core.insert(main.clone(), 0, never_run);
         core.hot[key] = Hot { state: State::Running, interrupted: false, unwinding: 0, slots: main_slots };
@@ -203,19 +208,23 @@ impl Core {
         unpark(&mut self.hot, &mut self.ready, key, true);
     }
 
-    /// Interrupts again, with a kill, each greenlet still holding a kill
-    /// deferred during an unwind, once no unwind is in progress on the
-    /// thread (see `deferred_kills`).
+    /// Interrupts again each greenlet still holding a kill (or else a
+    /// timeout) deferred during an unwind, once no unwind is in progress on
+    /// the thread (see `deferred`).
     #[cold]
     #[inline(never)]
-    fn retry_deferred_kills(&mut self) {
+    fn retry_deferred(&mut self) {
         if std::thread::panicking() {
             return; // some greenlet still unwinds: at a later pass
         }
-        for key in std::mem::take(&mut self.deferred_kills) {
-            if self.greenlets.get(key).and_then(|g| g.rare.as_ref()).is_some_and(|r| r.deferred_kill) {
-                self.interrupt(key, Interrupt::Kill);
-            }
+        for key in std::mem::take(&mut self.deferred) {
+            let Some(r) = self.greenlets.get_mut(key).and_then(|g| g.rare.as_mut()) else { continue };
+            let why = match (r.deferred_kill, r.deferred_timeout.take()) {
+                (true, _) => Interrupt::Kill,
+                (false, Some(token)) => Interrupt::Timeout(token),
+                (false, None) => continue,
+            };
+            self.interrupt(key, why);
         }
     }
 
@@ -312,8 +321,8 @@ impl Hub {
                 self.driver.poll(Some(Duration::ZERO), &mut |g| core.unpark_io(g));
             }
             self.fire_timers(core);
-            if !core.deferred_kills.is_empty() {
-                core.retry_deferred_kills();
+            if !core.deferred.is_empty() {
+                core.retry_deferred();
             }
             core.pass_left = core.ready.len();
         }

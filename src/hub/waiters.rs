@@ -129,13 +129,16 @@ impl Waiters {
             // Passed over: a waiter about to unwind (an interrupt pending).
             // Served: one blocked in a destructor while it unwinds (a count
             // left by a caught panic is no unwind: `interrupt::is_unwinding`),
-            // and one holding only a kill deferred during an unwind that is
-            // over: it resumes, takes the kill, and passes on what it got
-            // (passed over, nothing would ever wake it).
+            // and one holding only a kill or timeout deferred during an
+            // unwind that is over: it resumes, takes it, and passes on what
+            // it got (passed over, nothing would ever wake it).
             let eligible = |g: usize| {
                 !hot[g].interrupted
                     || (hot[g].unwinding > 0 && std::thread::panicking())
-                    || gcbs.get(g).and_then(|b| b.rare.as_ref()).is_some_and(|r| r.deferred_kill && r.pending.is_none())
+                    || gcbs
+                        .get(g)
+                        .and_then(|b| b.rare.as_ref())
+                        .is_some_and(|r| (r.deferred_kill || r.deferred_timeout.is_some()) && r.pending.is_none())
             };
             let next = self.list.pop_first(&mut core.waits, eligible);
             next.map(|(g, tag)| {
