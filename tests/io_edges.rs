@@ -289,3 +289,49 @@ fn a_handler_serving_its_own_server_forever_can_time_out() {
         slot.borrow_mut().take();
     });
 }
+
+/// Closing a socket ends the raw waits on its fd (`EBADF`, both backends)
+/// and nothing else: a `try_clone` of it reading on is untouched. On
+/// io_uring the close cancelled by fd, which the kernel matches by *file*,
+/// so the clone's receive failed with `ECANCELED`.
+#[test]
+fn closing_a_socket_leaves_its_clone_reading() {
+    both(|| {
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (original, _) = listener.accept().unwrap();
+        let clone = original.try_clone().unwrap();
+        let fd = original.as_raw_fd();
+        let reader = gevent::spawn(move || {
+            let mut buf = [0u8; 16];
+            (&clone).read(&mut buf).map(|n| buf[..n].to_vec())
+        });
+        let waiter = gevent::spawn(move || wait_read(fd, Some(Duration::from_secs(10))));
+        gevent::sleep(ms(5)); // both are parked
+        drop(original);
+        let e = join_ok(waiter).expect_err("the raw wait's fd closed");
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e}");
+        client.write_all(b"hello").unwrap();
+        assert_eq!(join_ok(reader).unwrap(), b"hello", "the clone's receive was cancelled");
+    });
+}
+
+/// A socket handed over as an `OwnedFd` (and taken back) stays open: a raw
+/// wait on its fd goes on. On io_uring the hand-over cancelled it.
+#[test]
+fn an_fd_round_trip_leaves_raw_waits_alone() {
+    both(|| {
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        let fd = conn.as_raw_fd();
+        let waiter = gevent::spawn(move || wait_read(fd, Some(Duration::from_secs(10))));
+        gevent::sleep(ms(5));
+        let owned: std::os::fd::OwnedFd = conn.into();
+        let conn = TcpStream::from(owned);
+        client.write_all(b"x").unwrap();
+        join_ok(waiter).expect("the wait goes on, and sees the data");
+        let mut buf = [0u8; 1];
+        assert_eq!((&conn).read(&mut buf).unwrap(), 1);
+    });
+}

@@ -184,10 +184,13 @@ impl Driver {
     /// (`wait_read`, `select`) end: on epoll their greenlets go to `wake`
     /// (they retry and see the closed fd), on io_uring their operations are
     /// cancelled.
-    pub(crate) fn deregister(&self, fd: RawFd, wake: Wake<'_>) {
+    /// With `closing` false the fd stays open (handed over as an
+    /// `OwnedFd`): raw waits on it go on (on epoll they retry).
+    pub(crate) fn deregister(&self, fd: RawFd, wake: Wake<'_>, closing: bool) {
         match &self.kind {
             Kind::Epoll(e) => e.deregister(fd, wake),
-            Kind::Uring(u) => u.cancel_fd(fd),
+            Kind::Uring(u) if closing => u.cancel_raw_waits(fd),
+            Kind::Uring(_) => {}
         }
     }
 
@@ -334,31 +337,33 @@ impl Source {
         self.fd.as_ref().expect("a live source has its fd")
     }
 
-    /// Gives the fd up (deregistered first).
+    /// Gives the fd up (deregistered first; it stays open, so raw waits
+    /// on it go on).
     pub(crate) fn into_owned(mut self) -> std::os::fd::OwnedFd {
         let fd = self.fd.take().expect("a live source has its fd");
-        self.forget(&fd);
+        self.forget(&fd, false);
         fd
     }
 
-    /// Before `fd` leaves: out of the home hub's fixed-file table (at once
-    /// on the home thread, else by a message the home hub reads at its next
-    /// poll; the slot is only emptied if this source still holds it), and
-    /// deregistered from this thread's hub.
-    fn forget(&self, fd: &std::os::fd::OwnedFd) {
+    /// Before `fd` leaves (`closing`: it is about to close): out of the
+    /// home hub's fixed-file table (at once on the home thread, else by a
+    /// message the home hub reads at its next poll; the slot is only
+    /// emptied if this source still holds it), and deregistered from this
+    /// thread's hub.
+    fn forget(&self, fd: &std::os::fd::OwnedFd, closing: bool) {
         use std::os::fd::AsRawFd;
         let fd = fd.as_raw_fd();
         if let Some(home) = self.home.get() {
             crate::hub::release_fixed(home, fd, self.id);
         }
-        crate::hub::deregister(fd);
+        crate::hub::deregister(fd, closing);
     }
 }
 
 impl Drop for Source {
     fn drop(&mut self) {
         if let Some(fd) = self.fd.take() {
-            self.forget(&fd);
+            self.forget(&fd, true);
         }
     }
 }

@@ -71,10 +71,10 @@ pub(super) struct Uring {
     /// refused one).
     fixed: RefCell<Vec<u64>>,
     /// Readiness waits in flight on bare fd numbers (`wait_read`,
-    /// `wait_write`), per fd: the only operations that can outlive their
-    /// fd (every other one is on a source whose owner waits for it), so
-    /// the only ones a close has to cancel.
-    raw_waits: RefCell<HashMap<RawFd, usize>>,
+    /// `wait_write`), per fd, by slot: the only operations that can
+    /// outlive their fd (every other one is on a source whose owner waits
+    /// for it), so the only ones a close has to cancel.
+    raw_waits: RefCell<HashMap<RawFd, Vec<usize>>>,
 }
 
 impl Uring {
@@ -224,33 +224,30 @@ impl Uring {
         self.push(opcode::AsyncCancel::new(slot as u64).build().user_data(IGNORE));
     }
 
-    /// Counts a readiness wait on the bare fd `fd` starting (`true`) or
-    /// ending.
-    pub(super) fn raw_wait(&self, fd: RawFd, starts: bool) {
+    /// Records the readiness wait in `slot` on the bare fd `fd` starting
+    /// (`true`) or ending.
+    pub(super) fn raw_wait(&self, fd: RawFd, slot: usize, starts: bool) {
         let mut waits = self.raw_waits.borrow_mut();
         if starts {
-            *waits.entry(fd).or_default() += 1;
-        } else if let Some(n) = waits.get_mut(&fd) {
-            *n -= 1;
-            if *n == 0 {
+            waits.entry(fd).or_default().push(slot);
+        } else if let Some(slots) = waits.get_mut(&fd) {
+            slots.retain(|&s| s != slot);
+            if slots.is_empty() {
                 waits.remove(&fd);
             }
         }
     }
 
     /// Cancels the readiness waits on `fd` (it is about to close: they
-    /// would otherwise outlive it). Nothing to do, and no syscall, when
-    /// none is in flight: the kernel's cancel-by-fd scans every request in
-    /// flight, which a close must not cost on a busy ring.
-    pub(super) fn cancel_fd(&self, fd: RawFd) {
-        if self.raw_waits.borrow().contains_key(&fd) {
-            let c = types::CancelBuilder::fd(types::Fd(fd)).all();
-            self.push(opcode::AsyncCancel2::new(c).build().user_data(IGNORE));
-            // Now: the kernel finds the requests by the fd's file, which is
-            // gone once the fd closes.
-            if self.ring.borrow().submit().is_ok() {
-                self.unsubmitted.set(self.ring.borrow_mut().submission().len() + self.overflow.borrow().len());
-            }
+    /// would otherwise outlive it, holding its file open). Each is
+    /// cancelled by its own slot: a cancel by fd would match the fd's
+    /// *file*, and so the operations of every dup of it (a `try_clone`
+    /// reading on), and it makes the kernel scan every request in flight.
+    /// Nothing to do, and no syscall, when none is in flight.
+    pub(super) fn cancel_raw_waits(&self, fd: RawFd) {
+        let Some(slots) = self.raw_waits.borrow_mut().remove(&fd) else { return };
+        for slot in slots {
+            self.cancel(slot);
         }
     }
 

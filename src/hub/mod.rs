@@ -175,13 +175,14 @@ pub(crate) fn release_fixed(home: &crate::driver::WeakRemote, fd: std::os::fd::R
 }
 
 /// Deregisters a socket's fd from this thread's hub (if it has one) before
-/// the fd closes, readying the greenlets whose raw waits it ends.
-pub(crate) fn deregister(fd: std::os::fd::RawFd) {
+/// the fd closes (`closing`) or is handed over, readying the greenlets
+/// whose raw waits a close ends.
+pub(crate) fn deregister(fd: std::os::fd::RawFd, closing: bool) {
     if let Some(h) = existing() {
         // A `select` waiting on an epoll set that lists `fd` is woken too
         // (the set would silently forget the closed fd): its eventfd makes
         // the set readable.
-        if let Ok(selects) = h.selects.try_borrow() {
+        if let (true, Ok(selects)) = (closing, h.selects.try_borrow()) {
             for &(_, poke) in selects.iter().filter(|&&(f, _)| f == fd) {
                 crate::driver::sys::eventfd_wake(poke);
             }
@@ -189,8 +190,8 @@ pub(crate) fn deregister(fd: std::os::fd::RawFd) {
         // A socket dropped while the hub's core is borrowed (a value freed
         // along with a control block) has nobody left to wake anyway.
         match h.core.try_borrow_mut() {
-            Ok(mut core) => h.driver.deregister(fd, &mut |g| core.unpark(g)),
-            Err(_) => h.driver.deregister(fd, &mut |_| {}),
+            Ok(mut core) => h.driver.deregister(fd, &mut |g| core.unpark(g), closing),
+            Err(_) => h.driver.deregister(fd, &mut |_| {}, closing),
         }
     }
 }

@@ -357,6 +357,9 @@ fn submit_and_wait<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io:
         d.uring().expect("uring backend").start(entry, me)
     });
     let mut flight = InFlight { slot, release: O::release, done: false };
+    // A wait on a bare fd number is listed while it is in flight: a close
+    // of that fd cancels it (`Uring::cancel_raw_waits`).
+    let _raw = (t.id == 0).then(|| RawWait::start(t.fd, slot));
     let mut cancelled = false;
     let (res, flags) = loop {
         park();
@@ -394,19 +397,19 @@ unsafe impl Op for Poll {
 }
 
 /// A readiness wait on a bare fd in flight on io_uring (see
-/// `Uring::cancel_fd`), counted until dropped.
-struct RawWait(RawFd);
+/// `Uring::cancel_raw_waits`), listed by its slot until dropped.
+struct RawWait(RawFd, usize);
 
 impl RawWait {
-    fn start(fd: RawFd) -> RawWait {
-        with_uring(|u| u.raw_wait(fd, true));
-        RawWait(fd)
+    fn start(fd: RawFd, slot: usize) -> RawWait {
+        with_uring(|u| u.raw_wait(fd, slot, true));
+        RawWait(fd, slot)
     }
 }
 
 impl Drop for RawWait {
     fn drop(&mut self) {
-        with_uring(|u| u.raw_wait(self.0, false));
+        with_uring(|u| u.raw_wait(self.0, self.1, false));
     }
 }
 
@@ -416,11 +419,13 @@ pub(crate) fn wait(t: Target<'_>, interest: Interest, timeout: Option<Duration>)
     let deadline = &Deadline::new(timeout);
     let mut p = Poll(interest);
     if with_driver(|d| d.uring().is_some()) {
-        // A wait on a bare fd number is counted while it is in flight (a
-        // close of that fd then cancels it); `submit_and_wait` returns, or
-        // unwinds, only once the operation completed.
-        let _raw = (t.id == 0).then(|| RawWait::start(t.fd));
+        // `submit_and_wait` returns, or unwinds, only once the operation
+        // completed. A wait on a bare fd cancelled by the fd's close ends
+        // as on epoll, where the retry finds the fd closed.
         let (res, _) = submit_and_wait(t, &mut p, deadline)?;
+        if res == -libc::ECANCELED && t.id == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
         return sys::cvt_res(res).map(drop);
     }
     loop {
