@@ -37,6 +37,11 @@
 //!   other greenlet of the thread sees `true` (std counts panics per
 //!   thread). A std `MutexGuard` taken before that moment and dropped
 //!   during it marks its mutex poisoned; gevent's own locks do not poison.
+//! - The panic hook. A hook you install after the first gevent call
+//!   should call the one it replaces (`std::panic::take_hook`): gevent's
+//!   counts each greenlet's unwinds, which a kill or timeout aimed at a
+//!   greenlet blocked in a destructor during its unwind needs (it is held
+//!   until the unwind ends; raised there, it would abort the process).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs, missing_debug_implementations)]
 

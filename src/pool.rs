@@ -550,7 +550,8 @@ pub fn iwait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> IWait {
         }
         // Marked now: a watcher that runs after the object was ready and
         // not again (an event set and cleared) still reports it.
-        let (o, q, mark) = (o.boxed(), ready.clone(), o.mark());
+        let (o, q) = (o.boxed(), ready.clone());
+        let mark = o.mark(); // of the handle that waits
         watchers.push(crate::spawn(move || {
             o.wait_ready_since(mark);
             q.put(i);

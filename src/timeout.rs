@@ -25,14 +25,23 @@ impl std::error::Error for Timeout {}
 /// The unwind payload of one `with_timeout` scope.
 pub(crate) struct TimeoutUnwind(pub(crate) u64);
 
-/// Marks the token of a scope opened while the greenlet was already
-/// unwinding (inside a destructor): that scope catches its own timeout, so
-/// raising it cannot escape the destructor.
-const OPENED_WHILE_UNWINDING: u64 = 1 << 63;
+/// A scope's token carries, in its top byte, how many unwinds its greenlet
+/// was in when the scope opened (inside a destructor): the scope catches
+/// its own timeout, so raising it at that depth cannot escape the
+/// destructor; deeper (a nested unwind started inside the scope), it
+/// would, and it waits.
+const DEPTH_SHIFT: u32 = 56;
 
-/// True for a token [`with_timeout`] made while unwinding.
-pub(crate) fn opened_while_unwinding(token: u64) -> bool {
-    token & OPENED_WHILE_UNWINDING != 0
+/// The unwind depth a scope's token was made at.
+pub(crate) fn opened_at_depth(token: u64) -> u32 {
+    (token >> DEPTH_SHIFT) as u32
+}
+
+/// True when scope token `a` was made before `b` (`a` is the outer one of
+/// two nested scopes).
+pub(crate) fn older(a: u64, b: u64) -> bool {
+    let serial = |t: u64| t & ((1 << DEPTH_SHIFT) - 1);
+    serial(a) < serial(b)
 }
 
 /// Runs `f`, giving up after `d`: if `f` is still blocked when the deadline
@@ -64,8 +73,8 @@ where
         // no timeout could ever fire there.
         return Ok(f());
     }
-    let unwinding = if hub::is_unwinding(hub::current_key()) { OPENED_WHILE_UNWINDING } else { 0 };
-    let token = hub::new_token() | unwinding;
+    let depth = u64::from(hub::unwind_depth(hub::current_key()).min(255));
+    let token = hub::new_token() | depth << DEPTH_SHIFT;
     let timer = hub::arm_timeout(d, token);
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
     drop(timer);

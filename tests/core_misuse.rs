@@ -195,14 +195,14 @@ fn greenlet_panics_are_reported_once_with_the_name() {
     assert!(!err.contains("killed-quietly"), "{err}");
 }
 
-/// An application that replaces the panic hook (without chaining to
-/// gevent's, which counts unwinds per greenlet) and then kills a greenlet
-/// blocked in a destructor during its panic unwind: the kill waits for the
-/// unwind to end. It was raised inside that destructor, and the process
-/// aborted ("panic in a destructor during cleanup").
+/// An application that installs its own panic hook after the hub exists,
+/// chaining to the previous one (as documented: gevent's hook counts the
+/// unwinds of each greenlet), and then kills a greenlet blocked in a
+/// destructor during its panic unwind: the kill waits for the unwind to
+/// end instead of being raised inside that destructor (an abort).
 #[test]
-fn a_replaced_panic_hook_does_not_turn_a_kill_into_an_abort() {
-    if child_scenario().as_deref() == Some("hook-replaced") {
+fn a_chained_panic_hook_keeps_kills_during_unwinds_safe() {
+    if child_scenario().as_deref() == Some("hook-chained") {
         struct GetOnDrop(gevent::queue::Queue<u32>);
         impl Drop for GetOnDrop {
             fn drop(&mut self) {
@@ -210,7 +210,11 @@ fn a_replaced_panic_hook_does_not_turn_a_kill_into_an_abort() {
             }
         }
         gevent::yield_now(); // the hub exists: gevent's hook is in
-        std::panic::set_hook(Box::new(|_| eprintln!("[app hook]")));
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            eprintln!("[app hook]");
+            previous(info);
+        }));
         let q = gevent::queue::Queue::new();
         let a = gevent::spawn({
             let q = q.clone();
@@ -227,10 +231,55 @@ fn a_replaced_panic_hook_does_not_turn_a_kill_into_an_abort() {
         println!("survived: {:?}", a.exception());
         return;
     }
-    let out = run_child("a_replaced_panic_hook_does_not_turn_a_kill_into_an_abort", "hook-replaced");
+    let out = run_child("a_chained_panic_hook_keeps_kills_during_unwinds_safe", "hook-chained");
     let err = stderr_of(&out);
     assert!(out.status.success(), "status {:?}\n{err}", out.status);
     let stdout = String::from_utf8_lossy(&out.stdout);
     // It ends as it began: panicked (a kill does not replace a panic).
     assert!(stdout.contains("survived: Some(Panicked(\"p\"))"), "{stdout}\n{err}");
+    assert!(err.contains("[app hook]"), "{err}");
+}
+
+/// A `with_timeout` scope opened in a destructor (during one unwind) whose
+/// deadline passes while a second, nested unwind inside it blocks in its
+/// own destructor: the timeout is not raised inside that destructor (that
+/// aborted the process). (Once the user catches the nested unwind, the
+/// runtime cannot tell it ended while the first one goes on: the timeout
+/// then waits, and the scope may end without it.)
+#[test]
+fn a_scope_in_a_destructor_waits_out_a_nested_unwind() {
+    if child_scenario().as_deref() == Some("nested-unwind") {
+        struct Inner;
+        impl Drop for Inner {
+            fn drop(&mut self) {
+                gevent::sleep(ms(60));
+            }
+        }
+        struct Outer;
+        impl Drop for Outer {
+            fn drop(&mut self) {
+                let r = gevent::with_timeout(ms(10), || {
+                    let _ = catch_unwind(AssertUnwindSafe(|| {
+                        let _i = Inner;
+                        panic!("p2")
+                    }));
+                    gevent::sleep(ms(100));
+                });
+                println!("scope in destructor: {}", if r.is_ok() { "Ok" } else { "Err" });
+            }
+        }
+        let g = gevent::spawn(|| {
+            let _o = Outer;
+            panic!("p1")
+        });
+        g.join();
+        println!("survived: {:?}", g.exception());
+        return;
+    }
+    let out = run_child("a_scope_in_a_destructor_waits_out_a_nested_unwind", "nested-unwind");
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "status {:?}\n{err}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("scope in destructor: "), "{stdout}\n{err}");
+    assert!(stdout.contains("survived: Some(Panicked(\"p1\"))"), "{stdout}\n{err}");
 }

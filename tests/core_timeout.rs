@@ -333,3 +333,29 @@ fn a_timeout_due_during_an_unwind_caught_in_its_scope_still_fires() {
     // A later scope is not hit by it.
     assert_eq!(with_timeout(ms(20), || 7), Ok(7));
 }
+
+/// Two nested scopes both due while their greenlet unwinds (the unwind is
+/// caught between them): the outer scope's timeout still fires afterwards.
+/// The inner one's took its place and then went with the inner scope.
+#[test]
+fn an_outer_timeout_deferred_with_an_inner_one_still_fires() {
+    struct SleepOnDrop;
+    impl Drop for SleepOnDrop {
+        fn drop(&mut self) {
+            gevent::sleep(ms(40));
+        }
+    }
+    let g = gevent::spawn(|| {
+        with_timeout(ms(10), || {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = with_timeout(ms(20), || {
+                    let _d = SleepOnDrop;
+                    panic!("p");
+                });
+            }));
+            gevent::sleep(Duration::from_secs(10)); // the outer deadline passed: unwinds
+        })
+    });
+    assert!(g.join_timeout(Duration::from_secs(5)), "the outer timeout was lost");
+    assert_eq!(g.get(), Ok(Err(Timeout)));
+}

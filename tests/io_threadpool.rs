@@ -284,3 +284,32 @@ fn clones_share_the_pool_until_the_last_handle_goes() {
         assert_eq!(other.apply(|| std::thread::current().id()), a, "still open, same worker");
     });
 }
+
+/// A panic that `spawn_blocking` re-raises in its greenlet is an unwind of
+/// that greenlet like any other: a destructor of it may kill another
+/// greenlet (that kill used to be deferred until the unwind ended, which
+/// waited on it: a deadlock).
+#[test]
+fn a_spawn_blocking_panic_unwinds_like_any_other() {
+    both(|| {
+        struct KillOnDrop(gevent::GreenletRef);
+        impl Drop for KillOnDrop {
+            fn drop(&mut self) {
+                self.0.kill()
+            }
+        }
+        let worker = gevent::spawn(|| loop {
+            gevent::sleep(ms(5));
+        });
+        let g = gevent::spawn({
+            let w = worker.as_ref().clone();
+            move || {
+                let _k = KillOnDrop(w);
+                gevent::spawn_blocking(|| -> u32 { panic!("worker panic") })
+            }
+        });
+        assert!(g.join_timeout(Duration::from_secs(10)), "the unwinding greenlet hung");
+        assert!(worker.dead());
+        assert!(matches!(g.exception(), Some(gevent::GreenletError::Panicked(_))));
+    });
+}

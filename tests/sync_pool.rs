@@ -217,3 +217,26 @@ fn iwait_sees_an_event_set_and_cleared() {
     });
     assert_eq!(gevent::wait(&[&e], Some(Duration::from_secs(10))), [0]);
 }
+
+/// A `Waitable` of the user's (default `mark`) whose boxed handle is an
+/// `Event` set and cleared long ago is not ready: the mark is taken from
+/// the handle that waits.
+#[test]
+fn iwait_marks_the_handle_that_waits() {
+    struct Wrapped(Event);
+    impl Waitable for Wrapped {
+        fn is_ready(&self) -> bool {
+            self.0.is_set()
+        }
+        fn wait_ready(&self) {
+            self.0.wait()
+        }
+        fn boxed(&self) -> Box<dyn Waitable> {
+            Box::new(self.0.clone())
+        }
+    }
+    let e = Event::new();
+    e.set();
+    e.clear();
+    assert_eq!(gevent::wait(&[&Wrapped(e)], Some(ms(20))), Vec::<usize>::new());
+}

@@ -76,7 +76,12 @@ where
     wait.wait();
     drop(finish);
     let r = slot.lock().unwrap_or_else(|p| p.into_inner()).take().expect("a completed job left its result");
-    r.unwrap_or_else(|payload| panic::resume_unwind(payload))
+    r.unwrap_or_else(|payload| {
+        // The job's panic began on another thread, unseen by this one's
+        // panic hook: counted here, it is an unwind of this greenlet.
+        crate::hub::note_unwind(crate::hub::current_key(), true);
+        panic::resume_unwind(payload)
+    })
 }
 
 #[cfg(test)]

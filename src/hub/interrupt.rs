@@ -25,19 +25,21 @@ pub(super) fn raise_pending(me: usize) {
     });
     // Blocked in a destructor while this greenlet is already unwinding: a
     // second unwind out of that destructor would abort the process.
-    let unwinding = is_unwinding(me);
-    let maybe_unwinding = unwinding || unwind_unaccounted();
+    let depth = unwind_depth(me);
+    let unwinding = depth > 0;
     // A pending interrupt goes first; a deferred kill comes back after it,
     // then a deferred timeout.
     match why.or(deferred_kill.then_some(Interrupt::Kill)).or(deferred_timeout.map(Interrupt::Timeout)) {
         None => {}
         // Kept for the first resume after this unwind ends.
-        Some(Interrupt::Kill) if maybe_unwinding => defer(me, Interrupt::Kill),
+        Some(Interrupt::Kill) if unwinding => defer(me, Interrupt::Kill),
         Some(Interrupt::Kill) => raise_kill(me),
-        // A scope opened inside the destructor catches its own timeout, so
-        // that one is raised; another one waits for the unwind to end (if
-        // the unwind leaves the scope, the scope forgets it).
-        Some(Interrupt::Timeout(token)) if maybe_unwinding && !crate::timeout::opened_while_unwinding(token) => {
+        // A scope opened inside a destructor, at this unwind depth, catches
+        // its own timeout, so that one is raised; one opened outside the
+        // unwind in progress (or outside a nested one that started since)
+        // waits for it to end (if the unwind leaves the scope, the scope
+        // forgets it).
+        Some(Interrupt::Timeout(token)) if depth > crate::timeout::opened_at_depth(token) => {
             defer(me, Interrupt::Timeout(token))
         }
         Some(Interrupt::Timeout(token)) => {
@@ -65,7 +67,13 @@ fn defer(me: usize, why: Interrupt) {
         let rare = core.greenlets[me].rare();
         match why {
             Interrupt::Kill => rare.deferred_kill = true,
-            Interrupt::Timeout(token) => rare.deferred_timeout = Some(token),
+            // Of two scopes due, the outer one (made first: the smaller
+            // token) is kept: its unwind leaves the inner one too, which
+            // would otherwise forget it as it ends.
+            Interrupt::Timeout(token) => {
+                let outer = rare.deferred_timeout.filter(|&t| crate::timeout::older(t, token)).unwrap_or(token);
+                rare.deferred_timeout = Some(outer);
+            }
             Interrupt::LoopExit => unreachable!("LoopExit is never deferred"),
         }
         core.hot[me].interrupted = true;
@@ -106,7 +114,7 @@ fn raise_kill(me: usize) -> ! {
 /// A greenlet killing itself: it unwinds at once, unless it is unwinding
 /// already (the kill is then deferred, as one from outside would be).
 pub(crate) fn kill_self(me: usize) {
-    if is_unwinding(me) || unwind_unaccounted() {
+    if is_unwinding(me) {
         defer(me, Interrupt::Kill);
     } else {
         raise_kill(me);
@@ -139,37 +147,30 @@ pub(crate) fn take_deferred_kill(me: usize) -> bool {
     })
 }
 
-/// True while greenlet `me` is in the middle of an unwind, as far as the
-/// runtime can tell: an unwind it started (a kill, a timeout, a panic) that
-/// was not caught yet. A panic the user caught (`catch_unwind`) leaves its
-/// count behind; when no unwind at all is in progress on the thread, the
-/// count is stale and goes. (While another greenlet of the thread is
-/// unwinding, a stale count still reads as unwinding.)
+/// True while greenlet `me` is in the middle of an unwind (see
+/// [`unwind_depth`]).
 pub(crate) fn is_unwinding(me: usize) -> bool {
-    // The hub context (a link callback, a destructor the hub runs) has no
-    // count of its own.
+    unwind_depth(me) > 0
+}
+
+/// How many unwinds greenlet `me` is in the middle of, as far as the
+/// runtime can tell: unwinds it started (a kill, a timeout, a panic, as
+/// counted by gevent's panic hook) that were not caught yet, nested when a
+/// destructor of one panics again. A panic the user caught
+/// (`catch_unwind`) leaves its count behind; when no unwind at all is in
+/// progress on the thread, the count is stale and goes. (While another
+/// greenlet of the thread is unwinding, a stale count still reads as
+/// unwinding.) The hub context has none.
+pub(crate) fn unwind_depth(me: usize) -> u32 {
     let count = with(|h| h.core.borrow().hot.get(me).map_or(0, |h| h.unwinding));
     if count == 0 {
-        return false;
+        return 0;
     }
     if !std::thread::panicking() {
         with(|h| h.core.borrow_mut().hot[me].unwinding = 0);
-        return false;
+        return 0;
     }
-    true
-}
-
-/// True when an unwind is in progress on the thread that no greenlet's
-/// count accounts for. The counts come from gevent's panic hook; an
-/// application that replaced the hook (without chaining to it) leaves them
-/// at 0, and that unwind may then be the caller's: deferring its kill or
-/// timeout is the safe side (raising it inside a destructor would abort;
-/// the retry at a pass boundary delivers it once no unwind is left). When
-/// some greenlet's count does account for the unwind, the counts are
-/// trusted: deferring then would make a greenlet the unwinding one waits
-/// for unkillable.
-fn unwind_unaccounted() -> bool {
-    std::thread::panicking() && with(|h| h.core.borrow().hot.iter().all(|h| h.unwinding == 0))
+    count as u32
 }
 
 /// Records that greenlet `key` started (`true`) or caught (`false`) an

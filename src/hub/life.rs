@@ -237,6 +237,7 @@ fn leave(h: &super::Hub) -> Leaving {
         return Leaving::Result(shared.clone());
     }
     let gcb = core.greenlets.remove(me);
+    core.hot[me].unwinding = 0; // the slot is free: no count is left in it
     let from = core.hot[me].slots;
     let shared = gcb.shared;
     shared.0.life.set(Life::Dead);

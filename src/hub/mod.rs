@@ -27,7 +27,7 @@ mod sched;
 mod waiters;
 
 pub(crate) use interrupt::{
-    forget_deferred_timeout, is_unwinding, note_unwind, raise_deferred_kill, take_deferred_kill,
+    forget_deferred_timeout, note_unwind, raise_deferred_kill, take_deferred_kill, unwind_depth,
 };
 pub(crate) use life::{create, discard_payload, discard_unstarted, exit_current, join, kill, schedule_links, start};
 pub(crate) use life::{drop_local_everywhere, forget_local, panic_message, put_local, take_local};
@@ -433,13 +433,13 @@ pub(crate) fn new_token() -> u64 {
     })
 }
 
-/// Arms a timer that interrupts the current greenlet with `token`.
 /// True in the hub's own context (link callbacks, destructors the hub
 /// runs), where nothing may block.
 pub(crate) fn in_hub() -> bool {
     current_key() == sched::HUB
 }
 
+/// Arms a timer that interrupts the current greenlet with `token`.
 pub(crate) fn arm_timeout(d: Duration, token: u64) -> TimerGuard {
     let me = current_key();
     TimerGuard::arm(d, Action::Interrupt(me, token))
