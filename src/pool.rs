@@ -199,7 +199,18 @@ impl Group {
     /// `while self.greenlets` does.
     ///
     /// # Blocking
-    /// As [`crate::killall`], until no live member is left.
+    /// As [`crate::killall`], until no live member is left: for ever if
+    /// every dying member adds another (as in gevent).
+    ///
+    /// # Examples
+    /// ```
+    /// let group = gevent::pool::Group::new();
+    /// for _ in 0..3 {
+    ///     group.spawn(|| gevent::sleep(std::time::Duration::from_secs(3600)));
+    /// }
+    /// group.kill();
+    /// assert!(group.greenlets().iter().all(|g| g.dead()));
+    /// ```
     pub fn kill(&self) {
         loop {
             let alive: Vec<GreenletRef> = self.greenlets().into_iter().filter(|g| !g.dead()).collect();
