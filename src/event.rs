@@ -31,9 +31,11 @@ pub struct Event(Rc<EventInner>);
 #[derive(Default)]
 struct EventInner {
     flag: Cell<bool>,
-    /// How many times it was set: `iwait` sees a set that a clear undid
-    /// before its watcher ran.
+    /// How many times it was set since `iwait` first marked it (`watched`):
+    /// `iwait` sees a set that a clear undid before its watcher ran. Not
+    /// counted before: an event nobody marks pays a test, not a store.
     sets: Cell<u64>,
+    watched: Cell<bool>,
     waiters: Waiters,
 }
 
@@ -54,7 +56,9 @@ impl Event {
     #[inline]
     pub fn set(&self) {
         self.0.flag.set(true);
-        self.0.sets.set(self.0.sets.get().wrapping_add(1));
+        if self.0.watched.get() {
+            self.count_set();
+        }
         self.0.waiters.notify_all();
     }
 
@@ -86,15 +90,23 @@ impl Event {
         }
     }
 
-    /// How many times the event was set so far (see `wait_since`).
-    pub(crate) fn sets(&self) -> u64 {
+    #[cold]
+    #[inline(never)]
+    fn count_set(&self) {
+        self.0.sets.set(self.0.sets.get().wrapping_add(1));
+    }
+
+    /// How many times the event was set since it was first marked (see
+    /// `wait_since`); from now on, sets are counted.
+    pub(crate) fn mark(&self) -> u64 {
+        self.0.watched.set(true);
         self.0.sets.get()
     }
 
     /// Waits until the event is set, or returns at once if it was set
-    /// since [`sets`](Self::sets) said `mark` (and maybe cleared again).
+    /// since [`mark`](Self::mark) said `mark` (and maybe cleared again).
     pub(crate) fn wait_since(&self, mark: u64) {
-        if self.sets() == mark {
+        if self.0.sets.get() == mark {
             self.wait();
         }
     }

@@ -527,7 +527,7 @@ impl Waitable for Event {
         Box::new(self.clone())
     }
     fn mark(&self) -> u64 {
-        self.sets()
+        Event::mark(self)
     }
     fn wait_ready_since(&self, mark: u64) {
         self.wait_since(mark);
