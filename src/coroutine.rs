@@ -200,7 +200,7 @@ impl Drop for Coroutine {
                 // The body caught the cancellation and suspended again: its
                 // frames are live, so its stack can be neither reused nor
                 // freed, and its destructors would never run.
-                eprintln!("gevent: a coroutine suspended while being dropped (it caught its cancellation); aborting");
+                report!("gevent: a coroutine suspended while being dropped (it caught its cancellation); aborting");
                 std::process::abort();
             }
         }

@@ -283,3 +283,30 @@ fn a_scope_in_a_destructor_waits_out_a_nested_unwind() {
     assert!(stdout.contains("scope in destructor: "), "{stdout}\n{err}");
     assert!(stdout.contains("survived: Some(Panicked(\"p1\"))"), "{stdout}\n{err}");
 }
+
+/// A greenlet that panics while stderr is a closed pipe (the log reader
+/// died, `prog 2>&1 | head`): the report is dropped, as std's own panic
+/// message is, and the program goes on. The report's `eprintln!` panicked
+/// inside the panic hook, which aborted the process.
+#[test]
+fn a_panic_report_to_a_closed_stderr_is_dropped() {
+    if child_scenario().as_deref() == Some("closed-stderr") {
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) writes two fresh fds; the read end is closed and
+        // the write end replaces fd 2, so writes to stderr fail (EPIPE).
+        unsafe {
+            assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+            libc::close(fds[0]);
+            assert_eq!(libc::dup2(fds[1], 2), 2);
+            libc::close(fds[1]);
+        }
+        let g = gevent::spawn(|| -> u8 { panic!("nobody reads this") });
+        g.join();
+        println!("survived: {:?}", g.exception());
+        return;
+    }
+    let out = run_child("a_panic_report_to_a_closed_stderr_is_dropped", "closed-stderr");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "status {:?}\n{stdout}", out.status);
+    assert!(stdout.contains("survived: Some(Panicked(\"nobody reads this\"))"), "{stdout}");
+}

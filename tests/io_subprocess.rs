@@ -286,3 +286,20 @@ fn pipe_ends_convert_into_blocking_fds() {
         assert!(child.wait().unwrap().success());
     });
 }
+
+/// `send_signal` / `terminate` (gevent's `Popen`): the child gets the
+/// signal; after it exited and was waited for, sending is a no-op (its id
+/// may be another process's by then); an unknown signal is refused.
+#[test]
+fn send_signal_and_terminate() {
+    both(|| {
+        let mut child = Command::new("sleep").arg("10").spawn().unwrap();
+        child.terminate().unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+        child.send_signal(libc::SIGKILL).unwrap();
+        let mut child = Command::new("sleep").arg("10").spawn().unwrap();
+        assert_eq!(child.send_signal(12345).unwrap_err().kind(), ErrorKind::InvalidInput);
+        child.send_signal(libc::SIGUSR1).unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGUSR1));
+    });
+}

@@ -10,7 +10,7 @@
 //! hub's back) is replaced. Raw fds (`wait_read`) are registered only for
 //! the length of their wait.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -71,6 +71,8 @@ pub(super) struct Epoll {
     by_fd: RefCell<Vec<u32>>,
     nodes: RefCell<WaitNodes>,
     events: RefCell<Vec<libc::epoll_event>>,
+    /// Whether the kernel has `epoll_pwait2` (until it says `ENOSYS`).
+    pwait2: Cell<bool>,
 }
 
 impl Epoll {
@@ -85,6 +87,7 @@ impl Epoll {
             by_fd: RefCell::new(Vec::new()),
             nodes: RefCell::new(WaitNodes::default()),
             events: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; super::EVENTS_PER_POLL]),
+            pwait2: Cell::new(true),
         };
         e.ctl(libc::EPOLL_CTL_ADD, remote_fd, libc::EPOLLIN as u32 | libc::EPOLLET as u32, REMOTE)?;
         Ok(e)
@@ -270,10 +273,44 @@ impl Epoll {
     /// Waits at most `timeout` for events and wakes their waiters.
     pub(super) fn poll(&self, timeout: Option<Duration>, wake: Wake<'_>, remote: RemoteDrain<'_>) {
         let mut events = self.events.borrow_mut();
-        // SAFETY: the kernel writes at most `len` events into the vector's
-        // initialized storage.
-        let n = unsafe {
-            libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, sys::timeout_ms(timeout))
+        let n = match timeout {
+            // Finer than a millisecond (a timer due in 50 µs): epoll_pwait2
+            // takes a timespec where epoll_wait rounds up to whole
+            // milliseconds. Kernels before 5.11 (and qemu-user) lack it.
+            Some(d) if d.subsec_nanos() % 1_000_000 != 0 && self.pwait2.get() => {
+                let ts = libc::timespec {
+                    tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+                    tv_nsec: d.subsec_nanos() as _,
+                };
+                // SAFETY: the kernel writes at most `len` events into the
+                // vector's initialized storage and reads `ts`; no sigmask.
+                let n = unsafe {
+                    libc::syscall(
+                        libc::SYS_epoll_pwait2,
+                        self.epfd.as_raw_fd(),
+                        events.as_mut_ptr(),
+                        events.len() as libc::c_int,
+                        &ts as *const libc::timespec,
+                        std::ptr::null::<libc::sigset_t>(),
+                        0usize,
+                    )
+                } as i32;
+                if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+                    self.pwait2.set(false);
+                    return; // the caller polls again, with epoll_wait
+                }
+                n
+            }
+            // SAFETY: the kernel writes at most `len` events into the
+            // vector's initialized storage.
+            _ => unsafe {
+                libc::epoll_wait(
+                    self.epfd.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    sys::timeout_ms(timeout),
+                )
+            },
         };
         if n <= 0 {
             return; // timeout, or EINTR (a signal: the caller loops)

@@ -50,6 +50,13 @@ pub(crate) fn unix_path(path: &std::path::Path) -> io::Result<socket2::SockAddr>
     socket2::SockAddr::unix(path)
 }
 
+/// `kill(2)`: sends `sig` to process `pid`.
+pub(crate) fn kill(pid: u32, sig: i32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: a plain syscall on integers.
+    cvt(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
 /// Sets or clears `O_NONBLOCK`.
 pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on a descriptor the caller owns; no memory.

@@ -153,7 +153,7 @@ unsafe fn run_hub(data: usize) -> ! {
     // SAFETY: per the contract, `data` points at a live HubRecord.
     let body = unsafe { (*(data as *const HubRecord)).body };
     if panic::catch_unwind(body).is_err() {
-        eprintln!("gevent: the hub loop panicked; aborting");
+        report!("gevent: the hub loop panicked; aborting");
     }
     std::process::abort()
 }

@@ -50,7 +50,7 @@ pub(super) fn raise_pending(me: usize) {
         Some(Interrupt::LoopExit) => {
             let msg = with(|h| h.loop_exit.borrow_mut().take()).unwrap_or_default();
             if unwinding {
-                eprintln!("{msg}");
+                report!("{msg}");
                 std::process::abort();
             }
             panic!("{msg}")

@@ -136,7 +136,7 @@ pub(super) fn run_links(r: GreenletRef) {
     let links = r.0.take_links();
     for link in links {
         if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(&r))) {
-            eprintln!("gevent: a link callback of greenlet '{}' panicked: {}", r.name(), panic_message(&*p));
+            report!("gevent: a link callback of greenlet '{}' panicked: {}", r.name(), panic_message(&*p));
             discard_payload(p);
         }
     }
@@ -176,7 +176,7 @@ pub(crate) fn discard_payload(p: Box<dyn Any + Send>) {
 /// quietly too: its own destructor may panic.
 fn report_drop_panic(what: &str, p: &(dyn Any + Send)) {
     if !p.is::<KillUnwind>() && !p.is::<crate::timeout::TimeoutUnwind>() {
-        eprintln!("gevent: the destructor of {what} panicked: {}", panic_message(p));
+        report!("gevent: the destructor of {what} panicked: {}", panic_message(p));
     }
 }
 
@@ -421,7 +421,7 @@ pub(super) fn teardown() {
         }
         for g in &alive {
             if panic::catch_unwind(AssertUnwindSafe(|| g.kill())).is_err() {
-                eprintln!("gevent: greenlet '{}' could not be unwound at thread exit", g.name());
+                report!("gevent: greenlet '{}' could not be unwound at thread exit", g.name());
             }
         }
     }

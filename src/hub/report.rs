@@ -42,7 +42,7 @@ fn report(info: &panic::PanicHookInfo<'_>, previous: &Hook) {
     };
     let msg = super::life::panic_message(info.payload());
     let loc = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
-    eprintln!("{who} panicked{loc}:\n{msg}");
+    report!("{who} panicked{loc}:\n{msg}");
 }
 
 enum Panicker {

@@ -111,7 +111,7 @@ impl DatagramServer {
                 Err(e) if transient_udp_error(&e) => crate::sleep(MIN_BACKOFF),
                 Err(e) => {
                     // Closed, as a StreamServer whose accepts fail for good.
-                    eprintln!("gevent: DatagramServer({}) stops receiving: {e}", self.0.addr);
+                    report!("gevent: DatagramServer({}) stops receiving: {e}", self.0.addr);
                     drop(self.0.socket.borrow_mut().take());
                     drop(self.0.serving.task.borrow_mut().take());
                     self.0.serving.stopped.set();

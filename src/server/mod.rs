@@ -319,7 +319,7 @@ fn accept_loop(inner: &Inner) {
                 // accept will ever succeed again. As gevent: report, close,
                 // and let `serve_forever` return.
                 inner.accept_errors.set(inner.accept_errors.get() + 1);
-                eprintln!("gevent: StreamServer({}) stops accepting: {e}", inner.addr);
+                report!("gevent: StreamServer({}) stops accepting: {e}", inner.addr);
                 drop(listener);
                 drop(inner.listener.borrow_mut().take());
                 drop(inner.serving.task.borrow_mut().take());

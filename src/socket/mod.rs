@@ -12,6 +12,14 @@
 //! thread pool, never blocking the hub; addresses, typed or written as
 //! strings (`"127.0.0.1:80"`, `("::1", 80)`), resolve at once.
 //!
+//! Whether a call switches depends on the backend. On epoll, a read or
+//! write that can complete at once returns without switching, as in
+//! gevent: a loop over ready data runs on until it blocks. On io_uring a
+//! receive goes through the ring, so each one switches. Code that must let
+//! the others run (a loop handing every line it reads to other greenlets'
+//! queues) yields with `gevent::sleep(Duration::ZERO)`, as it would in
+//! gevent.
+//!
 //! On the epoll backend (edge-triggered), a read that returns less than
 //! asked counts as draining the socket, as in tokio; data behind a TCP
 //! urgent mark or behind a Unix message carrying ancillary data

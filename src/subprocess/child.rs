@@ -80,6 +80,41 @@ impl Child {
         self.inner.kill()
     }
 
+    /// Sends signal `sig` to the child (gevent's `Popen.send_signal`);
+    /// `Ok` if it has exited already. The child is not reaped until it is
+    /// waited for, so its process id cannot name another process meanwhile.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a signal number the kernel refuses.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::os::unix::process::ExitStatusExt;
+    /// let mut child = gevent::subprocess::Command::new("sleep").arg("10").spawn().unwrap();
+    /// child.send_signal(libc::SIGTERM).unwrap();
+    /// assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+    /// ```
+    pub fn send_signal(&mut self, sig: i32) -> io::Result<()> {
+        if self.inner.try_wait()?.is_some() {
+            return Ok(()); // reaped: the id may be another process's now
+        }
+        match crate::driver::sys::kill(self.id(), sig) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                Err(io::Error::new(io::ErrorKind::InvalidInput, format!("gevent: no signal {sig}")))
+            }
+            r => r,
+        }
+    }
+
+    /// Sends `SIGTERM` (gevent's `Popen.terminate`); see
+    /// [`send_signal`](Self::send_signal).
+    ///
+    /// # Errors
+    /// As [`send_signal`](Self::send_signal).
+    pub fn terminate(&mut self) -> io::Result<()> {
+        self.send_signal(libc::SIGTERM)
+    }
+
     /// The exit status if the child has exited, else `None`; never waits.
     ///
     /// # Errors
