@@ -63,6 +63,9 @@ impl Yielder {
         // suspended inside `resume`, its slots in the Shared box.
         let v = unsafe { shared.own.get().suspend_to(shared.caller(), value) };
         if shared.cancel.get() {
+            // An unwind of the greenlet running us, which no panic hook
+            // sees: counted, so a kill or timeout meanwhile waits for it.
+            hub::note_unwind(hub::current_key(), true);
             panic::resume_unwind(Box::new(Cancel));
         }
         v
@@ -237,7 +240,9 @@ where
     let out = match panic::catch_unwind(AssertUnwindSafe(|| f(&y, sh.input.get()))) {
         Ok(v) => v,
         Err(p) => {
-            if !p.is::<Cancel>() {
+            if p.is::<Cancel>() {
+                hub::note_unwind(hub::current_key(), false);
+            } else {
                 sh.panic.set(Some(p));
             }
             0

@@ -310,3 +310,37 @@ fn a_panic_report_to_a_closed_stderr_is_dropped() {
     assert!(out.status.success(), "status {:?}\n{stdout}", out.status);
     assert!(stdout.contains("survived: Some(Panicked(\"nobody reads this\"))"), "{stdout}");
 }
+
+/// A kill of a greenlet blocked in a destructor while a dropped raw
+/// coroutine's body is being cancelled (an unwind of that greenlet that no
+/// panic hook sees) waits for the cancellation to end; it was raised inside
+/// the destructor, which aborted the process.
+#[test]
+fn a_kill_during_a_coroutine_cancellation_waits_for_it() {
+    if child_scenario().as_deref() == Some("coroutine-cancel") {
+        struct SleepOnDrop;
+        impl Drop for SleepOnDrop {
+            fn drop(&mut self) {
+                gevent::sleep(ms(30));
+            }
+        }
+        let g = gevent::spawn(|| {
+            let mut co = gevent::coroutine::Coroutine::new(|y, _| {
+                let _d = SleepOnDrop;
+                y.suspend(1);
+                0
+            });
+            co.resume(0);
+            drop(co); // its body unwinds, and sleeps in the destructor
+            gevent::sleep(Duration::from_secs(10));
+        });
+        gevent::sleep(ms(5));
+        g.kill();
+        println!("survived: {:?}", g.exception());
+        return;
+    }
+    let out = run_child("a_kill_during_a_coroutine_cancellation_waits_for_it", "coroutine-cancel");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "status {:?}\n{stdout}\n{}", out.status, stderr_of(&out));
+    assert!(stdout.contains("survived: Some(Killed)"), "{stdout}");
+}

@@ -359,3 +359,30 @@ fn an_outer_timeout_deferred_with_an_inner_one_still_fires() {
     assert!(g.join_timeout(Duration::from_secs(5)), "the outer timeout was lost");
     assert_eq!(g.get(), Ok(Err(Timeout)));
 }
+
+/// An outer scope's timeout deferred during an unwind is retried in the
+/// pass an inner scope's timer fires: the outer one wins (its unwind
+/// leaves the inner scope too). The inner one was kept, and the outer
+/// scope never timed out.
+#[test]
+fn a_deferred_outer_timeout_wins_over_an_inner_one_due_with_it() {
+    struct SleepOnDrop;
+    impl Drop for SleepOnDrop {
+        fn drop(&mut self) {
+            gevent::sleep(ms(40));
+        }
+    }
+    let g = gevent::spawn(|| {
+        with_timeout(ms(10), || {
+            let _ = std::panic::catch_unwind(|| {
+                let _s = SleepOnDrop;
+                panic!("caught inside the outer scope");
+            });
+            let _ = with_timeout(Duration::ZERO, || gevent::sleep(ms(5)));
+            gevent::sleep(Duration::from_secs(10));
+            "the outer body completed"
+        })
+    });
+    assert!(g.join_timeout(Duration::from_secs(5)), "the outer timeout was lost");
+    assert_eq!(g.get(), Ok(Err(Timeout)));
+}

@@ -234,8 +234,16 @@ impl Core {
         // open in a raw coroutine that was never resumed) interrupts nobody.
         let Some(gcb) = self.greenlets.get_mut(key) else { return };
         let pending = &mut gcb.rare().pending;
-        // A kill outranks a timeout; the first timeout wins over later ones.
-        if pending.is_none() || why == Interrupt::Kill {
+        // A kill outranks a timeout; the first timeout wins over later ones
+        // (the timers hold a second one back a pass), except that of two
+        // timeouts the outer scope's (the older token) wins: its unwind
+        // leaves the inner scope too (a deferred one, retried in the pass
+        // an inner one fired).
+        let outer = |p: &Option<Interrupt>| match (*p, why) {
+            (Some(Interrupt::Timeout(p)), Interrupt::Timeout(t)) => crate::timeout::older(t, p),
+            _ => false,
+        };
+        if pending.is_none() || why == Interrupt::Kill || outer(pending) {
             *pending = Some(why);
         }
         self.hot[key].interrupted = true;
