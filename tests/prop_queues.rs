@@ -450,6 +450,7 @@ struct Outcome {
 }
 
 fn run(prog: &Rc<Program>) -> Result<Outcome, String> {
+    prop_common::start_clean();
     hub_is_idle().map_err(|e| format!("before the run: {e}"))?;
     let w = Rc::new(World {
         prog: prog.clone(),

@@ -385,6 +385,7 @@ fn hub_is_idle() -> Result<(), String> {
 
 /// Runs `prog` once on this thread and checks the invariants.
 fn run(prog: &Rc<Program>) -> Result<Outcome, String> {
+    prop_common::start_clean();
     hub_is_idle().map_err(|e| format!("before the run: {e}"))?;
     let n = prog.scripts.len();
     let w = Rc::new(World {

@@ -825,6 +825,7 @@ fn wind_up(w: &Rc<World>) -> Result<(), String> {
 
 /// Runs `prog` once on this thread and checks the invariants.
 fn run(prog: &Rc<Program>) -> Result<Outcome, String> {
+    prop_common::start_clean();
     hub_is_idle().map_err(|e| format!("before the run (left by an earlier failed run?): {e}"))?;
     let w = Rc::new(World::new(prog));
     let body = panic::catch_unwind(AssertUnwindSafe(|| {
