@@ -309,19 +309,13 @@ fn a_coroutine_timeout_outliving_its_greenlet_interrupts_nobody() {
 /// is over (at the next blocking point). It was dropped for good.
 #[test]
 fn a_timeout_due_during_an_unwind_caught_in_its_scope_still_fires() {
-    struct SleepOnDrop;
-    impl Drop for SleepOnDrop {
-        fn drop(&mut self) {
-            gevent::sleep(ms(30));
-        }
-    }
     let q: gevent::queue::Queue<u32> = gevent::queue::Queue::new();
     let g = gevent::spawn({
         let q = q.clone();
         move || {
             with_timeout(ms(10), || {
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let _d = SleepOnDrop;
+                    let _d = SleepOnDrop(ms(30));
                     panic!("caught inside the scope");
                 }));
                 q.get() // the deadline has passed: this unwinds at once
@@ -339,17 +333,11 @@ fn a_timeout_due_during_an_unwind_caught_in_its_scope_still_fires() {
 /// The inner one's took its place and then went with the inner scope.
 #[test]
 fn an_outer_timeout_deferred_with_an_inner_one_still_fires() {
-    struct SleepOnDrop;
-    impl Drop for SleepOnDrop {
-        fn drop(&mut self) {
-            gevent::sleep(ms(40));
-        }
-    }
     let g = gevent::spawn(|| {
         with_timeout(ms(10), || {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let _ = with_timeout(ms(20), || {
-                    let _d = SleepOnDrop;
+                    let _d = SleepOnDrop(ms(40));
                     panic!("p");
                 });
             }));
@@ -366,16 +354,10 @@ fn an_outer_timeout_deferred_with_an_inner_one_still_fires() {
 /// scope never timed out.
 #[test]
 fn a_deferred_outer_timeout_wins_over_an_inner_one_due_with_it() {
-    struct SleepOnDrop;
-    impl Drop for SleepOnDrop {
-        fn drop(&mut self) {
-            gevent::sleep(ms(40));
-        }
-    }
     let g = gevent::spawn(|| {
         with_timeout(ms(10), || {
             let _ = std::panic::catch_unwind(|| {
-                let _s = SleepOnDrop;
+                let _s = SleepOnDrop(ms(40));
                 panic!("caught inside the outer scope");
             });
             let _ = with_timeout(Duration::ZERO, || gevent::sleep(ms(5)));
@@ -385,4 +367,14 @@ fn a_deferred_outer_timeout_wins_over_an_inner_one_due_with_it() {
     });
     assert!(g.join_timeout(Duration::from_secs(5)), "the outer timeout was lost");
     assert_eq!(g.get(), Ok(Err(Timeout)));
+}
+
+/// Sleeps for its duration when dropped (a destructor that blocks, run
+/// during an unwind).
+struct SleepOnDrop(Duration);
+
+impl Drop for SleepOnDrop {
+    fn drop(&mut self) {
+        gevent::sleep(self.0);
+    }
 }
