@@ -9,20 +9,24 @@ cd "$(dirname "$0")"
 step() { printf '\n=== %s\n' "$*"; }
 
 step "toolchain and cross tools"
-if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/dev/null; then
+if ! command -v qemu-aarch64 >/dev/null || ! command -v aarch64-linux-gnu-gcc >/dev/null \
+    || [ ! -d /usr/aarch64-linux-gnu/lib ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null
 fi
 rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
-rustup component list --installed | grep -q rustfmt || rustup component add rustfmt clippy
+for c in rustfmt clippy; do
+    rustup component list --installed | grep -q "^$c" || rustup component add "$c"
+done
 
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "tests, x86_64, default backend"
-cargo test -p gevent
+# The default: io_uring where the kernel allows it, whatever the caller set.
+env -u GEVENT_BACKEND cargo test -p gevent
 step "tests, x86_64, GEVENT_BACKEND=epoll"
 GEVENT_BACKEND=epoll cargo test -p gevent
 
@@ -35,7 +39,7 @@ PROPTEST_CASES=${AARCH64_PROPTEST_CASES:-200} GEVENT_PROP_NO_REAL_TIME=1 \
 
 step "examples that must run to completion"
 cargo build --release --examples -p gevent
-./target/release/examples/million 200000
+"${CARGO_TARGET_DIR:-target}/release/examples/million" 200000
 cargo bench --workspace --no-run
 
 echo

@@ -68,17 +68,18 @@ pub fn with_timeout<F, T>(d: Duration, f: F) -> Result<T, Timeout>
 where
     F: FnOnce() -> T,
 {
-    if hub::in_hub() {
+    // The same greenlet before and after `f` (a greenlet never migrates).
+    let me = hub::current_key();
+    if hub::is_hub(me) {
         // Nothing blocks in a hub callback (a blocking call panics), so
         // no timeout could ever fire there.
         return Ok(f());
     }
-    let depth = u64::from(hub::unwind_depth(hub::current_key()).min(255));
+    let depth = u64::from(hub::unwind_depth(me).min(255));
     let token = hub::new_token() | depth << DEPTH_SHIFT;
-    let timer = hub::arm_timeout(d, token);
+    let timer = hub::arm_timeout(me, d, token);
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
     drop(timer);
-    let me = hub::current_key();
     // Fired while the greenlet (seemingly) unwound inside the scope, and
     // deferred: the scope ends here, and with it the timeout.
     hub::forget_deferred_timeout(me, token);

@@ -322,8 +322,8 @@ fn a_datagram_longer_than_the_buffer_is_truncated() {
 }
 
 /// std's blocking receive on a datagram socket shut down for reading
-/// returns 0; a non-blocking one says `EAGAIN`, which the epoll backend
-/// takes for "wait", so there the receive waits out its timeout instead.
+/// returns 0, where a non-blocking one says `EAGAIN`: ours return 0 on
+/// both backends, parked ones included.
 #[test]
 fn shutdown_read_ends_receives() {
     both(|| {

@@ -151,8 +151,11 @@ pub(crate) fn socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
 /// and `InvalidInput` for a negative one (which `poll` would skip), as
 /// Python's `select` refuses it.
 pub(crate) fn ready_set(rlist: &[RawFd], wlist: &[RawFd]) -> io::Result<(Vec<RawFd>, Vec<RawFd>)> {
-    if rlist.iter().chain(wlist).any(|&fd| fd < 0) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "gevent: select on a negative file descriptor"));
+    if let Some(fd) = rlist.iter().chain(wlist).find(|&&fd| fd < 0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("gevent: select on a negative file descriptor ({fd})"),
+        ));
     }
     let entry = |fd, interest| libc::pollfd { fd, events: poll_bits(interest), revents: 0 };
     let mut fds: Vec<libc::pollfd> = rlist.iter().map(|&fd| entry(fd, Interest::Read)).collect();

@@ -436,12 +436,17 @@ pub(crate) fn new_token() -> u64 {
 /// True in the hub's own context (link callbacks, destructors the hub
 /// runs), where nothing may block.
 pub(crate) fn in_hub() -> bool {
-    current_key() == sched::HUB
+    is_hub(current_key())
 }
 
-/// Arms a timer that interrupts the current greenlet with `token`.
-pub(crate) fn arm_timeout(d: Duration, token: u64) -> TimerGuard {
-    let me = current_key();
+/// True for the key of the hub's own context (see [`in_hub`]).
+pub(crate) fn is_hub(key: usize) -> bool {
+    key == sched::HUB
+}
+
+/// Arms a timer that interrupts greenlet `me` (the current one) with
+/// `token`.
+pub(crate) fn arm_timeout(me: usize, d: Duration, token: u64) -> TimerGuard {
     TimerGuard::arm(d, Action::Interrupt(me, token))
 }
 

@@ -190,7 +190,12 @@ impl Sock {
 
     /// A fresh socket of `ty` for addresses like `addr`.
     pub(crate) fn for_addr(addr: &SockAddr, ty: socket2::Type) -> io::Result<Sock> {
-        Ok(Sock::of(Source::from_nonblocking(Socket::new(addr.domain(), ty.nonblocking().cloexec(), None)?.into())))
+        Sock::for_domain(addr.domain(), ty)
+    }
+
+    /// A fresh socket of `ty` in `domain`, made non-blocking at once.
+    pub(crate) fn for_domain(domain: socket2::Domain, ty: socket2::Type) -> io::Result<Sock> {
+        Ok(Sock::of(Source::from_nonblocking(Socket::new(domain, ty.nonblocking().cloexec(), None)?.into())))
     }
 
     pub(crate) fn raw(&self) -> RawFd {

@@ -23,7 +23,7 @@ pub(super) fn std_addr(addr: &SocketAddr) -> io::Result<socket2::SockAddr> {
         Some(name) => socket2::SockAddr::unix(std::ffi::OsStr::from_bytes(&[&[0], name].concat())),
         None => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "gevent: an unnamed Unix address cannot be bound or connected to",
+            "gevent: an unnamed Unix address names no socket (to bind, connect or send to)",
         )),
     }
 }

@@ -89,8 +89,7 @@ impl UnixDatagram {
     /// an unnamed address, which cannot be replied to) and, once
     /// connected, receive from its peer.
     pub fn unbound() -> io::Result<UnixDatagram> {
-        let s = Socket::new(Domain::UNIX, Type::DGRAM.nonblocking().cloexec(), None)?;
-        Ok(UnixDatagram { sock: Sock::new(s.into())? })
+        Ok(UnixDatagram { sock: Sock::for_domain(Domain::UNIX, Type::DGRAM)? })
     }
 
     /// Two sockets connected to each other.
@@ -243,7 +242,10 @@ fn std_from(a: &SockAddr) -> io::Result<SocketAddr> {
     } else if a.len() == 0 || a.is_unnamed() {
         unnamed()
     } else {
-        Err(io::Error::new(io::ErrorKind::InvalidData, "not a Unix socket address"))
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "gevent: a datagram from a sender whose address is not a Unix one",
+        ))
     }
 }
 

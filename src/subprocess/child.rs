@@ -100,7 +100,7 @@ impl Child {
         }
         match crate::driver::sys::kill(self.id(), sig) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                Err(io::Error::new(io::ErrorKind::InvalidInput, format!("gevent: no signal {sig}")))
+                Err(io::Error::new(io::ErrorKind::InvalidInput, format!("gevent: invalid signal number {sig}")))
             }
             r => r,
         }

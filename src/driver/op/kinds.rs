@@ -340,7 +340,11 @@ unsafe impl Op for SendTo<'_> {
     fn syscall_only(&self) -> bool {
         true
     }
-    const BACK_OFF: bool = true;
+    /// Unix sockets only: a UDP socket's own full buffer is reported
+    /// writable when it drains.
+    fn back_off(&self) -> bool {
+        self.addr.is_unix()
+    }
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
         let msg = self.prepare();
         opcode::SendMsg::new(types::Fd(fd), msg).flags(libc::MSG_NOSIGNAL as u32).build()

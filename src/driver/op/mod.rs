@@ -65,7 +65,9 @@ pub(crate) unsafe trait Op {
     /// stays writable (each failed send even reports it writable again),
     /// so no readiness tells when the receiver has room; std's blocking
     /// send sleeps in the kernel instead.
-    const BACK_OFF: bool = false;
+    fn back_off(&self) -> bool {
+        false
+    }
     /// io_uring: the flags of the operation's completion (`IORING_CQE_F_*`).
     fn completed(&mut self, _flags: u32) {}
     /// Whether the entry may name its fd as a fixed file (the fd is its
@@ -184,7 +186,7 @@ impl Deadline {
     }
 
     /// Sleeps `pause` (at most the time left) and doubles it, up to 64 ms
-    /// ([`Op::BACK_OFF`]).
+    /// ([`Op::back_off`]).
     fn pause(&self, pause: &mut Duration) -> io::Result<()> {
         let left = self.left(Instant::now())?;
         crate::sleep(left.map_or(*pause, |l| l.min(*pause)));
@@ -193,12 +195,12 @@ impl Deadline {
     }
 }
 
-/// The first pause of an [`Op::BACK_OFF`] operation.
+/// The first pause of an [`Op::back_off`] operation.
 const FIRST_PAUSE: Duration = Duration::from_millis(1);
 
 /// After readiness was reported, the syscall would still block: `Some`
 /// result when a receive's read half is shut down
-/// ([`Op::ends_when_shut`]); else, for an [`Op::BACK_OFF`] operation,
+/// ([`Op::ends_when_shut`]); else, for an [`Op::back_off`] operation,
 /// pauses. `None`: try again.
 fn blocked_after_ready<O: Op>(
     op: &mut O,
@@ -209,7 +211,7 @@ fn blocked_after_ready<O: Op>(
     if op.ends_when_shut() && sys::read_shut(fd) {
         return Ok(Some(op.shut_result()));
     }
-    if O::BACK_OFF {
+    if op.back_off() {
         deadline.pause(pause)?;
     }
     Ok(None)
@@ -224,18 +226,17 @@ fn run_epoll<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Resul
         }
         match op.attempt(t.fd) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // A half shut down is sticky in the registration (a
-                // hang-up, an error, a `shutdown`): only then is it worth
-                // asking the kernel which.
+                // A half shut down is sticky in the registration (an
+                // `EPOLLRDHUP` edge, an error, the socket's own
+                // `shutdown`): only then is it worth asking the kernel.
                 let shut = || with_epoll(|e| e.is_shut(t.fd, t.id, O::INTEREST));
-                if wait_first || (op.ends_when_shut() && shut()) {
-                    if let Some(n) = blocked_after_ready(op, t.fd, deadline, &mut pause)? {
-                        return Ok(n);
-                    }
-                    if O::BACK_OFF {
-                        wait_first = false; // paused instead
-                        continue;
-                    }
+                if op.ends_when_shut() && shut() && sys::read_shut(t.fd) {
+                    return Ok(op.shut_result());
+                }
+                if wait_first && op.back_off() {
+                    deadline.pause(&mut pause)?;
+                    wait_first = false; // paused instead of waiting
+                    continue;
                 }
                 wait_first = true;
                 with_epoll(|e| e.clear_ready(t.fd, t.id, O::INTEREST))
@@ -287,7 +288,7 @@ fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Resul
                         if let Some(n) = blocked_after_ready(op, t.fd, deadline, &mut pause)? {
                             return Ok(n);
                         }
-                        if O::BACK_OFF {
+                        if op.back_off() {
                             continue; // paused instead
                         }
                     }
