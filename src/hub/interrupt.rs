@@ -91,11 +91,20 @@ pub(crate) fn forget_deferred_timeout(me: usize, token: u64) {
         let Some(r) = core.greenlets.get_mut(me).and_then(|g| g.rare.as_mut()) else { return };
         if r.deferred_timeout == Some(token) {
             r.deferred_timeout = None;
-            // Still interrupted only for what is left.
-            let left = r.deferred_kill || r.pending.is_some();
-            core.hot[me].interrupted = left;
+            refresh_interrupted(&mut core, me);
         }
     })
+}
+
+/// Greenlet `me` is interrupted exactly while something is pending or
+/// deferred for it (notifiers pass over an interrupted waiter: a flag left
+/// up with nothing behind it would leave that waiter unserved).
+fn refresh_interrupted(core: &mut super::Core, me: usize) {
+    let left = core.greenlets[me]
+        .rare
+        .as_ref()
+        .is_some_and(|r| r.pending.is_some() || r.deferred_kill || r.deferred_timeout.is_some());
+    core.hot[me].interrupted = left;
 }
 
 /// Unwinds greenlet `me` (running) with a kill.
@@ -105,7 +114,7 @@ fn raise_kill(me: usize) -> ! {
         if let Some(r) = core.greenlets[me].rare.as_mut() {
             r.deferred_kill = false;
         }
-        core.hot[me].interrupted = false;
+        refresh_interrupted(&mut core, me);
     });
     note_unwind(me, true);
     panic::resume_unwind(Box::new(KillUnwind))
@@ -136,13 +145,11 @@ pub(crate) fn take_deferred_kill(me: usize) -> bool {
     with(|h| {
         let mut core = h.core.borrow_mut();
         // Every scope is closed at the root: a deferred timeout goes.
-        if let Some(r) = core.greenlets[me].rare.as_mut() {
+        let deferred = core.greenlets[me].rare.as_mut().is_some_and(|r| {
             r.deferred_timeout = None;
-        }
-        let deferred = core.greenlets[me].rare.as_mut().is_some_and(|r| std::mem::take(&mut r.deferred_kill));
-        if deferred {
-            core.hot[me].interrupted = false;
-        }
+            std::mem::take(&mut r.deferred_kill)
+        });
+        refresh_interrupted(&mut core, me);
         deferred
     })
 }
