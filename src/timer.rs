@@ -24,6 +24,30 @@ pub(crate) fn after(now: Instant, d: Duration) -> Instant {
     now + d.min(FOREVER)
 }
 
+/// Pauses that double from `next` up to `max`: for waits no readiness
+/// ends (a child without a pidfd, a full Unix listener or receiver).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub(crate) const fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff { next: first, max }
+    }
+
+    /// Sleeps the next pause, at most `left` (`None`: no bound), and
+    /// doubles it.
+    ///
+    /// # Blocking
+    /// For the pause.
+    pub(crate) fn sleep(&mut self, left: Option<Duration>) {
+        crate::sleep(left.map_or(self.next, |l| l.min(self.next)));
+        self.next = (self.next * 2).min(self.max);
+    }
+}
+
 /// What a timer does when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {

@@ -289,13 +289,10 @@ impl Sock {
     pub(crate) fn connect(&self, addr: &SockAddr, timeout: Option<Duration>) -> io::Result<()> {
         let deadline = timeout.map(|d| crate::timer::after(Instant::now(), d));
         let mut left = timeout;
-        let mut pause = Duration::from_millis(1);
+        let mut pause = crate::timer::Backoff::new(Duration::from_millis(1), Duration::from_millis(64));
         loop {
             match op::run(self.target(), &mut op::Connect { addr, started: false }, left) {
-                Err(e) if op::is_again(&e) && addr.is_unix() => {
-                    crate::sleep(left.map_or(pause, |l| l.min(pause)));
-                    pause = (pause * 2).min(Duration::from_millis(64));
-                }
+                Err(e) if op::is_again(&e) && addr.is_unix() => pause.sleep(left),
                 Err(e) if op::is_again(&e) => return Err(io::Error::from_raw_os_error(libc::EAGAIN)),
                 r => return r.map(drop),
             }

@@ -180,7 +180,7 @@ impl Child {
 
     /// The status once the child exited, `None` at `deadline`.
     fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
-        let mut pause = POLL_MIN;
+        let mut pause = crate::timer::Backoff::new(POLL_MIN, POLL_MAX);
         // After the pidfd reported an exit that waitpid does not show (yet),
         // or failed, fall back to polling instead of spinning on it.
         let mut use_pidfd = true;
@@ -197,10 +197,7 @@ impl Child {
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(None),
                     _ => use_pidfd = false,
                 },
-                _ => {
-                    crate::sleep(left.map_or(pause, |l| l.min(pause)));
-                    pause = (pause * 2).min(POLL_MAX);
-                }
+                _ => pause.sleep(left),
             }
         }
     }

@@ -15,7 +15,7 @@ use io_uring::{opcode, squeue, types};
 
 use super::{sys, timed_out, Interest};
 use crate::hub::{park, with_driver, with_driver_current, TimerGuard};
-use crate::timer::Action;
+use crate::timer::{Action, Backoff};
 
 /// One I/O operation on one fd.
 ///
@@ -185,18 +185,19 @@ impl Deadline {
         Ok(Some(TimerGuard::arm_from(now, left, Action::Wake(crate::hub::current_key()))))
     }
 
-    /// Sleeps `pause` (at most the time left) and doubles it, up to 64 ms
+    /// Sleeps the next pause of `pause`, at most the time left
     /// ([`Op::back_off`]).
-    fn pause(&self, pause: &mut Duration) -> io::Result<()> {
+    fn pause(&self, pause: &mut Backoff) -> io::Result<()> {
         let left = self.left(Instant::now())?;
-        crate::sleep(left.map_or(*pause, |l| l.min(*pause)));
-        *pause = (*pause * 2).min(Duration::from_millis(64));
+        pause.sleep(left);
         Ok(())
     }
 }
 
-/// The first pause of an [`Op::back_off`] operation.
-const FIRST_PAUSE: Duration = Duration::from_millis(1);
+/// The pauses of an [`Op::back_off`] operation.
+fn back_off_pauses() -> Backoff {
+    Backoff::new(Duration::from_millis(1), Duration::from_millis(64))
+}
 
 /// After readiness was reported, the syscall would still block: `Some`
 /// result when a receive's read half is shut down
@@ -206,7 +207,7 @@ fn blocked_after_ready<O: Op>(
     op: &mut O,
     fd: RawFd,
     deadline: &Deadline,
-    pause: &mut Duration,
+    pause: &mut Backoff,
 ) -> io::Result<Option<usize>> {
     if op.ends_when_shut() && sys::read_shut(fd) {
         return Ok(Some(op.shut_result()));
@@ -219,7 +220,7 @@ fn blocked_after_ready<O: Op>(
 
 fn run_epoll<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Result<usize> {
     let mut wait_first = with_epoll(|e| e.known_unready(t.fd, t.id, O::INTEREST));
-    let mut pause = FIRST_PAUSE;
+    let mut pause = back_off_pauses();
     loop {
         if wait_first {
             wait_ready(t, O::INTEREST, deadline)?;
@@ -279,7 +280,7 @@ fn wait_ready(t: Target<'_>, interest: Interest, deadline: &Deadline) -> io::Res
 
 fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Result<usize> {
     if op.try_first() {
-        let (mut polled, mut pause) = (false, FIRST_PAUSE);
+        let (mut polled, mut pause) = (false, back_off_pauses());
         loop {
             match op.attempt(t.fd) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
