@@ -45,13 +45,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs, missing_debug_implementations)]
 
-/// `eprintln!` that never panics: a report from the runtime (often from a
-/// panic hook or the hub, where a panic aborts the process) is dropped when
-/// stderr is gone (a closed pipe), as std's own panic message is.
+/// `eprintln!` that does not panic on a stderr that is gone: a report
+/// from the runtime (often from a panic hook or the hub, where a panic
+/// aborts the process) is dropped when stderr is a pipe nobody reads, as
+/// std's own panic message is. Otherwise it is `eprintln!`, which a test
+/// harness captures.
 macro_rules! report {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        if !$crate::driver::sys::stderr_gone() {
+            eprintln!($($arg)*);
+        }
     }};
 }
 

@@ -295,11 +295,24 @@ impl Epoll {
                         0usize,
                     )
                 } as i32;
-                if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-                    self.pwait2.set(false);
-                    return; // the caller polls again, with epoll_wait
+                match n {
+                    // Refused (ENOSYS on old kernels and qemu-user, EPERM
+                    // under some seccomp filters): epoll_wait from now on,
+                    // starting with this wait.
+                    _ if n < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) => {
+                        self.pwait2.set(false);
+                        // SAFETY: as below.
+                        unsafe {
+                            libc::epoll_wait(
+                                self.epfd.as_raw_fd(),
+                                events.as_mut_ptr(),
+                                events.len() as i32,
+                                sys::timeout_ms(timeout),
+                            )
+                        }
+                    }
+                    n => n,
                 }
-                n
             }
             // SAFETY: the kernel writes at most `len` events into the
             // vector's initialized storage.

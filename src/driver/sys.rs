@@ -114,6 +114,16 @@ pub(crate) fn ready_now(fd: RawFd, interest: Interest) -> io::Result<bool> {
     Ok(n > 0 && p.revents != 0)
 }
 
+/// True when writing to stderr would fail at once: its fd is a pipe or
+/// socket whose reader is gone (`POLLERR`/`POLLHUP`, asked without
+/// waiting).
+pub(crate) fn stderr_gone() -> bool {
+    let mut p = libc::pollfd { fd: 2, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: one pollfd, live for the call.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
 /// True when `fd`'s read half is shut down (`POLLRDHUP`, asked without
 /// waiting).
 pub(crate) fn read_shut(fd: RawFd) -> bool {
