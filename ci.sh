@@ -34,7 +34,7 @@ step "tests, aarch64 under qemu-user"
 # qemu is ~10x slower: fewer proptest cases there, same properties; and no
 # real-time (millisecond) deadlines in the sync programs, which emulated work
 # can outlast.
-PROPTEST_CASES=${AARCH64_PROPTEST_CASES:-200} GEVENT_PROP_NO_REAL_TIME=1 \
+env -u GEVENT_BACKEND PROPTEST_CASES="${AARCH64_PROPTEST_CASES:-200}" GEVENT_PROP_NO_REAL_TIME=1 \
     cargo test -p gevent --target aarch64-unknown-linux-gnu
 
 step "examples that must run to completion"
