@@ -65,8 +65,7 @@ impl Yielder {
         if shared.cancel.get() {
             // An unwind of the greenlet running us, which no panic hook
             // sees: counted, so a kill or timeout meanwhile waits for it.
-            hub::note_unwind(hub::current_key(), true);
-            panic::resume_unwind(Box::new(Cancel));
+            hub::resume_unwind(hub::current_key(), Box::new(Cancel));
         }
         v
     }

@@ -79,8 +79,7 @@ where
     r.unwrap_or_else(|payload| {
         // The job's panic began on another thread, unseen by this one's
         // panic hook: counted here, it is an unwind of this greenlet.
-        crate::hub::note_unwind(crate::hub::current_key(), true);
-        panic::resume_unwind(payload)
+        crate::hub::resume_unwind(crate::hub::current_key(), payload)
     })
 }
 

@@ -230,13 +230,15 @@ impl Epoll {
         let mut regs = self.regs.borrow_mut();
         let mut nodes = self.nodes.borrow_mut();
         let reg = &mut regs[k];
-        if matches!(how, Shutdown::Read | Shutdown::Both) {
-            reg.ready |= READY_READ | CLOSED_READ;
-            reg.readers.drain(&mut nodes, &mut *wake);
-        }
-        if matches!(how, Shutdown::Write | Shutdown::Both) {
-            reg.ready |= READY_WRITE | CLOSED_WRITE;
-            reg.writers.drain(&mut nodes, &mut *wake);
+        let halves: &[Interest] = match how {
+            Shutdown::Read => &[Interest::Read],
+            Shutdown::Write => &[Interest::Write],
+            Shutdown::Both => &[Interest::Read, Interest::Write],
+        };
+        for &half in halves {
+            let (ready, closed) = ready_bits(half);
+            reg.ready |= ready | closed;
+            reg.list(half).drain(&mut nodes, &mut *wake);
         }
     }
 

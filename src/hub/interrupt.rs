@@ -44,8 +44,7 @@ pub(super) fn raise_pending(me: usize) {
         }
         Some(Interrupt::Timeout(token)) => {
             forget_deferred_timeout(me, token);
-            note_unwind(me, true);
-            panic::resume_unwind(Box::new(TimeoutUnwind(token)))
+            resume_unwind(me, Box::new(TimeoutUnwind(token)))
         }
         Some(Interrupt::LoopExit) => {
             let msg = with(|h| h.loop_exit.borrow_mut().take()).unwrap_or_default();
@@ -116,8 +115,7 @@ fn raise_kill(me: usize) -> ! {
         }
         refresh_interrupted(&mut core, me);
     });
-    note_unwind(me, true);
-    panic::resume_unwind(Box::new(KillUnwind))
+    resume_unwind(me, Box::new(KillUnwind))
 }
 
 /// A greenlet killing itself: it unwinds at once, unless it is unwinding
@@ -178,6 +176,14 @@ pub(crate) fn unwind_depth(me: usize) -> u32 {
         return 0;
     }
     count as u32
+}
+
+/// Unwinds the current greenlet `me` with `payload`, counted as its unwind
+/// first: for unwinds no panic hook sees (a kill, a timeout, a panic
+/// re-raised from another thread, a coroutine's cancellation).
+pub(crate) fn resume_unwind(me: usize, payload: Box<dyn std::any::Any + Send>) -> ! {
+    note_unwind(me, true);
+    panic::resume_unwind(payload)
 }
 
 /// Records that greenlet `key` started (`true`) or caught (`false`) an

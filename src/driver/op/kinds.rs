@@ -296,9 +296,6 @@ unsafe impl Op for RecvFrom<'_> {
     /// A receive through the ring does not end when the read half is
     /// shut down (the ring waits on): the syscall, after a readiness
     /// wait, tells.
-    fn try_first(&self) -> bool {
-        true
-    }
     fn syscall_only(&self) -> bool {
         true
     }
@@ -332,9 +329,6 @@ impl<'a> SendTo<'a> {
 // SAFETY: as `RecvFrom`; the kernel only reads through this msghdr.
 unsafe impl Op for SendTo<'_> {
     const INTEREST: Interest = Interest::Write;
-    fn try_first(&self) -> bool {
-        true
-    }
     /// Datagram sockets only: the ring's retry of a send that found the
     /// peer's queue full can go out empty (see [`Op::syscall_only`]).
     fn syscall_only(&self) -> bool {

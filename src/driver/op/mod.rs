@@ -34,11 +34,11 @@ pub(crate) unsafe trait Op {
     /// only if it would block. For sends: one usually completes at once
     /// (the socket buffer has room), and the syscall saves the ring's
     /// completion, a wake-up and a switch, half the ring traffic of an echo
-    /// round trip.
+    /// round trip. Always for a [`syscall_only`](Self::syscall_only) one.
     fn try_first(&self) -> bool {
-        false
+        self.syscall_only()
     }
-    /// io_uring, with [`try_first`](Self::try_first): once the syscall
+    /// io_uring (implies [`try_first`](Self::try_first)): once the syscall
     /// would block, wait for readiness and try it again rather than hand
     /// the operation to the ring. A datagram send: the kernel copies the
     /// datagram before it finds the peer's queue full, and the ring's retry
