@@ -126,6 +126,10 @@ impl Coroutine {
         F: FnOnce(&Yielder, usize) -> usize + 'static,
     {
         let stack = hub::take_stack(None);
+        if let Err(msg) = greenlet::check_fits::<CoRecord<F>>(&stack) {
+            hub::give_stack(stack);
+            panic!("{msg}");
+        }
         let shared = Box::new(Shared {
             caller_slots: [Cell::new(0), Cell::new(0)],
             own: Cell::new(Context::at(std::ptr::null_mut())),

@@ -77,6 +77,23 @@ impl Context {
         }
     }
 
+    /// As [`switch_to`](Self::switch_to) from a context that is dying (its
+    /// stack goes back to the pool): the target's link is cut rather than
+    /// pointed at our slots, which another context may soon overwrite.
+    ///
+    /// # Safety
+    /// As [`switch_to`](Self::switch_to); `self` is never resumed again.
+    #[inline(always)]
+    pub(crate) unsafe fn leave_to(self, to: Context, data: usize) -> usize {
+        // SAFETY: as `switch_to` (the caller's contract); our slots are still
+        // mapped (a pooled stack stays mapped) and nothing reuses them before
+        // the switch, which is the last thing to write them.
+        unsafe {
+            *to.link_slot = terminator();
+            switch(self.sp_slot, *to.sp_slot, data)
+        }
+    }
+
     /// As [`switch_to`](Self::switch_to) for a strictly nested resume (a raw
     /// coroutine): only the target's link is written. Every context on such a
     /// chain is suspended inside the resume of the one before, so the chain

@@ -33,10 +33,23 @@ impl StartRecord {
     }
 }
 
-/// Lays out a fresh context on `stack` that will run `record` first.
-pub(crate) fn new_context<R>(stack: &Stack, record: R) -> (Context, usize) {
+/// Whether a start record `R` (and the first frame) leaves at least half of
+/// `stack` to the code it starts; the message says why not.
+pub(crate) fn check_fits<R>(stack: &Stack) -> Result<(), String> {
     let room = std::mem::size_of::<R>() + std::mem::align_of::<R>() + 16 + arch::SLOT_BYTES + arch::FRAME_BYTES;
-    assert!(room < stack.size() / 2, "gevent: a start record of {room} bytes does not fit its stack");
+    if room < stack.size() / 2 {
+        Ok(())
+    } else {
+        Err(format!("gevent: a start record of {room} bytes does not fit its stack of {} bytes", stack.size()))
+    }
+}
+
+/// Lays out a fresh context on `stack` that will run `record` first.
+///
+/// # Panics
+/// Unless [`check_fits`] accepts `R` for this stack.
+pub(crate) fn new_context<R>(stack: &Stack, record: R) -> (Context, usize) {
+    check_fits::<R>(stack).unwrap_or_else(|msg| panic!("{msg}"));
     // SAFETY: the top `room` bytes of the stack are ours and unused (the
     // stack is fresh from the pool); place_record keeps 16-byte alignment and
     // init_frame writes only the frame words below the slots.

@@ -11,7 +11,7 @@ pub use builder::Builder;
 
 #[cfg(test)]
 pub(crate) use entry::place_record;
-pub(crate) use entry::{new_context, Header, HubRecord, StartRecord};
+pub(crate) use entry::{check_fits, new_context, Header, HubRecord, StartRecord};
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};

@@ -7,13 +7,12 @@
 use std::time::Instant;
 
 use super::sched::{switch, Interrupt, Plan, State, LINKS};
-use super::{with, Hub};
-use crate::greenlet::GreenletRef;
+use super::{with, Hub, HubJob};
 
 /// What the hub loop does next.
 enum Step {
     Switch(Plan),
-    Links(GreenletRef),
+    Job(HubJob),
     /// Nothing ready: poll the driver, up to the next timer (if any).
     Poll(Option<Instant>),
     LoopExit,
@@ -27,12 +26,14 @@ impl Hub {
             self.pass_boundary(&mut core);
             match core.pop() {
                 Some(LINKS) => {
-                    let r = self.links.borrow_mut().pop_front().expect("a LINKS marker has its entry");
-                    return Step::Links(r);
+                    let job = self.links.borrow_mut().pop_front().expect("a LINKS marker has its entry");
+                    return Step::Job(job);
                 }
                 Some(k) => {
-                    let (to, data) = self.plan_to(&mut core, k);
-                    return Step::Switch((self.hub_slots, to, data));
+                    // None: it could not start (set aside as a job).
+                    if let Some((to, data)) = self.plan_to(&mut core, k) {
+                        return Step::Switch((self.hub_slots, to, data));
+                    }
                 }
                 None => {
                     self.fire_timers(&mut core);
@@ -98,7 +99,7 @@ pub(super) fn hub_loop() {
             Step::Switch(plan) => {
                 switch(plan);
             }
-            Step::Links(r) => super::life::run_links(r),
+            Step::Job(job) => super::life::run_job(job),
             Step::Poll(deadline) => {
                 with(|h| h.poll_driver(deadline.map(|d| d.saturating_duration_since(Instant::now()))))
             }

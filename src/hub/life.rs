@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::sched::{self, State, HUB, HUB_BLOCKING, LINKS};
-use super::{with, TimerGuard};
+use super::{with, HubJob, TimerGuard};
 use crate::greenlet::{GreenletError, GreenletRef, KillUnwind, Life};
 use crate::timer::Action;
 use crate::wait::WaitKey;
@@ -23,7 +23,7 @@ pub(crate) fn create(
     entry: unsafe fn(usize) -> !,
     start: bool,
 ) -> GreenletRef {
-    let size = stack_size.map_or(0, |s| u32::try_from(s).expect("gevent: a greenlet's stack size must be below 4 GiB"));
+    let size = stack_size.map_or(0, crate::stack::check_size);
     with(|h| {
         let r = make(h.next_id());
         let mut core = h.core.borrow_mut();
@@ -91,6 +91,12 @@ pub(crate) fn discard_unstarted(r: &GreenletRef) {
 
 /// Kills a greenlet that never ran: its closure is dropped, it never runs.
 fn kill_unrun(r: &GreenletRef, key: usize, state: State) {
+    end_unrun(r, key, state, GreenletError::Killed);
+}
+
+/// Ends a greenlet that never ran with `error`: its closure is dropped, it
+/// never runs.
+fn end_unrun(r: &GreenletRef, key: usize, state: State, error: GreenletError) {
     // Dead before its control block (and the reference it holds) goes, so
     // that reference's drop does not see an unstarted greenlet.
     r.0.life.set(Life::Dead);
@@ -108,8 +114,8 @@ fn kill_unrun(r: &GreenletRef, key: usize, state: State) {
     });
     // User Drop code: outside any borrow. A panic in it is reported: the
     // greenlet still dies killed, and its joiners and links hear of it.
-    run_reporting("the closure of a greenlet killed before it ran", || r.0.slot.drop_closure());
-    r.0.set_exception(GreenletError::Killed);
+    run_reporting("the closure of a greenlet that never ran", || r.0.slot.drop_closure());
+    r.0.set_exception(error);
     finish(r);
 }
 
@@ -126,13 +132,28 @@ fn finish(r: &GreenletRef) {
 /// Queues `r`'s link callbacks to run from the hub, behind what is ready.
 pub(crate) fn schedule_links(r: GreenletRef) {
     with(|h| {
-        h.links.borrow_mut().push_back(r);
+        h.links.borrow_mut().push_back(HubJob::Links(r));
         h.core.borrow_mut().ready.push_back(LINKS);
     });
 }
 
+/// Does a job queued for the hub context.
+pub(super) fn run_job(job: HubJob) {
+    match job {
+        HubJob::Links(r) => run_links(r),
+        HubJob::StartFailed(r, msg) => {
+            // Killed meanwhile: already dead, and its killer reported.
+            if !r.dead() {
+                report!("{msg}");
+                let (key, state) = (r.0.key.get(), with(|h| h.core.borrow().state(r.0.key.get())));
+                end_unrun(&r, key, state, GreenletError::Panicked(msg));
+            }
+        }
+    }
+}
+
 /// Runs a dead greenlet's link callbacks (in the hub context).
-pub(super) fn run_links(r: GreenletRef) {
+fn run_links(r: GreenletRef) {
     let links = r.0.take_links();
     for link in links {
         if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(&r))) {
@@ -214,8 +235,7 @@ pub(crate) fn exit_current() -> ! {
                 // No user code runs in this drop: the result is gone if nobody
                 // could read it, and links hold their own reference.
                 drop(shared);
-                sched::switch(plan);
-                unreachable!("a dead greenlet was resumed")
+                sched::switch_for_good(plan)
             }
         }
     }
@@ -247,11 +267,16 @@ fn leave(h: &super::Hub) -> Leaving {
     if !shared.0.has_links() {
         wake_joiners(&mut core, &shared);
     } else {
-        h.links.borrow_mut().push_back(shared.clone());
+        h.links.borrow_mut().push_back(HubJob::Links(shared.clone()));
         core.ready.push_back(LINKS);
     }
-    let to = h.next_target(&mut core);
-    let (to_ctx, data) = h.plan_to(&mut core, to);
+    // A greenlet that cannot start is set aside (a job for the hub).
+    let (to_ctx, data) = loop {
+        let to = h.next_target(&mut core);
+        if let Some(plan) = h.plan_to(&mut core, to) {
+            break plan;
+        }
+    };
     // Only now does our stack go back to the pool: the next greenlet's first
     // run (in `plan_to`) must not be handed the stack we still run on, and
     // nothing runs between here and the switch that could take it.

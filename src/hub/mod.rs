@@ -53,15 +53,25 @@ thread_local! {
     static OWNER: HubOwner = const { HubOwner };
 }
 
+/// Work the hub context does at a `LINKS` run-queue marker (outside any
+/// borrow, where user destructors and callbacks may run).
+pub(super) enum HubJob {
+    /// A dead greenlet's link callbacks.
+    Links(GreenletRef),
+    /// A greenlet whose first run found no stack (the mapping failed): it
+    /// dies with this message instead of running.
+    StartFailed(GreenletRef, String),
+}
+
 /// One thread's scheduler and everything it owns.
 pub(crate) struct Hub {
     core: RefCell<Core>,
     stacks: RefCell<StackPool>,
     /// The stacks' guards, readable while `stacks` is borrowed.
     guards: crate::stack::GuardSpans,
-    /// Greenlets whose link callbacks are due, in the order their run-queue
-    /// markers were pushed.
-    links: RefCell<VecDeque<GreenletRef>>,
+    /// What the hub runs at its run-queue markers, in the order they were
+    /// pushed: due link callbacks, greenlets that could not start.
+    links: RefCell<VecDeque<HubJob>>,
     default_stack: Cell<usize>,
     hub_slots: *mut usize,
     hub_data: usize,
@@ -471,12 +481,16 @@ pub(crate) fn give_stack(stack: Stack) {
 /// hub (rounded up to whole pages, at least [`crate::MIN_STACK_SIZE`]).
 /// A builder's `stack_size` still wins.
 ///
+/// # Panics
+/// If `bytes` is 4 GiB or more (as `Builder::stack_size`).
+///
 /// # Examples
 /// ```
 /// gevent::hub::set_default_stack_size(256 * 1024);
 /// assert_eq!(gevent::hub::default_stack_size(), 256 * 1024);
 /// ```
 pub fn set_default_stack_size(bytes: usize) {
+    crate::stack::check_size(bytes);
     with(|h| h.default_stack.set(h.stacks.borrow().round(bytes)));
 }
 

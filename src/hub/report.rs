@@ -42,7 +42,16 @@ fn report(info: &panic::PanicHookInfo<'_>, previous: &Hook) {
     };
     let msg = super::life::panic_message(info.payload());
     let loc = info.location().map(|l| format!(" at {l}")).unwrap_or_default();
-    report!("{who} panicked{loc}:\n{msg}");
+    report!("{who} panicked{loc}:\n{msg}{}", backtrace());
+}
+
+/// The backtrace std's hook would print: asked for by `RUST_BACKTRACE`
+/// (any value but `0`), empty otherwise.
+fn backtrace() -> String {
+    match std::env::var_os("RUST_BACKTRACE") {
+        Some(v) if v != "0" => format!("\nstack backtrace:\n{}", std::backtrace::Backtrace::force_capture()),
+        _ => String::new(),
+    }
 }
 
 enum Panicker {

@@ -12,7 +12,7 @@ use slab::Slab;
 
 pub(super) use super::queue::RunQueue;
 
-use super::{with, Hub, TimerGuard};
+use super::{with, Hub, HubJob, TimerGuard};
 use crate::arch::Context;
 use crate::greenlet::{self, GreenletRef, StartRecord};
 use crate::stack::Stack;
@@ -27,7 +27,8 @@ pub(super) const LINKS: usize = usize::MAX - 1;
 
 /// Scheduling state of one greenlet. Legal transitions:
 /// - `New -> Scheduled | Queued`, `Scheduled -> Queued`;
-/// - `Queued -> Running` (first run: the stack is assigned);
+/// - `Queued -> Running` (first run: the stack is assigned), or `Queued ->
+///   New` when no stack can be mapped (a hub job then ends it, unrun);
 /// - `Running -> Suspended | Yielded` (park | yield);
 /// - `Suspended -> Ready` (unpark), `Ready | Yielded -> Running`;
 /// - `Queued -> Zombie` (killed before it ever ran; the slot is freed when
@@ -383,10 +384,11 @@ impl Hub {
                     return None;
                 }
                 State::Queued => {
-                    h.state = State::Running;
-                    core.current = k;
-                    let (to, data) = self.first_run(core, k);
-                    return Some((from, to, data));
+                    // None: it could not start (set aside for the hub).
+                    if let Some((to, data)) = self.first_run(core, k) {
+                        core.current = k;
+                        return Some((from, to, data));
+                    }
                 }
                 _ => {
                     h.state = State::Running;
@@ -399,34 +401,50 @@ impl Hub {
 
     /// Marks `to` running and returns its slots and the word to pass; on a
     /// first run the greenlet's stack is taken from the pool and its frame
-    /// laid out.
+    /// laid out. `None`: `to` could not start (no stack could be mapped); it
+    /// was set aside to die from the hub, and nothing else changed.
     #[inline(always)]
-    pub(super) fn plan_to(&self, core: &mut Core, to: usize) -> (*mut usize, usize) {
-        core.current = to;
+    pub(super) fn plan_to(&self, core: &mut Core, to: usize) -> Option<(*mut usize, usize)> {
         if to == HUB {
-            return (self.hub_slots, self.hub_data);
+            core.current = to;
+            return Some((self.hub_slots, self.hub_data));
         }
         let h = &mut core.hot[to];
         if h.state == State::Queued {
-            h.state = State::Running;
-            return self.first_run(core, to);
+            let plan = self.first_run(core, to)?;
+            core.current = to;
+            return Some(plan);
         }
         h.state = State::Running;
-        (h.slots, h.interrupted as usize)
+        core.current = to;
+        Some((h.slots, h.interrupted as usize))
     }
 
-    /// Gives a greenlet its stack and start record; returns its slots and
-    /// the record.
+    /// Gives a greenlet its stack and start record, and marks it running;
+    /// returns its slots and the record. If no stack can be had, the
+    /// greenlet goes back to `New` (it never ran) and a job for the hub
+    /// ends it with the error; `None`.
     #[cold]
     #[inline(never)]
-    fn first_run(&self, core: &mut Core, key: usize) -> (*mut usize, usize) {
+    fn first_run(&self, core: &mut Core, key: usize) -> Option<(*mut usize, usize)> {
         let g = &mut core.greenlets[key];
         let size = if g.stack_size == 0 { self.default_stack.get() } else { g.stack_size as usize };
-        let stack = self.take_stack(size).expect("gevent: cannot map a greenlet stack");
+        let stack = match self.take_stack(size) {
+            Ok(stack) => stack,
+            Err(e) => {
+                let msg = format!("gevent: greenlet '{}' cannot start: no stack of {size} bytes: {e}", g.shared.name());
+                self.links.borrow_mut().push_back(HubJob::StartFailed(g.shared.clone(), msg));
+                core.hot[key].state = State::New;
+                core.ready.push_back(LINKS);
+                return None;
+            }
+        };
         let (ctx, data) = greenlet::new_context(&stack, StartRecord::new(g.entry, &g.shared));
         g.stack = Some(stack);
-        core.hot[key].slots = ctx.sp_slot;
-        (ctx.sp_slot, data)
+        let h = &mut core.hot[key];
+        h.state = State::Running;
+        h.slots = ctx.sp_slot;
+        Some((ctx.sp_slot, data))
     }
 }
 
@@ -461,6 +479,15 @@ pub(super) fn switch((from, to, data): Plan) -> usize {
     // or fresh one whose stack is alive (owned by its control block or the
     // hub); no RefCell borrow is held here.
     unsafe { Context::at(from).switch_to(Context::at(to), data) }
+}
+
+/// [`switch`] away from a greenlet that is dead (see
+/// [`Context::leave_to`]); never returns.
+pub(super) fn switch_for_good((from, to, data): Plan) -> ! {
+    // SAFETY: as in `switch`; `from` is never resumed (its control block
+    // is gone and its stack back in the pool).
+    unsafe { Context::at(from).leave_to(Context::at(to), data) };
+    unreachable!("a dead greenlet was resumed")
 }
 
 /// After a switch back: `flag` is 1 when an interrupt is pending.

@@ -54,6 +54,31 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 /// The stack size greenlets get unless told otherwise.
 pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 
+/// Panics unless `bytes` is a stack size a greenlet may ask for (below
+/// 4 GiB, the one limit of `Builder::stack_size` and
+/// `hub::set_default_stack_size`).
+pub(crate) fn check_size(bytes: usize) -> u32 {
+    u32::try_from(bytes)
+        .unwrap_or_else(|_| panic!("gevent: a greenlet's stack size must be below 4 GiB (asked for {bytes} bytes)"))
+}
+
+/// Stacks larger than this give their pages back when they return to the
+/// pool (a burst of big-stack greenlets would otherwise pin its memory).
+const TRIM_ABOVE: usize = 256 * 1024;
+
+/// The top of a stack that stays as it is when the rest is given back.
+const KEEP_BYTES: usize = 64 * 1024;
+
+/// Gives the pages of `[addr, addr + len)` back to the kernel; they read
+/// as zeros at their next touch.
+fn release(addr: usize, len: usize) {
+    // SAFETY: the range is the unused part of a stack of our own mapping
+    // (page-aligned: sizes are rounded to pages); nothing runs on it or
+    // keeps references into it (its greenlet is gone, and a dying one
+    // runs within the top `KEEP_BYTES`, which stay).
+    unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+}
+
 /// Chunks hold at most this many bytes, so one stays a modest mapping.
 const MAX_CHUNK_BYTES: usize = 32 << 20;
 
@@ -278,11 +303,16 @@ impl StackPool {
         Ok(self.classes[class].free.pop().expect("a fresh chunk holds stacks"))
     }
 
-    /// Returns a stack to its size class.
+    /// Returns a stack to its size class. A large one gives its memory back
+    /// to the kernel first, but for its top [`KEEP_BYTES`], where the caller
+    /// may still run (a dying greenlet returns its own stack).
     #[inline]
     pub(crate) fn give(&mut self, stack: Stack) {
         self.out -= 1;
         let size = stack.size();
+        if size > TRIM_ABOVE {
+            release(stack.top() - size, size - KEEP_BYTES);
+        }
         if let Some(c) = self.classes.first_mut() {
             if c.size == size {
                 return c.free.push(stack);

@@ -69,6 +69,16 @@ pub fn run_child(test: &str, scenario: &str) -> Output {
     child::run(CHILD_ENV, test, scenario, &[])
 }
 
+/// True under an emulator (the aarch64 cross run under qemu-user).
+pub fn emulated() -> bool {
+    child::emulated()
+}
+
+/// [`run_child`] with extra environment (`None` removes a variable).
+pub fn run_child_env(test: &str, scenario: &str, env: &[(&str, Option<&str>)]) -> Output {
+    child::run(CHILD_ENV, test, scenario, env)
+}
+
 /// The child's stderr as text.
 pub fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
