@@ -213,8 +213,15 @@ impl Group {
     /// ```
     pub fn kill(&self) {
         loop {
-            let alive: Vec<GreenletRef> = self.greenlets().into_iter().filter(|g| !g.dead()).collect();
+            let members = self.greenlets();
+            let alive: Vec<GreenletRef> = members.iter().filter(|g| !g.dead()).cloned().collect();
             if alive.is_empty() {
+                // Dead members whose leaving link has not run yet (one
+                // killed before it started is dead at once, its links
+                // queued) leave now, as they have after gevent's joinall.
+                for g in &members {
+                    self.0.discard(g);
+                }
                 return;
             }
             crate::killall(alive);
@@ -249,9 +256,12 @@ impl Group {
 
     /// As [`map`](Self::map), streaming: yields each result in input order
     /// as soon as it and the ones before it are done. Tasks are spawned by a
-    /// feeder greenlet, so a [`Pool`]'s limit applies as the results are
-    /// taken. Dropping the iterator stops the feeder: no task is spawned
-    /// for the rest of the input (tasks already spawned run on).
+    /// feeder greenlet: a [`Pool`] runs at most its size at once, but the
+    /// feeder runs ahead of the consumer without bound (gevent's default),
+    /// so with an endless input into a [`Group`] it never stops spawning;
+    /// [`imap_maxsize`](Self::imap_maxsize) bounds it. Dropping the
+    /// iterator stops the feeder: no task is spawned for the rest of the
+    /// input (tasks already spawned run on).
     ///
     /// # Blocking
     /// Each `next` waits for the next result in order.
@@ -264,25 +274,76 @@ impl Group {
         A: 'static,
         T: 'static,
     {
+        self.imap_ahead(f, items, None)
+    }
+
+    /// As [`imap`](Self::imap), with at most `maxsize >= 1` results ahead
+    /// of the consumer (gevent's `imap(..., maxsize=)`): the feeder waits
+    /// before spawning a task while `maxsize` tasks are spawned whose
+    /// results were not taken yet. An endless input is fine here.
+    ///
+    /// # Examples
+    /// ```
+    /// let group = gevent::pool::Group::new();
+    /// let squares: Vec<u64> = group.imap_maxsize(|x: u64| x * x, 0u64.., 4).take(5).collect();
+    /// assert_eq!(squares, [0, 1, 4, 9, 16]);
+    /// ```
+    ///
+    /// # Blocking
+    /// As [`imap`](Self::imap).
+    ///
+    /// # Panics
+    /// If `maxsize` is 0; `next` as [`imap`](Self::imap)'s.
+    pub fn imap_maxsize<A, T, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A> + 'static,
+        maxsize: usize,
+    ) -> impl Iterator<Item = T> + 'static
+    where
+        F: Fn(A) -> T + 'static,
+        A: 'static,
+        T: 'static,
+    {
+        self.imap_ahead(f, items, Some(ahead_limit(maxsize)))
+    }
+
+    fn imap_ahead<A, T, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A> + 'static,
+        room: Option<Semaphore>,
+    ) -> impl Iterator<Item = T> + 'static
+    where
+        F: Fn(A) -> T + 'static,
+        A: 'static,
+        T: 'static,
+    {
         let tasks: Queue<Result<Greenlet<T>, GreenletError>> = Queue::new();
         let (group, out, f) = (self.clone(), tasks.clone(), Rc::new(f));
+        let feeder_room = room.clone();
         let feeder = crate::spawn(move || {
             let _close = Closing(out.clone());
             feed(&out, || {
                 for a in items {
+                    if let Some(room) = &feeder_room {
+                        room.acquire();
+                    }
                     let f = f.clone();
                     out.put(Ok(group.spawn(move || f(a))));
                 }
             });
         });
         let results = std::iter::from_fn(move || {
-            (&tasks).into_iter().next().map(|t| task_result(t.unwrap_or_else(|e| input_failed(&e))))
+            let task = (&tasks).into_iter().next()?;
+            let _taken = Taken(&room);
+            Some(task_result(task.unwrap_or_else(|e| input_failed(&e))))
         });
         Fed { results, feeder }
     }
 
     /// As [`imap`](Self::imap), but yields results in completion order
-    /// (and as it, stops feeding when dropped).
+    /// (and as it, runs ahead without bound and stops feeding when dropped).
     ///
     /// # Blocking
     /// Each `next` waits for the next task to finish.
@@ -299,6 +360,45 @@ impl Group {
         A: 'static,
         T: 'static,
     {
+        self.imap_unordered_ahead(f, items, None)
+    }
+
+    /// As [`imap_unordered`](Self::imap_unordered), with at most
+    /// `maxsize >= 1` results ahead of the consumer (see
+    /// [`imap_maxsize`](Self::imap_maxsize)).
+    ///
+    /// # Blocking
+    /// As [`imap_unordered`](Self::imap_unordered).
+    ///
+    /// # Panics
+    /// If `maxsize` is 0; `next` as
+    /// [`imap_unordered`](Self::imap_unordered)'s.
+    pub fn imap_unordered_maxsize<A, T, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A> + 'static,
+        maxsize: usize,
+    ) -> impl Iterator<Item = T> + 'static
+    where
+        F: Fn(A) -> T + 'static,
+        A: 'static,
+        T: 'static,
+    {
+        self.imap_unordered_ahead(f, items, Some(ahead_limit(maxsize)))
+    }
+
+    fn imap_unordered_ahead<A, T, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A> + 'static,
+        room: Option<Semaphore>,
+    ) -> impl Iterator<Item = T> + 'static
+    where
+        F: Fn(A) -> T + 'static,
+        A: 'static,
+        T: 'static,
+    {
+        let feeder_room = room.clone();
         let done = Queue::new();
         let (group, out, f) = (self.clone(), done.clone(), Rc::new(f));
         // `Err(Err(e))`: the input itself panicked.
@@ -308,6 +408,9 @@ impl Group {
             let mut spawned = Vec::new();
             let input = feed_result(|| {
                 for a in items {
+                    if let Some(room) = &feeder_room {
+                        room.acquire();
+                    }
                     let (f, result) = (f.clone(), out.clone());
                     let task = group.spawn(move || result.put(Ok(f(a))));
                     let out = out.clone();
@@ -327,7 +430,9 @@ impl Group {
             }
         });
         let results = std::iter::from_fn(move || {
-            (&done).into_iter().next().map(|r| match r {
+            let r = (&done).into_iter().next()?;
+            let _taken = Taken(&room);
+            Some(match r {
                 Ok(v) => v,
                 Err(Ok(e)) => task_failed(&e),
                 Err(Err(e)) => input_failed(&e),
@@ -337,9 +442,27 @@ impl Group {
     }
 }
 
+/// The run-ahead limit of a streaming map.
+fn ahead_limit(maxsize: usize) -> Semaphore {
+    assert!(maxsize >= 1, "gevent: a map's maxsize must be at least 1");
+    Semaphore::new(maxsize)
+}
+
+/// A result taken by the consumer of a streaming map: its room goes back to
+/// the feeder (also when taking it panics: the task failed).
+struct Taken<'a>(&'a Option<Semaphore>);
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if let Some(room) = self.0 {
+            room.release();
+        }
+    }
+}
+
 /// A streaming map's results; dropped (the consumer stopped early), it
 /// stops the feeder, so no further task is spawned for the rest of the
-/// input (which may be endless). Tasks already running run on.
+/// input. Tasks already running run on.
 struct Fed<I> {
     results: I,
     feeder: Greenlet<()>,

@@ -240,3 +240,68 @@ fn iwait_marks_the_handle_that_waits() {
     e.clear();
     assert_eq!(gevent::wait(&[&Wrapped(e)], Some(ms(20))), Vec::<usize>::new());
 }
+
+#[test]
+fn kill_returns_with_unstarted_members_gone_and_their_slots_free() {
+    // gevent: after `pool.kill()`, `len() == 0` and `free_count() == size`.
+    let pool = Pool::new(2);
+    for _ in 0..2 {
+        pool.spawn(|| gevent::sleep(Duration::from_secs(100)));
+    }
+    pool.kill();
+    assert_eq!((pool.len(), pool.free_count(), pool.is_full()), (0, 2, false));
+    // A spawn right after does not block.
+    let g = pool.spawn(|| 7);
+    assert_eq!(g.get(), Ok(7));
+    let group = Group::new();
+    group.spawn(|| ());
+    group.kill();
+    assert!(group.is_empty());
+    assert_no_waiters();
+}
+
+/// Endless input, at most `maxsize` results ahead: the feeder has spawned
+/// no more than `taken + maxsize` tasks whenever the consumer looks.
+fn check_bounded_run_ahead<I: Iterator<Item = u64>>(spawned: &Rc<Cell<u64>>, results: I, maxsize: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    for (taken, v) in results.take(20).enumerate() {
+        out.push(v);
+        gevent::sleep(ms(1)); // a slow consumer
+        assert!(spawned.get() <= taken as u64 + 1 + maxsize, "{} spawned, {} taken", spawned.get(), taken + 1);
+    }
+    out
+}
+
+#[test]
+fn imap_maxsize_bounds_the_run_ahead_of_an_endless_input() {
+    for maxsize in [1u64, 3] {
+        let spawned = Rc::new(Cell::new(0u64));
+        let count = |spawned: &Rc<Cell<u64>>| {
+            let spawned = spawned.clone();
+            move |x: u64| {
+                spawned.set(spawned.get() + 1);
+                x * 2
+            }
+        };
+        let group = Group::new();
+        let ordered = group.imap_maxsize(count(&spawned), 0u64.., maxsize as usize);
+        assert_eq!(check_bounded_run_ahead(&spawned, ordered, maxsize), (0..20).map(|x| x * 2).collect::<Vec<_>>());
+        spawned.set(0);
+        let unordered = group.imap_unordered_maxsize(count(&spawned), 0u64.., maxsize as usize);
+        let mut got = check_bounded_run_ahead(&spawned, unordered, maxsize);
+        got.sort();
+        assert_eq!(got, (0..20).map(|x| x * 2).collect::<Vec<_>>());
+        group.join();
+    }
+    // A Pool too, with a task that fails: its panic reaches the consumer,
+    // and the room it held goes back.
+    let pool = Pool::new(2);
+    let mut results = pool.imap_maxsize(|x: u64| if x == 2 { panic!("two") } else { x }, 0u64..5, 1);
+    assert_eq!(results.next(), Some(0));
+    assert_eq!(results.next(), Some(1));
+    assert!(catch_unwind(AssertUnwindSafe(|| results.next())).is_err());
+    assert_eq!(results.collect::<Vec<_>>(), [3, 4]);
+    assert!(catch_unwind(|| Group::new().imap_maxsize(|x: u64| x, [1], 0).count()).is_err());
+    pool.join();
+    assert_no_waiters();
+}
