@@ -32,8 +32,9 @@
 //!   [`spawn_blocking`] for code that must block.
 //! - `thread_local!` values: one per thread, seen by all its greenlets; for
 //!   one per greenlet, use [`local::Local`].
-//! - `std::thread::panicking()`: while a greenlet unwinding from a panic
-//!   blocks in a destructor (a `Drop` that sleeps, joins or waits), every
+//! - `std::thread::panicking()`: while a greenlet unwinding (from a panic,
+//!   a kill or a timeout) blocks in a destructor (a `Drop` that sleeps,
+//!   joins or waits), every
 //!   other greenlet of the thread sees `true` (std counts panics per
 //!   thread). A std `MutexGuard` taken before that moment and dropped
 //!   during it marks its mutex poisoned; gevent's own locks do not poison.
