@@ -806,3 +806,36 @@ fn an_rlock_in_a_link_callback() {
     assert!(lock.try_acquire(), "released by the callback");
     lock.release();
 }
+
+#[test]
+fn a_lock_released_to_a_waiter_unwinding_with_a_second_kill_pending_serves_it() {
+    // Blocked in a destructor during its unwind, with another kill pending:
+    // the waiter is still served (passed over, nothing would wake it).
+    struct TakesLock(Lock, std::rc::Rc<std::cell::Cell<bool>>);
+    impl Drop for TakesLock {
+        fn drop(&mut self) {
+            self.0.acquire();
+            self.1.set(true);
+            self.0.release();
+        }
+    }
+    let lock = Lock::new();
+    lock.acquire();
+    let got = std::rc::Rc::new(std::cell::Cell::new(false));
+    let g = gevent::spawn({
+        let (l, got) = (lock.clone(), got.clone());
+        move || {
+            let _t = TakesLock(l, got);
+            gevent::sleep(Duration::from_secs(3600));
+        }
+    });
+    gevent::yield_now(); // g sleeps
+    g.kill_nowait();
+    gevent::yield_now(); // g unwinds, and blocks in TakesLock::drop
+    g.kill_nowait(); // a second kill, pending
+    lock.release(); // before g runs: handed to g
+    assert!(g.join_timeout(Duration::from_secs(5)));
+    assert!(got.get());
+    assert!(!lock.locked());
+    assert_no_waiters();
+}

@@ -305,3 +305,50 @@ fn imap_maxsize_bounds_the_run_ahead_of_an_endless_input() {
     pool.join();
     assert_no_waiters();
 }
+
+#[test]
+fn a_task_failing_as_the_input_ends_fails_imap_unordered() {
+    let mut i = 0;
+    let input = std::iter::from_fn(move || {
+        if i < 2 {
+            i += 1;
+            return Some(i - 1);
+        }
+        gevent::yield_now(); // task 1 dies here; the feeder resumes before its links ran
+        None
+    });
+    let g = Group::new();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        g.imap_unordered(|x: u32| if x == 1 { panic!("task failed (expected)") } else { x }, input).collect::<Vec<_>>()
+    }));
+    assert!(r.is_err(), "the failed task was silently dropped: {r:?}");
+    g.join();
+    assert_no_waiters();
+}
+
+#[test]
+fn wait_available_waits_for_a_slot_and_takes_none() {
+    let pool = Pool::new(1);
+    let task = pool.spawn(|| gevent::sleep(ms(5)));
+    assert!(pool.is_full());
+    pool.wait_available();
+    assert!(task.dead());
+    assert_eq!((pool.free_count(), pool.is_full(), pool.len()), (1, false, 0));
+    pool.wait_available(); // a slot is free: returns at once
+    assert_eq!(pool.spawn(|| 7).get(), Ok(7));
+    assert_no_waiters();
+}
+
+#[test]
+fn kill_releases_each_slot_once() {
+    // A member killed before it started leaves twice: by `kill` and by its
+    // queued link; only the first frees its slot.
+    let pool = Pool::new(1);
+    pool.spawn(|| gevent::sleep(Duration::from_secs(3600)));
+    pool.kill();
+    gevent::sleep(ms(1)); // the queued link runs
+    assert_eq!((pool.len(), pool.free_count()), (0, 1));
+    let (a, b) = (pool.spawn(|| 1), pool.spawn(|| 2));
+    assert!(!b.started() || a.dead(), "the pool ran two at once");
+    assert_eq!((a.get(), b.get()), (Ok(1), Ok(2)));
+}
