@@ -334,10 +334,19 @@ impl Group {
                 }
             });
         });
+        // The task whose result `next` waits for: kept while it waits, so
+        // a `next` interrupted (timed out, killed) loses nothing and frees
+        // no room; the next call waits for the same task.
+        let mut front: Option<Greenlet<T>> = None;
         let results = std::iter::from_fn(move || {
-            let task = (&tasks).into_iter().next()?;
+            if front.is_none() {
+                front = Some((&tasks).into_iter().next()?.unwrap_or_else(|e| input_failed(&e)));
+            }
+            let waiting = front.as_ref().expect("the front task");
+            waiting.join();
+            let task = front.take().expect("the front task");
             let _taken = Taken(&room);
-            Some(task_result(task.unwrap_or_else(|e| input_failed(&e))))
+            Some(task_result(task))
         });
         Fed { results, feeder }
     }
@@ -405,7 +414,7 @@ impl Group {
         let done: Queue<Result<T, Result<GreenletError, GreenletError>>> = done;
         let feeder = crate::spawn(move || {
             let _close = Closing(out.clone());
-            let mut spawned = Vec::new();
+            let (mut spawned, mut live) = (Vec::new(), 0);
             let input = feed_result(|| {
                 for a in items {
                     if let Some(room) = &feeder_room {
@@ -420,6 +429,12 @@ impl Group {
                         }
                     });
                     spawned.push(task);
+                    // Only the live ones are joined: an endless input keeps
+                    // no handle of every task it ever spawned.
+                    if spawned.len() >= 2 * live.max(16) {
+                        spawned.retain(|t| !t.dead());
+                        live = spawned.len();
+                    }
                 }
             });
             crate::joinall(&spawned);

@@ -148,7 +148,7 @@ fn large_stacks_give_their_memory_back_when_their_greenlets_die() {
     if child_scenario().as_deref() == Some("trim") {
         let before = status_line("VmRSS:");
         let go = gevent::event::Event::new();
-        let gs: Vec<Greenlet<u64>> = (0..16)
+        let gs: Vec<Greenlet<u64>> = (0..32)
             .map(|_| {
                 let go = go.clone();
                 Greenlet::builder().stack_size(8 << 20).spawn(move || {
@@ -165,8 +165,10 @@ fn large_stacks_give_their_memory_back_when_their_greenlets_die() {
         drop(gs);
         let after = status_line("VmRSS:");
         println!("rss before {before} peak {peak} after {after}");
-        assert!(peak > before + (64 << 20), "the greenlets touched their stacks");
-        assert!(after < before + (16 << 20), "the stacks' pages went back");
+        assert!(peak > before + (160 << 20), "the greenlets touched their stacks");
+        // A few stay warm (and the last one given back is released at the
+        // pool's next use): at most 5 of the 32 keep their pages.
+        assert!(after < before + (48 << 20), "the stacks' pages went back");
         println!("survived");
         return;
     }
@@ -175,4 +177,56 @@ fn large_stacks_give_their_memory_back_when_their_greenlets_die() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "status {:?}\n{stdout}\n{err}", out.status);
     assert!(stdout.contains("survived"), "{stdout}\n{err}");
+}
+
+#[test]
+fn greenlets_with_large_root_frames_on_large_stacks_die_cleanly() {
+    // (On a thread with room for the arrays moved around by debug builds.)
+    let t = std::thread::Builder::new().stack_size(64 << 20).spawn(large_root_frames).expect("a thread");
+    t.join().expect("the large frames ran");
+}
+
+fn large_root_frames() {
+    // Their stacks are released once they switched away, never under
+    // their own feet (a 160 KiB closure sits in the root frame).
+    let gs: Vec<Greenlet<u64>> = (0..12)
+        .map(|i| {
+            let buf = [i as u8; 160 * 1024];
+            Greenlet::builder().stack_size(4 << 20).spawn(move || {
+                gevent::sleep(std::time::Duration::from_millis(1));
+                black_box(&buf).iter().map(|&b| b as u64).sum::<u64>()
+            })
+        })
+        .collect();
+    for (i, g) in gs.iter().enumerate() {
+        assert_eq!(g.get(), Ok(i as u64 * 160 * 1024));
+    }
+    let results: Vec<Greenlet<[u8; 32 * 1024]>> = (0..12)
+        .map(|i| {
+            Greenlet::builder().stack_size(4 << 20).spawn(move || {
+                gevent::yield_now();
+                [i as u8; 32 * 1024]
+            })
+        })
+        .collect();
+    for (i, g) in results.into_iter().enumerate() {
+        assert!(g.into_result().is_ok_and(|v| v.iter().all(|&b| b == i as u8)));
+    }
+}
+
+#[test]
+fn a_panic_on_a_small_stack_is_reported_without_a_backtrace_rather_than_aborting() {
+    if child_scenario().as_deref() == Some("small-backtrace") {
+        let g = Greenlet::builder().name("small").stack_size(16 * 1024).spawn(|| -> u32 { panic!("boom") });
+        assert!(matches!(g.get(), Err(GreenletError::Panicked(m)) if m == "boom"));
+        println!("survived");
+        return;
+    }
+    let test = "a_panic_on_a_small_stack_is_reported_without_a_backtrace_rather_than_aborting";
+    let out = run_child_env(test, "small-backtrace", &[("RUST_BACKTRACE", Some("1"))]);
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "status {:?}\n{err}", out.status);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("survived"), "{err}");
+    assert!(err.contains("greenlet 'small' panicked at"), "{err}");
+    assert!(err.contains("no backtrace: too little of this stack is left"), "{err}");
 }

@@ -352,3 +352,32 @@ fn kill_releases_each_slot_once() {
     assert!(!b.started() || a.dead(), "the pool ran two at once");
     assert_eq!((a.get(), b.get()), (Ok(1), Ok(2)));
 }
+
+#[test]
+fn an_interrupted_imap_next_loses_nothing_and_keeps_the_bound() {
+    let (running, peak) = (Rc::new(Cell::new(0usize)), Rc::new(Cell::new(0usize)));
+    let group = Group::new();
+    let (r, p) = (running.clone(), peak.clone());
+    let mut it = group.imap_maxsize(
+        move |x: u64| {
+            r.set(r.get() + 1);
+            p.set(p.get().max(r.get()));
+            gevent::sleep(ms(20));
+            r.set(r.get() - 1);
+            x
+        },
+        0u64..,
+        2,
+    );
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        if let Ok(Some(v)) = gevent::with_timeout(ms(3), || it.next()) {
+            got.push(v);
+        }
+    }
+    assert_eq!(got, [0, 1, 2, 3, 4, 5], "in order, none lost");
+    assert!(peak.get() <= 2, "{} tasks ran at once", peak.get());
+    drop(it);
+    group.join();
+    assert_no_waiters();
+}

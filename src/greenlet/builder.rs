@@ -32,8 +32,9 @@ impl Builder {
     ///
     /// # Panics
     /// If the stack size asked for is 4 GiB or more. (The stack is mapped
-    /// at the first run: if that fails, the greenlet switching to it
-    /// panics.)
+    /// at the first run: if that fails, the greenlet dies unrun with
+    /// [`GreenletError::Panicked`](crate::GreenletError::Panicked) saying
+    /// so, and the failure is reported on stderr.)
     pub fn build<F, T>(self, f: F) -> Greenlet<T>
     where
         F: FnOnce() -> T + 'static,

@@ -142,9 +142,8 @@ pub(super) fn run_job(job: HubJob) {
     match job {
         HubJob::Links(r) => run_links(r),
         HubJob::StartFailed(r, msg) => {
-            // Killed meanwhile: already dead, and its killer reported.
+            // Killed meanwhile: already dead (the failure was reported).
             if !r.dead() {
-                report!("{msg}");
                 let (key, state) = (r.0.key.get(), with(|h| h.core.borrow().state(r.0.key.get())));
                 end_unrun(&r, key, state, GreenletError::Panicked(msg));
             }

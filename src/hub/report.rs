@@ -45,13 +45,42 @@ fn report(info: &panic::PanicHookInfo<'_>, previous: &Hook) {
     report!("{who} panicked{loc}:\n{msg}{}", backtrace());
 }
 
+/// Stack a backtrace needs to be taken and printed (symbolized) in the
+/// hook, on the panicking greenlet's stack.
+const BACKTRACE_STACK: usize = 32 * 1024;
+
 /// The backtrace std's hook would print: asked for by `RUST_BACKTRACE`
-/// (any value but `0`), empty otherwise.
+/// (any value but `0`), empty otherwise. Taken only where enough of the
+/// stack is left: on a small or nearly full one, taking it would overflow
+/// the stack (and abort) instead of reporting the panic.
 fn backtrace() -> String {
     match std::env::var_os("RUST_BACKTRACE") {
-        Some(v) if v != "0" => format!("\nstack backtrace:\n{}", std::backtrace::Backtrace::force_capture()),
+        Some(v) if v != "0" => match stack_left() {
+            Some(left) if left >= BACKTRACE_STACK => {
+                format!("\nstack backtrace:\n{}", std::backtrace::Backtrace::force_capture())
+            }
+            _ => "\nnote: no backtrace: too little of this stack is left to take one (a larger stack_size shows it)"
+                .to_owned(),
+        },
         _ => String::new(),
     }
+}
+
+/// Bytes left below the stack pointer on the running greenlet's (or the
+/// hub's) stack; `None` on another stack (a raw coroutine's).
+fn stack_left() -> Option<usize> {
+    let marker = 0u8;
+    let sp = std::hint::black_box(&marker) as *const u8 as usize;
+    let h = existing()?;
+    let left = |s: &crate::stack::Stack| {
+        let bottom = s.top() - s.size();
+        (bottom..s.top()).contains(&sp).then(|| sp - bottom)
+    };
+    let core = h.core.try_borrow().ok()?;
+    if core.current == HUB {
+        return h.hub_stack.try_borrow().ok()?.as_ref().and_then(left);
+    }
+    core.greenlets.get(core.current)?.stack.as_ref().and_then(left)
 }
 
 enum Panicker {

@@ -433,6 +433,8 @@ impl Hub {
             Ok(stack) => stack,
             Err(e) => {
                 let msg = format!("gevent: greenlet '{}' cannot start: no stack of {size} bytes: {e}", g.shared.name());
+                // Said now: it may be killed before the hub's job ends it.
+                report!("{msg}");
                 self.links.borrow_mut().push_back(HubJob::StartFailed(g.shared.clone(), msg));
                 core.hot[key].state = State::New;
                 core.ready.push_back(LINKS);

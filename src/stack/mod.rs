@@ -66,16 +66,17 @@ pub(crate) fn check_size(bytes: usize) -> u32 {
 /// pool (a burst of big-stack greenlets would otherwise pin its memory).
 const TRIM_ABOVE: usize = 256 * 1024;
 
-/// The top of a stack that stays as it is when the rest is given back.
-const KEEP_BYTES: usize = 64 * 1024;
+/// Free stacks of a large size class kept as they are (a steady state of
+/// large greenlets coming and going makes no system call).
+const KEEP_WARM: usize = 4;
 
 /// Gives the pages of `[addr, addr + len)` back to the kernel; they read
 /// as zeros at their next touch.
 fn release(addr: usize, len: usize) {
-    // SAFETY: the range is the unused part of a stack of our own mapping
-    // (page-aligned: sizes are rounded to pages); nothing runs on it or
-    // keeps references into it (its greenlet is gone, and a dying one
-    // runs within the top `KEEP_BYTES`, which stay).
+    // SAFETY: the range is a free stack of our own mapping (page-aligned:
+    // sizes are rounded to pages), not its guard; nothing runs on it or
+    // keeps references into it (the greenlet that gave it switched away for
+    // good, and it was not handed out again since).
     unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
 }
 
@@ -223,9 +224,21 @@ pub(crate) struct StackPool {
     guard: usize,
     /// Stacks handed out and not given back.
     out: usize,
+    /// The pages of a stack given back, to release at the next `take` or
+    /// `give` (see [`give`](Self::give)).
+    to_release: Option<(usize, usize)>,
 }
 
 impl StackPool {
+    /// Releases the pages [`give`](Self::give) left to release: the greenlet
+    /// that gave them has switched away for good since.
+    #[inline]
+    fn release_pending(&mut self) {
+        if let Some((addr, len)) = self.to_release.take() {
+            release(addr, len);
+        }
+    }
+
     /// Chunks mapped so far (each one `mmap` call).
     pub(crate) fn chunks_mapped(&self) -> usize {
         self.chunks.len()
@@ -262,7 +275,14 @@ impl std::fmt::Debug for StackPool {
 
 impl StackPool {
     pub(crate) fn new() -> StackPool {
-        StackPool { classes: Vec::new(), chunks: Vec::new(), page: page_size(), guard: guard_size(), out: 0 }
+        StackPool {
+            classes: Vec::new(),
+            chunks: Vec::new(),
+            page: page_size(),
+            guard: guard_size(),
+            out: 0,
+            to_release: None,
+        }
     }
 
     /// Rounds a requested size up to whole pages, at least [`MIN_STACK_SIZE`].
@@ -274,6 +294,8 @@ impl StackPool {
     /// else carved from a new chunk.
     #[inline]
     pub(crate) fn take(&mut self, size: usize) -> io::Result<Stack> {
+        // (Before a stack is handed out: it may be the one to release.)
+        self.release_pending();
         // Fast path: the first class is the hub's default size, pre-rounded.
         if let Some(c) = self.classes.first_mut() {
             if c.size == size {
@@ -303,24 +325,30 @@ impl StackPool {
         Ok(self.classes[class].free.pop().expect("a fresh chunk holds stacks"))
     }
 
-    /// Returns a stack to its size class. A large one gives its memory back
-    /// to the kernel first, but for its top [`KEEP_BYTES`], where the caller
-    /// may still run (a dying greenlet returns its own stack).
+    /// Returns a stack to its size class. A large one beyond the first
+    /// [`KEEP_WARM`] free ones of its class gives its memory back to the
+    /// kernel, at the pool's next `take` or `give`: a dying greenlet returns
+    /// the stack it still runs on, so the release waits until it switched
+    /// away for good.
     #[inline]
     pub(crate) fn give(&mut self, stack: Stack) {
+        self.release_pending();
         self.out -= 1;
         let size = stack.size();
-        if size > TRIM_ABOVE {
-            release(stack.top() - size, size - KEEP_BYTES);
-        }
         if let Some(c) = self.classes.first_mut() {
-            if c.size == size {
+            if c.size == size && size <= TRIM_ABOVE {
                 return c.free.push(stack);
             }
         }
-        match self.classes.iter_mut().find(|c| c.size == size) {
-            Some(c) => c.free.push(stack),
-            None => unreachable!("stack of size {size} returned to a pool that never made one"),
+        let Some(c) = self.classes.iter_mut().find(|c| c.size == size) else {
+            unreachable!("stack of size {size} returned to a pool that never made one")
+        };
+        if size > TRIM_ABOVE && c.free.len() >= KEEP_WARM {
+            // Released, it goes below the warm ones (taken last).
+            self.to_release = Some((stack.top() - size, size));
+            c.free.insert(0, stack);
+        } else {
+            c.free.push(stack);
         }
     }
 
