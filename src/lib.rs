@@ -38,6 +38,11 @@
 //!   other greenlet of the thread sees `true` (std counts panics per
 //!   thread). A std `MutexGuard` taken before that moment and dropped
 //!   during it marks its mutex poisoned; gevent's own locks do not poison.
+//! - Unwinding: a kill or a timeout unwinds the greenlet like a panic, so
+//!   `std::panic::catch_unwind` catches them too (and a worker loop built
+//!   on it would swallow the kill meant to stop it). [`catch_panic`]
+//!   catches panics only, as Python's `except Exception:`; [`is_interrupt`]
+//!   tells a caught payload apart.
 //! - The panic hook. A hook you install after the first gevent call
 //!   should call the one it replaces (`std::panic::take_hook`): gevent's
 //!   counts each greenlet's unwinds, which a kill or timeout aimed at a
@@ -84,7 +89,9 @@ mod wait;
 
 pub use greenlet::{Builder, Greenlet, GreenletError, GreenletRef};
 pub use pool::{iwait, wait, IWait, Waitable};
-pub use runtime::{getcurrent, joinall, joinall_timeout, killall, sleep, spawn, spawn_later, yield_now};
+pub use runtime::{
+    catch_panic, getcurrent, is_interrupt, joinall, joinall_timeout, killall, sleep, spawn, spawn_later, yield_now,
+};
 pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
 pub use threadpool::spawn_blocking;
 pub use timeout::{with_timeout, Timeout};

@@ -21,7 +21,7 @@ use crate::hub;
 ///
 /// # Panics
 /// If its control block cannot be made. (Its stack is mapped at its first
-/// run: if that fails, the greenlet switching to it panics.)
+/// run: if that fails, the greenlet dies unrun with an error saying so.)
 pub fn spawn<F, T>(f: F) -> Greenlet<T>
 where
     F: FnOnce() -> T + 'static,
@@ -159,4 +159,64 @@ where
         me.kill_nowait();
     }
     joinall(&all);
+}
+
+/// Runs `f`, catching a panic in it as [`std::panic::catch_unwind`] does,
+/// but not a kill or a timeout: those unwind on to the greenlet's root or
+/// their [`with_timeout`](crate::with_timeout) scope, as Python's `except
+/// Exception:` lets `GreenletExit` and `Timeout` through. Use it where
+/// `catch_unwind` would keep a worker loop going: a `catch_unwind` around
+/// code that blocks swallows the kill meant to stop it.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let worker = gevent::spawn(|| {
+///     let mut failures = 0;
+///     loop {
+///         let job = gevent::catch_panic(|| {
+///             gevent::sleep(Duration::from_millis(1));
+///             panic!("a bad job");
+///         });
+///         if job.is_err() {
+///             failures += 1; // a panic: counted, and the loop goes on
+///         }
+///     }
+/// });
+/// gevent::sleep(Duration::from_millis(10));
+/// worker.kill(); // not caught by catch_panic: the worker ends
+/// assert!(worker.dead());
+/// ```
+///
+/// # Blocking
+/// Blocks exactly as `f` does.
+pub fn catch_panic<F, T>(f: F) -> std::thread::Result<T>
+where
+    F: FnOnce() -> T + std::panic::UnwindSafe,
+{
+    let me = hub::current_key();
+    let payload = match std::panic::catch_unwind(f) {
+        Ok(v) => return Ok(v),
+        Err(payload) => payload,
+    };
+    if hub::is_hub(me) {
+        // (Nothing interrupts a hub callback.)
+        return Err(payload);
+    }
+    // The unwind ended here: a kill that came meanwhile (held while it
+    // went on) is raised now, and an interrupt unwinds on, counted again.
+    hub::note_unwind(me, false);
+    if is_interrupt(&*payload) {
+        hub::resume_unwind(me, payload)
+    }
+    hub::raise_deferred_kill(me);
+    Err(payload)
+}
+
+/// True if `payload` (what [`std::panic::catch_unwind`] caught) is a kill
+/// or a timeout unwinding a greenlet, not a panic: code that caught it
+/// should re-raise it with [`std::panic::resume_unwind`] (or use
+/// [`catch_panic`], which never catches them).
+pub fn is_interrupt(payload: &(dyn std::any::Any + Send)) -> bool {
+    payload.is::<crate::greenlet::KillUnwind>() || payload.is::<crate::timeout::TimeoutUnwind>()
 }
