@@ -743,3 +743,37 @@ fn a_handler_stops_its_own_threaded_server() {
         }
     }
 }
+
+#[inline(never)]
+fn echo_with_a_big_stack_buffer(mut c: TcpStream) {
+    // 128 KiB on the handler's stack: twice the default stack.
+    let mut buf = [0u8; 128 * 1024];
+    let n = c.read(std::hint::black_box(&mut buf)).unwrap();
+    c.write_all(&buf[..n]).unwrap();
+}
+
+#[test]
+fn with_stack_size_gives_handlers_the_stack_they_need() {
+    both(|| {
+        for pool in [None, Some(2)] {
+            let mut server = StreamServer::new(LOCAL, |c, _| echo_with_a_big_stack_buffer(c)).unwrap();
+            if let Some(n) = pool {
+                server = server.with_pool(n);
+            }
+            let server = server.with_stack_size(512 * 1024);
+            server.start().unwrap();
+            let clients: Vec<Greenlet<()>> = (0..3)
+                .map(|i| {
+                    let addr = server.local_addr();
+                    gevent::spawn(move || round_trip(&mut TcpStream::connect(addr).unwrap(), &[i as u8; 100]))
+                })
+                .collect();
+            for c in clients {
+                join_ok(c);
+            }
+            server.stop();
+        }
+        let p = std::panic::catch_unwind(|| StreamServer::new(LOCAL, |_, _| ()).unwrap().with_stack_size(4 << 30));
+        assert!(p.is_err(), "4 GiB refused");
+    });
+}

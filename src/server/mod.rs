@@ -63,6 +63,8 @@ struct Inner {
     handler: Rc<Handler>,
     handlers: Group,
     pool: Option<Pool>,
+    /// The handlers' stack size, if not the hub's default.
+    stack_size: Option<usize>,
     serving: Serving,
     accept_errors: Cell<u64>,
 }
@@ -183,6 +185,7 @@ impl StreamServer {
             handler: Rc::new(handler),
             handlers: Group::new(),
             pool: None,
+            stack_size: None,
             serving: Serving::default(),
             accept_errors: Cell::new(0),
         }))
@@ -198,6 +201,22 @@ impl StreamServer {
         let mut inner =
             Rc::try_unwrap(self.0).unwrap_or_else(|_| panic!("gevent: with_pool before the server is shared"));
         inner.pool = Some(Pool::new(size));
+        StreamServer(Rc::new(inner))
+    }
+
+    /// Gives each handler greenlet a stack of `bytes` (see
+    /// [`Builder::stack_size`](crate::Builder::stack_size)) instead of the
+    /// hub's default: for handlers with large buffers on their stack (a
+    /// `[0u8; 65536]` needs more than the 64 KiB default).
+    ///
+    /// # Panics
+    /// If `bytes` is 4 GiB or more, or once the server was cloned or
+    /// started.
+    pub fn with_stack_size(self, bytes: usize) -> Self {
+        crate::stack::check_size(bytes);
+        let mut inner =
+            Rc::try_unwrap(self.0).unwrap_or_else(|_| panic!("gevent: with_stack_size before the server is shared"));
+        inner.stack_size = Some(bytes);
         StreamServer(Rc::new(inner))
     }
 
@@ -309,9 +328,17 @@ fn accept_loop(inner: &Inner) {
                 streak += 1;
                 let handler = inner.handler.clone();
                 let run = move || handler(conn, peer);
-                match &inner.pool {
-                    Some(pool) => drop(pool.spawn(run)),
-                    None => drop(inner.handlers.spawn(run)),
+                match (&inner.pool, inner.stack_size) {
+                    (Some(pool), None) => drop(pool.spawn(run)),
+                    (None, None) => drop(inner.handlers.spawn(run)),
+                    (pool, Some(bytes)) => {
+                        let g = Greenlet::builder().stack_size(bytes).build(run);
+                        match pool {
+                            Some(pool) => pool.add(&g),
+                            None => inner.handlers.add(&g),
+                        }
+                        g.start();
+                    }
                 }
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK)) => {
