@@ -73,6 +73,7 @@ mod greenlet;
 pub mod hub;
 pub mod local;
 pub mod lock;
+pub mod mpsc;
 pub mod pool;
 pub mod queue;
 mod runtime;

@@ -42,6 +42,11 @@ impl RemoteHandle {
         sys::eventfd_wake(self.0.efd.as_raw_fd());
     }
 
+    /// Whether both handles name the same hub.
+    pub(crate) fn same_hub(&self, other: &RemoteHandle) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// A handle that does not keep the hub's side (its eventfd) alive.
     pub(crate) fn downgrade(&self) -> WeakRemote {
         WeakRemote(Arc::downgrade(&self.0))
