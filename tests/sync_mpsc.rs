@@ -3,7 +3,6 @@
 
 mod io_common;
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
@@ -15,39 +14,42 @@ use io_common::{both, ms};
 fn items_from_threads_arrive_in_order_while_other_greenlets_run() {
     both(|| {
         let (tx, rx) = channel();
-        let ticks = Rc::new(Cell::new(0));
-        let ticker = gevent::spawn({
-            let ticks = ticks.clone();
-            move || loop {
-                gevent::sleep(ms(1));
-                ticks.set(ticks.get() + 1);
+        // The producers start only when a greenlet says so, and that
+        // greenlet runs only if `recv` lets it (it parks the greenlet, not
+        // the thread). Otherwise the producers give up after 10 s and send
+        // what fails the test.
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let kick = gevent::spawn(move || go_tx.send(()).unwrap());
+        let coordinator = std::thread::spawn(move || {
+            if go_rx.recv_timeout(Duration::from_secs(10)).is_err() {
+                tx.send((u64::MAX, 0)).unwrap();
+                return;
+            }
+            let producers: Vec<_> = (0..4u64)
+                .map(|p| {
+                    let tx = tx.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..500 {
+                            tx.send((p, i)).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for p in producers {
+                p.join().unwrap();
             }
         });
-        let producers: Vec<_> = (0..4u64)
-            .map(|p| {
-                let tx = tx.clone();
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(20));
-                    for i in 0..500 {
-                        tx.send((p, i)).unwrap();
-                    }
-                })
-            })
-            .collect();
-        drop(tx);
         let mut next = [0u64; 4];
         for (p, i) in &rx {
+            assert!(p != u64::MAX, "recv blocked the thread: the kick never ran");
             assert_eq!(i, next[p as usize], "each producer's items in order");
             next[p as usize] += 1;
         }
         assert_eq!(next, [500; 4], "nothing lost");
-        assert!(ticks.get() >= 5, "the ticker ran while recv waited ({} ticks)", ticks.get());
+        assert!(kick.dead());
         assert_eq!(rx.recv(), Err(RecvError));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
-        for p in producers {
-            p.join().unwrap();
-        }
-        ticker.kill();
+        coordinator.join().unwrap();
     });
 }
 
