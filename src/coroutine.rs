@@ -48,8 +48,9 @@ impl fmt::Debug for Yielder {
     }
 }
 
-/// Unwind payload used to drop a suspended coroutine's stack frames.
-struct Cancel;
+/// Unwind payload used to drop a suspended coroutine's stack frames (an
+/// interrupt: [`crate::catch_panic`] lets it through).
+pub(crate) struct Cancel;
 
 impl Yielder {
     /// Passes `value` to the resumer and waits to be resumed again; returns

@@ -213,9 +213,46 @@ impl<T> Drop for Enlisted<'_, T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        // Items left are dropped with the channel's last handle; senders
-        // get theirs back from now on.
-        self.shared.lock().receiver = false;
+        // Senders get their items back from now on; the items left go now
+        // (as std's), dropped outside the lock: one may hold a sender of
+        // this very channel, or of one somebody waits on for a reply.
+        let items = {
+            let mut state = self.shared.lock();
+            state.receiver = false;
+            std::mem::take(&mut state.items)
+        };
+        drop(items);
+    }
+}
+
+impl<T> Receiver<T> {
+    /// The items there now, without waiting; never switches.
+    pub fn try_iter(&self) -> impl Iterator<Item = T> + '_ {
+        std::iter::from_fn(move || self.try_recv().ok())
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter(self)
+    }
+}
+
+/// The items of a [`Receiver`] it owns, as they come, until every sender is
+/// gone (`for item in rx`).
+#[derive(Debug)]
+pub struct IntoIter<T>(Receiver<T>);
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+
+    /// # Blocking
+    /// As [`Receiver::recv`].
+    fn next(&mut self) -> Option<T> {
+        self.0.recv().ok()
     }
 }
 

@@ -214,9 +214,12 @@ where
 }
 
 /// True if `payload` (what [`std::panic::catch_unwind`] caught) is a kill
-/// or a timeout unwinding a greenlet, not a panic: code that caught it
-/// should re-raise it with [`std::panic::resume_unwind`] (or use
+/// or a timeout unwinding a greenlet, or the cancellation of a dropped
+/// [`Coroutine`](crate::coroutine::Coroutine), not a panic: code that caught
+/// it should re-raise it with [`std::panic::resume_unwind`] (or use
 /// [`catch_panic`], which never catches them).
 pub fn is_interrupt(payload: &(dyn std::any::Any + Send)) -> bool {
-    payload.is::<crate::greenlet::KillUnwind>() || payload.is::<crate::timeout::TimeoutUnwind>()
+    payload.is::<crate::greenlet::KillUnwind>()
+        || payload.is::<crate::timeout::TimeoutUnwind>()
+        || payload.is::<crate::coroutine::Cancel>()
 }

@@ -107,3 +107,20 @@ fn a_kill_during_a_caught_panic_is_raised_when_the_catch_ends() {
     assert!(matches!(g.exception(), Some(GreenletError::Killed)));
     assert_eq!(rounds.get(), 1, "killed in its first round");
 }
+
+#[test]
+fn a_dropped_coroutine_cancels_through_catch_panic() {
+    let caught = Rc::new(Cell::new(0));
+    let mut co = gevent::coroutine::Coroutine::new({
+        let caught = caught.clone();
+        move |y, _| loop {
+            if let Err(p) = catch_panic(AssertUnwindSafe(|| y.suspend(1))) {
+                assert!(!is_interrupt(&*p));
+                caught.set(caught.get() + 1);
+            }
+        }
+    });
+    co.resume(0);
+    drop(co); // its cancellation unwinds through catch_panic: no abort
+    assert_eq!(caught.get(), 0);
+}

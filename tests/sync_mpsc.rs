@@ -138,3 +138,47 @@ fn the_main_greenlet_waits_for_a_thread_without_loop_exit() {
         t.join().unwrap();
     });
 }
+
+#[test]
+fn a_dropped_receiver_drops_its_items_now() {
+    both(|| {
+        // Request/reply: the reply's sender sits in the dead server's queue.
+        let (req_tx, req_rx) = channel::<gevent::mpsc::Sender<u32>>();
+        let (rep_tx, rep_rx) = channel::<u32>();
+        req_tx.send(rep_tx).unwrap();
+        std::thread::spawn(move || drop(req_rx)).join().unwrap();
+        assert_eq!(rep_rx.recv_timeout(Duration::from_secs(10)), Err(RecvTimeoutError::Disconnected));
+        // An item holding a sender of its own channel is dropped too.
+        struct Noisy(#[allow(dead_code)] gevent::mpsc::Sender<Noisy>, std::sync::Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Noisy {
+            fn drop(&mut self) {
+                self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, rx) = channel::<Noisy>();
+        tx.send(Noisy(tx.clone(), dropped.clone())).unwrap();
+        drop(rx);
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+        drop(req_tx);
+    });
+}
+
+#[test]
+fn owned_iteration_and_try_iter() {
+    both(|| {
+        let (tx, rx) = channel();
+        for i in 0..3 {
+            tx.send(i).unwrap();
+        }
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(rx.try_iter().count(), 0);
+        let t = std::thread::spawn(move || (3..6).for_each(|i| tx.send(i).unwrap()));
+        let mut got = Vec::new();
+        for i in rx {
+            got.push(i);
+        }
+        assert_eq!(got, [3, 4, 5]);
+        t.join().unwrap();
+    });
+}
