@@ -220,3 +220,28 @@ impl Remote {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_token_never_completes_a_wait_that_reused_its_slot() {
+        let r = Remote::new().expect("an eventfd");
+        let old = r.open(1);
+        r.close(old);
+        let new = r.open(2);
+        assert_eq!(old >> 32, new >> 32, "the slot is reused");
+        r.handle().complete(old);
+        let mut woken = Vec::new();
+        r.drain(&mut |g| woken.push(g));
+        assert!(woken.is_empty(), "the late token woke {woken:?}");
+        assert!(!r.is_done(new));
+        r.handle().complete(new);
+        r.drain(&mut |g| woken.push(g));
+        assert_eq!(woken, [2]);
+        assert!(r.is_done(new));
+        r.close(new);
+        assert_eq!(r.waiting(), 0);
+    }
+}
