@@ -225,7 +225,10 @@ fn an_idle_worker_exits_and_a_later_job_starts_another() {
         let pool = ThreadPool::with_idle_exit(2, ms(20));
         assert_eq!(pool.threads(), 0, "workers start on demand");
         let first = pool.apply(|| std::thread::current().id());
-        assert_eq!(pool.threads(), 1);
+        assert_ne!(first, std::thread::current().id(), "a worker ran the job");
+        // (At most one: under an emulator it may be idle long enough to
+        // have exited already.)
+        assert!(pool.threads() <= 1);
         // Bounded: the worker exits 20 ms after its job; allow 10 s.
         let start = Instant::now();
         while pool.threads() > 0 {
@@ -234,7 +237,7 @@ fn an_idle_worker_exits_and_a_later_job_starts_another() {
         }
         let second = pool.apply(|| std::thread::current().id());
         assert_ne!(first, second, "a new worker ran the later job");
-        assert_eq!(pool.threads(), 1);
+        assert!(pool.threads() <= 1);
     });
 }
 
