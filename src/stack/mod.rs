@@ -234,6 +234,14 @@ impl StackPool {
     /// that gave them has switched away for good since.
     #[inline]
     fn release_pending(&mut self) {
+        if self.to_release.is_some() {
+            self.release_now();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn release_now(&mut self) {
         if let Some((addr, len)) = self.to_release.take() {
             release(addr, len);
         }
