@@ -274,7 +274,7 @@ impl Group {
         A: 'static,
         T: 'static,
     {
-        self.imap_ahead(f, items, None)
+        self.imap_ahead(f, items, Room(None))
     }
 
     /// As [`imap`](Self::imap), with at most `maxsize >= 1` results ahead
@@ -305,14 +305,14 @@ impl Group {
         A: 'static,
         T: 'static,
     {
-        self.imap_ahead(f, items, Some(ahead_limit(maxsize)))
+        self.imap_ahead(f, items, Room::limit(maxsize))
     }
 
     fn imap_ahead<A, T, F>(
         &self,
         f: F,
         items: impl IntoIterator<Item = A> + 'static,
-        room: Option<Semaphore>,
+        room: Room,
     ) -> impl Iterator<Item = T> + 'static
     where
         F: Fn(A) -> T + 'static,
@@ -326,9 +326,7 @@ impl Group {
             let _close = Closing(out.clone());
             feed(&out, || {
                 for a in items {
-                    if let Some(room) = &feeder_room {
-                        room.acquire();
-                    }
+                    feeder_room.wait();
                     let f = f.clone();
                     out.put(Ok(group.spawn(move || f(a))));
                 }
@@ -345,7 +343,7 @@ impl Group {
             let waiting = front.as_ref().expect("the front task");
             waiting.join();
             let task = front.take().expect("the front task");
-            let _taken = Taken(&room);
+            let _taken = room.taken();
             Some(task_result(task))
         });
         Fed { results, feeder }
@@ -369,7 +367,7 @@ impl Group {
         A: 'static,
         T: 'static,
     {
-        self.imap_unordered_ahead(f, items, None)
+        self.imap_unordered_ahead(f, items, Room(None))
     }
 
     /// As [`imap_unordered`](Self::imap_unordered), with at most
@@ -393,14 +391,14 @@ impl Group {
         A: 'static,
         T: 'static,
     {
-        self.imap_unordered_ahead(f, items, Some(ahead_limit(maxsize)))
+        self.imap_unordered_ahead(f, items, Room::limit(maxsize))
     }
 
     fn imap_unordered_ahead<A, T, F>(
         &self,
         f: F,
         items: impl IntoIterator<Item = A> + 'static,
-        room: Option<Semaphore>,
+        room: Room,
     ) -> impl Iterator<Item = T> + 'static
     where
         F: Fn(A) -> T + 'static,
@@ -417,9 +415,7 @@ impl Group {
             let (mut spawned, mut live) = (Vec::new(), 0);
             let input = feed_result(|| {
                 for a in items {
-                    if let Some(room) = &feeder_room {
-                        room.acquire();
-                    }
+                    feeder_room.wait();
                     let (f, result) = (f.clone(), out.clone());
                     let task = group.spawn(move || result.put(Ok(f(a))));
                     let out = out.clone();
@@ -446,7 +442,7 @@ impl Group {
         });
         let results = std::iter::from_fn(move || {
             let r = (&done).into_iter().next()?;
-            let _taken = Taken(&room);
+            let _taken = room.taken();
             Some(match r {
                 Ok(v) => v,
                 Err(Ok(e)) => task_failed(&e),
@@ -457,20 +453,38 @@ impl Group {
     }
 }
 
-/// The run-ahead limit of a streaming map.
-fn ahead_limit(maxsize: usize) -> Semaphore {
-    assert!(maxsize >= 1, "gevent: a map's maxsize must be at least 1");
-    Semaphore::new(maxsize)
+/// The run-ahead limit of a streaming map (`None`: none): the feeder takes
+/// a permit before each spawn, the consumer gives it back as it takes the
+/// result.
+#[derive(Clone)]
+struct Room(Option<Semaphore>);
+
+impl Room {
+    fn limit(maxsize: usize) -> Room {
+        assert!(maxsize >= 1, "gevent: a map's maxsize must be at least 1");
+        Room(Some(Semaphore::new(maxsize)))
+    }
+
+    /// Waits for room to spawn one more task.
+    fn wait(&self) {
+        if let Some(s) = &self.0 {
+            s.acquire();
+        }
+    }
+
+    /// A result is being taken: its room goes back when the guard goes
+    /// (also when taking it panics: the task failed).
+    fn taken(&self) -> Taken<'_> {
+        Taken(self)
+    }
 }
 
-/// A result taken by the consumer of a streaming map: its room goes back to
-/// the feeder (also when taking it panics: the task failed).
-struct Taken<'a>(&'a Option<Semaphore>);
+struct Taken<'a>(&'a Room);
 
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
-        if let Some(room) = self.0 {
-            room.release();
+        if let Some(s) = &self.0 .0 {
+            s.release();
         }
     }
 }

@@ -203,13 +203,14 @@ where
         // (Nothing interrupts a hub callback.)
         return Err(payload);
     }
-    // The unwind ended here: a kill that came meanwhile (held while it
-    // went on) is raised now, and an interrupt unwinds on, counted again.
-    hub::note_unwind(me, false);
     if is_interrupt(&*payload) {
+        // Caught and raised again: counted once.
+        hub::note_unwind(me, false);
         hub::resume_unwind(me, payload)
     }
-    hub::raise_deferred_kill(me);
+    // A panic caught for good: a kill that came while it unwound (held
+    // until then) is raised now.
+    hub::unwind_caught(me);
     Err(payload)
 }
 

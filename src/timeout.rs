@@ -87,10 +87,9 @@ where
         Ok(v) => Ok(v),
         Err(payload) => match payload.downcast_ref::<TimeoutUnwind>() {
             Some(t) if t.0 == token => {
-                hub::note_unwind(me, false);
                 // A kill that came during the unwind, deferred until it
-                // ended: it ends here.
-                hub::raise_deferred_kill(me);
+                // ended, is raised here.
+                hub::unwind_caught(me);
                 Err(Timeout)
             }
             _ => panic::resume_unwind(payload),

@@ -128,9 +128,17 @@ pub(crate) fn kill_self(me: usize) {
     }
 }
 
+/// Greenlet `me` caught an unwind of its own for good (a `with_timeout`
+/// scope its timeout, `catch_panic` a panic): the unwind is over, and a
+/// kill deferred while it went on is raised now.
+pub(crate) fn unwind_caught(me: usize) {
+    note_unwind(me, false);
+    raise_deferred_kill(me);
+}
+
 /// Raises a kill deferred while greenlet `me` was unwinding, once that
 /// unwind is over (a scope caught it).
-pub(crate) fn raise_deferred_kill(me: usize) {
+fn raise_deferred_kill(me: usize) {
     let deferred = with(|h| h.core.borrow().greenlets[me].rare.as_ref().is_some_and(|r| r.deferred_kill));
     if deferred && !is_unwinding(me) {
         raise_kill(me);

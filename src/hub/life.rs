@@ -144,7 +144,8 @@ pub(super) fn run_job(job: HubJob) {
         HubJob::StartFailed(r, msg) => {
             // Killed meanwhile: already dead (the failure was reported).
             if !r.dead() {
-                let (key, state) = (r.0.key.get(), with(|h| h.core.borrow().state(r.0.key.get())));
+                let key = r.0.key.get();
+                let state = with(|h| h.core.borrow().state(key));
                 end_unrun(&r, key, state, GreenletError::Panicked(msg));
             }
         }

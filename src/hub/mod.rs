@@ -27,7 +27,7 @@ mod sched;
 mod waiters;
 
 pub(crate) use interrupt::{
-    forget_deferred_timeout, note_unwind, raise_deferred_kill, resume_unwind, take_deferred_kill, unwind_depth,
+    forget_deferred_timeout, note_unwind, resume_unwind, take_deferred_kill, unwind_caught, unwind_depth,
 };
 pub(crate) use life::{create, discard_payload, discard_unstarted, exit_current, join, kill, schedule_links, start};
 pub(crate) use life::{drop_local_everywhere, forget_local, panic_message, put_local, take_local};

@@ -198,9 +198,14 @@ impl StreamServer {
     /// # Panics
     /// If `size` is 0, or once the server was cloned or started.
     pub fn with_pool(self, size: usize) -> Self {
-        let mut inner =
-            Rc::try_unwrap(self.0).unwrap_or_else(|_| panic!("gevent: with_pool before the server is shared"));
-        inner.pool = Some(Pool::new(size));
+        let pool = Pool::new(size);
+        self.configure("with_pool", |inner| inner.pool = Some(pool))
+    }
+
+    /// Changes the server before it is shared (cloned or started).
+    fn configure(self, what: &str, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Rc::try_unwrap(self.0).unwrap_or_else(|_| panic!("gevent: {what} before the server is shared"));
+        change(&mut inner);
         StreamServer(Rc::new(inner))
     }
 
@@ -214,10 +219,7 @@ impl StreamServer {
     /// started.
     pub fn with_stack_size(self, bytes: usize) -> Self {
         crate::stack::check_size(bytes);
-        let mut inner =
-            Rc::try_unwrap(self.0).unwrap_or_else(|_| panic!("gevent: with_stack_size before the server is shared"));
-        inner.stack_size = Some(bytes);
-        StreamServer(Rc::new(inner))
+        self.configure("with_stack_size", |inner| inner.stack_size = Some(bytes))
     }
 
     /// The address the server listens on.
