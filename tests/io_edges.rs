@@ -335,3 +335,42 @@ fn an_fd_round_trip_leaves_raw_waits_alone() {
         assert_eq!((&conn).read(&mut buf).unwrap(), 1);
     });
 }
+
+/// After a short read the next receive expects an empty socket (io_uring
+/// asks the kernel to wait for data before trying): data that is already
+/// there, sent while the reader was busy, is still read at once, and data
+/// sent later wakes it. A peek after a short read sees the data too.
+#[test]
+fn a_receive_after_a_short_one_sees_data_already_queued() {
+    both(|| {
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let mut b = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut a, _) = listener.accept().unwrap();
+        a.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 64];
+        for round in 0..50u8 {
+            b.write_all(&[round; 3]).unwrap();
+            // Short: 3 of 64 bytes.
+            assert_eq!(a.read(&mut buf).unwrap(), 3);
+            assert_eq!(&buf[..3], &[round; 3]);
+            // Queued before the next receive starts.
+            b.write_all(&[round; 5]).unwrap();
+            let t = Instant::now();
+            if round % 2 == 0 {
+                assert_eq!(a.peek(&mut buf).unwrap(), 5);
+            }
+            assert_eq!(a.read(&mut buf).unwrap(), 5);
+            assert_eq!(&buf[..5], &[round; 5]);
+            assert!(t.elapsed() < Duration::from_secs(1), "round {round}: waited {:?}", t.elapsed());
+        }
+        // Sent while the reader waits (after a short read).
+        let mut b2 = b.try_clone().unwrap();
+        let writer = gevent::spawn(move || {
+            gevent::sleep(ms(5));
+            b2.write_all(b"late").unwrap();
+        });
+        assert_eq!(a.read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"late");
+        join_ok(writer);
+    });
+}

@@ -65,7 +65,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{SockAddr, SockRef, Socket};
 
-use crate::driver::op::{self, Target};
+use crate::driver::op::{self, Op, Target};
 use crate::driver::{Interest, Source};
 
 pub use tcp::{Incoming, TcpListener, TcpStream};
@@ -146,6 +146,9 @@ pub(crate) struct Sock {
     timeouts: OnceLock<Arc<Timeouts>>,
     /// A listener's: its last accept left connections queued.
     backlog: AtomicBool,
+    /// A stream's: its last receive was short, so the receive buffer is
+    /// most likely empty (a hint for the next one, see `op::Recv`).
+    drained: AtomicBool,
 }
 
 /// A socket's read and write timeouts, in nanoseconds (`NO_TIMEOUT`: none).
@@ -179,7 +182,7 @@ impl Sock {
     }
 
     fn of(src: Source) -> Sock {
-        Sock { src, timeouts: OnceLock::new(), backlog: AtomicBool::new(false) }
+        Sock { src, timeouts: OnceLock::new(), backlog: AtomicBool::new(false), drained: AtomicBool::new(false) }
     }
 
     /// The timeouts, made if need be (one `OnceLock` is the only way to
@@ -253,12 +256,18 @@ impl Sock {
         if buf.is_empty() {
             return Ok(0);
         }
-        op::run(self.target(), &mut op::Recv { buf, flags, stream: true }, self.read_timeout())
+        let poll_first = self.drained.load(Ordering::Relaxed);
+        let mut recv = op::Recv { buf, flags, stream: true, poll_first };
+        let n = op::run(self.target(), &mut recv, self.read_timeout())?;
+        if flags & libc::MSG_PEEK == 0 {
+            self.drained.store(recv.drained(n), Ordering::Relaxed);
+        }
+        Ok(n)
     }
 
     /// Receives one datagram.
     pub(crate) fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
-        op::run(self.target(), &mut op::Recv { buf, flags: 0, stream: false }, self.read_timeout())
+        op::run(self.target(), &mut op::Recv { buf, flags: 0, stream: false, poll_first: false }, self.read_timeout())
     }
 
     /// Sends on a stream socket.
@@ -273,7 +282,11 @@ impl Sock {
 
     /// Reads the next datagram without taking it off the queue.
     pub(crate) fn peek_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
-        op::run(self.target(), &mut op::Recv { buf, flags: libc::MSG_PEEK, stream: false }, self.read_timeout())
+        op::run(
+            self.target(),
+            &mut op::Recv { buf, flags: libc::MSG_PEEK, stream: false, poll_first: false },
+            self.read_timeout(),
+        )
     }
 
     pub(crate) fn accept(&self) -> io::Result<(Sock, SockAddr)> {
