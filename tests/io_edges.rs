@@ -374,3 +374,59 @@ fn a_receive_after_a_short_one_sees_data_already_queued() {
         join_ok(writer);
     });
 }
+
+/// A greenlet whose reads all complete at once (its peer keeps it fed)
+/// still lets the others run: every so many operations in a row, it yields
+/// before the next one.
+#[test]
+fn a_reader_that_never_waits_still_lets_others_run() {
+    both(|| {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        b.write_all(&[7u8; 4096]).unwrap();
+        let ran = Rc::new(std::cell::Cell::new(None));
+        let other = {
+            let ran = ran.clone();
+            gevent::spawn(move || ran.set(Some(())))
+        };
+        let mut byte = [0u8; 1];
+        let mut reads = 0;
+        while ran.get().is_none() && reads < 4096 {
+            assert_eq!(a.read(&mut byte).unwrap(), 1);
+            reads += 1;
+        }
+        assert!(ran.get().is_some(), "the other greenlet never ran during {reads} reads");
+        assert!(reads < 4096, "it ran only once the data ran out");
+        join_ok(other);
+    });
+}
+
+/// The yield a long run of operations makes comes before the next
+/// operation: a greenlet killed there has done nothing it did not report.
+/// (Writes: on io_uring a send is tried at once, as every operation on
+/// epoll, where a receive goes to the ring and waits.)
+#[test]
+fn a_writer_killed_in_its_budget_yield_sent_what_it_counted() {
+    both(|| {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let a = Rc::new(a);
+        let sent = Rc::new(std::cell::Cell::new(0usize));
+        let writer = {
+            let (a, sent) = (a.clone(), sent.clone());
+            gevent::spawn(move || loop {
+                assert_eq!((&*a).write(&[1]).unwrap(), 1);
+                sent.set(sent.get() + 1);
+            })
+        };
+        // The writer runs until it yields (the socket has room for far
+        // more than it sends before that), and is killed in that yield.
+        gevent::sleep(Duration::ZERO);
+        let before = sent.get();
+        assert!(before > 0 && before < 4096, "the writer sent {before} bytes before yielding");
+        writer.kill();
+        assert!(writer.dead());
+        drop(a);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        assert_eq!(got.len(), sent.get(), "bytes sent but not counted, or counted but not sent");
+    });
+}

@@ -52,6 +52,14 @@ pub enum Backend {
 /// more round trips per second than 1,024 (and 8 or 16 no more than 32).
 pub(crate) const EVENTS_PER_POLL: usize = 32;
 
+/// Operations that may complete in a row without waiting before the
+/// greenlet running them yields once (before the next one starts, so a
+/// kill or timeout in the yield loses no data). A greenlet reading a
+/// socket that always has data would otherwise keep the hub to itself:
+/// other connections, timers and timeouts would wait until its peer
+/// paused (tokio's cooperative budget is 128 too).
+pub(crate) const IO_BUDGET: u32 = 128;
+
 /// Where the driver hands each greenlet an I/O event woke.
 pub(crate) type Wake<'a> = &'a mut dyn FnMut(usize);
 /// Drains the remote queue when the eventfd fired.
@@ -75,6 +83,8 @@ enum Kind {
 pub(crate) struct Driver {
     kind: Kind,
     remote: remote::Remote,
+    /// Operations left before the next one yields first ([`IO_BUDGET`]).
+    budget: std::cell::Cell<u32>,
 }
 
 impl Driver {
@@ -95,7 +105,23 @@ impl Driver {
             Some(u) => Kind::Uring(u),
             None => Kind::Epoll(epoll::Epoll::new(remote.fd()).expect("gevent: cannot create an epoll instance")),
         };
-        Driver { kind, remote }
+        Driver { kind, remote, budget: std::cell::Cell::new(IO_BUDGET) }
+    }
+
+    /// Counts an operation about to start: true when the budget is spent
+    /// (and refilled), so the caller yields first.
+    #[inline]
+    pub(crate) fn spend(&self) -> bool {
+        let left = self.budget.get() - 1;
+        self.budget.set(if left == 0 { IO_BUDGET } else { left });
+        left == 0
+    }
+
+    /// An operation waits (its greenlet parks, so others run): the budget
+    /// starts again.
+    #[inline]
+    pub(crate) fn refill(&self) {
+        self.budget.set(IO_BUDGET);
     }
 
     pub(crate) fn backend(&self) -> Backend {

@@ -569,6 +569,17 @@ pub(crate) fn yield_now() {
     resumed(me, flag);
 }
 
+/// Yields as [`yield_now`], unless called from a hub callback (which may
+/// not switch): there, returns at once. For the I/O budget, which a link
+/// callback's immediate I/O must not turn into a panic.
+#[cold]
+#[inline(never)]
+pub(crate) fn yield_in_greenlet() {
+    if with(|h| h.core.borrow().current) != HUB {
+        yield_now();
+    }
+}
+
 /// Sleeps the current greenlet (see `gevent::sleep`). Always inlined, as
 /// `yield_now` inside it.
 #[inline(always)]

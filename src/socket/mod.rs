@@ -14,11 +14,15 @@
 //!
 //! Whether a call switches depends on the backend. On epoll, a read or
 //! write that can complete at once returns without switching, as in
-//! gevent: a loop over ready data runs on until it blocks. On io_uring a
-//! receive goes through the ring, so each one switches. Code that must let
-//! the others run (a loop handing every line it reads to other greenlets'
-//! queues) yields with `gevent::sleep(Duration::ZERO)`, as it would in
-//! gevent.
+//! gevent: a loop over ready data runs on until it blocks, or for 128
+//! operations in a row, whichever comes first: the 129th yields before it
+//! starts, so one peer that keeps a greenlet fed cannot keep the others
+//! (other connections, timers, timeouts) waiting (gevent has no such
+//! bound; tokio has the same one). On io_uring a receive goes through the
+//! ring, so each one switches; sends, tried at once, are bounded as on
+//! epoll. Code that must let the others run at a given point (a loop
+//! handing every line it reads to other greenlets' queues) yields with
+//! `gevent::sleep(Duration::ZERO)`, as it would in gevent.
 //!
 //! On the epoll backend (edge-triggered), a read that returns less than
 //! asked counts as draining the socket, as in tokio; data behind a TCP

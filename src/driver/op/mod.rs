@@ -132,7 +132,11 @@ pub(crate) struct Target<'a> {
 /// after an in-flight io_uring operation was cancelled and completed.
 pub(crate) fn run<O: Op>(t: Target<'_>, op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
     let deadline = &Deadline::new(timeout);
-    if with_driver(|d| d.uring().is_some()) {
+    let (uring, spent) = with_driver(|d| (d.uring().is_some(), d.spend()));
+    if spent {
+        crate::hub::yield_in_greenlet();
+    }
+    if uring {
         run_uring(t, op, deadline)
     } else {
         run_epoll(t, op, deadline)
@@ -259,7 +263,10 @@ fn run_epoll<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Resul
 /// epoll: waits for the next edge of `interest` on the target.
 fn wait_ready(t: Target<'_>, interest: Interest, deadline: &Deadline) -> io::Result<()> {
     let timer = deadline.arm()?;
-    let (reg, wk) = with_driver_current(|me, d| d.epoll().expect("epoll backend").enlist(t.fd, t.id, interest, me))?;
+    let (reg, wk) = with_driver_current(|me, d| {
+        d.refill();
+        d.epoll().expect("epoll backend").enlist(t.fd, t.id, interest, me)
+    })?;
     struct Delist(usize, Interest, crate::wait::WaitKey);
     impl Drop for Delist {
         fn drop(&mut self) {
@@ -356,6 +363,7 @@ fn submit_and_wait<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io:
         // The entry names the fd by number, and a fixed file's slot is its
         // number: the flag alone makes it one.
         let entry = if O::FIXED && d.fixed_file(t) { entry.flags(squeue::Flags::FIXED_FILE) } else { entry };
+        d.refill();
         d.uring().expect("uring backend").start(entry, me)
     });
     let mut flight = InFlight { slot, release: O::release, done: false };
