@@ -137,10 +137,12 @@ impl DatagramServer {
     }
 
     /// Stops receiving, waits up to one second for running handlers (other
-    /// than the caller), then kills the rest.
+    /// than the caller), then kills the rest, waiting at most one more
+    /// second for them (as [`StreamServer::stop_timeout`](super::StreamServer::stop_timeout)).
     ///
     /// # Blocking
-    /// Up to the grace period.
+    /// Up to the grace period, plus up to one second of the killed
+    /// handlers' unwinding.
     pub fn stop(&self) {
         self.stop_leaving_out(None)
     }

@@ -44,6 +44,11 @@ use crate::{Greenlet, GreenletRef};
 /// gevent's default grace period for [`StreamServer::stop`].
 pub const STOP_GRACE: Duration = Duration::from_secs(1);
 
+/// How long `stop` waits for the handlers it killed (gevent's stop:
+/// `pool.kill(block=True, timeout=1)`); one still running then (its code
+/// caught the kill, e.g. in a `catch_unwind`) is reported and left running.
+const KILL_WAIT: Duration = Duration::from_secs(1);
+
 /// How long the accept loop first waits when the process is out of file
 /// descriptors; doubled up to [`MAX_BACKOFF`] while it lasts.
 const MIN_BACKOFF: Duration = Duration::from_millis(5);
@@ -276,11 +281,15 @@ impl StreamServer {
     /// Stops accepting at once (the listener closes; `serve_forever`
     /// returns), waits up to `grace` for running handlers (other than the
     /// caller, if a handler stops its own server), then kills the rest;
-    /// returns when all are gone.
+    /// returns when all are gone, or one second after the kill (as
+    /// gevent's): a handler whose code swallowed the kill (a
+    /// `std::panic::catch_unwind` around a blocking call; see
+    /// [`catch_panic`](crate::catch_panic)) is reported on stderr and left
+    /// running.
     ///
     /// # Blocking
     /// While the accept loop unwinds (it is killed first), then up to
-    /// `grace`, plus the killed handlers' unwinding.
+    /// `grace`, plus up to one second of the killed handlers' unwinding.
     pub fn stop_timeout(&self, grace: Duration) {
         self.stop_leaving_out(grace, None)
     }
@@ -306,14 +315,25 @@ fn stop_handlers(group: &Group, grace: Duration, caller: Option<&GreenletRef>) {
     if let Some(c) = caller {
         group.discard(c);
     }
-    if !group.join_timeout(grace) {
-        group.kill();
+    if group.join_timeout(grace) {
+        return;
+    }
+    for g in group.greenlets() {
+        g.kill_nowait();
+    }
+    if !group.join_timeout(KILL_WAIT) {
+        let left = group.greenlets().iter().filter(|g| !g.dead()).count();
+        report!(
+            "gevent: server stop: {left} handler(s) still running {KILL_WAIT:?} after being killed (a catch_unwind \
+             swallowed the kill?); left running"
+        );
     }
 }
 
 fn accept_loop(inner: &Inner) {
     let mut backoff = MIN_BACKOFF;
     let mut streak = 0;
+    let mut last_error = None;
     loop {
         if streak == MAX_ACCEPT {
             streak = 0;
@@ -327,6 +347,7 @@ fn accept_loop(inner: &Inner) {
         match accepted {
             Ok((conn, peer)) => {
                 backoff = MIN_BACKOFF;
+                last_error = None;
                 streak += 1;
                 let handler = inner.handler.clone();
                 let run = move || handler(conn, peer);
@@ -343,9 +364,12 @@ fn accept_loop(inner: &Inner) {
                     }
                 }
             }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK)) => {
-                // The listener was shut down or is no listening socket: no
-                // accept will ever succeed again. As gevent: report, close,
+            Err(e)
+                if matches!(e.raw_os_error(), Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EOPNOTSUPP)) =>
+            {
+                // The listener was shut down or is no listening socket (a
+                // datagram socket handed over: EOPNOTSUPP): no accept will
+                // ever succeed again. As gevent: report, close,
                 // and let `serve_forever` return.
                 inner.accept_errors.set(inner.accept_errors.get() + 1);
                 report!("gevent: StreamServer({}) stops accepting: {e}", inner.addr);
@@ -357,6 +381,13 @@ fn accept_loop(inner: &Inner) {
             }
             Err(e) => {
                 inner.accept_errors.set(inner.accept_errors.get() + 1);
+                if e.raw_os_error() != last_error
+                    && !matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EPROTO | libc::EINTR))
+                {
+                    // Once per run of one error (gevent logs each one).
+                    report!("gevent: StreamServer({}) accept failed: {e}; retrying", inner.addr);
+                }
+                last_error = e.raw_os_error();
                 if let Some(pause) = accept_pause(&e, &mut backoff) {
                     streak = 0;
                     crate::sleep(pause);

@@ -64,7 +64,8 @@ impl ThreadedServer {
     ///
     /// # Blocking
     /// The calling OS thread (not only the greenlet) waits, up to `grace`
-    /// plus the handlers' unwinding; from a greenlet, run it through
+    /// plus up to one second of the killed handlers' unwinding (as
+    /// [`StreamServer::stop_timeout`](super::StreamServer::stop_timeout)); from a greenlet, run it through
     /// [`spawn_blocking`](crate::spawn_blocking) to keep the hub going. From
     /// one of this server's own handlers, call it directly (never through
     /// `spawn_blocking`: the handler would be killed while waiting for its

@@ -429,6 +429,15 @@ pub(crate) fn wait(t: Target<'_>, interest: Interest, timeout: Option<Duration>)
     let deadline = &Deadline::new(timeout);
     let mut p = Poll(interest);
     if with_driver(|d| d.uring().is_some()) {
+        if timeout.is_some_and(|t| t.is_zero()) {
+            // A poll, not a wait (as on epoll, which tries first): the
+            // ring would see no time left before it asked the kernel.
+            return match p.attempt(t.fd) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(timed_out()),
+                Err(e) => Err(e),
+            };
+        }
         // `submit_and_wait` returns, or unwinds, only once the operation
         // completed. A wait on a bare fd cancelled by the fd's close ends
         // as on epoll, where the retry finds the fd closed.
