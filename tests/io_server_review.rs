@@ -116,3 +116,23 @@ fn a_server_on_a_socket_that_cannot_accept_stops() {
         assert_eq!(server.accept_errors(), 1);
     });
 }
+
+/// `DatagramServer::stop_timeout` honours its grace: a handler still
+/// running after it is killed then, not after the default second.
+#[test]
+fn a_datagram_server_stop_honours_its_grace() {
+    both(|| {
+        let server =
+            DatagramServer::new(LOCAL, |_: &[u8], _, _: &DatagramServer| gevent::sleep(Duration::from_secs(60)))
+                .unwrap();
+        server.start().unwrap();
+        let c = std::net::UdpSocket::bind(LOCAL).unwrap();
+        c.send_to(b"x", server.local_addr()).unwrap();
+        gevent::sleep(ms(20)); // the handler sleeps
+        let t0 = Instant::now();
+        server.stop_timeout(ms(30));
+        let took = t0.elapsed();
+        assert!(took >= ms(30), "stop returned after {took:?}, before its grace");
+        assert!(took < ms(900), "stop took {took:?}: the default grace, not the one given");
+    });
+}

@@ -133,27 +133,37 @@ impl DatagramServer {
     /// it goes on unwinding (as gevent's `serve_forever`).
     pub fn serve_forever(&self) -> io::Result<()> {
         let me = self.clone();
-        self.0.serving.serve_forever(|| self.start(), move |caller| me.stop_leaving_out(Some(&caller)))
+        self.0.serving.serve_forever(|| self.start(), move |caller| me.stop_leaving_out(STOP_GRACE, Some(&caller)))
     }
 
-    /// Stops receiving, waits up to one second for running handlers (other
-    /// than the caller), then kills the rest, waiting at most one more
-    /// second for them (as [`StreamServer::stop_timeout`](super::StreamServer::stop_timeout)).
+    /// [`stop_timeout`](Self::stop_timeout) with gevent's one-second grace.
     ///
     /// # Blocking
-    /// Up to the grace period, plus up to one second of the killed
-    /// handlers' unwinding.
+    /// As `stop_timeout`.
     pub fn stop(&self) {
-        self.stop_leaving_out(None)
+        self.stop_timeout(STOP_GRACE)
     }
 
-    /// [`stop`](Self::stop), not waiting for `caller` either (see
-    /// `Serving::serve_forever`).
-    fn stop_leaving_out(&self, caller: Option<&crate::GreenletRef>) {
+    /// Stops receiving at once (the socket closes; `serve_forever`
+    /// returns), waits up to `grace` for running handlers (other than the
+    /// caller, if a handler stops its own server), then kills the rest,
+    /// waiting at most one more second for them (as
+    /// [`StreamServer::stop_timeout`](super::StreamServer::stop_timeout)).
+    ///
+    /// # Blocking
+    /// Up to `grace`, plus up to one second of the killed handlers'
+    /// unwinding.
+    pub fn stop_timeout(&self, grace: std::time::Duration) {
+        self.stop_leaving_out(grace, None)
+    }
+
+    /// [`stop_timeout`](Self::stop_timeout), not waiting for `caller`
+    /// either (see `Serving::serve_forever`).
+    fn stop_leaving_out(&self, grace: std::time::Duration, caller: Option<&crate::GreenletRef>) {
         self.0.serving.halt();
         drop(self.0.socket.borrow_mut().take());
         self.0.serving.stopped.set();
-        stop_handlers(&self.0.handlers, STOP_GRACE, caller);
+        stop_handlers(&self.0.handlers, grace, caller);
     }
 }
 
