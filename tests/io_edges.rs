@@ -430,3 +430,94 @@ fn a_writer_killed_in_its_budget_yield_sent_what_it_counted() {
         assert_eq!(got.len(), sent.get(), "bytes sent but not counted, or counted but not sent");
     });
 }
+
+/// A reader killed just after its data arrived, before it ran again: on
+/// io_uring the kernel completes the receive before the cancellation
+/// reaches it, so the bytes were taken; the socket's next read returns
+/// them (and a peek sees them), as on epoll, where they never left the
+/// kernel. The same for a read left by a `with_timeout` scope.
+#[test]
+fn bytes_received_for_a_killed_reader_are_read_next() {
+    both(|| {
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        let mut b = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (a, _) = listener.accept().unwrap();
+        let a = Rc::new(a);
+        a.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        for round in 0..20u8 {
+            let reader = {
+                let a = a.clone();
+                gevent::spawn(move || {
+                    let mut buf = [0u8; 16];
+                    let _ = (&*a).read(&mut buf);
+                    unreachable!("killed before it runs again");
+                })
+            };
+            gevent::sleep(Duration::ZERO); // it waits in its read
+            b.write_all(&[round, round, round]).unwrap();
+            reader.kill(); // before the hub polls
+            let mut buf = [0u8; 16];
+            if round % 2 == 0 {
+                assert_eq!(a.peek(&mut buf).expect("the bytes are still to be read"), 3);
+            }
+            let n = (&*a).read(&mut buf[..2]).expect("the bytes are still to be read");
+            assert_eq!(&buf[..n], &[round, round]);
+            let n = (&*a).read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[round]);
+        }
+        // A with_timeout scope around a read: the same.
+        let reader = {
+            let a = a.clone();
+            gevent::spawn(move || {
+                let mut buf = [0u8; 16];
+                gevent::with_timeout(ms(1), || (&*a).read(&mut buf).map(|n| buf[..n].to_vec()))
+            })
+        };
+        gevent::sleep(Duration::ZERO);
+        std::thread::sleep(ms(5)); // its timer is due at the next poll
+        b.write_all(b"late").unwrap();
+        match join_ok(reader) {
+            Ok(got) => assert_eq!(got.unwrap(), b"late"),
+            Err(_) => {
+                let mut buf = [0u8; 16];
+                let n = (&*a).read(&mut buf).expect("the bytes are still to be read");
+                assert_eq!(&buf[..n], b"late");
+            }
+        }
+    });
+}
+
+/// As for sockets: a reader of a child's output killed after the output
+/// arrived, before it ran again, leaves the bytes to the next read.
+#[test]
+fn a_child_pipe_keeps_the_bytes_of_a_killed_reader() {
+    use gevent::subprocess::{Command, Stdio};
+    both(|| {
+        let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let stdout = Rc::new(child.stdout.take().unwrap());
+        for round in 0..5u8 {
+            let reader = {
+                let stdout = stdout.clone();
+                gevent::spawn(move || {
+                    let mut buf = [0u8; 16];
+                    let _ = (&*stdout).read(&mut buf);
+                    unreachable!("killed before it runs again");
+                })
+            };
+            gevent::sleep(Duration::ZERO); // it waits in its read
+            stdin.write_all(&[b'a' + round; 4]).unwrap();
+            // `cat` echoes meanwhile; the hub does not poll.
+            std::thread::sleep(ms(30));
+            reader.kill();
+            let mut buf = [0u8; 16];
+            let n = (&*stdout).read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[b'a' + round; 4], "round {round}");
+        }
+        drop(stdin);
+        let mut rest = Vec::new();
+        (&*stdout).read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        assert!(child.wait().unwrap().success());
+    });
+}

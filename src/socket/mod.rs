@@ -7,10 +7,13 @@
 //! call and give an error of kind `TimedOut`; a timed-out read on io_uring
 //! whose data arrived meanwhile returns that data instead. A greenlet
 //! killed (or leaving a `with_timeout` scope) during a read unwinds without
-//! it: on io_uring, bytes the kernel had already received for that read
-//! are dropped with it (epoll leaves them in the socket). Host names resolve on the
-//! thread pool, never blocking the hub; addresses, typed or written as
-//! strings (`"127.0.0.1:80"`, `("::1", 80)`), resolve at once.
+//! it, and a stream loses nothing: bytes the kernel had already received
+//! for that read (io_uring; epoll leaves them in the kernel) are returned
+//! first by the socket's next read, or a clone's (not once the fd is taken
+//! out with `into_raw_fd`). A datagram received for a killed reader on
+//! io_uring is dropped with it. Host names resolve on the thread pool,
+//! never blocking the hub; addresses, typed or written as strings
+//! (`"127.0.0.1:80"`, `("::1", 80)`), resolve at once.
 //!
 //! Whether a call switches depends on the backend. On epoll, a read or
 //! write that can complete at once returns without switching, as in
@@ -144,9 +147,10 @@ const NO_TIMEOUT: u64 = u64::MAX;
 #[derive(Debug)]
 pub(crate) struct Sock {
     src: Source,
-    /// The timeouts, made when one is first set or the socket cloned (none
-    /// until then), and shared by every clone (as the kernel's own options
-    /// are shared by dup'd fds).
+    /// The timeouts and salvaged bytes, made when a timeout is first set,
+    /// the socket cloned or a stream read interrupted (none until then),
+    /// and shared by every clone (as the kernel's own options and receive
+    /// queue are shared by dup'd fds).
     timeouts: OnceLock<Arc<Timeouts>>,
     /// A listener's: its last accept left connections queued.
     backlog: AtomicBool,
@@ -155,16 +159,19 @@ pub(crate) struct Sock {
     drained: AtomicBool,
 }
 
-/// A socket's read and write timeouts, in nanoseconds (`NO_TIMEOUT`: none).
+/// A socket's read and write timeouts, in nanoseconds (`NO_TIMEOUT`: none),
+/// and the bytes an interrupted stream read took from the kernel on
+/// io_uring (`op::Salvage`), which the next read returns first.
 #[derive(Debug)]
 struct Timeouts {
     read: AtomicU64,
     write: AtomicU64,
+    salvage: op::Salvage,
 }
 
 impl Timeouts {
     fn new(read: u64, write: u64) -> Timeouts {
-        Timeouts { read: AtomicU64::new(read), write: AtomicU64::new(write) }
+        Timeouts { read: AtomicU64::new(read), write: AtomicU64::new(write), salvage: op::Salvage::default() }
     }
 }
 
@@ -260,10 +267,17 @@ impl Sock {
         if buf.is_empty() {
             return Ok(0);
         }
+        let peek = flags & libc::MSG_PEEK != 0;
+        if let Some(n) = self.timeouts.get().and_then(|t| t.salvage.take(buf, peek)) {
+            return Ok(n);
+        }
         let poll_first = self.drained.load(Ordering::Relaxed);
-        let mut recv = op::Recv { buf, flags, stream: true, poll_first };
+        // Called only when a kill left received bytes behind (io_uring):
+        // the store for them is made then.
+        let keep = |b: &[u8]| self.timeouts().salvage.keep(b);
+        let mut recv = op::Recv { buf, flags, stream: true, poll_first, salvage: Some(&keep) };
         let n = op::run(self.target(), &mut recv, self.read_timeout())?;
-        if flags & libc::MSG_PEEK == 0 {
+        if !peek {
             self.drained.store(recv.drained(n), Ordering::Relaxed);
         }
         Ok(n)
@@ -271,7 +285,11 @@ impl Sock {
 
     /// Receives one datagram.
     pub(crate) fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
-        op::run(self.target(), &mut op::Recv { buf, flags: 0, stream: false, poll_first: false }, self.read_timeout())
+        op::run(
+            self.target(),
+            &mut op::Recv { buf, flags: 0, stream: false, poll_first: false, salvage: None },
+            self.read_timeout(),
+        )
     }
 
     /// Sends on a stream socket.
@@ -288,7 +306,7 @@ impl Sock {
     pub(crate) fn peek_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
         op::run(
             self.target(),
-            &mut op::Recv { buf, flags: libc::MSG_PEEK, stream: false, poll_first: false },
+            &mut op::Recv { buf, flags: libc::MSG_PEEK, stream: false, poll_first: false, salvage: None },
             self.read_timeout(),
         )
     }

@@ -29,8 +29,15 @@ fn into_blocking(src: Source) -> OwnedFd {
     fd
 }
 
-fn read(src: &Source, buf: &mut [u8]) -> io::Result<usize> {
-    op::run(src.target(), &mut op::Read { buf }, None)
+/// Reads bytes an interrupted read left behind first (see `op::Salvage`).
+fn read(src: &Source, salvage: &op::Salvage, buf: &mut [u8]) -> io::Result<usize> {
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    if let Some(n) = salvage.take(buf, false) {
+        return Ok(n);
+    }
+    op::run(src.target(), &mut op::Read { buf, salvage }, None)
 }
 
 /// A child's standard input ([`Child::stdin`](super::Child::stdin)), written
@@ -78,23 +85,25 @@ macro_rules! reader {
         /// (`Ok(0)`: end-of-file); kills and timeouts unwind out of it.
         pub struct $name {
             src: Source,
+            /// Bytes a killed reader's read took (io_uring), read next.
+            salvage: op::Salvage,
         }
 
         impl $name {
             pub(super) fn new(pipe: $std) -> io::Result<$name> {
-                Ok($name { src: source(pipe)? })
+                Ok($name { src: source(pipe)?, salvage: op::Salvage::default() })
             }
         }
 
         impl Read for $name {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                read(&self.src, buf)
+                read(&self.src, &self.salvage, buf)
             }
         }
 
         impl Read for &$name {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                read(&self.src, buf)
+                read(&self.src, &self.salvage, buf)
             }
         }
     };

@@ -23,6 +23,54 @@ pub(crate) struct Recv<'a> {
     /// short), so the kernel should wait for data before it tries the
     /// receive rather than fail a first try ([`RECVSEND_POLL_FIRST`]).
     pub(crate) poll_first: bool,
+    /// Where bytes go that the kernel received for a reader killed
+    /// meanwhile (a stream's [`Salvage`]; `None`: they are dropped, as a
+    /// datagram is).
+    pub(crate) salvage: Option<Keep<'a>>,
+}
+
+/// Takes the bytes of a killed reader's receive (see [`Salvage`]).
+pub(crate) type Keep<'a> = &'a dyn Fn(&[u8]);
+
+/// Bytes an io_uring receive took from the kernel for a reader that was
+/// killed (or left a `with_timeout` scope) before the cancellation reached
+/// the kernel: the socket's next read returns them first, so a stream
+/// loses nothing to an interrupted read (on epoll the bytes stay in the
+/// kernel).
+#[derive(Debug, Default)]
+pub(crate) struct Salvage {
+    /// True while `bytes` holds any (read without the lock).
+    any: AtomicBool,
+    bytes: std::sync::Mutex<Vec<u8>>,
+}
+
+impl Salvage {
+    /// Keeps `b` after any bytes kept before.
+    pub(crate) fn keep(&self, b: &[u8]) {
+        self.bytes.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(b);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// Copies kept bytes into `buf` (taking them unless `peek`): how many,
+    /// or `None` when none are kept.
+    pub(crate) fn take(&self, buf: &mut [u8], peek: bool) -> Option<usize> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        if bytes.is_empty() {
+            return None;
+        }
+        let n = buf.len().min(bytes.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        if !peek {
+            bytes.drain(..n);
+            if bytes.is_empty() {
+                self.any.store(false, Ordering::Release);
+            }
+        }
+        Some(n)
+    }
 }
 
 /// `IORING_RECVSEND_POLL_FIRST` (`linux/io_uring.h`, Linux 5.19; the
@@ -51,6 +99,11 @@ unsafe impl Op for Recv<'_> {
     }
     fn drained(&self, n: usize) -> bool {
         self.stream && n > 0 && n < self.buf.len() && self.flags & libc::MSG_PEEK == 0
+    }
+    fn release(&mut self, res: usize) {
+        if let Some(keep) = self.salvage.filter(|_| self.flags & libc::MSG_PEEK == 0) {
+            keep(&self.buf[..res.min(self.buf.len())]);
+        }
     }
     fn ends_when_shut(&self) -> bool {
         !self.stream
@@ -91,6 +144,8 @@ unsafe impl Op for Send<'_> {
 /// `read(2)` (pipes, ttys, eventfds).
 pub(crate) struct Read<'a> {
     pub(crate) buf: &'a mut [u8],
+    /// Where bytes read for a reader killed meanwhile go (as [`Recv`]'s).
+    pub(crate) salvage: &'a Salvage,
 }
 
 // SAFETY: the entry names `buf`, borrowed for the op's life.
@@ -104,6 +159,9 @@ unsafe impl Op for Read<'_> {
         // SAFETY: writes at most `len` bytes into the live buffer.
         let n = unsafe { libc::read(fd, self.buf.as_mut_ptr().cast(), self.buf.len()) };
         sys::cvt(n).map(|n| n as usize)
+    }
+    fn release(&mut self, res: usize) {
+        self.salvage.keep(&self.buf[..res.min(self.buf.len())]);
     }
 }
 
@@ -184,7 +242,7 @@ unsafe impl Op for Accept {
         let n = unsafe { libc::accept4(fd, addr, &mut self.len, ACCEPT_FLAGS) };
         sys::cvt(n).map(|n| n as usize)
     }
-    fn release(res: usize) {
+    fn release(&mut self, res: usize) {
         // SAFETY: an accepted fd nobody else owns (its caller unwound).
         unsafe { libc::close(res as RawFd) };
     }

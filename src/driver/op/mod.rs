@@ -4,7 +4,7 @@
 
 mod kinds;
 
-pub(crate) use kinds::{accept, Connect, Read, Recv, RecvFrom, Send, SendTo, Write};
+pub(crate) use kinds::{accept, Connect, Read, Recv, RecvFrom, Salvage, Send, SendTo, Write};
 
 use std::cell::Cell;
 use std::io;
@@ -74,8 +74,9 @@ pub(crate) unsafe trait Op {
     /// only file, and a source's: see `uring.rs`).
     const FIXED: bool = false;
     /// A result the caller will not see (it was killed meanwhile): release
-    /// what it carries (an accepted fd).
-    fn release(_res: usize) {}
+    /// what it carries (an accepted fd), or keep it for the next caller
+    /// (received bytes, see [`Salvage`]).
+    fn release(&mut self, _res: usize) {}
     /// True when a result of `n` shows the fd's readiness used up: a
     /// stream read that got less than asked (the receive buffer is empty),
     /// a write that took less than given (the send buffer is full).
@@ -328,13 +329,13 @@ fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Resul
 /// An operation in flight; dropped before its completion (the greenlet
 /// unwinds), it cancels the operation and waits for the completion, so no
 /// kernel write outlives the memory it names.
-struct InFlight {
+struct InFlight<'a, O: Op> {
     slot: usize,
-    release: fn(usize),
+    op: &'a mut O,
     done: bool,
 }
 
-impl Drop for InFlight {
+impl<O: Op> Drop for InFlight<'_, O> {
     fn drop(&mut self) {
         if self.done {
             return;
@@ -343,7 +344,7 @@ impl Drop for InFlight {
         loop {
             if let Some((res, _)) = with_uring(|u| u.take(self.slot)) {
                 if res >= 0 {
-                    (self.release)(res as usize);
+                    self.op.release(res as usize);
                 }
                 return;
             }
@@ -366,7 +367,7 @@ fn submit_and_wait<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io:
         d.refill();
         d.uring().expect("uring backend").start(entry, me)
     });
-    let mut flight = InFlight { slot, release: O::release, done: false };
+    let mut flight = InFlight { slot, op, done: false };
     // A wait on a bare fd number is listed while it is in flight: a close
     // of that fd cancels it (`Uring::cancel_raw_waits`).
     let _raw = (t.id == 0).then(|| RawWait::start(t.fd, slot));
