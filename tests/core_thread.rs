@@ -231,3 +231,42 @@ fn a_forked_child_cannot_use_its_parents_hub() {
     .join()
     .unwrap();
 }
+
+/// A greenlet whose code swallows the kill thread exit sends it (a
+/// `catch_unwind` around a blocking call, in a loop) does not hold the
+/// thread for ever: thread exit gives up on it a second after the kill,
+/// while the others it killed are unwound as usual.
+#[test]
+fn thread_exit_gives_up_on_a_greenlet_that_swallows_its_kill() {
+    for yields in [false, true] {
+        let (killed, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (k, d) = (killed.clone(), done.clone());
+        let t = Instant::now();
+        // Not joined: the teardown runs in the thread's exit, after its
+        // code; main's local values go last in it, and tell.
+        std::thread::spawn(move || {
+            gevent::spawn(move || loop {
+                let _ = std::panic::catch_unwind(|| {
+                    if yields {
+                        gevent::sleep(Duration::ZERO)
+                    } else {
+                        gevent::sleep(ms(20))
+                    }
+                });
+            });
+            gevent::spawn(move || {
+                let _guard = SendGuard(k);
+                gevent::sleep(HOUR);
+            });
+            let local: gevent::local::Local<Option<SendGuard>> = gevent::local::Local::new();
+            local.with(|v| *v = Some(SendGuard(d)));
+            std::mem::forget(local);
+            gevent::sleep(Duration::ZERO);
+        });
+        while done.load(Ordering::SeqCst) == 0 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(ms(10));
+        }
+        assert_eq!(done.load(Ordering::SeqCst), 1, "thread exit still blocked after {:?}", t.elapsed());
+        assert_eq!(killed.load(Ordering::SeqCst), 1, "the other greenlet was not unwound");
+    }
+}

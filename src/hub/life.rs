@@ -423,9 +423,19 @@ pub(crate) fn put_local(key: usize, id: u64, value: Box<dyn Any>) {
     drop(value);
 }
 
+/// How long thread exit waits, in all, for the greenlets it killed: one
+/// whose code swallows its kill (a `catch_unwind` around a blocking call)
+/// is reported and left suspended after it, rather than holding the thread
+/// (and, on the main thread, the process) for ever.
+const TEARDOWN_WAIT: Duration = Duration::from_secs(1);
+
 /// Tears the hub down at thread exit: kills the greenlets still alive (their
-/// destructors run) and drops the main greenlet's locals.
+/// destructors run) and drops the main greenlet's locals. A greenlet still
+/// alive [`TEARDOWN_WAIT`] after its kill is reported and left suspended:
+/// its frames are never resumed, as if forgotten.
 pub(super) fn teardown() {
+    let deadline = Instant::now() + TEARDOWN_WAIT;
+    let mut given_up: Vec<GreenletRef> = Vec::new();
     for _round in 0..3 {
         let alive: Vec<GreenletRef> = with(|h| {
             let core = h.core.borrow();
@@ -433,6 +443,7 @@ pub(super) fn teardown() {
                 .iter()
                 .filter(|(k, _)| *k != core.main_key && core.state(*k) != State::Zombie)
                 .map(|(_, b)| b.shared.clone())
+                .filter(|g| !given_up.contains(g))
                 .collect()
         });
         if alive.is_empty() {
@@ -445,14 +456,26 @@ pub(super) fn teardown() {
             g.kill_nowait();
         }
         for g in &alive {
-            if panic::catch_unwind(AssertUnwindSafe(|| g.kill())).is_err() {
-                report!("gevent: greenlet '{}' could not be unwound at thread exit", g.name());
+            let left = deadline.saturating_duration_since(Instant::now());
+            match panic::catch_unwind(AssertUnwindSafe(|| g.join_timeout(left))) {
+                Ok(true) => {}
+                Ok(false) => {
+                    report!(
+                        "gevent: greenlet '{}' still running {TEARDOWN_WAIT:?} after being killed at thread exit (a \
+                         catch_unwind swallowed the kill?); left suspended",
+                        g.name()
+                    );
+                    given_up.push(g.clone());
+                }
+                Err(_) => report!("gevent: greenlet '{}' could not be unwound at thread exit", g.name()),
             }
         }
     }
-    // Let queued link callbacks run and zombies be freed.
+    // Let queued link callbacks run and zombies be freed (for a bounded
+    // time: a greenlet given up on may keep yielding).
+    let links_until = Instant::now() + TEARDOWN_WAIT;
     let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-        while with(|h| !h.core.borrow().ready.is_empty()) {
+        while with(|h| !h.core.borrow().ready.is_empty()) && Instant::now() < links_until {
             sched::yield_now();
         }
     }));
