@@ -82,6 +82,13 @@ impl Yielder {
 /// (gevent's `Timeout` started and not cancelled behaves the same). Close
 /// such scopes before suspending.
 ///
+/// # Drop
+/// Dropping a coroutine suspended mid-body unwinds its body from the
+/// `suspend` it waits in, so its destructors run (a panic among them is
+/// reported). A body that catches that unwind (a `catch_unwind` around
+/// `suspend`) and suspends again aborts the process: catch with
+/// [`crate::catch_panic`], which lets it through.
+///
 /// # Examples
 /// ```
 /// use gevent::coroutine::{Coroutine, CoroutineResult};

@@ -117,6 +117,9 @@ impl Event {
     ///
     /// # Blocking
     /// As [`wait`](Self::wait), bounded by `d`.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
     pub fn wait_timeout(&self, d: Duration) -> bool {
         self.is_set() || self.0.waiters.wait(Some(d), &|| {})
     }
@@ -227,6 +230,9 @@ impl<T: 'static> AsyncResult<T> {
     ///
     /// # Blocking
     /// As [`wait`](Self::wait), bounded by `d`.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
     pub fn get_timeout(&self, d: Duration) -> Result<T, GreenletError>
     where
         T: Clone,

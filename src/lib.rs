@@ -23,6 +23,33 @@
 //! spawner blocks or yields; wake-ups append to the back of the run queue;
 //! timers fire by (deadline, creation order).
 //!
+//! ## The crate
+//!
+//! Linux only, on x86_64 and aarch64. The core: [`spawn`], [`Greenlet`],
+//! [`sleep`], [`joinall`], [`killall`], [`with_timeout`] and
+//! [`Timeout`], [`local`], [`coroutine`] (a bare
+//! stackful coroutine), [`hub`] (per-thread settings and statistics).
+//! Synchronization: [`event`], [`queue`], [`lock`], [`pool`], [`wait()`] /
+//! [`iwait`]. I/O: [`socket`], [`server`], [`select`](mod@select),
+//! [`signal`](mod@signal), [`subprocess`], [`threadpool`] and
+//! [`spawn_blocking`]; [`mpsc`] feeds greenlets from other threads. The
+//! hub waits for I/O through io_uring, or epoll where the kernel refuses
+//! io_uring or `GEVENT_BACKEND=epoll` is set ([`hub::backend`]).
+//!
+//! Greenlets and everything that parks them (events, queues, locks) are
+//! `!Send`: each belongs to its thread's hub. Sockets may move between
+//! threads; values cross through [`mpsc`], [`spawn_blocking`] or
+//! [`threadpool`].
+//!
+//! ## Thread exit
+//!
+//! When a thread that used gevent exits (the main thread included, when
+//! `main` returns), its hub kills the greenlets still alive, each unwinding
+//! so its destructors run, then drops the main greenlet's
+//! [`local`] values. A greenlet whose code swallows that kill (a
+//! `catch_unwind` around a blocking call, in a loop) is reported on stderr
+//! a second later and left suspended, never resumed.
+//!
 //! ## What the greenlets of a thread share
 //!
 //! Greenlets are not threads; what std keeps per thread, they share:

@@ -108,6 +108,9 @@ macro_rules! semaphore_methods {
         ///
         /// # Blocking
         /// As [`acquire`](Self::acquire), bounded by `d`.
+        ///
+        /// # Panics
+        /// From a hub callback (link callbacks must not block).
         pub fn acquire_timeout(&self, d: Duration) -> bool {
             self.core().acquire(Some(d))
         }
@@ -165,6 +168,10 @@ impl Semaphore {
     }
 
     /// Returns a permit: to the longest waiter if any, else to the pool.
+    ///
+    /// # Panics
+    /// When `usize::MAX` permits are free already (the count would
+    /// overflow).
     pub fn release(&self) {
         self.0.release();
     }
@@ -333,6 +340,9 @@ impl RLock {
     ///
     /// # Blocking
     /// As [`Lock::acquire_timeout`].
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
     pub fn acquire_timeout(&self, d: Duration) -> bool {
         self.acquire_inner(Some(d))
     }
@@ -468,8 +478,9 @@ impl<T> Mutex<T> {
     /// As [`Lock::acquire`] (FIFO; a kill or timeout while waiting leaves
     /// nothing locked).
     ///
-    /// Locking it again from the greenlet that holds it waits forever (it
-    /// is not re-entrant).
+    /// Locking it again from the greenlet that holds it waits until another
+    /// greenlet kills or times it out (it is not re-entrant); in the main
+    /// greenlet, with nothing else to run, that is a LoopExit panic.
     ///
     /// # Panics
     /// As [`Lock::acquire`].

@@ -168,6 +168,9 @@ impl<T> Receiver<T> {
     ///
     /// # Blocking
     /// As [`recv`](Self::recv), bounded by `d`.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
     pub fn recv_timeout(&self, d: Duration) -> Result<T, RecvTimeoutError> {
         match crate::with_timeout(d, || self.recv()) {
             Ok(Ok(item)) => Ok(item),

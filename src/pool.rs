@@ -182,6 +182,9 @@ impl Group {
     ///
     /// # Blocking
     /// As [`join`](Self::join), bounded by `d`.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
     pub fn join_timeout(&self, d: Duration) -> bool {
         let deadline = crate::timer::after(Instant::now(), d);
         while !self.is_empty() {

@@ -75,6 +75,9 @@ pub fn sleep(d: Duration) {
 ///
 /// # Blocking
 /// As [`sleep`].
+///
+/// # Panics
+/// From a hub callback (link callbacks must not block).
 #[inline(always)]
 pub fn yield_now() {
     hub::yield_now()
@@ -118,6 +121,9 @@ where
 ///
 /// # Blocking
 /// As [`joinall`], bounded by `timeout`.
+///
+/// # Panics
+/// From a hub callback (link callbacks must not block).
 pub fn joinall_timeout<I>(greenlets: I, timeout: Duration) -> Vec<GreenletRef>
 where
     I: IntoIterator,

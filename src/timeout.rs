@@ -49,7 +49,10 @@ pub(crate) fn older(a: u64, b: u64) -> bool {
 /// and `Err(Timeout)` is returned.
 ///
 /// Only blocking calls are interrupted: a greenlet that computes without
-/// yielding is not preempted, as in gevent.
+/// yielding is not preempted, as in gevent. With `d` zero, `f` runs until
+/// its first blocking call (even a `sleep(ZERO)`), which times out. A `d`
+/// too large for the clock (`Duration::MAX`) means no deadline; so it does
+/// for every timeout of this crate.
 ///
 /// # Examples
 /// ```

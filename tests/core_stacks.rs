@@ -68,3 +68,29 @@ fn spawn_join_cycles_map_nothing_once_warm() {
     let maps_after = maps_lines();
     assert!(maps_after <= maps, "/proc/self/maps grew from {maps} to {maps_after} lines");
 }
+
+/// `Builder::stack_size(0)` asks for the smallest stack (16 KiB), not the
+/// hub's default: it gets the same pooled stack as a 16 KiB request, not
+/// the default-sized one. (Stacks are pooled per size, most recent first.)
+#[test]
+fn a_builder_stack_size_of_zero_is_the_minimum() {
+    gevent::hub::set_default_stack_size(256 * 1024);
+    let probe = |size: Option<usize>| {
+        let b = gevent::Greenlet::builder();
+        let b = match size {
+            Some(s) => b.stack_size(s),
+            None => b,
+        };
+        b.spawn(|| {
+            let x = 0u8;
+            std::hint::black_box(&x) as *const u8 as usize
+        })
+        .get()
+        .unwrap()
+    };
+    // Warm one stack of each size, then ask again.
+    let (min, default) = (probe(Some(16 * 1024)), probe(None));
+    assert_ne!(min, default);
+    assert_eq!(probe(Some(0)), min, "stack_size(0) got the default-sized stack");
+    assert_eq!(probe(None), default);
+}

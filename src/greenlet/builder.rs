@@ -21,10 +21,12 @@ impl Builder {
         self
     }
 
-    /// Usable stack bytes (rounded up to pages; at least 16 KiB). The default
-    /// is the hub's, see [`crate::hub::set_default_stack_size`].
+    /// Usable stack bytes (rounded up to pages; at least 16 KiB, so 0 asks
+    /// for 16 KiB). Without it, the hub's default, see
+    /// [`crate::hub::set_default_stack_size`].
     pub fn stack_size(mut self, bytes: usize) -> Builder {
-        self.stack_size = Some(bytes);
+        // The scheduler reads 0 as "the default": the minimum is 1 byte.
+        self.stack_size = Some(bytes.max(1));
         self
     }
 

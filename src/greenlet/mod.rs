@@ -28,7 +28,10 @@ use crate::wait::WaitList;
 /// Why a greenlet did not return a value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum GreenletError {
-    /// The greenlet panicked; the panic message.
+    /// The greenlet panicked (the panic message), or failed otherwise: the
+    /// exception of [`AsyncResult::set_exception`](crate::event::AsyncResult::set_exception),
+    /// a stack that could not be mapped, a value already moved out by
+    /// [`into_result`](Greenlet::into_result).
     Panicked(String),
     /// The greenlet was killed (gevent's `GreenletExit`).
     Killed,
@@ -314,10 +317,15 @@ impl GreenletRef {
         hub::join(self, None);
     }
 
-    /// Waits at most `d` for the greenlet to die; true if it is dead.
+    /// Waits at most `d` for the greenlet to die; true if it is dead. With
+    /// `d` zero it only checks: a greenlet spawned but not yet run is not
+    /// run first (`false`).
     ///
     /// # Blocking
     /// As [`join`](Self::join), bounded by `d`.
+    ///
+    /// # Panics
+    /// If a greenlet joins itself, or when called from a hub callback.
     pub fn join_timeout(&self, d: Duration) -> bool {
         hub::join(self, Some(d))
     }
@@ -447,6 +455,9 @@ impl<T: 'static> Greenlet<T> {
     ///
     /// # Blocking
     /// As [`GreenletRef::join_timeout`].
+    ///
+    /// # Panics
+    /// As [`GreenletRef::join_timeout`].
     pub fn get_timeout(&self, d: Duration) -> Result<T, GreenletError>
     where
         T: Clone,
@@ -512,6 +523,9 @@ impl<T: 'static> Greenlet<T> {
     ///
     /// # Blocking
     /// As [`join`](Self::join), at most `d`.
+    ///
+    /// # Panics
+    /// If a greenlet joins itself, or when called from a hub callback.
     pub fn join_timeout(&self, d: Duration) -> bool {
         self.r.join_timeout(d)
     }

@@ -332,7 +332,7 @@ impl<'a> JoinWait<'a> {
             assert!(me != HUB, "{HUB_BLOCKING}");
             if target.0.key.get() == me {
                 drop(core);
-                panic!("gevent: greenlet '{}' tried to join itself, which would never return", target.name());
+                panic!("gevent: greenlet '{}' tried to join itself (it cannot die while it waits)", target.name());
             }
             let key = target.0.joiners.push_back(&mut core.waits, me);
             JoinWait { target, me, key }

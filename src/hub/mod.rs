@@ -1,6 +1,8 @@
 //! The hub: one per OS thread, created on first use, that schedules the
 //! thread's greenlets. This module's public part is the per-thread
-//! configuration ([`set_default_stack_size`]) and statistics ([`stats`]).
+//! configuration ([`set_default_stack_size`], [`default_stack_size`],
+//! [`prefer_backend`]), the I/O backend in use ([`backend`], [`Backend`])
+//! and statistics ([`stats`]).
 //!
 //! Inside, the hub owns the greenlets' control blocks, the FIFO run queue,
 //! the timers, the waiter nodes and the stack pool, and is itself a context

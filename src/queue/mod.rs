@@ -128,6 +128,9 @@ macro_rules! queue_api {
                 ///
                 /// # Blocking
                 /// As [`put`](Self::put), bounded by `d`.
+                ///
+                /// # Panics
+                /// From a hub callback (link callbacks must not block).
                 put_timeout;
                 /// Puts the item if there is room now; never switches.
                 put_nowait;
@@ -146,8 +149,14 @@ macro_rules! queue_api {
                 ///
                 /// # Blocking
                 /// As [`get`](Self::get), bounded by `d`.
+                ///
+                /// # Panics
+                /// From a hub callback (link callbacks must not block).
                 get_timeout;
-                /// Takes an item if one is there now; never switches.
+                /// Takes an item if one is there now; never switches. An item
+                /// already handed to a woken getter that has not run yet is
+                /// that getter's: it counts in [`len`](Self::len) but is not
+                /// taken here (`Err(Empty)`), nor seen by `peek_nowait`.
                 get_nowait;
             }
 
@@ -165,7 +174,8 @@ macro_rules! queue_api {
                 self.0.len()
             }
 
-            /// True when no item is queued.
+            /// True when no item is queued (items handed to woken getters
+            /// included, as in [`len`](Self::len)).
             pub fn is_empty(&self) -> bool {
                 self.len() == 0
             }
@@ -462,7 +472,8 @@ impl<T: 'static> JoinableQueue<T> {
         self.0.queue.peek_nowait()
     }
 
-    /// Items queued.
+    /// Items queued, those handed to woken getters that have not run yet
+    /// included (as [`Queue::len`]).
     pub fn len(&self) -> usize {
         self.0.queue.len()
     }
@@ -588,7 +599,8 @@ impl<T: 'static> Channel<T> {
         /// # Blocking
         /// Until a getter takes the item; putters are served in FIFO order.
         /// Killed or timed out while waiting, the item goes with the unwinding
-        /// frame.
+        /// frame, unless a getter took it already (then it was delivered,
+        /// and the putter unwinds all the same).
         ///
         /// # Panics
         /// In the main greenlet when no getter can ever come (LoopExit).
@@ -598,6 +610,9 @@ impl<T: 'static> Channel<T> {
         ///
         /// # Blocking
         /// As [`put`](Self::put), bounded by `d`.
+        ///
+        /// # Panics
+        /// From a hub callback (link callbacks must not block).
         put_timeout;
         /// Hands the item over only if a getter is waiting now.
         put_nowait;
@@ -613,6 +628,9 @@ impl<T: 'static> Channel<T> {
         ///
         /// # Blocking
         /// As [`get`](Self::get), bounded by `d`.
+        ///
+        /// # Panics
+        /// From a hub callback (link callbacks must not block).
         get_timeout;
         /// Takes an item only if a putter is waiting now.
         get_nowait;
