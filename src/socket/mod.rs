@@ -167,11 +167,18 @@ struct Timeouts {
     read: AtomicU64,
     write: AtomicU64,
     salvage: op::Salvage,
+    /// Non-blocking mode (`set_nonblocking`).
+    nonblocking: AtomicBool,
 }
 
 impl Timeouts {
     fn new(read: u64, write: u64) -> Timeouts {
-        Timeouts { read: AtomicU64::new(read), write: AtomicU64::new(write), salvage: op::Salvage::default() }
+        Timeouts {
+            read: AtomicU64::new(read),
+            write: AtomicU64::new(write),
+            salvage: op::Salvage::default(),
+            nonblocking: AtomicBool::new(false),
+        }
     }
 }
 
@@ -276,7 +283,7 @@ impl Sock {
         // the store for them is made then.
         let keep = |b: &[u8]| self.timeouts().salvage.keep(b);
         let mut recv = op::Recv { buf, flags, stream: true, poll_first, salvage: Some(&keep) };
-        let n = op::run(self.target(), &mut recv, self.read_timeout())?;
+        let n = self.run(&mut recv, self.read_timeout())?;
         if !peek {
             self.drained.store(recv.drained(n), Ordering::Relaxed);
         }
@@ -285,34 +292,29 @@ impl Sock {
 
     /// Receives one datagram.
     pub(crate) fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
-        op::run(
-            self.target(),
-            &mut op::Recv { buf, flags: 0, stream: false, poll_first: false, salvage: None },
-            self.read_timeout(),
-        )
+        self.run(&mut op::Recv { buf, flags: 0, stream: false, poll_first: false, salvage: None }, self.read_timeout())
     }
 
     /// Sends on a stream socket.
     pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        op::run(self.target(), &mut op::Send { buf, datagram: false }, self.write_timeout())
+        self.run(&mut op::Send { buf, datagram: false }, self.write_timeout())
     }
 
     /// Sends one datagram to the connected peer.
     pub(crate) fn send_dgram(&self, buf: &[u8]) -> io::Result<usize> {
-        op::run(self.target(), &mut op::Send { buf, datagram: true }, self.write_timeout())
+        self.run(&mut op::Send { buf, datagram: true }, self.write_timeout())
     }
 
     /// Reads the next datagram without taking it off the queue.
     pub(crate) fn peek_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
-        op::run(
-            self.target(),
+        self.run(
             &mut op::Recv { buf, flags: libc::MSG_PEEK, stream: false, poll_first: false, salvage: None },
             self.read_timeout(),
         )
     }
 
     pub(crate) fn accept(&self) -> io::Result<(Sock, SockAddr)> {
-        let (src, peer) = op::accept(self.target(), self.read_timeout(), &self.backlog)?;
+        let (src, peer) = op::accept(self.target(), self.read_timeout(), &self.backlog, self.nonblocking())?;
         Ok((Sock::of(src), peer))
     }
 
@@ -339,15 +341,36 @@ impl Sock {
     }
 
     pub(crate) fn send_to(&self, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {
-        op::run(self.target(), &mut op::SendTo::new(buf, addr), self.write_timeout())
+        self.run(&mut op::SendTo::new(buf, addr), self.write_timeout())
     }
 
     /// Receives one datagram and its sender; with `MSG_PEEK` in `flags`,
     /// leaves it queued.
     pub(crate) fn recv_from(&self, buf: &mut [u8], flags: i32) -> io::Result<(usize, SockAddr)> {
         let mut r = op::RecvFrom::new(buf, flags);
-        let n = op::run(self.target(), &mut r, self.read_timeout())?;
+        let n = self.run(&mut r, self.read_timeout())?;
         Ok((n, r.peer()))
+    }
+
+    /// Runs `op`: once, the caller taking `WouldBlock`, in non-blocking
+    /// mode; else parking the greenlet until it completes or `timeout`.
+    fn run<O: op::Op>(&self, op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
+        if self.nonblocking() {
+            op::run_once(self.target(), op)
+        } else {
+            op::run(self.target(), op, timeout)
+        }
+    }
+
+    /// Non-blocking mode, as std's: reads, writes and accepts that would
+    /// wait fail with `WouldBlock` instead (a connect still waits).
+    /// Shared with clones, as `O_NONBLOCK` is by dup'd fds.
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        self.timeouts().nonblocking.store(on, Ordering::Relaxed);
+    }
+
+    fn nonblocking(&self) -> bool {
+        self.timeouts.get().is_some_and(|t| t.nonblocking.load(Ordering::Relaxed))
     }
 
     pub(crate) fn try_clone(&self) -> io::Result<Sock> {
@@ -500,6 +523,18 @@ macro_rules! timeouts {
             /// The write timeout.
             pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
                 Ok(self.sock.write_timeout())
+            }
+            /// Moves into or out of non-blocking mode, as std's: in it, a
+            /// read, write or accept that would wait fails at once with an
+            /// error of kind `WouldBlock` (and never switches) instead of
+            /// parking the greenlet; a connect still waits. Clones share
+            /// the mode, as dup'd fds share `O_NONBLOCK`.
+            ///
+            /// # Errors
+            /// None on Linux (the `Result` is std's shape).
+            pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+                self.sock.set_nonblocking(nonblocking);
+                Ok(())
             }
         }
     };

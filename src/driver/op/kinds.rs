@@ -258,9 +258,10 @@ pub(crate) fn accept(
     t: Target<'_>,
     timeout: Option<Duration>,
     backlog: &AtomicBool,
+    once: bool,
 ) -> io::Result<(crate::driver::Source, SockAddr)> {
     let mut a = Accept::new(backlog.load(Ordering::Relaxed));
-    let done = run(t, &mut a, timeout);
+    let done = if once { super::run_once(t, &mut a) } else { run(t, &mut a, timeout) };
     backlog.store(a.backlog, Ordering::Relaxed);
     let fd = done?;
     // SAFETY: a completed accept's result is a new fd that nobody else

@@ -144,6 +144,18 @@ pub(crate) fn run<O: Op>(t: Target<'_>, op: &mut O, timeout: Option<Duration>) -
     }
 }
 
+/// Runs `op`'s non-blocking syscall once (again after `EINTR`), on either
+/// backend: for a socket in non-blocking mode (`set_nonblocking`), whose
+/// caller takes the `WouldBlock`.
+pub(crate) fn run_once<O: Op>(t: Target<'_>, op: &mut O) -> io::Result<usize> {
+    loop {
+        match op.attempt(t.fd) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
+}
+
 /// The io_uring backend of the current hub (`run` chose it).
 fn with_uring<R>(f: impl FnOnce(&super::uring::Uring) -> R) -> R {
     with_driver(|d| f(d.uring().expect("uring backend")))
