@@ -50,6 +50,19 @@
 //! `catch_unwind` around a blocking call, in a loop) is reported on stderr
 //! a second later and left suspended, never resumed.
 //!
+//! ## Stacks
+//!
+//! A greenlet runs on a stack of its own, 64 KiB by default (gevent's
+//! greenlets copy theirs and have no such bound). A large array on it, say
+//! the port of `sock.recv(65536)` as `let mut buf = [0u8; 65536];`,
+//! overflows it, and an overflow aborts the process (`greenlet 'x' has
+//! overflowed its stack`). Put large buffers on the heap (`vec![0u8; n]`),
+//! or ask for a bigger stack: [`Builder::stack_size`],
+//! [`hub::set_default_stack_size`],
+//! [`StreamServer::with_stack_size`](server::StreamServer::with_stack_size).
+//! Stack memory is committed only where touched: a million blocked
+//! greenlets take ~4 KiB each.
+//!
 //! ## What the greenlets of a thread share
 //!
 //! Greenlets are not threads; what std keeps per thread, they share:

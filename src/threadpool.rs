@@ -156,8 +156,12 @@ impl ThreadPool {
     /// waits cooperatively. A panic in `f` resumes in the caller.
     ///
     /// # Blocking
-    /// Until `f` returned. `f` may borrow from the caller: killed meanwhile,
-    /// the greenlet still waits for `f` to finish before it unwinds.
+    /// Until `f` returned. `f` may borrow from the caller: killed or timed
+    /// out meanwhile (a `with_timeout` scope around the call included), the
+    /// greenlet still waits for `f` to finish before it unwinds, and the
+    /// result is dropped. To stop waiting for a job, hand over an owned one
+    /// with [`spawn`](Self::spawn) and wait on its result with
+    /// [`AsyncResult::get_timeout`].
     pub fn apply<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,

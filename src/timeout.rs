@@ -22,6 +22,27 @@ impl fmt::Display for Timeout {
 
 impl std::error::Error for Timeout {}
 
+/// A [`with_timeout`] scope that timed out, as an I/O error of kind
+/// `TimedOut` (what a socket's own timeout gives), so `?` works in a
+/// function returning `io::Result`:
+///
+/// ```
+/// use std::{io, time::Duration};
+/// fn read_slowly() -> io::Result<u32> {
+///     let n = gevent::with_timeout(Duration::from_millis(1), || {
+///         gevent::sleep(Duration::from_secs(5));
+///         7
+///     })?;
+///     Ok(n)
+/// }
+/// assert_eq!(read_slowly().unwrap_err().kind(), io::ErrorKind::TimedOut);
+/// ```
+impl From<Timeout> for std::io::Error {
+    fn from(t: Timeout) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, t)
+    }
+}
+
 /// The unwind payload of one `with_timeout` scope.
 pub(crate) struct TimeoutUnwind(pub(crate) u64);
 

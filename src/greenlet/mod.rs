@@ -351,6 +351,29 @@ impl GreenletRef {
         self.join();
     }
 
+    /// Kills the greenlet and waits at most `d` for it to die (gevent's
+    /// `kill(timeout=d)`); true if it is dead. One still unwinding then (a
+    /// destructor that blocks) dies later; one whose code swallowed the
+    /// kill (a `catch_unwind` around a blocking call) goes on.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let g = gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)));
+    /// gevent::sleep(Duration::ZERO);
+    /// assert!(g.kill_timeout(Duration::from_secs(1)));
+    /// ```
+    ///
+    /// # Blocking
+    /// As [`join_timeout`](Self::join_timeout).
+    ///
+    /// # Panics
+    /// As [`kill`](Self::kill).
+    pub fn kill_timeout(&self, d: Duration) -> bool {
+        self.kill_nowait();
+        self.join_timeout(d)
+    }
+
     /// Kills the greenlet without waiting for it to finish unwinding.
     ///
     /// A greenlet that has not run yet is dead when this returns; one that is
@@ -375,6 +398,39 @@ impl GreenletRef {
         if self.dead() {
             hub::schedule_links(self.clone());
         }
+    }
+
+    /// As [`link`](Self::link), running `f` only if the greenlet returned
+    /// a value (gevent's `link_value`).
+    pub fn link_value<F: FnOnce(&GreenletRef) + 'static>(&self, f: F) {
+        self.link(move |g| {
+            if g.successful() {
+                f(g)
+            }
+        })
+    }
+
+    /// As [`link`](Self::link), running `f` only if the greenlet did not
+    /// return a value: it panicked or was killed (gevent's
+    /// `link_exception`); `f` reads why with [`exception`](Self::exception).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let failed = Rc::new(Cell::new(false));
+    /// let g = gevent::spawn(|| panic!("boom"));
+    /// let f = failed.clone();
+    /// g.link_exception(move |g| f.set(g.exception().is_some()));
+    /// g.join();
+    /// gevent::sleep(std::time::Duration::ZERO); // links run from the hub
+    /// assert!(failed.get());
+    /// ```
+    pub fn link_exception<F: FnOnce(&GreenletRef) + 'static>(&self, f: F) {
+        self.link(move |g| {
+            if !g.successful() {
+                f(g)
+            }
+        })
     }
 }
 
@@ -540,9 +596,27 @@ impl<T: 'static> Greenlet<T> {
     pub fn kill_nowait(&self) {
         self.r.kill_nowait()
     }
+    /// See [`GreenletRef::kill_timeout`].
+    ///
+    /// # Blocking
+    /// As [`GreenletRef::kill_timeout`].
+    ///
+    /// # Panics
+    /// As [`GreenletRef::kill`].
+    pub fn kill_timeout(&self, d: Duration) -> bool {
+        self.r.kill_timeout(d)
+    }
     /// See [`GreenletRef::link`].
     pub fn link<F: FnOnce(&GreenletRef) + 'static>(&self, f: F) {
         self.r.link(f)
+    }
+    /// See [`GreenletRef::link_value`].
+    pub fn link_value<F: FnOnce(&GreenletRef) + 'static>(&self, f: F) {
+        self.r.link_value(f)
+    }
+    /// See [`GreenletRef::link_exception`].
+    pub fn link_exception<F: FnOnce(&GreenletRef) + 'static>(&self, f: F) {
+        self.r.link_exception(f)
     }
     /// See [`GreenletRef::started`].
     pub fn started(&self) -> bool {

@@ -538,6 +538,25 @@ impl<T: 'static> JoinableQueue<T> {
             self.0.joiners.wait(None, &|| {});
         }
     }
+
+    /// As [`join`](Self::join), waiting at most `d`: true if every task
+    /// was done by then (gevent's `join(timeout)`).
+    ///
+    /// # Blocking
+    /// While tasks are unfinished, at most `d`.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
+    pub fn join_timeout(&self, d: Duration) -> bool {
+        let deadline = crate::timer::after(std::time::Instant::now(), d);
+        while self.unfinished() > 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || !self.0.joiners.wait(Some(left), &|| {}) {
+                return self.unfinished() == 0;
+            }
+        }
+        true
+    }
 }
 
 impl<'a, T: 'static> IntoIterator for &'a JoinableQueue<T> {
