@@ -51,7 +51,8 @@ const REFUSED: [i32; 6] = [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SI
 ///
 /// Like gevent's, the watcher does not keep the hub alive: a main greenlet
 /// that blocks with nothing else to wait for (no timer, no I/O) still gets
-/// LoopExit. Handlers run when the hub next looks at its I/O, that is once
+/// LoopExit, unless the handler was told to
+/// ([`SignalHandle::keep_hub_alive`], gevent's `ref = True`). Handlers run when the hub next looks at its I/O, that is once
 /// per pass over its run queue while any I/O is in flight, else when every
 /// greenlet is blocked.
 ///
@@ -112,6 +113,34 @@ impl SignalHandle {
         self.signum
     }
 
+    /// Makes the handler keep its hub alive (gevent's `ref = True`): while
+    /// it does, a greenlet blocked with nothing else to wait for (no
+    /// timer, no I/O) waits for the signal instead of getting LoopExit, so
+    /// a daemon whose work runs elsewhere (threads, child processes) can
+    /// wait for its SIGTERM. `false` undoes it; so does
+    /// [`cancel`](Self::cancel).
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::event::Event;
+    /// use gevent::signal::{signal, SIGUSR1};
+    ///
+    /// let stop = Event::new();
+    /// let set = stop.clone();
+    /// let handle = signal(SIGUSR1, move || set.set()).unwrap();
+    /// handle.keep_hub_alive(true);
+    /// // Nothing of this hub's can set `stop`: a thread sends the signal.
+    /// std::thread::spawn(|| {
+    ///     std::thread::sleep(std::time::Duration::from_millis(20));
+    ///     std::process::Command::new("kill").args(["-USR1", &std::process::id().to_string()]).status().unwrap();
+    /// });
+    /// stop.wait(); // without keep_hub_alive: LoopExit at once
+    /// handle.cancel();
+    /// ```
+    pub fn keep_hub_alive(&self, keep: bool) {
+        with_registry(|r| r.set_hold(self.id, keep));
+    }
+
     /// Removes the handler: later deliveries no longer run it (handler
     /// greenlets already spawned still run). The last handler of a signal
     /// restores the signal's previous action.
@@ -132,6 +161,8 @@ struct Registration {
     id: u64,
     signum: i32,
     handler: Handler,
+    /// Keeps the hub waiting for the signal (`keep_hub_alive`).
+    holds: bool,
 }
 
 /// One hub's handlers and subscriber slots (the hub's `signals`; its
@@ -174,10 +205,20 @@ impl Registry {
             self.slots.push((signum, slot));
         }
         self.next_id += 1;
-        self.registrations.push(Registration { id: self.next_id, signum, handler });
+        self.registrations.push(Registration { id: self.next_id, signum, handler, holds: false });
         let start = !self.dispatcher;
         self.dispatcher = true;
         Ok((self.next_id, start))
+    }
+
+    /// Sets whether handler `id` keeps the hub waiting for its signal.
+    fn set_hold(&mut self, id: u64, on: bool) {
+        if let Some(r) = self.registrations.iter_mut().find(|r| r.id == id) {
+            if r.holds != on {
+                r.holds = on;
+                driver::hold_remote(on);
+            }
+        }
     }
 
     /// Removes handler `id` (returned, to be dropped outside the borrow);
@@ -186,6 +227,9 @@ impl Registry {
     fn remove(&mut self, id: u64) -> (Option<Registration>, bool) {
         let Some(i) = self.registrations.iter().position(|r| r.id == id) else { return (None, false) };
         let removed = self.registrations.remove(i);
+        if removed.holds {
+            driver::hold_remote(false);
+        }
         if !self.registrations.iter().any(|r| r.signum == removed.signum) {
             if let Some(j) = self.slots.iter().position(|&(s, _)| s == removed.signum) {
                 let (signum, slot) = self.slots.remove(j);

@@ -295,3 +295,40 @@ fn a_delivered_signal_is_seen_before_loop_exit() {
         }
     });
 }
+
+/// A handler kept alive (`keep_hub_alive`, gevent's `ref = True`) keeps a
+/// main greenlet that waits only for its signal waiting, not LoopExit;
+/// `false` or `cancel` undoes it.
+#[test]
+fn a_kept_alive_handler_keeps_a_lone_waiter_waiting() {
+    std::thread::spawn(|| {
+        use gevent::event::Event;
+        // A signal no other test of this binary uses (they run at once).
+        let sig = libc::SIGRTMIN() + 3;
+        let stop = Event::new();
+        let set = stop.clone();
+        let handle = gevent::signal::signal(sig, move || set.set()).unwrap();
+        // Not kept alive: LoopExit at once.
+        let lone = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stop.wait()));
+        assert!(lone.is_err(), "waited with nothing to wake it");
+        handle.keep_hub_alive(true);
+        handle.keep_hub_alive(true); // idempotent
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            // SAFETY: kill(2) on our own process.
+            unsafe { libc::kill(libc::getpid(), sig) };
+        });
+        stop.wait();
+        sender.join().unwrap();
+        stop.clear();
+        handle.keep_hub_alive(false);
+        let lone = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stop.wait()));
+        assert!(lone.is_err(), "still kept alive after keep_hub_alive(false)");
+        handle.keep_hub_alive(true);
+        handle.cancel();
+        let lone = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stop.wait()));
+        assert!(lone.is_err(), "still kept alive after cancel");
+    })
+    .join()
+    .unwrap();
+}

@@ -299,6 +299,13 @@ pub(crate) fn remote_fd_dup() -> io::Result<std::os::fd::OwnedFd> {
     crate::hub::with_driver(|d| d.remote.dup_fd())
 }
 
+/// Keeps (`true`) or stops keeping (`false`) the current hub waiting for
+/// its eventfd when every greenlet is blocked, as a pending remote wait
+/// does (a signal handler kept alive, see `signal`).
+pub(crate) fn hold_remote(on: bool) {
+    crate::hub::with_driver(|d| d.remote.hold(on))
+}
+
 /// Parks the current greenlet until the hub's eventfd is next written
 /// (by anyone: a signal handler, a worker). One such watcher per hub.
 pub(crate) fn wait_kick() {

@@ -88,6 +88,8 @@ pub(super) struct Remote {
     waits: RefCell<Slab<Wait>>,
     /// `waits.len()`, readable without a borrow on the hub's hot path.
     open_waits: Cell<usize>,
+    /// Holds (see [`hold`](Self::hold)): count as waits for LoopExit only.
+    holds: Cell<usize>,
     /// `open_waits`, plus one while a kick watcher is set: what the per-pass
     /// poll checks, in one load.
     pollers: Cell<usize>,
@@ -109,6 +111,7 @@ impl Remote {
             handle: RemoteHandle(Arc::new(shared)),
             waits: RefCell::new(Slab::new()),
             open_waits: Cell::new(0),
+            holds: Cell::new(0),
             pollers: Cell::new(0),
             generation: Cell::new(0),
             kick_watcher: Cell::new(None),
@@ -152,7 +155,15 @@ impl Remote {
     /// Open remote waits (they keep the hub from LoopExit).
     #[inline]
     pub(super) fn waiting(&self) -> usize {
-        self.open_waits.get()
+        self.open_waits.get() + self.holds.get()
+    }
+
+    /// Counts a hold (`+1`) or its release (`-1`): something outside the
+    /// hub that may write the eventfd, a kept-alive signal handler, keeps
+    /// a blocked hub waiting for it rather than reporting LoopExit.
+    pub(super) fn hold(&self, on: bool) {
+        let n = self.holds.get();
+        self.holds.set(if on { n + 1 } else { n.checked_sub(1).expect("gevent: remote hold released twice") });
     }
 
     pub(super) fn open(&self, greenlet: usize) -> u64 {
