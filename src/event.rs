@@ -212,6 +212,10 @@ impl<T: 'static> AsyncResult<T> {
 
     /// Waits until ready, then returns the value (cloned) or the exception.
     ///
+    /// # Errors
+    /// `GreenletError::Panicked` with the exception given to
+    /// [`set_exception`](Self::set_exception).
+    ///
     /// # Blocking
     /// As [`wait`](Self::wait).
     ///
@@ -227,6 +231,10 @@ impl<T: 'static> AsyncResult<T> {
 
     /// As [`get`](Self::get), waiting at most `d`: `Err(Timeout)` if the
     /// result is not ready by then.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get); `GreenletError::Timeout` if the result was
+    /// not ready within `d`.
     ///
     /// # Blocking
     /// As [`wait`](Self::wait), bounded by `d`.

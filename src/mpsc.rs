@@ -78,6 +78,9 @@ impl<T> fmt::Debug for Sender<T> {
 impl<T> Sender<T> {
     /// Sends `value`, waking the greenlets waiting in `recv`; gives it back
     /// if the receiver is gone.
+    ///
+    /// # Errors
+    /// `SendError(value)` when the receiver is gone.
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         let waiting = {
             let mut state = self.shared.lock();
@@ -137,6 +140,9 @@ impl<T> Receiver<T> {
     /// Takes the next item, waiting while there is none; `Err` once the
     /// channel is empty and every sender is gone.
     ///
+    /// # Errors
+    /// `RecvError` once the channel is empty and every sender is gone.
+    ///
     /// # Blocking
     /// Parks the calling greenlet (not its thread) until an item comes or
     /// the last sender goes; greenlets parked on one receiver are each
@@ -166,6 +172,10 @@ impl<T> Receiver<T> {
 
     /// As [`recv`](Self::recv), waiting at most `d`.
     ///
+    /// # Errors
+    /// `Timeout` when no item came within `d`; `Disconnected` once the
+    /// channel is empty and every sender is gone.
+    ///
     /// # Blocking
     /// As [`recv`](Self::recv), bounded by `d`.
     ///
@@ -180,6 +190,10 @@ impl<T> Receiver<T> {
     }
 
     /// Takes an item if one is there now; never switches.
+    ///
+    /// # Errors
+    /// `Empty` when no item is there now; `Disconnected` once the channel
+    /// is empty and every sender is gone.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let mut state = self.shared.lock();
         match state.items.pop_front() {

@@ -194,6 +194,9 @@ where
 /// assert!(worker.dead());
 /// ```
 ///
+/// # Errors
+/// The panic's payload, when `f` panicked.
+///
 /// # Blocking
 /// Blocks exactly as `f` does.
 pub fn catch_panic<F, T>(f: F) -> std::thread::Result<T>

@@ -84,6 +84,10 @@ pub(crate) fn older(a: u64, b: u64) -> bool {
 /// assert_eq!(r, Ok(7));
 /// ```
 ///
+/// # Errors
+/// [`Timeout`] when `f` was still blocked at the deadline (it
+/// unwound).
+///
 /// # Blocking
 /// Blocks exactly as `f` does. Nested scopes each catch only their own
 /// deadline; when both are due, the one armed first fires first. A kill

@@ -493,6 +493,10 @@ impl<T: 'static> Greenlet<T> {
     /// error is then `Panicked` with a message saying so, although the
     /// greenlet returned normally (`successful()` stays true).
     ///
+    /// # Errors
+    /// Why the greenlet did not return a value: `Panicked` (its message),
+    /// `Killed`.
+    ///
     /// # Blocking
     /// As [`GreenletRef::join`].
     ///
@@ -508,6 +512,10 @@ impl<T: 'static> Greenlet<T> {
 
     /// As [`get`](Self::get), waiting at most `d`; `Err(Timeout)` if the
     /// greenlet is still running then.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get); `Timeout` if the greenlet still runs after
+    /// `d`.
     ///
     /// # Blocking
     /// As [`GreenletRef::join_timeout`].
@@ -540,6 +548,9 @@ impl<T: 'static> Greenlet<T> {
 
     /// Waits until the greenlet is dead and moves its value out; other
     /// handles then see `value() == None`.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
     ///
     /// # Blocking
     /// As [`GreenletRef::join`].

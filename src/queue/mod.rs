@@ -126,6 +126,10 @@ macro_rules! queue_api {
                 /// As [`put`](Self::put), waiting at most `d`; gives the item
                 /// back in `Full` if there was no room in time.
                 ///
+                /// # Errors
+                /// `Full(item)`, giving the item back, when there was no room within
+                /// `d`.
+                ///
                 /// # Blocking
                 /// As [`put`](Self::put), bounded by `d`.
                 ///
@@ -133,6 +137,9 @@ macro_rules! queue_api {
                 /// From a hub callback (link callbacks must not block).
                 put_timeout;
                 /// Puts the item if there is room now; never switches.
+                ///
+                /// # Errors
+                /// `Full(item)`, giving the item back, when there is no room now.
                 put_nowait;
                 /// Takes the next item, waiting while there is none.
                 ///
@@ -147,6 +154,9 @@ macro_rules! queue_api {
                 get;
                 /// As [`get`](Self::get), waiting at most `d`.
                 ///
+                /// # Errors
+                /// [`Empty`] when no item came within `d`.
+                ///
                 /// # Blocking
                 /// As [`get`](Self::get), bounded by `d`.
                 ///
@@ -157,10 +167,16 @@ macro_rules! queue_api {
                 /// already handed to a woken getter that has not run yet is
                 /// that getter's: it counts in [`len`](Self::len) but is not
                 /// taken here (`Err(Empty)`), nor seen by `peek_nowait`.
+                ///
+                /// # Errors
+                /// [`Empty`] when no item is there now.
                 get_nowait;
             }
 
             /// A copy of the item `get` would take next; never switches.
+            ///
+            /// # Errors
+            /// [`Empty`] when no item is there now.
             pub fn peek_nowait(&self) -> Result<T, Empty>
             where
                 T: Clone,
@@ -432,6 +448,9 @@ impl<T: 'static> JoinableQueue<T> {
 
     /// As [`Queue::put_timeout`]; one more unfinished task if it was put.
     ///
+    /// # Errors
+    /// As [`Queue::put_timeout`].
+    ///
     /// # Blocking
     /// As [`put`](Self::put), bounded by `d`.
     pub fn put_timeout(&self, item: T, d: Duration) -> Result<(), Full<T>> {
@@ -439,6 +458,9 @@ impl<T: 'static> JoinableQueue<T> {
     }
 
     /// As [`Queue::put_nowait`]; one more unfinished task if it was put.
+    ///
+    /// # Errors
+    /// As [`Queue::put_nowait`].
     pub fn put_nowait(&self, item: T) -> Result<(), Full<T>> {
         self.0.queue.put_nowait(item)
     }
@@ -453,6 +475,9 @@ impl<T: 'static> JoinableQueue<T> {
 
     /// As [`Queue::get_timeout`].
     ///
+    /// # Errors
+    /// As [`Queue::get_timeout`].
+    ///
     /// # Blocking
     /// As [`Queue::get_timeout`].
     pub fn get_timeout(&self, d: Duration) -> Result<T, Empty> {
@@ -460,10 +485,16 @@ impl<T: 'static> JoinableQueue<T> {
     }
 
     /// As [`Queue::get_nowait`].
+    ///
+    /// # Errors
+    /// As [`Queue::get_nowait`].
     pub fn get_nowait(&self) -> Result<T, Empty> {
         self.0.queue.get_nowait()
     }
 
+    /// As [`Queue::peek_nowait`].
+    ///
+    /// # Errors
     /// As [`Queue::peek_nowait`].
     pub fn peek_nowait(&self) -> Result<T, Empty>
     where
@@ -627,6 +658,10 @@ impl<T: 'static> Channel<T> {
         /// As [`put`](Self::put), waiting at most `d`; gives the item back in
         /// `Full` if no getter came.
         ///
+        /// # Errors
+        /// `Full(item)`, giving the item back, when there was no room within
+        /// `d`.
+        ///
         /// # Blocking
         /// As [`put`](Self::put), bounded by `d`.
         ///
@@ -634,6 +669,9 @@ impl<T: 'static> Channel<T> {
         /// From a hub callback (link callbacks must not block).
         put_timeout;
         /// Hands the item over only if a getter is waiting now.
+        ///
+        /// # Errors
+        /// `Full(item)`, giving the item back, when there is no room now.
         put_nowait;
         /// Takes an item, waiting until a putter hands one.
         ///
@@ -645,6 +683,9 @@ impl<T: 'static> Channel<T> {
         get;
         /// As [`get`](Self::get), waiting at most `d`.
         ///
+        /// # Errors
+        /// [`Empty`] when no item came within `d`.
+        ///
         /// # Blocking
         /// As [`get`](Self::get), bounded by `d`.
         ///
@@ -652,6 +693,9 @@ impl<T: 'static> Channel<T> {
         /// From a hub callback (link callbacks must not block).
         get_timeout;
         /// Takes an item only if a putter is waiting now.
+        ///
+        /// # Errors
+        /// [`Empty`] when no item is there now.
         get_nowait;
     }
 

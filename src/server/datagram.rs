@@ -52,6 +52,9 @@ impl fmt::Debug for DatagramServer {
 impl DatagramServer {
     /// Binds a UDP socket to `addr` for `handler`.
     ///
+    /// # Errors
+    /// As [`UdpSocket::bind`].
+    ///
     /// # Blocking
     /// Only while a host name resolves (on the thread pool).
     pub fn new<A, H>(addr: A, handler: H) -> io::Result<DatagramServer>
@@ -76,6 +79,10 @@ impl DatagramServer {
     }
 
     /// Sends `buf` to `addr` from the server's socket.
+    ///
+    /// # Errors
+    /// `NotConnected` once the server is stopped; else as
+    /// [`UdpSocket::send_to`].
     ///
     /// # Blocking
     /// While the socket's send buffer is full.

@@ -165,6 +165,9 @@ impl StreamServer {
     /// Binds a listener to `addr` for `handler`; serving begins with
     /// [`start`](Self::start) or [`serve_forever`](Self::serve_forever).
     ///
+    /// # Errors
+    /// As [`TcpListener::bind`].
+    ///
     /// # Blocking
     /// Only while a host name resolves (on the thread pool).
     pub fn new<A, H>(addr: A, handler: H) -> io::Result<StreamServer>
