@@ -423,9 +423,11 @@ pub(crate) fn put_local(key: usize, id: u64, value: Box<dyn Any>) {
     drop(value);
 }
 
-/// How long thread exit waits, in all, for the greenlets it killed: one
-/// whose code swallows its kill (a `catch_unwind` around a blocking call)
-/// is reported and left suspended after it, rather than holding the thread
+/// How long thread exit waits for the greenlets it killed in one round
+/// (greenlets spawned by their destructors are killed in the next, with a
+/// wait of their own): one still alive then (its code swallowed the kill,
+/// in a `catch_unwind` around a blocking call, or a destructor blocks that
+/// long) is reported and left suspended, rather than holding the thread
 /// (and, on the main thread, the process) for ever.
 const TEARDOWN_WAIT: Duration = Duration::from_secs(1);
 
@@ -434,9 +436,9 @@ const TEARDOWN_WAIT: Duration = Duration::from_secs(1);
 /// alive [`TEARDOWN_WAIT`] after its kill is reported and left suspended:
 /// its frames are never resumed, as if forgotten.
 pub(super) fn teardown() {
-    let deadline = Instant::now() + TEARDOWN_WAIT;
     let mut given_up: Vec<GreenletRef> = Vec::new();
     for _round in 0..3 {
+        let deadline = Instant::now() + TEARDOWN_WAIT;
         let alive: Vec<GreenletRef> = with(|h| {
             let core = h.core.borrow();
             core.greenlets
@@ -462,7 +464,7 @@ pub(super) fn teardown() {
                 Ok(false) => {
                     report!(
                         "gevent: greenlet '{}' still running {TEARDOWN_WAIT:?} after being killed at thread exit (a \
-                         catch_unwind swallowed the kill?); left suspended",
+                         catch_unwind swallowed the kill, or a destructor blocks); left suspended",
                         g.name()
                     );
                     given_up.push(g.clone());

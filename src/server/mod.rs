@@ -178,7 +178,8 @@ impl StreamServer {
         Ok(StreamServer::from_listener(TcpListener::bind(addr)?, handler))
     }
 
-    /// A server on an existing listener.
+    /// A server on an existing listener, which (with its clones) leaves
+    /// non-blocking mode if it was in it: the server waits for connections.
     ///
     /// # Panics
     /// If the listener has no local address (it is not bound).
@@ -187,6 +188,9 @@ impl StreamServer {
         H: Fn(TcpStream, SocketAddr) + 'static,
     {
         let addr = listener.local_addr().expect("gevent: a StreamServer needs a bound listener");
+        // The accept loop waits for connections: in non-blocking mode it
+        // would poll (on Linux this cannot fail).
+        let _ = listener.set_nonblocking(false);
         StreamServer(Rc::new(Inner {
             listener: RefCell::new(Some(Rc::new(listener))),
             addr,

@@ -9,9 +9,11 @@
 //! killed (or leaving a `with_timeout` scope) during a read unwinds without
 //! it, and a stream loses nothing: bytes the kernel had already received
 //! for that read (io_uring; epoll leaves them in the kernel) are returned
-//! first by the socket's next read, or a clone's (not once the fd is taken
-//! out with `into_raw_fd`). A datagram received for a killed reader on
-//! io_uring is dropped with it. Host names resolve on the thread pool,
+//! first by the socket's next read or peek, or a clone's. They are the
+//! socket's, not the kernel's: `wait_read` and `select` on its fd do not
+//! see them (read first), and they are lost if the fd is taken out
+//! (`into_raw_fd`). A datagram received for a killed reader on io_uring
+//! is dropped with it. Host names resolve on the thread pool,
 //! never blocking the hub; addresses, typed or written as strings
 //! (`"127.0.0.1:80"`, `("::1", 80)`), resolve at once.
 //!
@@ -276,6 +278,12 @@ impl Sock {
         }
         let peek = flags & libc::MSG_PEEK != 0;
         if let Some(n) = self.timeouts.get().and_then(|t| t.salvage.take(buf, peek)) {
+            if peek && n < buf.len() {
+                // A peek sees what the kernel holds behind the kept bytes
+                // too (a caller peeks until a header is complete).
+                let mut behind = op::Recv { buf: &mut buf[n..], flags, stream: true, poll_first: false, salvage: None };
+                return Ok(n + op::run_once(self.target(), &mut behind).unwrap_or(0));
+            }
             return Ok(n);
         }
         let poll_first = self.drained.load(Ordering::Relaxed);

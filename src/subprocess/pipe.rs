@@ -82,7 +82,11 @@ macro_rules! reader {
         ///
         /// # Blocking
         /// `read` waits, parked, until the child writes or closes its end
-        /// (`Ok(0)`: end-of-file); kills and timeouts unwind out of it.
+        /// (`Ok(0)`: end-of-file); kills and timeouts unwind out of it,
+        /// losing nothing: on io_uring, bytes the kernel had already read
+        /// for the interrupted call are kept, and the next `read` returns
+        /// them first. They are this handle's: handing the pipe on (to
+        /// another child's stdin, or as an fd) leaves them behind.
         pub struct $name {
             src: Source,
             /// Bytes a killed reader's read took (io_uring), read next.
