@@ -186,14 +186,7 @@ impl Group {
     /// # Panics
     /// From a hub callback (link callbacks must not block).
     pub fn join_timeout(&self, d: Duration) -> bool {
-        let deadline = crate::timer::after(Instant::now(), d);
-        while !self.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !self.0.empty.wait(Some(left), &|| {}) {
-                return self.is_empty();
-            }
-        }
-        true
+        self.0.empty.wait_until(d, || self.is_empty())
     }
 
     /// Kills every member and waits until they are dead; members added

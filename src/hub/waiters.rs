@@ -46,6 +46,23 @@ impl Waiters {
         self.wait_tagged(0, timeout, pass_on)
     }
 
+    /// Waits on this list, woken by every notify, until `done()` holds or
+    /// `d` has passed (one bound for all the waits); whether `done()`
+    /// holds at the end. (A group's or a joinable queue's `join_timeout`.)
+    ///
+    /// # Panics
+    /// As [`wait`](Self::wait).
+    pub(crate) fn wait_until(&self, d: Duration, done: impl Fn() -> bool) -> bool {
+        let deadline = crate::timer::after(std::time::Instant::now(), d);
+        while !done() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || !self.wait(Some(left), &|| {}) {
+                return done();
+            }
+        }
+        true
+    }
+
     /// [`wait`](Self::wait) without a timeout, with nothing to pass on: an
     /// `Event`'s wait, the hot path of a ping-pong, kept small enough to
     /// inline.

@@ -579,14 +579,7 @@ impl<T: 'static> JoinableQueue<T> {
     /// # Panics
     /// From a hub callback (link callbacks must not block).
     pub fn join_timeout(&self, d: Duration) -> bool {
-        let deadline = crate::timer::after(std::time::Instant::now(), d);
-        while self.unfinished() > 0 {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() || !self.0.joiners.wait(Some(left), &|| {}) {
-                return self.unfinished() == 0;
-            }
-        }
-        true
+        self.0.joiners.wait_until(d, || self.unfinished() == 0)
     }
 }
 
