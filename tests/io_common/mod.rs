@@ -35,6 +35,26 @@ pub const WATCHDOG: Duration = Duration::from_secs(60);
 /// by tests running in parallel threads.
 static FD_LOCK: RwLock<()> = RwLock::new(());
 
+/// Asserts that `addr` refuses connections, within 2 s. A closed listener
+/// refuses at once, unless a child process forked (by a test running in a
+/// parallel thread) still holds a copy of its fd until its `exec` closes
+/// it: under qemu-user that window lasts milliseconds. A listener that
+/// stays open (a server that never stopped) fails this after 2 s.
+#[track_caller]
+pub fn assert_refused_soon(addr: std::net::SocketAddr) {
+    let give_up = Instant::now() + Duration::from_secs(2);
+    loop {
+        match TcpStream::connect(addr) {
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+                return;
+            }
+            Ok(_) if Instant::now() < give_up => gevent::sleep(ms(5)),
+            Ok(_) => panic!("{addr} still accepts connections after 2 s: its listener is open"),
+        }
+    }
+}
+
 /// The text of a panic payload.
 pub fn panic_text(p: &(dyn Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
