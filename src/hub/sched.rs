@@ -570,14 +570,16 @@ pub(crate) fn yield_now() {
 }
 
 /// Yields as [`yield_now`], unless called from a hub callback (which may
-/// not switch): there, returns at once. For the I/O budget, which a link
-/// callback's immediate I/O must not turn into a panic.
+/// not switch): there, returns `false` at once. For the I/O budget, which a
+/// link callback's immediate I/O must not turn into a panic.
 #[cold]
 #[inline(never)]
-pub(crate) fn yield_in_greenlet() {
-    if with(|h| h.core.borrow().current) != HUB {
+pub(crate) fn yield_in_greenlet() -> bool {
+    let in_greenlet = with(|h| h.core.borrow().current) != HUB;
+    if in_greenlet {
         yield_now();
     }
+    in_greenlet
 }
 
 /// Sleeps the current greenlet (see `gevent::sleep`). Always inlined, as

@@ -12,8 +12,11 @@
 //! first by the socket's next read or peek, or a clone's. They are the
 //! socket's, not the kernel's: `wait_read` and `select` on its fd do not
 //! see them (read first), and they are lost if the fd is taken out
-//! (`into_raw_fd`). A datagram received for a killed reader on io_uring
-//! is dropped with it. Host names resolve on the thread pool,
+//! (`into_raw_fd`). A read that starts while another reader of the same
+//! socket is being killed (`kill_nowait`, then a read at once) first lets
+//! that reader unwind, so the bytes it leaves come first; through a clone
+//! (another fd), reads are not ordered so. A datagram received for a
+//! killed reader on io_uring is dropped with it. Host names resolve on the thread pool,
 //! never blocking the hub; addresses, typed or written as strings
 //! (`"127.0.0.1:80"`, `("::1", 80)`), resolve at once.
 //!
@@ -159,6 +162,9 @@ pub(crate) struct Sock {
     /// A stream's: its last receive was short, so the receive buffer is
     /// most likely empty (a hint for the next one, see `op::Recv`).
     drained: AtomicBool,
+    /// A stream's readers through this handle, kept in order around a
+    /// killed one (clones each have their own).
+    order: op::ReadOrder,
 }
 
 /// A socket's read and write timeouts, in nanoseconds (`NO_TIMEOUT`: none),
@@ -202,7 +208,13 @@ impl Sock {
     }
 
     fn of(src: Source) -> Sock {
-        Sock { src, timeouts: OnceLock::new(), backlog: AtomicBool::new(false), drained: AtomicBool::new(false) }
+        Sock {
+            src,
+            timeouts: OnceLock::new(),
+            backlog: AtomicBool::new(false),
+            drained: AtomicBool::new(false),
+            order: op::ReadOrder::default(),
+        }
     }
 
     /// The timeouts, made if need be (one `OnceLock` is the only way to
@@ -277,20 +289,24 @@ impl Sock {
             return Ok(0);
         }
         let peek = flags & libc::MSG_PEEK != 0;
+        self.order.settle();
         if let Some(n) = self.timeouts.get().and_then(|t| t.salvage.take(buf, peek)) {
             if peek && n < buf.len() {
                 // A peek sees what the kernel holds behind the kept bytes
                 // too (a caller peeks until a header is complete).
-                let mut behind = op::Recv { buf: &mut buf[n..], flags, stream: true, poll_first: false, salvage: None };
+                let mut behind =
+                    op::Recv { buf: &mut buf[n..], flags, stream: true, poll_first: false, salvage: None, order: None };
                 return Ok(n + op::run_once(self.target(), &mut behind).unwrap_or(0));
             }
             return Ok(n);
         }
         let poll_first = self.drained.load(Ordering::Relaxed);
+        let _reading = self.order.reading();
         // Called only when a kill left received bytes behind (io_uring):
         // the store for them is made then.
         let keep = |b: &[u8]| self.timeouts().salvage.keep(b);
-        let mut recv = op::Recv { buf, flags, stream: true, poll_first, salvage: Some(&keep) };
+        let mut recv =
+            op::Recv { buf, flags, stream: true, poll_first, salvage: Some(&keep), order: Some(&self.order) };
         let n = self.run(&mut recv, self.read_timeout())?;
         if !peek {
             self.drained.store(recv.drained(n), Ordering::Relaxed);
@@ -300,7 +316,10 @@ impl Sock {
 
     /// Receives one datagram.
     pub(crate) fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.run(&mut op::Recv { buf, flags: 0, stream: false, poll_first: false, salvage: None }, self.read_timeout())
+        self.run(
+            &mut op::Recv { buf, flags: 0, stream: false, poll_first: false, salvage: None, order: None },
+            self.read_timeout(),
+        )
     }
 
     /// Sends on a stream socket.
@@ -316,7 +335,7 @@ impl Sock {
     /// Reads the next datagram without taking it off the queue.
     pub(crate) fn peek_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.run(
-            &mut op::Recv { buf, flags: libc::MSG_PEEK, stream: false, poll_first: false, salvage: None },
+            &mut op::Recv { buf, flags: libc::MSG_PEEK, stream: false, poll_first: false, salvage: None, order: None },
             self.read_timeout(),
         )
     }

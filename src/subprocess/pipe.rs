@@ -34,9 +34,11 @@ fn read(src: &Source, salvage: &op::Salvage, buf: &mut [u8]) -> io::Result<usize
     if buf.is_empty() {
         return Ok(0);
     }
+    salvage.order.settle();
     if let Some(n) = salvage.take(buf, false) {
         return Ok(n);
     }
+    let _reading = salvage.order.reading();
     op::run(src.target(), &mut op::Read { buf, salvage }, None)
 }
 

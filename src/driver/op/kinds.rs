@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::fd::{FromRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use io_uring::{opcode, squeue, types};
@@ -27,6 +27,9 @@ pub(crate) struct Recv<'a> {
     /// meanwhile (a stream's [`Salvage`]; `None`: they are dropped, as a
     /// datagram is).
     pub(crate) salvage: Option<Keep<'a>>,
+    /// A stream's readers, which this one's unwind holds up (see
+    /// [`ReadOrder`]).
+    pub(crate) order: Option<&'a ReadOrder>,
 }
 
 /// Takes the bytes of a killed reader's receive (see [`Salvage`]).
@@ -42,6 +45,76 @@ pub(crate) struct Salvage {
     /// True while `bytes` holds any (read without the lock).
     any: AtomicBool,
     bytes: std::sync::Mutex<Vec<u8>>,
+    /// The stream's readers (a pipe's; a socket keeps its own).
+    pub(crate) order: ReadOrder,
+}
+
+/// Keeps a stream's reads in order around a killed reader (io_uring): a
+/// read that starts while another reader of the stream is being killed
+/// waits until that reader's cancelled operation completed and its bytes
+/// were kept ([`Salvage`]), so they come first. (`kill_nowait` on a reader,
+/// then a read of the same stream at once: the killed reader's receive may
+/// already hold the stream's next bytes, unseen.)
+#[derive(Debug, Default)]
+pub(crate) struct ReadOrder {
+    /// Reads under way ([`reading`](Self::reading)).
+    readers: AtomicU32,
+    /// Readers unwinding with their operation in flight: until it
+    /// completed, the bytes it may hold are not kept yet.
+    dying: AtomicU32,
+}
+
+/// One read of a stream under way, counted until dropped (see
+/// [`ReadOrder::reading`]).
+pub(crate) struct Reading<'a>(&'a ReadOrder);
+
+impl Drop for Reading<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.readers.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl ReadOrder {
+    /// Call before a read of the stream takes kept bytes or starts its
+    /// operation. If another read of it is under way, lets a reader killed
+    /// just now run (it unwinds at its next turn) and waits until every
+    /// killed reader's operation completed, so their bytes are kept before
+    /// this read looks. Only yields (a cancellation completes at once); in
+    /// a hub callback, which may not switch, it returns at once.
+    #[inline]
+    pub(crate) fn settle(&self) {
+        if self.readers.load(Ordering::Acquire) != 0 {
+            self.settle_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn settle_slow(&self) {
+        if !crate::hub::yield_in_greenlet() {
+            return;
+        }
+        while self.dying.load(Ordering::Acquire) != 0 && crate::hub::yield_in_greenlet() {}
+    }
+
+    /// Counts a read of the stream as under way until the guard drops
+    /// (after its operation completed, or was cancelled and its bytes kept).
+    #[inline]
+    pub(crate) fn reading(&self) -> Reading<'_> {
+        self.readers.fetch_add(1, Ordering::Acquire);
+        Reading(self)
+    }
+
+    /// A reader unwinds with its operation in flight ([`Op::leaving`]).
+    fn leaving(&self) {
+        self.dying.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// That operation completed, its bytes kept ([`Op::left`]).
+    fn left(&self) {
+        self.dying.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl Salvage {
@@ -106,6 +179,12 @@ unsafe impl Op for Recv<'_> {
             keep(&self.buf[..res.min(self.buf.len())]);
         }
     }
+    fn leaving(&mut self) {
+        self.order.inspect(|o| o.leaving());
+    }
+    fn left(&mut self) {
+        self.order.inspect(|o| o.left());
+    }
     fn ends_when_shut(&self) -> bool {
         !self.stream
     }
@@ -163,6 +242,12 @@ unsafe impl Op for Read<'_> {
     }
     fn release(&mut self, res: usize) {
         self.salvage.keep(&self.buf[..res.min(self.buf.len())]);
+    }
+    fn leaving(&mut self) {
+        self.salvage.order.leaving();
+    }
+    fn left(&mut self) {
+        self.salvage.order.left();
     }
 }
 

@@ -4,7 +4,7 @@
 
 mod kinds;
 
-pub(crate) use kinds::{accept, Connect, Read, Recv, RecvFrom, Salvage, Send, SendTo, Write};
+pub(crate) use kinds::{accept, Connect, Read, ReadOrder, Recv, RecvFrom, Salvage, Send, SendTo, Write};
 
 use std::cell::Cell;
 use std::io;
@@ -77,6 +77,13 @@ pub(crate) unsafe trait Op {
     /// what it carries (an accepted fd), or keep it for the next caller
     /// (received bytes, see [`Salvage`]).
     fn release(&mut self, _res: usize) {}
+    /// io_uring: the greenlet unwinds with the operation in flight; called
+    /// before it is cancelled, and [`left`](Self::left) once it completed
+    /// (after any [`release`](Self::release)). A stream read marks itself
+    /// dying meanwhile (see [`Salvage`]).
+    fn leaving(&mut self) {}
+    /// See [`leaving`](Self::leaving).
+    fn left(&mut self) {}
     /// True when a result of `n` shows the fd's readiness used up: a
     /// stream read that got less than asked (the receive buffer is empty),
     /// a write that took less than given (the send buffer is full).
@@ -352,12 +359,14 @@ impl<O: Op> Drop for InFlight<'_, O> {
         if self.done {
             return;
         }
+        self.op.leaving();
         with_uring(|u| u.cancel(self.slot));
         loop {
             if let Some((res, _)) = with_uring(|u| u.take(self.slot)) {
                 if res >= 0 {
                     self.op.release(res as usize);
                 }
+                self.op.left();
                 return;
             }
             // Unwinding already: a second kill is deferred, timeouts of
