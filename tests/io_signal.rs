@@ -301,7 +301,9 @@ fn a_delivered_signal_is_seen_before_loop_exit() {
 /// `false` or `cancel` undoes it.
 #[test]
 fn a_kept_alive_handler_keeps_a_lone_waiter_waiting() {
-    std::thread::spawn(|| {
+    // A watchdog: broken, a wait that should end in LoopExit waits for ever.
+    let (done, finished) = std::sync::mpsc::channel();
+    let body = std::thread::spawn(move || {
         use gevent::event::Event;
         // A signal no other test of this binary uses (they run at once).
         let sig = libc::SIGRTMIN() + 3;
@@ -328,7 +330,11 @@ fn a_kept_alive_handler_keeps_a_lone_waiter_waiting() {
         handle.cancel();
         let lone = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stop.wait()));
         assert!(lone.is_err(), "still kept alive after cancel");
-    })
-    .join()
-    .unwrap();
+        done.send(()).unwrap();
+    });
+    match finished.recv_timeout(Duration::from_secs(30)) {
+        // Done, or the body panicked (its sender dropped): join tells.
+        Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => body.join().unwrap(),
+        Err(_) => panic!("a lone wait did not end within 30 s (kept alive when it should not be)"),
+    }
 }
