@@ -74,7 +74,9 @@ impl Event {
         self.0.flag.get()
     }
 
-    /// Waits until the flag is set; returns at once if it is.
+    /// Waits until the flag is set; returns at once if it is, unless
+    /// greenlets that the `set` woke have not run yet: then, as in gevent,
+    /// it yields so it resumes after them.
     ///
     /// # Blocking
     /// Parks until `set`; waiters are woken in FIFO order. Killed or timed
@@ -83,11 +85,29 @@ impl Event {
     /// # Panics
     /// From a hub callback; in the main greenlet when nothing can ever set
     /// the event (LoopExit).
+    ///
+    /// # Examples
+    /// A wait on a set event joins the end of the wake-ups in progress:
+    /// ```
+    /// use gevent::event::Event;
+    /// use std::{cell::RefCell, rc::Rc};
+    /// let (evt, order) = (Event::new(), Rc::new(RefCell::new(Vec::new())));
+    /// for i in 1..=2 {
+    ///     let (e, o) = (evt.clone(), order.clone());
+    ///     gevent::spawn(move || { e.wait(); o.borrow_mut().push(i) });
+    /// }
+    /// gevent::sleep(std::time::Duration::ZERO); // both wait
+    /// evt.set();
+    /// evt.wait(); // set: it lets the two woken ones run first
+    /// order.borrow_mut().push(3);
+    /// assert_eq!(*order.borrow(), [1, 2, 3]);
+    /// ```
     #[inline(always)]
     pub fn wait(&self) {
-        if !self.is_set() {
-            self.0.waiters.wait_untimed();
+        if self.is_set() {
+            return self.0.waiters.behind_woken();
         }
+        self.0.waiters.wait_untimed();
     }
 
     #[cold]
@@ -116,12 +136,17 @@ impl Event {
     /// again since).
     ///
     /// # Blocking
-    /// As [`wait`](Self::wait), bounded by `d`.
+    /// As [`wait`](Self::wait), bounded by `d`; set already, it may yield
+    /// as `wait` does.
     ///
     /// # Panics
     /// From a hub callback (link callbacks must not block).
     pub fn wait_timeout(&self, d: Duration) -> bool {
-        self.is_set() || self.0.waiters.wait(Some(d), &|| {})
+        if self.is_set() {
+            self.0.waiters.behind_woken();
+            return true;
+        }
+        self.0.waiters.wait(Some(d), &|| {})
     }
 }
 
@@ -197,7 +222,9 @@ impl<T: 'static> AsyncResult<T> {
         matches!(*self.0.value.borrow(), Some(Ok(_)))
     }
 
-    /// Waits until the result is ready.
+    /// Waits until the result is ready; ready already, it may yield as
+    /// [`Event::wait`] does (greenlets woken by the `set` run first).
+    /// [`get`](Self::get) never does: a ready value is returned at once.
     ///
     /// # Blocking
     /// As [`Event::wait`].
@@ -205,6 +232,13 @@ impl<T: 'static> AsyncResult<T> {
     /// # Panics
     /// As [`Event::wait`].
     pub fn wait(&self) {
+        if self.ready() {
+            self.0.waiters.behind_woken();
+        }
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
         while !self.ready() {
             self.0.waiters.wait(None, &|| {});
         }
@@ -225,7 +259,7 @@ impl<T: 'static> AsyncResult<T> {
     where
         T: Clone,
     {
-        self.wait();
+        self.wait_ready();
         self.outcome().expect("ready")
     }
 

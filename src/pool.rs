@@ -23,6 +23,9 @@ struct Members {
     empty: Waiters,
     /// A Pool's free slots; `None` for a Group.
     slots: Option<Semaphore>,
+    /// Members a `kill` asked to die already (gevent's `dying`): a later
+    /// `kill` waits for them without killing them again.
+    dying: RefCell<Vec<GreenletRef>>,
 }
 
 impl Members {
@@ -40,6 +43,7 @@ impl Members {
         if !removed {
             return;
         }
+        self.dying.borrow_mut().retain(|m| m != g);
         if let Some(slots) = &self.slots {
             slots.release();
         }
@@ -99,7 +103,12 @@ impl fmt::Debug for Pool {
 impl Group {
     /// An empty group.
     pub fn new() -> Group {
-        Group(Rc::new(Members { greenlets: RefCell::new(Vec::new()), empty: Waiters::default(), slots: None }))
+        Group(Rc::new(Members {
+            greenlets: RefCell::new(Vec::new()),
+            empty: Waiters::default(),
+            slots: None,
+            dying: RefCell::new(Vec::new()),
+        }))
     }
 
     /// Spawns `f` as a member of the group.
@@ -192,7 +201,10 @@ impl Group {
     /// Kills every member and waits until they are dead; members added
     /// meanwhile (by a destructor of a dying member, or a spawn into a full
     /// pool that a death let through) are killed too, as gevent's loop
-    /// `while self.greenlets` does.
+    /// `while self.greenlets` does. Each member is killed once: one that an
+    /// earlier `kill` asked to die already (and that caught it, or is
+    /// still unwinding) is waited for, not killed again (gevent's `dying`
+    /// set).
     ///
     /// # Blocking
     /// As [`crate::killall`], until no live member is left: for ever if
@@ -220,7 +232,19 @@ impl Group {
                 }
                 return;
             }
-            crate::killall(alive);
+            let fresh: Vec<GreenletRef> = {
+                let mut dying = self.0.dying.borrow_mut();
+                // The caller, a member, is killed again (it cannot wait
+                // for itself).
+                let me = crate::getcurrent();
+                let fresh: Vec<GreenletRef> =
+                    alive.iter().filter(|g| **g == me || !dying.contains(g)).cloned().collect();
+                dying.extend(fresh.iter().filter(|g| **g != me).cloned());
+                fresh
+            };
+            // Asked to die before the first wait, as `killall` does.
+            crate::runtime::killall_nowait(&fresh);
+            crate::joinall(&alive);
         }
     }
 
@@ -564,6 +588,7 @@ impl Pool {
             greenlets: RefCell::new(Vec::new()),
             empty: Waiters::default(),
             slots: Some(Semaphore::new(size)),
+            dying: RefCell::new(Vec::new()),
         };
         Pool { group: Group(Rc::new(members)), size }
     }

@@ -156,15 +156,20 @@ where
     I::Item: AsRef<GreenletRef>,
 {
     let all: Vec<GreenletRef> = greenlets.into_iter().map(|g| g.as_ref().clone()).collect();
+    killall_nowait(&all);
+    joinall(&all);
+}
+
+/// `killall`'s first half: asks each to die, the caller last (killing
+/// itself unwinds at once, after the others were asked).
+pub(crate) fn killall_nowait(all: &[GreenletRef]) {
     let me = getcurrent();
     for g in all.iter().filter(|g| **g != me) {
         g.kill_nowait();
     }
     if all.contains(&me) {
-        // Killing ourselves unwinds at once: the others were asked first.
         me.kill_nowait();
     }
-    joinall(&all);
 }
 
 /// Runs `f`, catching a panic in it as [`std::panic::catch_unwind`] does,

@@ -21,7 +21,8 @@
 //!   JoinableQueue/Channel: FIFO), so a woken getter takes what is on top
 //!   when it resumes, not what was put when it was woken; `peek_nowait`
 //!   shows that item; `_nowait` calls fail exactly when the model says;
-//!   puts complete at once when there is room (or, for a Channel, a getter),
+//!   puts complete at once when there is room (a Channel's, handing the
+//!   item to a waiting getter, then yields: it resumes after the getter),
 //!   a waiting putter's item moves in as soon as a slot frees;
 //! - the snapshot equals the model's `len`, `getters`, `putters`, and
 //!   (JoinableQueue) `unfinished == items placed - task_done calls`;
@@ -741,6 +742,12 @@ impl M {
     fn begin(&mut self, e: &Env, who: u8, op: Op, item: Option<Item>, target_dead: bool) {
         let imm = match op {
             Op::Put(limit, _) => match self.try_put(e, item.unwrap()) {
+                // A Channel's put (not `put_nowait`) that handed its item
+                // to a waiting getter yields, to resume after it (gevent).
+                Ok(()) if e.kind == Kind::Channel && limit != Limit::Nowait => {
+                    self.admitted.push(who);
+                    None
+                }
                 Ok(()) => Some(Res::PutOk),
                 Err(item) => match limit {
                     Limit::Nowait | Limit::Zero => Some(Res::Full(item)),

@@ -461,3 +461,56 @@ fn event_and_async_result_elapsed_lower_bounds_only() {
     assert_no_waiters();
     assert_eq!(gevent::hub::stats().timers, 0);
 }
+
+/// A wait on a set event whose `set` woke greenlets that have not run yet
+/// resumes after all of them (gevent's waiter joins the end of the
+/// notification), `wait`, `wait_timeout` and `AsyncResult::wait` alike,
+/// also when the wake-ups grew the run queue; `AsyncResult::get` of a
+/// ready value returns at once. Once they ran, a wait on the set event
+/// returns without switching.
+#[test]
+fn a_wait_on_a_set_event_resumes_after_the_greenlets_its_set_woke() {
+    for n in [1, 2, 300] {
+        let e = Event::new();
+        let (trace, gs) = spawn_waiters(&e, n);
+        settle();
+        e.set();
+        e.wait();
+        assert_eq!(trace.get(), (0..n).collect::<Vec<_>>(), "wait, {n} woken");
+        gevent::joinall(&gs);
+
+        e.clear();
+        let (trace, gs) = spawn_waiters(&e, n);
+        settle();
+        e.set();
+        assert!(e.wait_timeout(ms(10)));
+        assert_eq!(trace.len(), n, "wait_timeout, {n} woken");
+        gevent::joinall(&gs);
+    }
+    // Nobody was woken since: no switch.
+    let e = Event::new();
+    e.set();
+    let other = gevent::spawn(|| ());
+    e.wait();
+    assert!(!other.dead(), "a wait on a set event with nobody woken switched");
+    other.join();
+
+    let r: AsyncResult<u32> = AsyncResult::new();
+    let woken = Trace::new();
+    let getters: Vec<_> = (0..3)
+        .map(|i| {
+            let (r, t) = (r.clone(), woken.clone());
+            gevent::spawn(move || {
+                r.wait();
+                t.push(i);
+            })
+        })
+        .collect();
+    settle();
+    r.set(7);
+    assert_eq!(r.get(), Ok(7));
+    assert_eq!(woken.len(), 0, "get of a ready value switched");
+    r.wait();
+    assert_eq!(woken.get(), [0, 1, 2]);
+    gevent::joinall(&getters);
+}

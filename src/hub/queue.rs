@@ -2,7 +2,8 @@
 #![forbid(unsafe_code)]
 
 /// The FIFO run queue: a power-of-two ring of keys with free-running
-/// head/tail counters, so push and pop are a mask and a store.
+/// head/tail counters (never reset), so push and pop are a mask and a
+/// store.
 pub(super) struct RunQueue {
     buf: Vec<usize>,
     head: usize,
@@ -50,15 +51,56 @@ impl RunQueue {
         self.head == self.tail
     }
 
+    /// Entries ever pushed: the position the next push takes.
+    pub(super) fn pushed(&self) -> usize {
+        self.tail
+    }
+
+    /// Entries ever popped: every entry pushed at a position below this
+    /// has left the queue.
+    pub(super) fn popped(&self) -> usize {
+        self.head
+    }
+
+    /// Doubles the ring. The counters keep running (each entry moves to
+    /// its position modulo the new size), so positions taken before stay
+    /// comparable (`pushed`, `popped`).
     #[cold]
     fn grow(&mut self) {
-        let old = self.buf.len();
-        let mut buf = vec![0; old * 2];
-        for (i, slot) in buf.iter_mut().enumerate().take(old) {
-            *slot = self.buf[(self.head + i) & (old - 1)];
+        let new = self.buf.len() * 2;
+        let mut buf = vec![0; new];
+        for i in self.head..self.tail {
+            buf[i & (new - 1)] = self.buf[i & (self.buf.len() - 1)];
         }
         self.buf = buf;
-        self.tail -= self.head;
-        self.head = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunQueue;
+
+    /// Growing keeps the order and the running positions (`pushed`,
+    /// `popped`), which a waiter compares with a position taken earlier.
+    #[test]
+    fn growing_keeps_order_and_positions() {
+        let mut q = RunQueue::new();
+        for k in 0..10 {
+            q.push_back(k);
+        }
+        for k in 0..7 {
+            assert_eq!(q.pop_front(), Some(k));
+        }
+        let mark = q.pushed();
+        for k in 10..300 {
+            q.push_back(k);
+        }
+        assert_eq!((q.pushed(), q.popped(), q.len()), (300, 7, 293));
+        assert!(q.popped() < mark);
+        for k in 7..300 {
+            assert_eq!(q.pop_front(), Some(k));
+        }
+        assert!(q.popped() >= mark);
+        assert_eq!(q.pop_front(), None);
     }
 }

@@ -5,6 +5,7 @@
 //! being handed something passes it on (the primitive's `pass_on`), so
 //! nothing is lost.
 
+use std::cell::Cell;
 use std::fmt;
 use std::time::Duration;
 
@@ -17,6 +18,10 @@ use crate::wait::{WaitKey, WaitList};
 #[derive(Default)]
 pub(crate) struct Waiters {
     list: WaitList,
+    /// The run queue's push position after the last `notify_all` that
+    /// woke anyone (0: none did): until the queue has popped that far,
+    /// some greenlet it woke has not run yet.
+    woken_until: Cell<usize>,
 }
 
 impl fmt::Debug for Waiters {
@@ -176,7 +181,25 @@ impl Waiters {
         let h = unsafe { super::hub_ref() };
         let mut core = h.core.borrow_mut();
         let core = &mut *core;
-        self.list.drain_seen(&mut core.waits, seen, |k| super::sched::unpark(&mut core.hot, &mut core.ready, k, false))
+        let n = self
+            .list
+            .drain_seen(&mut core.waits, seen, |k| super::sched::unpark(&mut core.hot, &mut core.ready, k, false));
+        self.woken_until.set(core.ready.pushed());
+        n
+    }
+
+    /// For a wait that finds its condition met at once: if greenlets the
+    /// last [`notify_all`](Self::notify_all) woke have not all run yet,
+    /// yields, so this one resumes after them (gevent's waiter on a ready
+    /// event joins the end of the notification in progress). Not in a hub
+    /// callback, which may not switch.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn behind_woken(&self) {
+        let until = self.woken_until.get();
+        if until != 0 && with(|h| h.core.borrow().ready.popped() < until) {
+            super::yield_in_greenlet();
+        }
     }
 }
 

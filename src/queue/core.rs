@@ -301,7 +301,15 @@ impl<T, S: Store<T>> Core<T, S> {
 
     pub(super) fn put(&self, item: T, timeout: Option<Duration>) -> Result<(), Full<T>> {
         let item = match self.try_put(item) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                if self.maxsize == Some(0) {
+                    // Handed to a waiting getter: as in gevent, the putter
+                    // resumes after the getter ran (not in a hub callback,
+                    // which may not switch).
+                    crate::hub::yield_in_greenlet();
+                }
+                return Ok(());
+            }
             Err(item) => item,
         };
         if timeout == Some(Duration::ZERO) {

@@ -641,6 +641,8 @@ impl<T: 'static> Channel<T> {
         ///
         /// # Blocking
         /// Until a getter takes the item; putters are served in FIFO order.
+        /// Handing it to a getter that waits already, it still switches:
+        /// as in gevent, the putter resumes after the getter ran.
         /// Killed or timed out while waiting, the item goes with the unwinding
         /// frame, unless a getter took it already (then it was delivered,
         /// and the putter unwinds all the same).
