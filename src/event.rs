@@ -285,6 +285,56 @@ impl<T: 'static> AsyncResult<T> {
         self.outcome().unwrap_or(Err(GreenletError::Timeout))
     }
 
+    /// The value (cloned) or the exception if the result is ready now,
+    /// without waiting (gevent's `get_nowait`).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get); `GreenletError::Timeout` if the result is not
+    /// ready (gevent raises `Timeout` there too).
+    pub fn get_nowait(&self) -> Result<T, GreenletError>
+    where
+        T: Clone,
+    {
+        self.outcome().unwrap_or(Err(GreenletError::Timeout))
+    }
+
+    /// Waits at most `d` until the result is ready; true if it is
+    /// (gevent's `wait(timeout)`). Ready already, it may yield as
+    /// [`wait`](Self::wait) does.
+    ///
+    /// # Blocking
+    /// As [`wait`](Self::wait), bounded by `d`.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
+    pub fn wait_timeout(&self, d: Duration) -> bool {
+        if self.ready() {
+            self.0.waiters.behind_woken();
+            return true;
+        }
+        self.0.waiters.wait(Some(d), &|| {});
+        self.ready()
+    }
+
+    /// The exception given to [`set_exception`](Self::set_exception), if
+    /// that is how the result was set (gevent's `exception`); `None` while
+    /// not ready or when a value was set.
+    ///
+    /// # Examples
+    /// ```
+    /// let r: gevent::event::AsyncResult<u32> = gevent::event::AsyncResult::new();
+    /// assert_eq!(r.exception(), None);
+    /// r.set_exception("no route");
+    /// assert_eq!(r.exception().as_deref(), Some("no route"));
+    /// assert!(r.get_nowait().is_err());
+    /// ```
+    pub fn exception(&self) -> Option<String> {
+        match &*self.0.value.borrow() {
+            Some(Err(e)) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
     fn outcome(&self) -> Option<Result<T, GreenletError>>
     where
         T: Clone,

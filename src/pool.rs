@@ -622,6 +622,32 @@ impl Pool {
         slots.release();
     }
 
+    /// Waits at most `d` until at least one slot is free; true if one is
+    /// (gevent's `wait_available(timeout)`).
+    ///
+    /// # Blocking
+    /// While the pool is full, at most `d`.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = gevent::pool::Pool::new(1);
+    /// pool.spawn(|| gevent::sleep(Duration::from_millis(20)));
+    /// assert!(!pool.wait_available_timeout(Duration::from_millis(1)));
+    /// assert!(pool.wait_available_timeout(Duration::from_secs(5)));
+    /// ```
+    pub fn wait_available_timeout(&self, d: Duration) -> bool {
+        let slots = self.slots();
+        if !slots.acquire_timeout(d) {
+            return false;
+        }
+        slots.release();
+        true
+    }
+
     /// The pool as a group (every `Group` method applies).
     pub fn as_group(&self) -> &Group {
         &self.group

@@ -514,3 +514,30 @@ fn a_wait_on_a_set_event_resumes_after_the_greenlets_its_set_woke() {
     assert_eq!(woken.get(), [0, 1, 2]);
     gevent::joinall(&getters);
 }
+
+/// `AsyncResult::get_nowait`, `wait_timeout` and `exception` (gevent's
+/// `get_nowait`, `wait(timeout)`, `exception`).
+#[test]
+fn async_result_get_nowait_wait_timeout_and_exception() {
+    let r: AsyncResult<u32> = AsyncResult::new();
+    assert_eq!(r.get_nowait(), Err(GreenletError::Timeout));
+    assert_eq!(r.exception(), None);
+    let t = Instant::now();
+    assert!(!r.wait_timeout(ms(30)));
+    assert!(t.elapsed() >= ms(30), "returned after {:?}", t.elapsed());
+    let setter = spawn_after(ms(10), {
+        let r = r.clone();
+        move || r.set(5)
+    });
+    assert!(r.wait_timeout(Duration::from_secs(10)));
+    assert_eq!(r.get_nowait(), Ok(5));
+    assert_eq!(r.exception(), None);
+    setter.join();
+
+    let failed: AsyncResult<u32> = AsyncResult::new();
+    failed.set_exception("boom");
+    assert!(failed.wait_timeout(ms(1)));
+    assert_eq!(failed.exception().as_deref(), Some("boom"));
+    assert_eq!(failed.get_nowait(), Err(GreenletError::Panicked("boom".into())));
+    assert_no_waiters();
+}

@@ -339,6 +339,24 @@ fn wait_available_waits_for_a_slot_and_takes_none() {
     assert_no_waiters();
 }
 
+/// `wait_available_timeout`: false while the pool stays full for the
+/// whole bound, true once a slot frees; it takes no slot either way.
+#[test]
+fn wait_available_timeout_is_bounded_and_takes_none() {
+    let pool = Pool::new(1);
+    let task = pool.spawn(|| gevent::sleep(ms(40)));
+    let t = std::time::Instant::now();
+    assert!(!pool.wait_available_timeout(ms(10)));
+    assert!(t.elapsed() >= ms(10), "returned after {:?}", t.elapsed());
+    assert!(pool.is_full());
+    assert!(pool.wait_available_timeout(std::time::Duration::from_secs(10)));
+    assert!(task.dead());
+    assert_eq!((pool.free_count(), pool.len()), (1, 0));
+    assert!(pool.wait_available_timeout(ms(1))); // free: at once
+    assert_eq!(pool.free_count(), 1);
+    assert_no_waiters();
+}
+
 #[test]
 fn kill_releases_each_slot_once() {
     // A member killed before it started leaves twice: by `kill` and by its
