@@ -220,6 +220,26 @@ impl Group {
     /// assert!(group.greenlets().iter().all(|g| g.dead()));
     /// ```
     pub fn kill(&self) {
+        self.kill_until(None);
+    }
+
+    /// As [`kill`](Self::kill), waiting at most `d` for the members to die
+    /// (gevent's `kill(timeout=)`); true if the group emptied. Members
+    /// still alive then were asked to die all the same (a later `kill`
+    /// waits for them without killing them again).
+    ///
+    /// # Blocking
+    /// As [`kill`](Self::kill), bounded by `d`.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
+    pub fn kill_timeout(&self, d: Duration) -> bool {
+        self.kill_until(Some(crate::timer::after(std::time::Instant::now(), d)))
+    }
+
+    /// The body of `kill` and `kill_timeout`: false if `deadline` passed
+    /// with members alive.
+    fn kill_until(&self, deadline: Option<std::time::Instant>) -> bool {
         loop {
             let members = self.greenlets();
             let alive: Vec<GreenletRef> = members.iter().filter(|g| !g.dead()).cloned().collect();
@@ -230,7 +250,7 @@ impl Group {
                 for g in &members {
                     self.0.discard(g);
                 }
-                return;
+                return true;
             }
             let fresh: Vec<GreenletRef> = {
                 let mut dying = self.0.dying.borrow_mut();
@@ -244,7 +264,15 @@ impl Group {
             };
             // Asked to die before the first wait, as `killall` does.
             crate::runtime::killall_nowait(&fresh);
-            crate::joinall(&alive);
+            match deadline {
+                None => crate::joinall(&alive),
+                Some(at) => {
+                    let left = at.saturating_duration_since(std::time::Instant::now());
+                    if crate::joinall_timeout(&alive, left).len() < alive.len() {
+                        return false;
+                    }
+                }
+            }
         }
     }
 

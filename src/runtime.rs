@@ -160,6 +160,35 @@ where
     joinall(&all);
 }
 
+/// As [`killall`], waiting at most `timeout` for them to die (gevent's
+/// `killall(timeout=)`); returns the ones still alive then, in the order
+/// given (empty: all died). They were asked to die all the same: one that
+/// catches its kill, or unwinds slowly, is left to it.
+///
+/// # Blocking
+/// As [`killall`], bounded by `timeout`.
+///
+/// # Panics
+/// From a hub callback (link callbacks must not block).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let sleepers: Vec<_> = (0..3).map(|_| gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)))).collect();
+/// assert!(gevent::killall_timeout(&sleepers, Duration::from_secs(5)).is_empty());
+/// assert!(sleepers.iter().all(|g| g.dead()));
+/// ```
+pub fn killall_timeout<I>(greenlets: I, timeout: Duration) -> Vec<GreenletRef>
+where
+    I: IntoIterator,
+    I::Item: AsRef<GreenletRef>,
+{
+    let all: Vec<GreenletRef> = greenlets.into_iter().map(|g| g.as_ref().clone()).collect();
+    killall_nowait(&all);
+    let dead = joinall_timeout(&all, timeout);
+    all.into_iter().filter(|g| !dead.contains(g)).collect()
+}
+
 /// `killall`'s first half: asks each to die, the caller last (killing
 /// itself unwinds at once, after the others were asked).
 pub(crate) fn killall_nowait(all: &[GreenletRef]) {

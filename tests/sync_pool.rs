@@ -399,3 +399,46 @@ fn an_interrupted_imap_next_loses_nothing_and_keeps_the_bound() {
     group.join();
     assert_no_waiters();
 }
+
+/// `Group::kill_timeout` and `gevent::killall_timeout`: bounded by the
+/// timeout when a member swallows its kill (false / the survivors), each
+/// member killed once across calls (gevent's `dying` set), and true / none
+/// left when all die.
+#[test]
+fn kill_timeout_is_bounded_and_kills_each_member_once() {
+    let (shots, stop) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(false)));
+    let undead = {
+        let (shots, stop) = (shots.clone(), stop.clone());
+        move || {
+            while !stop.get() {
+                if catch_unwind(AssertUnwindSafe(|| gevent::sleep(ms(5)))).is_err() {
+                    shots.set(shots.get() + 1);
+                }
+            }
+        }
+    };
+    let group = Group::new();
+    let stubborn = group.spawn(undead);
+    let mortal = group.spawn(|| gevent::sleep(Duration::from_secs(3600)));
+    gevent::sleep(ms(1));
+    let t = std::time::Instant::now();
+    assert!(!group.kill_timeout(ms(30)));
+    assert!(t.elapsed() >= ms(30), "returned after {:?}", t.elapsed());
+    assert!(mortal.dead() && !stubborn.dead());
+    assert!(!group.kill_timeout(ms(10)));
+    assert_eq!(shots.get(), 1, "a member already dying was killed again");
+    group.discard(&stubborn);
+
+    let left = gevent::killall_timeout([&stubborn], ms(20));
+    assert_eq!(left, [stubborn.as_ref().clone()]);
+    assert_eq!(shots.get(), 2);
+    let sleepers: Vec<_> = (0..3).map(|_| gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)))).collect();
+    assert!(gevent::killall_timeout(&sleepers, Duration::from_secs(10)).is_empty());
+    let g2 = Group::new();
+    g2.spawn(|| gevent::sleep(Duration::from_secs(3600)));
+    assert!(g2.kill_timeout(Duration::from_secs(10)));
+    assert!(g2.is_empty());
+    stop.set(true);
+    stubborn.kill();
+    assert!(stubborn.dead());
+}
