@@ -175,6 +175,17 @@ pub(crate) fn with_driver_current<R>(f: impl FnOnce(usize, &Driver) -> R) -> R {
     })
 }
 
+/// This thread's hub, as a number that tells it apart from the other
+/// live hubs, if the caller is a greenlet on the io_uring backend (the
+/// one where a parked read holds bytes); `None` in a hub callback or on
+/// epoll. For `op::ReadOrder`.
+pub(crate) fn uring_greenlet_hub() -> Option<usize> {
+    with(|h| {
+        let in_greenlet = h.core.borrow().current != sched::HUB;
+        (in_greenlet && h.driver.backend() == Backend::IoUring).then_some(h as *const Hub as usize)
+    })
+}
+
 /// Empties `fd`'s slot in the fixed-file table of the hub `home` if source
 /// `id` holds it: at once when `home` is this thread's hub, else by a
 /// message that hub reads at its next poll (a slot taken meanwhile by a new

@@ -12,11 +12,15 @@
 //! first by the socket's next read or peek, or a clone's. They are the
 //! socket's, not the kernel's: `wait_read` and `select` on its fd do not
 //! see them (read first), and they are lost if the fd is taken out
-//! (`into_raw_fd`). A read that starts while another reader of the same
-//! socket is being killed (`kill_nowait`, then a read at once) first lets
-//! that reader unwind, so the bytes it leaves come first; through a clone
-//! (another fd), reads are not ordered so. A datagram received for a
-//! killed reader on io_uring is dropped with it. Host names resolve on the thread pool,
+//! (`into_raw_fd`). A blocking read that starts while another reader of
+//! the same socket on the same thread is being killed (`kill_nowait`, then
+//! a read at once) first lets that reader unwind, so the bytes it leaves
+//! come first. Not so through a clone (another fd), nor for a read that
+//! was waiting already when the other reader was killed: with two
+//! greenlets reading one stream at once, the bytes kept from one that is
+//! killed go to the next read that starts, after what the waiting one
+//! receives. A datagram received for a killed reader on io_uring is
+//! dropped with it. Host names resolve on the thread pool,
 //! never blocking the hub; addresses, typed or written as strings
 //! (`"127.0.0.1:80"`, `("::1", 80)`), resolve at once.
 //!
@@ -289,7 +293,9 @@ impl Sock {
             return Ok(0);
         }
         let peek = flags & libc::MSG_PEEK != 0;
-        self.order.settle();
+        if !self.nonblocking() {
+            self.order.settle();
+        }
         if let Some(n) = self.timeouts.get().and_then(|t| t.salvage.take(buf, peek)) {
             if peek && n < buf.len() {
                 // A peek sees what the kernel holds behind the kept bytes

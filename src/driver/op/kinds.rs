@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::fd::{FromRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use io_uring::{opcode, squeue, types};
@@ -62,6 +62,11 @@ pub(crate) struct ReadOrder {
     /// Readers unwinding with their operation in flight: until it
     /// completed, the bytes it may hold are not kept yet.
     dying: AtomicU32,
+    /// The hub of the last reader that started dying
+    /// ([`crate::hub::uring_greenlet_hub`]): a read on another thread
+    /// does not wait for it (that hub may be busy, or waiting for this
+    /// thread).
+    dying_hub: AtomicUsize,
 }
 
 /// One read of a stream under way, counted until dropped (see
@@ -76,12 +81,14 @@ impl Drop for Reading<'_> {
 }
 
 impl ReadOrder {
-    /// Call before a read of the stream takes kept bytes or starts its
-    /// operation. If another read of it is under way, lets a reader killed
-    /// just now run (it unwinds at its next turn) and waits until every
-    /// killed reader's operation completed, so their bytes are kept before
-    /// this read looks. Only yields (a cancellation completes at once); in
-    /// a hub callback, which may not switch, it returns at once.
+    /// Call before a blocking read of the stream takes kept bytes or
+    /// starts its operation. If another read of it is under way, lets a
+    /// reader killed just now run (it unwinds at its next turn) and waits
+    /// until every killed reader of this hub has its operation completed,
+    /// so their bytes are kept before this read looks. Only yields (a
+    /// cancellation completes at once). Only on io_uring (on epoll a parked
+    /// read holds no bytes) and in a greenlet (a hub callback may not
+    /// switch); not for a non-blocking read, which never switches.
     #[inline]
     pub(crate) fn settle(&self) {
         if self.readers.load(Ordering::Acquire) != 0 {
@@ -92,10 +99,11 @@ impl ReadOrder {
     #[cold]
     #[inline(never)]
     fn settle_slow(&self) {
-        if !crate::hub::yield_in_greenlet() {
-            return;
+        let Some(hub) = crate::hub::uring_greenlet_hub() else { return };
+        crate::hub::yield_now();
+        while self.dying.load(Ordering::Acquire) != 0 && self.dying_hub.load(Ordering::Acquire) == hub {
+            crate::hub::yield_now();
         }
-        while self.dying.load(Ordering::Acquire) != 0 && crate::hub::yield_in_greenlet() {}
     }
 
     /// Counts a read of the stream as under way until the guard drops
@@ -106,8 +114,12 @@ impl ReadOrder {
         Reading(self)
     }
 
-    /// A reader unwinds with its operation in flight ([`Op::leaving`]).
+    /// A reader unwinds with its operation in flight ([`Op::leaving`]; only
+    /// on io_uring, in a greenlet).
     fn leaving(&self) {
+        if let Some(hub) = crate::hub::uring_greenlet_hub() {
+            self.dying_hub.store(hub, Ordering::Release);
+        }
         self.dying.fetch_add(1, Ordering::AcqRel);
     }
 
