@@ -251,7 +251,8 @@ impl<T: 'static> AsyncResult<T> {
     /// [`set_exception`](Self::set_exception).
     ///
     /// # Blocking
-    /// As [`wait`](Self::wait).
+    /// Until the result is ready, as [`wait`](Self::wait); a ready result
+    /// is returned at once (no yield).
     ///
     /// # Panics
     /// As [`Event::wait`].

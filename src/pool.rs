@@ -226,7 +226,8 @@ impl Group {
     /// As [`kill`](Self::kill), waiting at most `d` for the members to die
     /// (gevent's `kill(timeout=)`); true if the group emptied. Members
     /// still alive then were asked to die all the same (a later `kill`
-    /// waits for them without killing them again).
+    /// waits for them without killing them again). With a zero `d` it
+    /// returns at once: members that had started have not unwound yet.
     ///
     /// # Blocking
     /// As [`kill`](Self::kill), bounded by `d`.
@@ -240,9 +241,13 @@ impl Group {
     /// The body of `kill` and `kill_timeout`: false if `deadline` passed
     /// with members alive.
     fn kill_until(&self, deadline: Option<std::time::Instant>) -> bool {
+        let me = crate::getcurrent();
         loop {
             let members = self.greenlets();
-            let alive: Vec<GreenletRef> = members.iter().filter(|g| !g.dead()).cloned().collect();
+            // The caller, a member, cannot wait for itself: it is asked to
+            // die (at once, or after the unwind it is in) and not joined.
+            let alive: Vec<GreenletRef> = members.iter().filter(|g| !g.dead() && **g != me).cloned().collect();
+            let caller_member = members.iter().any(|g| *g == me && !g.dead());
             if alive.is_empty() {
                 // Dead members whose leaving link has not run yet (one
                 // killed before it started is dead at once, its links
@@ -250,20 +255,22 @@ impl Group {
                 for g in &members {
                     self.0.discard(g);
                 }
+                if caller_member {
+                    crate::runtime::killall_nowait(std::slice::from_ref(&me));
+                }
                 return true;
             }
             let fresh: Vec<GreenletRef> = {
                 let mut dying = self.0.dying.borrow_mut();
-                // The caller, a member, is killed again (it cannot wait
-                // for itself).
-                let me = crate::getcurrent();
-                let fresh: Vec<GreenletRef> =
-                    alive.iter().filter(|g| **g == me || !dying.contains(g)).cloned().collect();
-                dying.extend(fresh.iter().filter(|g| **g != me).cloned());
+                let fresh: Vec<GreenletRef> = alive.iter().filter(|g| !dying.contains(g)).cloned().collect();
+                dying.extend(fresh.iter().cloned());
                 fresh
             };
-            // Asked to die before the first wait, as `killall` does.
-            crate::runtime::killall_nowait(&fresh);
+            let mut ask = fresh;
+            if caller_member {
+                ask.push(me.clone());
+            }
+            crate::runtime::killall_nowait(&ask);
             match deadline {
                 None => crate::joinall(&alive),
                 Some(at) => {
@@ -693,7 +700,8 @@ impl std::ops::Deref for Pool {
 /// Something a greenlet can wait for: [`gevent::wait`](wait) and
 /// [`iwait`] accept any mix of them through `&dyn Waitable`.
 pub trait Waitable {
-    /// True once waiting would return at once.
+    /// True once waiting would not park (a wait on a set `Event` may still
+    /// yield once, behind the greenlets its `set` woke).
     fn is_ready(&self) -> bool;
     /// Waits until ready.
     ///

@@ -157,13 +157,18 @@ where
 {
     let all: Vec<GreenletRef> = greenlets.into_iter().map(|g| g.as_ref().clone()).collect();
     killall_nowait(&all);
-    joinall(&all);
+    // Killing itself, the caller unwound already, unless it is unwinding
+    // (a kill from a destructor is deferred): it waits for the others only.
+    let me = getcurrent();
+    joinall(all.iter().filter(|g| **g != me));
 }
 
 /// As [`killall`], waiting at most `timeout` for them to die (gevent's
 /// `killall(timeout=)`); returns the ones still alive then, in the order
 /// given (empty: all died). They were asked to die all the same: one that
-/// catches its kill, or unwinds slowly, is left to it.
+/// catches its kill, or unwinds slowly, is left to it. With a zero
+/// `timeout` it returns at once: the ones that had started have not
+/// unwound yet.
 ///
 /// # Blocking
 /// As [`killall`], bounded by `timeout`.
@@ -185,8 +190,10 @@ where
 {
     let all: Vec<GreenletRef> = greenlets.into_iter().map(|g| g.as_ref().clone()).collect();
     killall_nowait(&all);
-    let dead = joinall_timeout(&all, timeout);
-    all.into_iter().filter(|g| !dead.contains(g)).collect()
+    // As in `killall`, the caller (unwinding) does not wait for itself.
+    let me = getcurrent();
+    joinall_timeout(all.iter().filter(|g| **g != me), timeout);
+    all.into_iter().filter(|g| !g.dead()).collect()
 }
 
 /// `killall`'s first half: asks each to die, the caller last (killing

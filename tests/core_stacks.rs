@@ -6,6 +6,10 @@ use std::hint::black_box;
 
 use gevent::Greenlet;
 
+/// The tests of this binary run one at a time: one thread's hub mapping
+/// its stacks would grow the maps another test counts.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn maps_lines() -> usize {
     std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps").lines().count()
 }
@@ -37,6 +41,7 @@ fn cycle_sized() {
 
 #[test]
 fn spawn_join_cycles_map_nothing_once_warm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // Warm up: the hub, the stack pool's chunks for every size used, the
     // allocator's arenas, the run queue's and slabs' capacity.
     for _ in 0..3 {
@@ -74,6 +79,7 @@ fn spawn_join_cycles_map_nothing_once_warm() {
 /// the default-sized one. (Stacks are pooled per size, most recent first.)
 #[test]
 fn a_builder_stack_size_of_zero_is_the_minimum() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     gevent::hub::set_default_stack_size(256 * 1024);
     let probe = |size: Option<usize>| {
         let b = gevent::Greenlet::builder();

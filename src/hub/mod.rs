@@ -33,7 +33,7 @@ pub(crate) use interrupt::{
 };
 pub(crate) use life::{create, discard_payload, discard_unstarted, exit_current, join, kill, schedule_links, start};
 pub(crate) use life::{drop_local_everywhere, forget_local, panic_message, put_local, take_local};
-pub(crate) use sched::{current_key, current_ref, park, sleep, yield_in_greenlet, yield_now};
+pub(crate) use sched::{current_key, current_ref, park, sleep, yield_in_greenlet, yield_now, yield_woken_in_greenlet};
 use sched::{Core, State};
 pub(crate) use waiters::Waiters;
 

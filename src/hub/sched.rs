@@ -569,6 +569,25 @@ pub(crate) fn yield_now() {
     resumed(me, flag);
 }
 
+/// Yields as a greenlet that was just woken: to the back of the run queue,
+/// marked `Ready`, so a timeout due meanwhile waits a pass (see
+/// `fire_timers`) and the greenlet returns first (leaving the scope
+/// cancels it): for a call whose work is done and that yields only to let
+/// others run first (a `Channel::put` that handed its item over, a wait on
+/// a set event behind the greenlets its `set` woke), as gevent resumes
+/// them before its timers. A kill still lands. In a hub callback (which
+/// may not switch) it returns `false` at once.
+#[cold]
+#[inline(never)]
+pub(crate) fn yield_woken_in_greenlet() -> bool {
+    let in_greenlet = with(|h| h.core.borrow().current) != HUB;
+    if in_greenlet {
+        let (me, (), flag) = suspend(State::Ready, |core, me| core.ready.push_back(me));
+        resumed(me, flag);
+    }
+    in_greenlet
+}
+
 /// Yields as [`yield_now`], unless called from a hub callback (which may
 /// not switch): there, returns `false` at once. For the I/O budget, which a
 /// link callback's immediate I/O must not turn into a panic.

@@ -198,7 +198,7 @@ impl Waiters {
     pub(crate) fn behind_woken(&self) {
         let until = self.woken_until.get();
         if until != 0 && with(|h| h.core.borrow().ready.popped() < until) {
-            super::yield_in_greenlet();
+            super::sched::yield_woken_in_greenlet();
         }
     }
 }

@@ -306,7 +306,7 @@ impl<T, S: Store<T>> Core<T, S> {
                     // Handed to a waiting getter: as in gevent, the putter
                     // resumes after the getter ran (not in a hub callback,
                     // which may not switch).
-                    crate::hub::yield_in_greenlet();
+                    crate::hub::yield_woken_in_greenlet();
                 }
                 return Ok(());
             }

@@ -696,8 +696,8 @@ impl<T: 'static> Channel<T> {
 
     /// Items waiting in the channel (gevent's `qsize`): 0, except for an
     /// item handed to a getter that was killed or timed out before it took
-    /// it, when no other getter waited (the putter had returned already):
-    /// it goes to the next getter. Waiting putters are
+    /// it, when no other getter waited (the putter is done with it: it has
+    /// returned, or is about to): it goes to the next getter. Waiting putters are
     /// [`putters`](Self::putters).
     pub fn len(&self) -> usize {
         self.0.stored()
