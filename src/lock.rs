@@ -120,6 +120,35 @@ macro_rules! semaphore_methods {
             self.core().try_acquire()
         }
 
+        /// Waits until a permit is free, without keeping one (gevent's
+        /// `wait`): takes one in its turn and gives it back at once.
+        ///
+        /// # Blocking
+        /// As [`acquire`](Self::acquire).
+        ///
+        /// # Panics
+        /// As [`acquire`](Self::acquire).
+        pub fn wait(&self) {
+            self.acquire();
+            self.core().release();
+        }
+
+        /// As [`wait`](Self::wait), waiting at most `d`; true if a permit
+        /// was free in time.
+        ///
+        /// # Blocking
+        /// As [`acquire`](Self::acquire), bounded by `d`.
+        ///
+        /// # Panics
+        /// From a hub callback (link callbacks must not block).
+        pub fn wait_timeout(&self, d: Duration) -> bool {
+            if !self.acquire_timeout(d) {
+                return false;
+            }
+            self.core().release();
+            true
+        }
+
         /// Free permits.
         pub fn available(&self) -> usize {
             self.core().count.get()

@@ -698,7 +698,20 @@ impl std::ops::Deref for Pool {
 }
 
 /// Something a greenlet can wait for: [`gevent::wait`](wait) and
-/// [`iwait`] accept any mix of them through `&dyn Waitable`.
+/// [`iwait`] accept any mix of them through `&dyn Waitable`: greenlets
+/// (ready once dead), `Event` (set), `AsyncResult` (ready), and the
+/// semaphores and `Lock` (a permit free; waiting takes none).
+///
+/// # Examples
+/// ```
+/// use gevent::lock::Semaphore;
+/// let sem = Semaphore::new(0);
+/// let s = sem.clone();
+/// gevent::spawn(move || s.release());
+/// let ready: Vec<usize> = gevent::iwait(&[&sem], None).collect();
+/// assert_eq!(ready, [0]);
+/// assert_eq!(sem.available(), 1, "waiting took no permit");
+/// ```
 pub trait Waitable {
     /// True once waiting would not park (a wait on a set `Event` may still
     /// yield once, behind the greenlets its `set` woke).
@@ -750,6 +763,26 @@ waitable! {
     [T: 'static] Greenlet<T> => dead, join;
     [T: 'static] AsyncResult<T> => ready, wait;
 }
+
+/// `Waitable` for the semaphores: ready while a permit is free; waiting
+/// keeps none (gevent's `iwait` on a semaphore).
+macro_rules! waitable_semaphore {
+    ($($ty:ty),*) => {$(
+        impl Waitable for $ty {
+            fn is_ready(&self) -> bool {
+                !self.locked()
+            }
+            fn wait_ready(&self) {
+                self.wait();
+            }
+            fn boxed(&self) -> Box<dyn Waitable> {
+                Box::new(self.clone())
+            }
+        }
+    )*};
+}
+
+waitable_semaphore!(crate::lock::Semaphore, crate::lock::BoundedSemaphore, crate::lock::Lock);
 
 impl Waitable for Event {
     fn is_ready(&self) -> bool {

@@ -839,3 +839,42 @@ fn a_lock_released_to_a_waiter_unwinding_with_a_second_kill_pending_serves_it() 
     assert!(!lock.locked());
     assert_no_waiters();
 }
+
+/// `wait` / `wait_timeout` on the semaphores and `Lock` (gevent's
+/// `Semaphore.wait`): they wait for a free permit and keep none; and the
+/// semaphores are `Waitable` (`iwait`, `wait`), ready while a permit is
+/// free.
+#[test]
+fn semaphore_wait_keeps_no_permit_and_is_waitable() {
+    let sem = Semaphore::new(0);
+    assert!(!sem.wait_timeout(ms(10)));
+    let s = sem.clone();
+    let releaser = gevent::spawn(move || {
+        gevent::sleep(ms(5));
+        s.release();
+    });
+    sem.wait();
+    assert_eq!(sem.available(), 1);
+    assert!(sem.wait_timeout(ms(1)));
+    assert_eq!(sem.available(), 1);
+    releaser.join();
+
+    let lock = Lock::new();
+    let held = lock.guard();
+    let l = lock.clone();
+    let waiter = gevent::spawn(move || l.wait_timeout(std::time::Duration::from_secs(10)));
+    gevent::sleep(ms(5));
+    assert!(!waiter.dead(), "a wait on a held lock returned");
+    drop(held);
+    assert_eq!(waiter.get(), Ok(true));
+    assert!(!lock.locked(), "the wait kept the lock");
+
+    let bounded = BoundedSemaphore::new(1);
+    let g = bounded.guard();
+    let objects: [&dyn gevent::Waitable; 2] = [&bounded, &sem];
+    assert_eq!(gevent::wait(&objects, Some(std::time::Duration::ZERO)), [1]);
+    drop(g);
+    let all: Vec<usize> = gevent::iwait(&objects, None).collect();
+    assert_eq!(all, [0, 1]);
+    assert_eq!((bounded.available(), sem.available()), (1, 1));
+}
