@@ -104,10 +104,11 @@ impl Event {
     /// ```
     #[inline(always)]
     pub fn wait(&self) {
-        if self.is_set() {
-            return self.0.waiters.behind_woken();
+        if !self.is_set() {
+            self.0.waiters.wait_untimed();
+        } else if self.0.waiters.woke_any() {
+            self.0.waiters.behind_woken();
         }
-        self.0.waiters.wait_untimed();
     }
 
     #[cold]

@@ -193,6 +193,13 @@ impl Waiters {
     /// yields, so this one resumes after them (gevent's waiter on a ready
     /// event joins the end of the notification in progress). Not in a hub
     /// callback, which may not switch.
+    /// True once a `notify_all` woke anyone (then a wait that finds its
+    /// condition met checks [`behind_woken`](Self::behind_woken)).
+    #[inline(always)]
+    pub(crate) fn woke_any(&self) -> bool {
+        self.woken_until.get() != 0
+    }
+
     #[cold]
     #[inline(never)]
     pub(crate) fn behind_woken(&self) {
