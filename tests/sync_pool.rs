@@ -442,3 +442,27 @@ fn kill_timeout_is_bounded_and_kills_each_member_once() {
     stubborn.kill();
     assert!(stubborn.dead());
 }
+
+/// `apply` (gevent's `Pool.apply`): runs in a member and returns the
+/// value; from a member of the same full pool it runs inline (no
+/// deadlock); a panic in it panics the caller, naming the cause.
+#[test]
+fn apply_runs_in_a_member_inline_from_one_and_re_raises() {
+    let pool = Pool::new(1);
+    let in_member = pool.apply({
+        let pool = pool.clone();
+        move || pool.greenlets().contains(&gevent::getcurrent())
+    });
+    assert!(in_member, "apply ran outside the pool");
+    let nested = pool.spawn({
+        let pool = pool.clone();
+        move || pool.apply(|| 5) + 1
+    });
+    assert_eq!(nested.get(), Ok(6), "apply from a member of a full pool");
+    let r = catch_unwind(AssertUnwindSafe(|| pool.apply(|| -> u32 { panic!("bad job") })));
+    let msg = r.expect_err("apply re-raises");
+    let text = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(text.contains("bad job"), "{text}");
+    pool.join();
+    assert_no_waiters();
+}
