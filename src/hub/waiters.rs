@@ -188,11 +188,6 @@ impl Waiters {
         n
     }
 
-    /// For a wait that finds its condition met at once: if greenlets the
-    /// last [`notify_all`](Self::notify_all) woke have not all run yet,
-    /// yields, so this one resumes after them (gevent's waiter on a ready
-    /// event joins the end of the notification in progress). Not in a hub
-    /// callback, which may not switch.
     /// True once a `notify_all` woke anyone (then a wait that finds its
     /// condition met checks [`behind_woken`](Self::behind_woken)).
     #[inline(always)]
@@ -200,6 +195,12 @@ impl Waiters {
         self.woken_until.get() != 0
     }
 
+    /// For a wait that finds its condition met at once: if greenlets the
+    /// last [`notify_all`](Self::notify_all) woke have not all run yet,
+    /// yields (as woken: a timeout due meanwhile waits a pass), so this one
+    /// resumes after them (gevent's waiter on a ready event joins the end
+    /// of the notification in progress). Not in a hub callback, which may
+    /// not switch.
     #[cold]
     #[inline(never)]
     pub(crate) fn behind_woken(&self) {
