@@ -155,12 +155,7 @@ where
     I: IntoIterator,
     I::Item: AsRef<GreenletRef>,
 {
-    let all: Vec<GreenletRef> = greenlets.into_iter().map(|g| g.as_ref().clone()).collect();
-    killall_nowait(&all);
-    // Killing itself, the caller unwound already, unless it is unwinding
-    // (a kill from a destructor is deferred): it waits for the others only.
-    let me = getcurrent();
-    joinall(all.iter().filter(|g| **g != me));
+    kill_then_wait(greenlets.into_iter().map(|g| g.as_ref().clone()).collect(), None);
 }
 
 /// As [`killall`], waiting at most `timeout` for them to die (gevent's
@@ -188,11 +183,21 @@ where
     I: IntoIterator,
     I::Item: AsRef<GreenletRef>,
 {
-    let all: Vec<GreenletRef> = greenlets.into_iter().map(|g| g.as_ref().clone()).collect();
+    kill_then_wait(greenlets.into_iter().map(|g| g.as_ref().clone()).collect(), Some(timeout))
+}
+
+/// The body of `killall` and `killall_timeout`: asks all to die, waits
+/// (at most `timeout`), returns the ones still alive.
+fn kill_then_wait(all: Vec<GreenletRef>, timeout: Option<Duration>) -> Vec<GreenletRef> {
     killall_nowait(&all);
-    // As in `killall`, the caller (unwinding) does not wait for itself.
+    // Killing itself, the caller unwound already, unless it is unwinding
+    // (a kill from a destructor is deferred): it waits for the others only.
     let me = getcurrent();
-    joinall_timeout(all.iter().filter(|g| **g != me), timeout);
+    let others = all.iter().filter(|g| **g != me);
+    match timeout {
+        None => joinall(others),
+        Some(t) => drop(joinall_timeout(others, t)),
+    }
     all.into_iter().filter(|g| !g.dead()).collect()
 }
 
