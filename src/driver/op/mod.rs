@@ -80,7 +80,7 @@ pub(crate) unsafe trait Op {
     /// io_uring: the greenlet unwinds with the operation in flight; called
     /// before it is cancelled, and [`left`](Self::left) once it completed
     /// (after any [`release`](Self::release)). A stream read marks itself
-    /// dying meanwhile (see [`Salvage`]).
+    /// dying meanwhile (see [`ReadOrder`]).
     fn leaving(&mut self) {}
     /// See [`leaving`](Self::leaving).
     fn left(&mut self) {}
