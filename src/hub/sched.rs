@@ -576,29 +576,25 @@ pub(crate) fn yield_now() {
 /// others run first (a `Channel::put` that handed its item over, a wait on
 /// a set event behind the greenlets its `set` woke), as gevent resumes
 /// them before its timers. A kill still lands. In a hub callback (which
-/// may not switch) it returns `false` at once.
+/// may not switch) it returns at once.
 #[cold]
 #[inline(never)]
-pub(crate) fn yield_woken_in_greenlet() -> bool {
-    let in_greenlet = with(|h| h.core.borrow().current) != HUB;
-    if in_greenlet {
+pub(crate) fn yield_woken_in_greenlet() {
+    if with(|h| h.core.borrow().current) != HUB {
         let (me, (), flag) = suspend(State::Ready, |core, me| core.ready.push_back(me));
         resumed(me, flag);
     }
-    in_greenlet
 }
 
 /// Yields as [`yield_now`], unless called from a hub callback (which may
-/// not switch): there, returns `false` at once. For the I/O budget, which a
-/// link callback's immediate I/O must not turn into a panic.
+/// not switch): there, returns at once. For the I/O budget, which a link
+/// callback's immediate I/O must not turn into a panic.
 #[cold]
 #[inline(never)]
-pub(crate) fn yield_in_greenlet() -> bool {
-    let in_greenlet = with(|h| h.core.borrow().current) != HUB;
-    if in_greenlet {
+pub(crate) fn yield_in_greenlet() {
+    if with(|h| h.core.borrow().current) != HUB {
         yield_now();
     }
-    in_greenlet
 }
 
 /// Sleeps the current greenlet (see `gevent::sleep`). Always inlined, as
