@@ -681,9 +681,7 @@ impl Pool {
     /// # Blocking
     /// While the pool is full.
     pub fn wait_available(&self) {
-        let slots = self.slots();
-        slots.acquire();
-        slots.release();
+        self.slots().wait();
     }
 
     /// Waits at most `d` until at least one slot is free; true if one is
@@ -704,12 +702,7 @@ impl Pool {
     /// assert!(pool.wait_available_timeout(Duration::from_secs(5)));
     /// ```
     pub fn wait_available_timeout(&self, d: Duration) -> bool {
-        let slots = self.slots();
-        if !slots.acquire_timeout(d) {
-            return false;
-        }
-        slots.release();
-        true
+        self.slots().wait_timeout(d)
     }
 
     /// The pool as a group (every `Group` method applies).

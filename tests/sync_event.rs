@@ -7,7 +7,7 @@ mod core_common;
 
 use std::time::{Duration, Instant};
 
-use core_common::{assert_no_waiters, ms, settle, spawn_after, Trace};
+use core_common::{assert_no_waiters, ms, settle, spawn_after, spawn_result_waiters, Trace};
 use gevent::event::{AsyncResult, Event};
 use gevent::{with_timeout, Greenlet, GreenletError};
 
@@ -496,16 +496,7 @@ fn a_wait_on_a_set_event_resumes_after_the_greenlets_its_set_woke() {
     other.join();
 
     let r: AsyncResult<u32> = AsyncResult::new();
-    let woken = Trace::new();
-    let getters: Vec<_> = (0..3)
-        .map(|i| {
-            let (r, t) = (r.clone(), woken.clone());
-            gevent::spawn(move || {
-                r.wait();
-                t.push(i);
-            })
-        })
-        .collect();
+    let (woken, getters) = spawn_result_waiters(&r, 3);
     settle();
     r.set(7);
     assert_eq!(r.get(), Ok(7));

@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use core_common::{ms, settle, Trace};
+use core_common::{ms, settle, spawn_result_waiters, Trace};
 use gevent::event::{AsyncResult, Event};
 use gevent::lock::{Lock, Semaphore};
 use gevent::pool::Group;
@@ -101,16 +101,7 @@ fn a_wait_after_the_run_queue_grew_does_not_switch() {
 #[test]
 fn wait_timeout_on_a_ready_result_resumes_after_the_woken() {
     let r: AsyncResult<u32> = AsyncResult::new();
-    let t: Trace<usize> = Trace::new();
-    let ws: Vec<_> = (0..3)
-        .map(|i| {
-            let (r, t) = (r.clone(), t.clone());
-            gevent::spawn(move || {
-                r.wait();
-                t.push(i);
-            })
-        })
-        .collect();
+    let (t, ws) = spawn_result_waiters(&r, 3);
     settle();
     r.set(7);
     assert!(r.wait_timeout(ms(10)));

@@ -89,6 +89,25 @@ pub fn assert_no_waiters() {
     assert_eq!(gevent::hub::stats().waiters, 0, "every waiter left its list");
 }
 
+/// Spawns `n` greenlets that each wait for `r`, then push their index
+/// into the trace returned.
+pub fn spawn_result_waiters(
+    r: &gevent::event::AsyncResult<u32>,
+    n: usize,
+) -> (Trace<usize>, Vec<gevent::Greenlet<()>>) {
+    let trace = Trace::new();
+    let gs = (0..n)
+        .map(|i| {
+            let (r, t) = (r.clone(), trace.clone());
+            gevent::spawn(move || {
+                r.wait();
+                t.push(i);
+            })
+        })
+        .collect();
+    (trace, gs)
+}
+
 /// Lets every spawned greenlet run until it blocks.
 pub fn settle() {
     for _ in 0..3 {
