@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -17,37 +18,85 @@ use crate::hub::Waiters;
 use crate::lock::Semaphore;
 use crate::queue::Queue;
 
+/// A group's members in the order they were added, with O(1) membership,
+/// insertion and removal (a server's handler group holds one member per
+/// connection: tens of thousands).
+#[derive(Default)]
+struct MemberSet {
+    /// Members by the order they were added; `None`: one that left since
+    /// (the holes are squeezed out once they are the majority).
+    order: Vec<Option<GreenletRef>>,
+    /// Each member's place in `order`.
+    index: HashMap<GreenletRef, usize>,
+}
+
+impl MemberSet {
+    fn contains(&self, g: &GreenletRef) -> bool {
+        self.index.contains_key(g)
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Adds `g` at the end; false if it is a member already.
+    fn insert(&mut self, g: &GreenletRef) -> bool {
+        if self.contains(g) {
+            return false;
+        }
+        self.index.insert(g.clone(), self.order.len());
+        self.order.push(Some(g.clone()));
+        true
+    }
+
+    /// Removes `g`; false if it was not a member.
+    fn remove(&mut self, g: &GreenletRef) -> bool {
+        let Some(at) = self.index.remove(g) else { return false };
+        self.order[at] = None;
+        let holes = self.order.len() - self.index.len();
+        if holes > 16 && holes > self.index.len() {
+            self.order.retain(Option::is_some);
+            for (at, m) in self.order.iter().enumerate() {
+                *self.index.get_mut(m.as_ref().expect("holes were squeezed out")).expect("indexed") = at;
+            }
+        }
+        true
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &GreenletRef> {
+        self.order.iter().flatten()
+    }
+}
+
 struct Members {
-    greenlets: RefCell<Vec<GreenletRef>>,
+    greenlets: RefCell<MemberSet>,
     /// Joiners, woken when the group becomes empty.
     empty: Waiters,
     /// A Pool's free slots; `None` for a Group.
     slots: Option<Semaphore>,
     /// Members a `kill` asked to die already (gevent's `dying`): a later
     /// `kill` waits for them without killing them again.
-    dying: RefCell<Vec<GreenletRef>>,
+    dying: RefCell<HashSet<GreenletRef>>,
 }
 
 impl Members {
+    fn new(slots: Option<Semaphore>) -> Members {
+        Members { greenlets: RefCell::default(), empty: Waiters::default(), slots, dying: RefCell::default() }
+    }
+
     fn contains(&self, g: &GreenletRef) -> bool {
-        self.greenlets.borrow().iter().any(|m| m == g)
+        self.greenlets.borrow().contains(g)
     }
 
     fn discard(&self, g: &GreenletRef) {
-        let removed = {
-            let mut members = self.greenlets.borrow_mut();
-            let before = members.len();
-            members.retain(|m| m != g);
-            before != members.len()
-        };
-        if !removed {
+        if !self.greenlets.borrow_mut().remove(g) {
             return;
         }
-        self.dying.borrow_mut().retain(|m| m != g);
+        self.dying.borrow_mut().remove(g);
         if let Some(slots) = &self.slots {
             slots.release();
         }
-        if self.greenlets.borrow().is_empty() {
+        if self.greenlets.borrow().len() == 0 {
             self.empty.notify_all();
         }
     }
@@ -103,12 +152,7 @@ impl fmt::Debug for Pool {
 impl Group {
     /// An empty group.
     pub fn new() -> Group {
-        Group(Rc::new(Members {
-            greenlets: RefCell::new(Vec::new()),
-            empty: Waiters::default(),
-            slots: None,
-            dying: RefCell::new(Vec::new()),
-        }))
+        Group(Rc::new(Members::new(None)))
     }
 
     /// Spawns `f` as a member of the group.
@@ -173,7 +217,7 @@ impl Group {
                 return;
             }
         }
-        self.0.greenlets.borrow_mut().push(g.clone());
+        self.0.greenlets.borrow_mut().insert(g);
         let members = Rc::downgrade(&self.0);
         g.link(move |dead| {
             if let Some(m) = members.upgrade() {
@@ -200,7 +244,7 @@ impl Group {
 
     /// The members, in the order they were added.
     pub fn greenlets(&self) -> Vec<GreenletRef> {
-        self.0.greenlets.borrow().clone()
+        self.0.greenlets.borrow().iter().cloned().collect()
     }
 
     /// Waits until the group is empty.
@@ -291,9 +335,7 @@ impl Group {
             }
             let fresh: Vec<GreenletRef> = {
                 let mut dying = self.0.dying.borrow_mut();
-                let fresh: Vec<GreenletRef> = alive.iter().filter(|g| !dying.contains(g)).cloned().collect();
-                dying.extend(fresh.iter().cloned());
-                fresh
+                alive.iter().filter(|g| dying.insert((*g).clone())).cloned().collect()
             };
             let mut ask = fresh;
             if caller_member {
@@ -648,13 +690,7 @@ impl Pool {
     /// If `size` is 0.
     pub fn new(size: usize) -> Pool {
         assert!(size >= 1, "gevent: a Pool needs a size of at least 1");
-        let members = Members {
-            greenlets: RefCell::new(Vec::new()),
-            empty: Waiters::default(),
-            slots: Some(Semaphore::new(size)),
-            dying: RefCell::new(Vec::new()),
-        };
-        Pool { group: Group(Rc::new(members)), size }
+        Pool { group: Group(Rc::new(Members::new(Some(Semaphore::new(size))))), size }
     }
 
     fn slots(&self) -> &Semaphore {

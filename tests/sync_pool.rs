@@ -466,3 +466,41 @@ fn apply_runs_in_a_member_inline_from_one_and_re_raises() {
     pool.join();
     assert_no_waiters();
 }
+
+/// Members stay in the order they were added while many leave in between
+/// (the set squeezes out the places of those that left once they are the
+/// majority), and a member that left and is added again goes to the end.
+#[test]
+fn members_keep_their_order_while_many_leave() {
+    let group = Group::new();
+    let gate = Event::new();
+    let members: Vec<_> = (0..200)
+        .map(|i| {
+            let gate = gate.clone();
+            group.spawn(move || {
+                gate.wait();
+                i
+            })
+        })
+        .collect();
+    // Every third stays; the others leave, in an order unlike the adding.
+    for (i, g) in members.iter().enumerate().rev() {
+        if i % 3 != 0 {
+            group.discard(g);
+        }
+    }
+    let kept: Vec<_> = members.iter().step_by(3).map(|g| g.as_ref().clone()).collect();
+    assert_eq!(group.greenlets(), kept);
+    assert_eq!(group.len(), kept.len());
+    group.add(&members[1]);
+    group.add(&members[0]); // a member already: stays where it is
+    let mut expected = kept.clone();
+    expected.push(members[1].as_ref().clone());
+    assert_eq!(group.greenlets(), expected);
+    gate.set();
+    group.join();
+    assert!(group.is_empty());
+    assert!(members.iter().all(|g| g.dead()));
+    // The discarded ones were not members when they died: nothing else changed.
+    assert_eq!(members.iter().filter_map(|g| g.value()).sum::<i32>(), (0..200).sum::<i32>());
+}

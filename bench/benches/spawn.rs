@@ -8,6 +8,10 @@
 //!   one iteration is one unit (batches of exactly 100,000, time divided per unit).
 //!   may is the exception: see `may_go_join_all`, its batch is spawned from the
 //!   main thread because it cannot hold 100k coroutines under `vm.max_map_count`.
+//! - `group_100k`: the same batch spawned into a `gevent::pool::Group` and
+//!   awaited with `Group::join` (each member leaves the group as it dies),
+//!   beside tokio's `JoinSet` (spawn, then `join_next` until empty): what a
+//!   server's handler set pays per connection.
 //!
 //! Run with `cargo bench -p gevent-bench --bench spawn`; the closing table gives the
 //! time per spawn + join and the ratio gevent/peer.
@@ -125,11 +129,56 @@ fn spawn_join_100k(c: &mut Criterion) {
     group.finish();
 }
 
+fn group_100k(c: &mut Criterion) {
+    let mut group = c.benchmark_group("group_100k");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+
+    group.bench_function("gevent_group_join", |b| {
+        b.iter_custom(|iters| {
+            per_unit(iters, || {
+                let start = Instant::now();
+                let set = gevent::pool::Group::new();
+                for _ in 0..BATCH {
+                    set.spawn(|| black_box(1u64));
+                }
+                set.join();
+                start.elapsed()
+            })
+        });
+    });
+
+    group.bench_function("tokio_joinset", |b| {
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("tokio current-thread runtime");
+        b.iter_custom(|iters| {
+            per_unit(iters, || {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let mut set = tokio::task::JoinSet::new();
+                    for _ in 0..BATCH {
+                        set.spawn(async { black_box(1u64) });
+                    }
+                    while let Some(r) = set.join_next().await {
+                        black_box(r.ok());
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    });
+
+    group.finish();
+}
+
 fn main() {
     let since = SystemTime::now();
     let mut c = common::setup();
     spawn_join_one(&mut c);
     spawn_join_100k(&mut c);
+    group_100k(&mut c);
     c.final_summary();
     common::print_table(
         "spawn",
@@ -147,6 +196,13 @@ fn main() {
                 divisor: 1.0,
                 gevent: "gevent_spawn_joinall",
                 peers: &[("tokio", "tokio_spawn_await_all"), ("may", "may_go_join_all")],
+            },
+            Figure {
+                title: "per member of a 100k group",
+                group: "group_100k",
+                divisor: 1.0,
+                gevent: "gevent_group_join",
+                peers: &[("tokio JoinSet", "tokio_joinset")],
             },
         ],
         since,
