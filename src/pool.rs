@@ -7,10 +7,13 @@
 #![forbid(unsafe_code)]
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use slab::Slab;
 
 use crate::event::{AsyncResult, Event};
 use crate::greenlet::{Greenlet, GreenletError, GreenletRef};
@@ -20,51 +23,64 @@ use crate::queue::Queue;
 
 /// A group's members in the order they were added, with O(1) membership,
 /// insertion and removal (a server's handler group holds one member per
-/// connection: tens of thousands).
+/// connection: tens of thousands): a list linked by index through a slab,
+/// and the members' ids naming their nodes.
 #[derive(Default)]
 struct MemberSet {
-    /// Members by the order they were added; `None`: one that left since
-    /// (the holes are squeezed out once they are the majority).
-    order: Vec<Option<GreenletRef>>,
-    /// Each member's place in `order`.
-    index: HashMap<GreenletRef, usize>,
+    nodes: Slab<MemberNode>,
+    /// Node of each member, by greenlet id.
+    by_id: FxHashMap<u64, usize>,
+    /// The oldest and the newest member's nodes.
+    head: Option<usize>,
+    tail: Option<usize>,
+}
+
+struct MemberNode {
+    greenlet: GreenletRef,
+    prev: Option<usize>,
+    next: Option<usize>,
 }
 
 impl MemberSet {
     fn contains(&self, g: &GreenletRef) -> bool {
-        self.index.contains_key(g)
+        self.by_id.contains_key(&g.id())
     }
 
     fn len(&self) -> usize {
-        self.index.len()
+        self.by_id.len()
     }
 
     /// Adds `g` at the end; false if it is a member already.
     fn insert(&mut self, g: &GreenletRef) -> bool {
-        if self.contains(g) {
-            return false;
+        let Entry::Vacant(entry) = self.by_id.entry(g.id()) else { return false };
+        let node = self.nodes.insert(MemberNode { greenlet: g.clone(), prev: self.tail, next: None });
+        entry.insert(node);
+        match self.tail {
+            Some(t) => self.nodes[t].next = Some(node),
+            None => self.head = Some(node),
         }
-        self.index.insert(g.clone(), self.order.len());
-        self.order.push(Some(g.clone()));
+        self.tail = Some(node);
         true
     }
 
     /// Removes `g`; false if it was not a member.
     fn remove(&mut self, g: &GreenletRef) -> bool {
-        let Some(at) = self.index.remove(g) else { return false };
-        self.order[at] = None;
-        let holes = self.order.len() - self.index.len();
-        if holes > 16 && holes > self.index.len() {
-            self.order.retain(Option::is_some);
-            for (at, m) in self.order.iter().enumerate() {
-                *self.index.get_mut(m.as_ref().expect("holes were squeezed out")).expect("indexed") = at;
-            }
+        let Some(node) = self.by_id.remove(&g.id()) else { return false };
+        let MemberNode { prev, next, .. } = self.nodes.remove(node);
+        match prev {
+            Some(p) => self.nodes[p].next = next,
+            None => self.head = next,
+        }
+        match next {
+            Some(n) => self.nodes[n].prev = prev,
+            None => self.tail = prev,
         }
         true
     }
 
+    /// The members, oldest first.
     fn iter(&self) -> impl Iterator<Item = &GreenletRef> {
-        self.order.iter().flatten()
+        std::iter::successors(self.head, |&n| self.nodes[n].next).map(|n| &self.nodes[n].greenlet)
     }
 }
 
@@ -76,7 +92,7 @@ struct Members {
     slots: Option<Semaphore>,
     /// Members a `kill` asked to die already (gevent's `dying`): a later
     /// `kill` waits for them without killing them again.
-    dying: RefCell<HashSet<GreenletRef>>,
+    dying: RefCell<FxHashSet<GreenletRef>>,
 }
 
 impl Members {
@@ -92,7 +108,11 @@ impl Members {
         if !self.greenlets.borrow_mut().remove(g) {
             return;
         }
-        self.dying.borrow_mut().remove(g);
+        let mut dying = self.dying.borrow_mut();
+        if !dying.is_empty() {
+            dying.remove(g);
+        }
+        drop(dying);
         if let Some(slots) = &self.slots {
             slots.release();
         }
