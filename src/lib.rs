@@ -132,7 +132,7 @@ pub use greenlet::{Builder, Greenlet, GreenletError, GreenletRef};
 pub use pool::{iwait, wait, IWait, Waitable};
 pub use runtime::{
     catch_panic, getcurrent, is_interrupt, joinall, joinall_timeout, killall, killall_timeout, sleep, spawn,
-    spawn_later, yield_now,
+    spawn_later, try_joinall, yield_now,
 };
 pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
 pub use threadpool::spawn_blocking;

@@ -151,6 +151,26 @@ pub struct Pool {
     size: usize,
 }
 
+/// A [`Pool`] had no free slot for `try_add` / `add_timeout` /
+/// `try_spawn` (gevent's `PoolFull`); carries back what was not added (the
+/// closure of a `try_spawn`, else nothing).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolFull<F = ()>(pub F);
+
+impl<F> fmt::Debug for PoolFull<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PoolFull(..)")
+    }
+}
+
+impl<F> fmt::Display for PoolFull<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the pool is full")
+    }
+}
+
+impl<F> std::error::Error for PoolFull<F> {}
+
 impl Default for Group {
     fn default() -> Self {
         Group::new()
@@ -231,19 +251,31 @@ impl Group {
         }
         if let Some(slots) = &self.0.slots {
             slots.acquire();
-            // Another greenlet may have added it while this one waited.
-            if self.0.contains(g) {
-                slots.release();
-                return;
-            }
         }
-        self.0.greenlets.borrow_mut().insert(g);
+        self.enlist(g);
+    }
+
+    /// Makes `g` a member holding the slot just taken (of a `Pool`): gives
+    /// the slot back if another greenlet added it meanwhile, else links its
+    /// death to its leaving.
+    fn enlist(&self, g: &GreenletRef) {
+        if !self.0.greenlets.borrow_mut().insert(g) {
+            if let Some(slots) = &self.0.slots {
+                slots.release();
+            }
+            return;
+        }
         let members = Rc::downgrade(&self.0);
         g.link(move |dead| {
             if let Some(m) = members.upgrade() {
                 m.discard(dead);
             }
         });
+    }
+
+    /// True if `g` is a member (gevent's `greenlet in group`).
+    pub fn contains(&self, g: &impl AsRef<GreenletRef>) -> bool {
+        self.0.contains(g.as_ref())
     }
 
     /// Removes a greenlet from the group (it keeps running); frees its slot.
@@ -759,6 +791,90 @@ impl Pool {
     /// ```
     pub fn wait_available_timeout(&self, d: Duration) -> bool {
         self.slots().wait_timeout(d)
+    }
+
+    /// Adds a greenlet if a slot is free now, without waiting (gevent's
+    /// `add(greenlet, blocking=False)`); adding a member again does nothing
+    /// and succeeds.
+    ///
+    /// # Errors
+    /// [`PoolFull`] when every slot is taken.
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::pool::{Pool, PoolFull};
+    /// let pool = Pool::new(1);
+    /// let busy = gevent::spawn(|| gevent::sleep(std::time::Duration::from_millis(10)));
+    /// assert_eq!(pool.try_add(&busy), Ok(()));
+    /// let other = gevent::Greenlet::new(|| ());
+    /// assert_eq!(pool.try_add(&other), Err(PoolFull(())));
+    /// pool.join();
+    /// assert_eq!(pool.try_add(&other), Ok(()));
+    /// ```
+    pub fn try_add(&self, g: &impl AsRef<GreenletRef>) -> Result<(), PoolFull> {
+        let g = g.as_ref();
+        if self.contains(g) {
+            return Ok(());
+        }
+        if !self.slots().try_acquire() {
+            return Err(PoolFull(()));
+        }
+        self.group.enlist(g);
+        Ok(())
+    }
+
+    /// Adds a greenlet, waiting at most `d` for a free slot (gevent's
+    /// `add(greenlet, timeout=d)`).
+    ///
+    /// # Errors
+    /// [`PoolFull`] when no slot freed within `d`.
+    ///
+    /// # Blocking
+    /// While the pool is full, at most `d`.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
+    pub fn add_timeout(&self, g: &impl AsRef<GreenletRef>, d: Duration) -> Result<(), PoolFull> {
+        let g = g.as_ref();
+        if self.contains(g) {
+            return Ok(());
+        }
+        if !self.slots().acquire_timeout(d) {
+            return Err(PoolFull(()));
+        }
+        self.group.enlist(g);
+        Ok(())
+    }
+
+    /// Spawns `f` as a member if a slot is free now, without waiting
+    /// (gevent's `spawn` into a pool with `blocking=False`: a server
+    /// refusing work it has no room for).
+    ///
+    /// # Errors
+    /// [`PoolFull`] with `f` given back, unrun, when every slot is taken.
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::pool::Pool;
+    /// let pool = Pool::new(1);
+    /// let first = pool.try_spawn(|| 1).expect("a free slot");
+    /// let refused = pool.try_spawn(|| 2).unwrap_err();
+    /// assert_eq!(first.get(), Ok(1));
+    /// pool.join();
+    /// assert_eq!(pool.try_spawn(refused.0).expect("free again").get(), Ok(2));
+    /// ```
+    pub fn try_spawn<F, T>(&self, f: F) -> Result<Greenlet<T>, PoolFull<F>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        if !self.slots().try_acquire() {
+            return Err(PoolFull(f));
+        }
+        let g = Greenlet::new(f);
+        self.group.enlist(g.as_ref());
+        g.start();
+        Ok(g)
     }
 
     /// The pool as a group (every `Group` method applies).

@@ -116,6 +116,51 @@ where
     }
 }
 
+/// Waits until every greenlet given is dead, or one of them failed
+/// (gevent's `joinall(raise_error=True)`); the others keep running.
+///
+/// Greenlets are looked at in the order they die (those dead already
+/// first, in the order given). A killed greenlet has finished, not failed:
+/// gevent's `GreenletExit` is a result, not an error.
+///
+/// # Errors
+/// The error of the first greenlet found failed: `Panicked` with its
+/// message.
+///
+/// # Blocking
+/// Until all are dead or one failed.
+///
+/// # Panics
+/// In the main greenlet when nothing can ever finish them (LoopExit).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use gevent::GreenletError;
+/// let slow = gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)));
+/// let failing = gevent::spawn(|| -> u32 { panic!("no luck") });
+/// let err = gevent::try_joinall([slow.as_ref(), failing.as_ref()]).unwrap_err();
+/// assert_eq!(err, GreenletError::Panicked("no luck".into()));
+/// assert!(!slow.dead()); // not waited for
+/// slow.kill();
+/// assert_eq!(gevent::try_joinall([&slow]), Ok(())); // killed: finished
+/// ```
+pub fn try_joinall<I>(greenlets: I) -> Result<(), crate::GreenletError>
+where
+    I: IntoIterator,
+    I::Item: AsRef<GreenletRef>,
+{
+    let all: Vec<GreenletRef> = greenlets.into_iter().map(|g| g.as_ref().clone()).collect();
+    let objects: Vec<&dyn crate::Waitable> = all.iter().map(|g| g as &dyn crate::Waitable).collect();
+    for i in crate::iwait(&objects, None) {
+        match all[i].exception() {
+            None | Some(crate::GreenletError::Killed) => {}
+            Some(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Waits at most `timeout` for the greenlets to die; returns the ones that
 /// are dead by then, in the order given.
 ///

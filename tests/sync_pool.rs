@@ -504,3 +504,83 @@ fn members_keep_their_order_while_many_leave() {
     // The discarded ones were not members when they died: nothing else changed.
     assert_eq!(members.iter().filter_map(|g| g.value()).sum::<i32>(), (0..200).sum::<i32>());
 }
+
+/// gevent's `add(blocking=False)` / `add(timeout=)`: a full pool refuses at
+/// once (or after the timeout) and changes nothing; the refused closure of
+/// `try_spawn` comes back unrun; a slot that frees in time is taken.
+#[test]
+fn try_add_add_timeout_and_try_spawn_refuse_a_full_pool() {
+    use gevent::pool::PoolFull;
+    let pool = Pool::new(2);
+    let gate = Event::new();
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            pool.spawn({
+                let g = gate.clone();
+                move || g.wait()
+            })
+        })
+        .collect();
+    assert!(pool.is_full());
+    let ran = Rc::new(Cell::new(false));
+    let refused = pool
+        .try_spawn({
+            let r = ran.clone();
+            move || r.set(true)
+        })
+        .unwrap_err();
+    let outsider = gevent::Greenlet::new(|| ());
+    assert_eq!(pool.try_add(&outsider), Err(PoolFull(())));
+    assert_eq!(pool.add_timeout(&outsider, ms(5)), Err(PoolFull(())));
+    assert_eq!((pool.len(), pool.free_count()), (2, 0));
+    assert!(!pool.contains(&outsider) && pool.contains(&held[0]));
+    // A member again: no slot needed, nothing changes.
+    assert_eq!(pool.try_add(&held[1]), Ok(()));
+    assert_eq!(pool.add_timeout(&held[1], ms(1)), Ok(()));
+    assert_eq!(pool.len(), 2);
+    // A slot frees while add_timeout waits: it is taken.
+    let opener = gevent::spawn({
+        let g = gate.clone();
+        move || {
+            gevent::sleep(ms(2));
+            g.set();
+        }
+    });
+    assert_eq!(pool.add_timeout(&outsider, Duration::from_secs(5)), Ok(()));
+    assert!(pool.contains(&outsider));
+    outsider.start();
+    opener.join();
+    pool.join();
+    assert!(!ran.get(), "a refused closure never runs");
+    let late = pool.try_spawn(refused.0).expect("an empty pool has room");
+    late.join();
+    assert!(ran.get());
+    assert_eq!(pool.free_count(), 2);
+    assert_no_waiters();
+}
+
+/// An `add_timeout` killed while it waits for a slot takes none and adds
+/// nothing; the slot that frees later goes to the next waiter.
+#[test]
+fn a_killed_add_timeout_takes_no_slot() {
+    let pool = Pool::new(1);
+    let gate = Event::new();
+    let holder = pool.spawn({
+        let g = gate.clone();
+        move || g.wait()
+    });
+    let outsider = gevent::Greenlet::new(|| ());
+    let waiter = gevent::spawn({
+        let (p, o) = (pool.clone(), outsider.clone());
+        move || p.add_timeout(&o, Duration::from_secs(3600))
+    });
+    gevent::sleep(Duration::ZERO);
+    waiter.kill();
+    assert_eq!(waiter.exception(), Some(GreenletError::Killed));
+    gate.set();
+    holder.join();
+    pool.join();
+    assert_eq!((pool.len(), pool.free_count()), (0, 1));
+    assert!(!pool.contains(&outsider));
+    assert_no_waiters();
+}
