@@ -265,7 +265,9 @@ impl StreamServer {
     /// gevent's does).
     ///
     /// # Errors
-    /// `NotConnected` when called after `stop`.
+    /// `NotConnected` when called after `stop`. A fatal accept error is
+    /// not returned: it is reported on stderr, and `Ok` is returned (as
+    /// [`DatagramServer::serve_forever`] does).
     ///
     /// # Blocking
     /// Until the server is stopped by another greenlet (or a signal

@@ -516,6 +516,10 @@ macro_rules! options {
     ($t:ident) => {
         impl $t {
             /// Takes the socket's pending error (`SO_ERROR`), as std's.
+            ///
+            /// # Errors
+            /// The OS error of `getsockopt(2)` (not expected on an open
+            /// socket); the pending error itself is the `Ok(Some(_))` value.
             pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
                 self.sock.sock().take_error()
             }
@@ -525,11 +529,19 @@ macro_rules! options {
         options!($t);
         impl $t {
             /// The IP time-to-live of outgoing packets (`IP_TTL`).
+            ///
+            /// # Errors
+            /// The OS error of `getsockopt(2)` (not expected on an open
+            /// socket).
             pub fn ttl(&self) -> std::io::Result<u32> {
                 self.sock.sock().ttl_v4()
             }
 
             /// Sets the IP time-to-live of outgoing packets (`IP_TTL`).
+            ///
+            /// # Errors
+            /// `InvalidInput` for a `ttl` the kernel refuses (0, or above
+            /// 255); else the OS error of `setsockopt(2)`.
             pub fn set_ttl(&self, ttl: u32) -> std::io::Result<()> {
                 self.sock.sock().set_ttl_v4(ttl)
             }
@@ -542,18 +554,31 @@ macro_rules! timeouts {
         impl $t {
             /// Bounds each later read (`None`: no bound). A zero duration is
             /// refused with `InvalidInput`, as in std.
+            ///
+            /// # Errors
+            /// `InvalidInput` for `Some(Duration::ZERO)`; nothing else
+            /// (gevent keeps the timeout, not the kernel).
             pub fn set_read_timeout(&self, d: Option<std::time::Duration>) -> std::io::Result<()> {
                 self.sock.set_read_timeout(d)
             }
             /// Bounds each later write (see [`set_read_timeout`](Self::set_read_timeout)).
+            ///
+            /// # Errors
+            /// As [`set_read_timeout`](Self::set_read_timeout).
             pub fn set_write_timeout(&self, d: Option<std::time::Duration>) -> std::io::Result<()> {
                 self.sock.set_write_timeout(d)
             }
-            /// The read timeout.
+            /// The read timeout (`None`: reads wait without bound).
+            ///
+            /// # Errors
+            /// None (the `Result` is std's shape).
             pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
                 Ok(self.sock.read_timeout())
             }
-            /// The write timeout.
+            /// The write timeout (`None`: writes wait without bound).
+            ///
+            /// # Errors
+            /// None (the `Result` is std's shape).
             pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
                 Ok(self.sock.write_timeout())
             }

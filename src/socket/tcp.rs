@@ -37,6 +37,9 @@ impl TcpListener {
     /// (one per hub thread) share the port and the kernel spreads the
     /// connections among them.
     ///
+    /// # Errors
+    /// As [`bind`](Self::bind).
+    ///
     /// # Blocking
     /// Only while a host name resolves (on the thread pool); plain
     /// addresses bind at once.
@@ -58,6 +61,13 @@ impl TcpListener {
 
     /// Accepts a connection.
     ///
+    /// # Errors
+    /// `TimedOut` once the read timeout passes
+    /// ([`set_read_timeout`](Self::set_read_timeout)); `WouldBlock` in
+    /// non-blocking mode when no connection is queued; else the OS error of
+    /// `accept4(2)` (`EMFILE` or `ENFILE` when out of file descriptors,
+    /// `ConnectionAborted` for a peer gone before it was accepted, ...).
+    ///
     /// # Blocking
     /// Parks until a peer connects (bounded by the read timeout, if set).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
@@ -74,12 +84,21 @@ impl TcpListener {
     }
 
     /// The bound address.
+    ///
+    /// # Errors
+    /// The OS error of `getsockname(2)` (not expected on an open socket);
+    /// `InvalidData` for a socket that is not an IP one (made from another
+    /// family's fd).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         inet(self.sock.sock().local_addr()?)
     }
 
     /// A second handle on the same socket (a dup'd fd), sharing its
     /// timeouts.
+    ///
+    /// # Errors
+    /// The OS error of duplicating the fd (`fcntl(2)`): `EMFILE` or
+    /// `ENFILE` when out of file descriptors.
     pub fn try_clone(&self) -> io::Result<TcpListener> {
         Ok(TcpListener { sock: self.sock.try_clone()? })
     }
@@ -104,6 +123,21 @@ impl Iterator for Incoming<'_> {
 }
 
 /// A TCP connection whose reads and writes park only the calling greenlet.
+///
+/// # Examples
+/// A read timeout ends a read that waits too long with `TimedOut`:
+/// ```
+/// use std::io::{ErrorKind, Read};
+/// use std::time::Duration;
+/// use gevent::socket::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+/// let (_conn, _peer) = listener.accept().unwrap(); // sends nothing
+/// client.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+/// let err = client.read(&mut [0u8; 16]).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::TimedOut);
+/// ```
 #[derive(Debug)]
 pub struct TcpStream {
     pub(crate) sock: Sock,
@@ -125,6 +159,10 @@ impl TcpStream {
 
     /// Connects to `addr`, giving up after `d` (`TimedOut`).
     ///
+    /// # Errors
+    /// `InvalidInput` for a zero `d`; `TimedOut` once `d` passes; else the
+    /// OS error of `connect(2)` (`ConnectionRefused`, ...).
+    ///
     /// # Blocking
     /// Parks for at most `d`.
     pub fn connect_timeout(addr: &SocketAddr, d: Duration) -> io::Result<TcpStream> {
@@ -142,31 +180,62 @@ impl TcpStream {
     }
 
     /// The remote address.
+    ///
+    /// # Errors
+    /// `NotConnected` once the connection is closed (reset by the peer,
+    /// say); else the OS error of `getpeername(2)`.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         inet(self.sock.sock().peer_addr()?)
     }
 
     /// The local address.
+    ///
+    /// # Errors
+    /// The OS error of `getsockname(2)` (not expected on an open socket);
+    /// `InvalidData` for a socket that is not an IP one (made from another
+    /// family's fd).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         inet(self.sock.sock().local_addr()?)
     }
 
-    /// Shuts down the read half, the write half or both.
+    /// Shuts down the read half, the write half or both. Reads of a shut
+    /// read half then return 0 (the end of the stream) once the data
+    /// already received is read; writes on a shut write half fail with
+    /// `BrokenPipe`.
+    ///
+    /// # Errors
+    /// `NotConnected` once the connection is closed (reset by the peer,
+    /// say); else the OS error of `shutdown(2)`.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.shutdown(how)
     }
 
     /// Sets `TCP_NODELAY` (no Nagle delay for small writes).
+    ///
+    /// # Errors
+    /// The OS error of `setsockopt(2)` (not expected on an open TCP
+    /// socket).
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.sock.sock().set_tcp_nodelay(on)
     }
 
     /// Whether `TCP_NODELAY` is set.
+    ///
+    /// # Errors
+    /// The OS error of `getsockopt(2)` (not expected on an open TCP
+    /// socket).
     pub fn nodelay(&self) -> io::Result<bool> {
         self.sock.sock().tcp_nodelay()
     }
 
-    /// Reads without consuming (`MSG_PEEK`).
+    /// Reads without consuming (`MSG_PEEK`): the next read or peek gets
+    /// the same bytes. 0 at the end of the stream (or for an empty `buf`).
+    ///
+    /// # Errors
+    /// As a read: `TimedOut` once the read timeout passes
+    /// ([`set_read_timeout`](Self::set_read_timeout)); `WouldBlock` in
+    /// non-blocking mode when nothing has arrived; else the OS error of
+    /// `recv(2)` (`ConnectionReset`, ...).
     ///
     /// # Blocking
     /// As a read.
@@ -176,6 +245,10 @@ impl TcpStream {
 
     /// A second handle on the same connection (a dup'd fd). The handles
     /// share their timeouts, as std's do: one set on either applies to both.
+    ///
+    /// # Errors
+    /// The OS error of duplicating the fd (`fcntl(2)`): `EMFILE` or
+    /// `ENFILE` when out of file descriptors.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         Ok(TcpStream { sock: self.sock.try_clone()? })
     }

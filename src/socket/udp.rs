@@ -28,6 +28,12 @@ pub struct UdpSocket {
 impl UdpSocket {
     /// Binds to `addr` (host names resolve on the thread pool).
     ///
+    /// # Errors
+    /// Resolution errors (`InvalidInput` for a string that is no address,
+    /// or a name that resolves to none; the lookup's own for an unknown
+    /// host), else `bind(2)`'s (`AddrInUse`, `AddrNotAvailable`, ...); with
+    /// several addresses, the last one's.
+    ///
     /// # Blocking
     /// Only while a host name resolves (on the thread pool).
     pub fn bind<A: ToSocketAddrs + Sync>(addr: A) -> io::Result<UdpSocket> {
@@ -41,13 +47,27 @@ impl UdpSocket {
 
     /// Sets the default peer for [`send`](Self::send) and [`recv`](Self::recv).
     ///
+    /// # Errors
+    /// Resolution errors, as [`bind`](Self::bind)'s, else `connect(2)`'s
+    /// (`EAFNOSUPPORT` for an address of the other IP family,
+    /// `NetworkUnreachable`, ...); with several addresses, the last one's.
+    ///
     /// # Blocking
-    /// Only while a host name resolves (on the thread pool).
+    /// Only while a host name resolves (on the thread pool); the connect
+    /// itself does not wait for the peer, though on io_uring it goes
+    /// through the ring and may let other greenlets run first.
     pub fn connect<A: ToSocketAddrs + Sync>(&self, addr: A) -> io::Result<()> {
         each_addr(&resolve(addr)?, |a| self.sock.connect(&SockAddr::from(*a), None))
     }
 
     /// Sends `buf` to `addr` (its first resolved address).
+    ///
+    /// # Errors
+    /// Resolution errors, as [`bind`](Self::bind)'s; `TimedOut` once the
+    /// write timeout passes ([`set_write_timeout`](Self::set_write_timeout));
+    /// `WouldBlock` in non-blocking mode while the send buffer is full;
+    /// else the OS error of `sendmsg(2)` (`EMSGSIZE` for a datagram too
+    /// large, `EAFNOSUPPORT` for an address of the other IP family, ...).
     ///
     /// # Blocking
     /// Parks while a host name resolves (on the thread pool; an address,
@@ -58,7 +78,15 @@ impl UdpSocket {
         self.sock.send_to(buf, &SockAddr::from(a))
     }
 
-    /// Receives one datagram and its sender.
+    /// Receives one datagram and its sender. A datagram longer than `buf`
+    /// fills it; the rest is dropped.
+    ///
+    /// # Errors
+    /// `TimedOut` once the read timeout passes
+    /// ([`set_read_timeout`](Self::set_read_timeout)); `WouldBlock` in
+    /// non-blocking mode when no datagram is queued; else the OS error of
+    /// `recvmsg(2)` (on a connected socket, `ConnectionRefused` when the
+    /// peer refused an earlier datagram).
     ///
     /// # Blocking
     /// Parks until a datagram arrives (bounded by the read timeout).
@@ -69,6 +97,11 @@ impl UdpSocket {
 
     /// Sends to the connected peer.
     ///
+    /// # Errors
+    /// `EDESTADDRREQ` when not connected; `ConnectionRefused` when the peer
+    /// refused an earlier datagram; `TimedOut`, `WouldBlock` and the OS
+    /// errors of `send(2)` as for [`send_to`](Self::send_to).
+    ///
     /// # Blocking
     /// As [`send_to`](Self::send_to).
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
@@ -76,6 +109,9 @@ impl UdpSocket {
     }
 
     /// Receives from the connected peer.
+    ///
+    /// # Errors
+    /// As [`recv_from`](Self::recv_from), the OS error being `recv(2)`'s.
     ///
     /// # Blocking
     /// As [`recv_from`](Self::recv_from).
@@ -86,6 +122,9 @@ impl UdpSocket {
     /// Reads the next datagram without taking it: the next receive gets it
     /// again. A datagram longer than `buf` fills it (the rest is not lost).
     ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    ///
     /// # Blocking
     /// As [`recv`](Self::recv). A greenlet killed or timed out while parked
     /// here leaves the queue untouched.
@@ -94,6 +133,9 @@ impl UdpSocket {
     }
 
     /// As [`peek`](Self::peek), with the sender's address.
+    ///
+    /// # Errors
+    /// As [`recv_from`](Self::recv_from).
     ///
     /// # Blocking
     /// As [`recv_from`](Self::recv_from); a kill or timeout leaves the
@@ -116,27 +158,46 @@ impl UdpSocket {
     }
 
     /// The bound address.
+    ///
+    /// # Errors
+    /// The OS error of `getsockname(2)` (not expected on an open socket);
+    /// `InvalidData` for a socket that is not an IP one (made from another
+    /// family's fd).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         inet(self.sock.sock().local_addr()?)
     }
 
     /// Sets `SO_BROADCAST` (sending to a broadcast address allowed).
+    ///
+    /// # Errors
+    /// The OS error of `setsockopt(2)` (not expected on an open socket).
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
         self.sock.sock().set_broadcast(on)
     }
 
     /// Whether `SO_BROADCAST` is set.
+    ///
+    /// # Errors
+    /// The OS error of `getsockopt(2)` (not expected on an open socket).
     pub fn broadcast(&self) -> io::Result<bool> {
         self.sock.sock().broadcast()
     }
 
     /// The connected peer's address.
+    ///
+    /// # Errors
+    /// `NotConnected` when not connected; else the OS error of
+    /// `getpeername(2)`.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         inet(self.sock.sock().peer_addr()?)
     }
 
     /// A second handle on the same socket (a dup'd fd), sharing its
     /// timeouts.
+    ///
+    /// # Errors
+    /// The OS error of duplicating the fd (`fcntl(2)`): `EMFILE` or
+    /// `ENFILE` when out of file descriptors.
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         Ok(UdpSocket { sock: self.sock.try_clone()? })
     }
@@ -146,32 +207,52 @@ impl UdpSocket {
 impl UdpSocket {
     /// Sets whether multicast datagrams sent from this socket loop back to
     /// local sockets (`IP_MULTICAST_LOOP`).
+    ///
+    /// # Errors
+    /// The OS error of `setsockopt(2)` (not expected on an open socket).
     pub fn set_multicast_loop_v4(&self, multicast_loop_v4: bool) -> io::Result<()> {
         self.sock.sock().set_multicast_loop_v4(multicast_loop_v4)
     }
 
     /// Whether multicast datagrams loop back (`IP_MULTICAST_LOOP`).
+    ///
+    /// # Errors
+    /// The OS error of `getsockopt(2)` (not expected on an open socket).
     pub fn multicast_loop_v4(&self) -> io::Result<bool> {
         self.sock.sock().multicast_loop_v4()
     }
 
     /// Sets the time-to-live of outgoing multicast datagrams
     /// (`IP_MULTICAST_TTL`; 1 keeps them on the local network).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a TTL above 255; else the OS error of
+    /// `setsockopt(2)`.
     pub fn set_multicast_ttl_v4(&self, multicast_ttl_v4: u32) -> io::Result<()> {
         self.sock.sock().set_multicast_ttl_v4(multicast_ttl_v4)
     }
 
     /// The time-to-live of outgoing multicast datagrams (`IP_MULTICAST_TTL`).
+    ///
+    /// # Errors
+    /// The OS error of `getsockopt(2)` (not expected on an open socket).
     pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
         self.sock.sock().multicast_ttl_v4()
     }
 
     /// Sets whether IPv6 multicast datagrams loop back (`IPV6_MULTICAST_LOOP`).
+    ///
+    /// # Errors
+    /// The OS error of `setsockopt(2)`: `ENOPROTOOPT` on an IPv4 socket.
     pub fn set_multicast_loop_v6(&self, multicast_loop_v6: bool) -> io::Result<()> {
         self.sock.sock().set_multicast_loop_v6(multicast_loop_v6)
     }
 
     /// Whether IPv6 multicast datagrams loop back (`IPV6_MULTICAST_LOOP`).
+    ///
+    /// # Errors
+    /// The OS error of `getsockopt(2)`: `Unsupported` (`EOPNOTSUPP`) on an
+    /// IPv4 socket.
     pub fn multicast_loop_v6(&self) -> io::Result<bool> {
         self.sock.sock().multicast_loop_v6()
     }
@@ -188,16 +269,29 @@ impl UdpSocket {
 
     /// Joins the IPv6 multicast group `multiaddr` on interface index
     /// `interface` (0: the kernel picks one).
+    ///
+    /// # Errors
+    /// As the kernel's: `ENODEV` for an unknown interface index (or, with
+    /// 0, no multicast route), `EINVAL` when `multiaddr` is not a
+    /// multicast address, `ENOPROTOOPT` on an IPv4 socket.
     pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
         self.sock.sock().join_multicast_v6(multiaddr, interface)
     }
 
     /// Leaves a group joined with [`join_multicast_v4`](Self::join_multicast_v4).
+    ///
+    /// # Errors
+    /// `AddrNotAvailable` when the group was not joined there; else as
+    /// [`join_multicast_v4`](Self::join_multicast_v4).
     pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
         self.sock.sock().leave_multicast_v4(multiaddr, interface)
     }
 
     /// Leaves a group joined with [`join_multicast_v6`](Self::join_multicast_v6).
+    ///
+    /// # Errors
+    /// `AddrNotAvailable` when the group was not joined there; else as
+    /// [`join_multicast_v6`](Self::join_multicast_v6).
     pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
         self.sock.sock().leave_multicast_v6(multiaddr, interface)
     }

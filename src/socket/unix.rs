@@ -74,6 +74,11 @@ impl UnixListener {
 
     /// Accepts a connection.
     ///
+    /// # Errors
+    /// The OS error of `accept4(2)` (`EMFILE` or `ENFILE` when out of file
+    /// descriptors, ...). A Unix listener has no timeout and no
+    /// non-blocking mode here, so never `TimedOut` or `WouldBlock`.
+    ///
     /// # Blocking
     /// Parks until a peer connects.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
@@ -91,11 +96,18 @@ impl UnixListener {
     }
 
     /// A second handle on the same socket (a dup'd fd).
+    ///
+    /// # Errors
+    /// The OS error of duplicating the fd (`fcntl(2)`): `EMFILE` or
+    /// `ENFILE` when out of file descriptors.
     pub fn try_clone(&self) -> io::Result<UnixListener> {
         Ok(UnixListener { sock: self.sock.try_clone()? })
     }
 
     /// The bound address.
+    ///
+    /// # Errors
+    /// The OS error of `getsockname(2)` (not expected on an open socket).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         unix_addr(self.sock.as_fd(), false)
     }
@@ -121,6 +133,23 @@ impl Iterator for UnixIncoming<'_> {
 
 /// A Unix-domain stream whose reads and writes park only the calling
 /// greenlet.
+///
+/// # Examples
+/// ```
+/// use std::io::{Read, Write};
+/// use gevent::socket::UnixStream;
+///
+/// let (mut a, mut b) = UnixStream::pair().unwrap();
+/// // The reader parks in its own greenlet until `a` is closed.
+/// let reader = gevent::spawn(move || {
+///     let mut text = String::new();
+///     b.read_to_string(&mut text).unwrap();
+///     text
+/// });
+/// a.write_all(b"hello").unwrap();
+/// drop(a);
+/// assert_eq!(reader.get().unwrap(), "hello");
+/// ```
 #[derive(Debug)]
 pub struct UnixStream {
     pub(crate) sock: Sock,
@@ -157,28 +186,51 @@ impl UnixStream {
     }
 
     /// Two connected streams.
+    ///
+    /// # Errors
+    /// The OS error of `socketpair(2)`: `EMFILE` or `ENFILE` when out of
+    /// file descriptors.
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM.cloexec(), None)?;
         Ok((UnixStream { sock: Sock::new(a.into())? }, UnixStream { sock: Sock::new(b.into())? }))
     }
 
-    /// Shuts down the read half, the write half or both.
+    /// Shuts down the read half, the write half or both. Reads of a shut
+    /// read half then return 0 (the end of the stream) once the data
+    /// already received is read; writes on a shut write half fail with
+    /// `BrokenPipe`.
+    ///
+    /// # Errors
+    /// The OS error of `shutdown(2)` (not expected on an open socket, even
+    /// once the peer is gone).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.shutdown(how)
     }
 
-    /// The peer's address.
+    /// The peer's address (unnamed for an unbound peer, as a
+    /// [`pair`](Self::pair)'s).
+    ///
+    /// # Errors
+    /// The OS error of `getpeername(2)`: `NotConnected` for a socket that
+    /// never connected (made from such an fd).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         unix_addr(self.sock.as_fd(), true)
     }
 
     /// The local address.
+    ///
+    /// # Errors
+    /// The OS error of `getsockname(2)` (not expected on an open socket).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         unix_addr(self.sock.as_fd(), false)
     }
 
     /// A second handle on the same stream (a dup'd fd), sharing its
     /// timeouts.
+    ///
+    /// # Errors
+    /// The OS error of duplicating the fd (`fcntl(2)`): `EMFILE` or
+    /// `ENFILE` when out of file descriptors.
     pub fn try_clone(&self) -> io::Result<UnixStream> {
         Ok(UnixStream { sock: self.sock.try_clone()? })
     }

@@ -88,11 +88,19 @@ impl UnixDatagram {
     /// A socket bound to no address: it can send (its datagrams come from
     /// an unnamed address, which cannot be replied to) and, once
     /// connected, receive from its peer.
+    ///
+    /// # Errors
+    /// The OS error of `socket(2)`: `EMFILE` or `ENFILE` when out of file
+    /// descriptors.
     pub fn unbound() -> io::Result<UnixDatagram> {
         Ok(UnixDatagram { sock: Sock::for_domain(Domain::UNIX, Type::DGRAM)? })
     }
 
     /// Two sockets connected to each other.
+    ///
+    /// # Errors
+    /// The OS error of `socketpair(2)`: `EMFILE` or `ENFILE` when out of
+    /// file descriptors.
     pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
         let (a, b) = Socket::pair(Domain::UNIX, Type::DGRAM.cloexec(), None)?;
         Ok((UnixDatagram { sock: Sock::new(a.into())? }, UnixDatagram { sock: Sock::new(b.into())? }))
@@ -127,8 +135,10 @@ impl UnixDatagram {
     /// Sends `buf` as one datagram to the connected peer.
     ///
     /// # Errors
-    /// As std's: `ENOTCONN` unconnected, `EMSGSIZE` for a datagram larger
-    /// than the socket's send buffer.
+    /// As std's: `NotConnected` unconnected, `ConnectionRefused` once the
+    /// peer is closed, `EMSGSIZE` for a datagram larger than the socket's
+    /// send buffer; `TimedOut` once the write timeout passes;
+    /// `WouldBlock` in non-blocking mode while the peer's queue is full.
     ///
     /// # Blocking
     /// Parks while the peer's receive queue is full, at most the write
@@ -141,7 +151,8 @@ impl UnixDatagram {
     ///
     /// # Errors
     /// As std's (`ENOENT`, `ECONNREFUSED` when nothing is bound there);
-    /// `InvalidInput` when the path holds a NUL byte.
+    /// `InvalidInput` when the path holds a NUL byte; `TimedOut` and
+    /// `WouldBlock` as [`send`](Self::send).
     ///
     /// # Blocking
     /// As [`send`](Self::send).
@@ -164,6 +175,13 @@ impl UnixDatagram {
     /// Receives one datagram: its length, at most `buf.len()` (the rest of
     /// a longer one is dropped).
     ///
+    /// # Errors
+    /// `TimedOut` once the read timeout passes
+    /// ([`set_read_timeout`](Self::set_read_timeout)); `WouldBlock` in
+    /// non-blocking mode when no datagram is queued (even with receiving
+    /// shut down, where a blocking receive returns 0, as with std); else
+    /// the OS error of `recv(2)`.
+    ///
     /// # Blocking
     /// Parks until a datagram arrives, at most the read timeout (then
     /// `TimedOut`). A greenlet killed while parked here unwinds without the
@@ -176,6 +194,9 @@ impl UnixDatagram {
     /// Receives one datagram, as [`recv`](Self::recv), and its sender's
     /// address (unnamed for an unbound sender).
     ///
+    /// # Errors
+    /// As [`recv`](Self::recv), the OS error being `recvmsg(2)`'s.
+    ///
     /// # Blocking
     /// As [`recv`](Self::recv).
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
@@ -186,6 +207,9 @@ impl UnixDatagram {
     /// Reads the next datagram without taking it: the next receive gets it
     /// again.
     ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    ///
     /// # Blocking
     /// As [`recv`](Self::recv); a kill or timeout leaves the queue
     /// untouched.
@@ -195,6 +219,9 @@ impl UnixDatagram {
 
     /// As [`peek`](Self::peek), with the sender's address.
     ///
+    /// # Errors
+    /// As [`recv_from`](Self::recv_from).
+    ///
     /// # Blocking
     /// As [`peek`](Self::peek).
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
@@ -203,6 +230,9 @@ impl UnixDatagram {
     }
 
     /// The bound address (unnamed when unbound).
+    ///
+    /// # Errors
+    /// The OS error of `getsockname(2)` (not expected on an open socket).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         unix_addr(self.sock.as_fd(), false)
     }
@@ -220,12 +250,20 @@ impl UnixDatagram {
     ///
     /// Receiving shut down, a receive (and one parked meanwhile on this
     /// thread) returns 0, as std's blocking one does.
+    ///
+    /// # Errors
+    /// The OS error of `shutdown(2)` (not expected on an open socket,
+    /// connected or not).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.shutdown(how)
     }
 
     /// A second handle on the same socket (a dup'd fd), sharing its
     /// timeouts.
+    ///
+    /// # Errors
+    /// The OS error of duplicating the fd (`fcntl(2)`): `EMFILE` or
+    /// `ENFILE` when out of file descriptors.
     pub fn try_clone(&self) -> io::Result<UnixDatagram> {
         Ok(UnixDatagram { sock: self.sock.try_clone()? })
     }
