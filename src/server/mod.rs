@@ -179,7 +179,8 @@ impl StreamServer {
     }
 
     /// A server on an existing listener, which (with its clones) leaves
-    /// non-blocking mode if it was in it: the server waits for connections.
+    /// non-blocking mode if it was in it, and loses its read timeout: the
+    /// server waits for connections.
     ///
     /// # Panics
     /// If the listener has no local address (it is not bound).
@@ -189,8 +190,10 @@ impl StreamServer {
     {
         let addr = listener.local_addr().expect("gevent: a StreamServer needs a bound listener");
         // The accept loop waits for connections: in non-blocking mode it
-        // would poll (on Linux this cannot fail).
+        // would poll, with a read timeout it would time out again and again
+        // (on Linux neither call can fail).
         let _ = listener.set_nonblocking(false);
+        let _ = listener.set_read_timeout(None);
         StreamServer(Rc::new(Inner {
             listener: RefCell::new(Some(Rc::new(listener))),
             addr,
@@ -390,13 +393,14 @@ fn accept_loop(inner: &Inner) {
             }
             Err(e) => {
                 inner.accept_errors.set(inner.accept_errors.get() + 1);
-                if e.raw_os_error() != last_error
+                let this = Some((e.kind(), e.raw_os_error()));
+                if this != last_error
                     && !matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EPROTO | libc::EINTR))
                 {
                     // Once per run of one error (gevent logs each one).
                     report!("gevent: StreamServer({}) accept failed: {e}; retrying", inner.addr);
                 }
-                last_error = e.raw_os_error();
+                last_error = this;
                 if let Some(pause) = accept_pause(&e, &mut backoff) {
                     streak = 0;
                     crate::sleep(pause);

@@ -75,9 +75,10 @@ impl UnixListener {
     /// Accepts a connection.
     ///
     /// # Errors
-    /// The OS error of `accept4(2)` (`EMFILE` or `ENFILE` when out of file
-    /// descriptors, ...). A Unix listener has no timeout and no
-    /// non-blocking mode here, so never `TimedOut` or `WouldBlock`.
+    /// `TimedOut` once the read timeout (`set_read_timeout`) passes;
+    /// `WouldBlock` in non-blocking mode when no connection is queued;
+    /// else the OS error of `accept4(2)` (`EMFILE` or `ENFILE` when out of
+    /// file descriptors, ...).
     ///
     /// # Blocking
     /// Parks until a peer connects.
@@ -238,6 +239,7 @@ impl UnixStream {
 
 stream_io!(UnixStream);
 timeouts!(UnixStream);
+timeouts!(UnixListener);
 fd_traits!(UnixStream);
 fd_traits!(UnixListener);
 options!(UnixStream);

@@ -1,0 +1,57 @@
+//! Fixes from this session's review of the I/O API, on both backends: a
+//! server handed a listener with a read timeout, and a Unix listener's
+//! timeouts and non-blocking mode.
+
+mod io_common;
+
+use std::io::{ErrorKind, Read, Write};
+
+use gevent::server::StreamServer;
+use gevent::socket::{TcpListener, TcpStream, UnixListener, UnixStream};
+use io_common::{both, ms, LOCAL};
+
+/// A listener with a read timeout handed to a server loses it: the accept
+/// loop waits for connections instead of timing out (and counting an
+/// error) again and again.
+#[test]
+fn a_server_clears_its_listeners_read_timeout() {
+    both(|| {
+        let listener = TcpListener::bind(LOCAL).unwrap();
+        listener.set_read_timeout(Some(ms(1))).unwrap();
+        let server = StreamServer::from_listener(listener, |mut c, _| {
+            let mut b = [0u8; 4];
+            c.read_exact(&mut b).unwrap();
+            c.write_all(&b).unwrap();
+        });
+        server.start().unwrap();
+        gevent::sleep(ms(20));
+        let mut c = TcpStream::connect(server.local_addr()).unwrap();
+        c.write_all(b"ping").unwrap();
+        let mut b = [0u8; 4];
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"ping");
+        assert_eq!(server.accept_errors(), 0, "the accept loop timed out");
+        server.stop();
+    });
+}
+
+/// A Unix listener has the read timeout and non-blocking mode of a TCP
+/// one: `accept` gives `TimedOut` / `WouldBlock`, then serves a client.
+#[test]
+fn a_unix_listener_times_out_and_polls() {
+    both(|| {
+        let dir = std::env::temp_dir().join(format!("gevent-s11-{}-{}", std::process::id(), gevent::getcurrent().id()));
+        let listener = UnixListener::bind(&dir).unwrap();
+        listener.set_read_timeout(Some(ms(5))).unwrap();
+        assert_eq!(listener.read_timeout().unwrap(), Some(ms(5)));
+        let started = std::time::Instant::now();
+        assert_eq!(listener.accept().unwrap_err().kind(), ErrorKind::TimedOut);
+        assert!(started.elapsed() >= ms(5));
+        listener.set_read_timeout(None).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        assert_eq!(listener.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+        let _client = UnixStream::connect(&dir).unwrap();
+        assert!(listener.accept().is_ok());
+        std::fs::remove_file(&dir).unwrap();
+    });
+}
