@@ -67,3 +67,122 @@ fn try_joinall_counts_a_kill_as_finished_and_waits_for_all() {
     assert_eq!(gevent::try_joinall(Vec::<gevent::GreenletRef>::new()), Ok(()));
     assert_no_waiters();
 }
+
+/// test__queue `TestQueue.test_peek`, `test_peek_empty`,
+/// `test_peek_multi_greenlet`: a blocking peek sees the item put and leaves
+/// it; on an empty queue it times out (a waiter with a timeout), or is
+/// LoopExit in the main greenlet with nothing to put.
+#[test]
+fn peek_waits_for_an_item_and_leaves_it() {
+    use gevent::queue::{Empty, Queue};
+    let q = Queue::new();
+    q.put("hi");
+    assert_eq!(q.peek(), "hi");
+    assert_eq!(q.get(), "hi");
+
+    let waiter = gevent::spawn({
+        let q = q.clone();
+        move || q.peek_timeout(ms(10))
+    });
+    assert_eq!(waiter.get(), Ok(Err(Empty)));
+    assert_eq!(q.getters(), 0);
+
+    let q = Queue::new();
+    let peeker = gevent::spawn({
+        let q = q.clone();
+        move || q.peek()
+    });
+    gevent::sleep(Duration::ZERO);
+    assert_eq!(q.getters(), 1);
+    q.put(1);
+    assert_eq!(peeker.get(), Ok(1));
+    assert_eq!(q.peek(), 1);
+    assert_eq!(q.len(), 1);
+
+    let empty: Queue<u8> = Queue::new();
+    let loop_exit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| empty.peek()));
+    assert!(loop_exit.is_err(), "nothing can ever put: LoopExit");
+    assert_no_waiters();
+}
+
+/// Peekers wait in line with getters (gevent keeps both in `getters`): an
+/// item is shown to the peekers ahead of the getter that takes it, not to
+/// those behind it, who see the next item.
+#[test]
+fn peekers_see_items_in_line_with_getters() {
+    use gevent::queue::Queue;
+    let q = Queue::new();
+    let spawn_peek = |q: &Queue<&'static str>| {
+        gevent::spawn({
+            let q = q.clone();
+            move || q.peek()
+        })
+    };
+    let first = spawn_peek(&q);
+    let getter = gevent::spawn({
+        let q = q.clone();
+        move || q.get()
+    });
+    let behind = spawn_peek(&q);
+    gevent::sleep(Duration::ZERO);
+    assert_eq!(q.getters(), 3);
+    q.put("x");
+    gevent::sleep(Duration::ZERO);
+    assert_eq!((first.get(), getter.get()), (Ok("x"), Ok("x")));
+    assert!(!behind.dead(), "the getter ahead of it took x");
+    assert_eq!(q.len(), 0);
+    q.put("y");
+    assert_eq!(behind.get(), Ok("y"));
+    assert_eq!(q.get_nowait(), Ok("y"));
+    assert_no_waiters();
+}
+
+/// A getter handed an item and killed before it ran passes the item on:
+/// a peeker behind it is shown the item, which stays queued. A peeker
+/// killed while shown an item takes nothing from the queue.
+#[test]
+fn an_item_passed_on_by_a_killed_getter_is_shown_to_the_peeker_behind() {
+    use gevent::queue::{LifoQueue, Queue};
+    let q = Queue::new();
+    let getter = gevent::spawn({
+        let q = q.clone();
+        move || q.get()
+    });
+    let peeker = gevent::spawn({
+        let q = q.clone();
+        move || q.peek()
+    });
+    gevent::sleep(Duration::ZERO);
+    q.put(7);
+    getter.kill_nowait();
+    assert_eq!(peeker.get(), Ok(7));
+    assert_eq!(getter.exception(), Some(GreenletError::Killed));
+    assert_eq!(q.len(), 1);
+
+    let shown = gevent::spawn({
+        let q = q.clone();
+        move || {
+            q.get();
+            q.peek()
+        }
+    });
+    gevent::sleep(Duration::ZERO);
+    q.put(8);
+    shown.kill_nowait();
+    gevent::sleep(Duration::ZERO);
+    assert_eq!(q.get_nowait(), Ok(8));
+    assert!(q.is_empty());
+
+    // A LIFO queue shows the item a getter would take: the newest.
+    let lifo = LifoQueue::new();
+    let peeker = gevent::spawn({
+        let q = lifo.clone();
+        move || q.peek()
+    });
+    gevent::sleep(Duration::ZERO);
+    lifo.put(1);
+    lifo.put(2);
+    assert_eq!(peeker.get(), Ok(1));
+    assert_eq!(lifo.peek(), 2);
+    assert_no_waiters();
+}

@@ -42,7 +42,14 @@ pub(super) struct Core<T, S> {
     closed: Cell<bool>,
     /// Items that ever entered the queue (a `JoinableQueue`'s tasks).
     placed: Cell<u64>,
+    /// How a waiting peeker gets its copy of an item (set by the first
+    /// blocking `peek`, which alone knows that `T: Clone`).
+    copy: Cell<Option<fn(&T) -> T>>,
 }
+
+/// The tag bit of a getter-list waiter that only peeks: served a copy of
+/// the item, it takes nothing, and the item goes on to the next getter.
+const PEEK: usize = 1 << (usize::BITS - 1);
 
 /// A waiter's slot, freed on every exit path (a kill included).
 struct Slot<'a, T, S> {
@@ -76,6 +83,7 @@ impl<T, S: Store<T>> Core<T, S> {
             handed: RefCell::new(VecDeque::new()),
             closed: Cell::new(false),
             placed: Cell::new(0),
+            copy: Cell::new(None),
         }
     }
 
@@ -139,12 +147,26 @@ impl<T, S: Store<T>> Core<T, S> {
     /// Gives `item` to the longest-waiting getter, else stores it (at the
     /// front when it is one a getter could not take).
     fn offer(&self, item: T, front: bool) {
-        if let Some(key) = self.getters.notify_one_tag() {
+        if let Some(key) = self.next_getter(&item) {
             self.hand(key, item);
         } else if front {
             self.items.borrow_mut().push_front(item);
         } else {
             self.items.borrow_mut().push(item);
+        }
+    }
+
+    /// Pops the longest-waiting getter that takes an item, with `item` at
+    /// hand: the peekers waiting before it are each woken with a copy of
+    /// `item` (in gevent they run, and look, before that getter takes it).
+    fn next_getter(&self, item: &T) -> Option<usize> {
+        loop {
+            let tag = self.getters.notify_one_tag()?;
+            if tag & PEEK == 0 {
+                return Some(tag);
+            }
+            let copy = self.copy.get().expect("a peeker says how to copy an item");
+            self.slots.borrow_mut()[tag & !PEEK] = Some(copy(item));
         }
     }
 
@@ -199,11 +221,47 @@ impl<T, S: Store<T>> Core<T, S> {
         self.items.borrow().peek().cloned()
     }
 
+    /// A copy of the next item, waiting at most `timeout` (`None`: without
+    /// bound) for one to come. A peeker waits among the getters, in FIFO
+    /// order: an item put is shown (copied) to each peeker waiting before
+    /// the getter that takes it.
+    pub(super) fn peek_wait(&self, timeout: Option<Duration>) -> Result<T, Empty>
+    where
+        T: Clone,
+    {
+        if let Some(item) = self.peek() {
+            return Ok(item);
+        }
+        self.copy.set(Some(T::clone));
+        let deadline = timeout.map(|d| crate::timer::after(Instant::now(), d));
+        let mut left = timeout;
+        loop {
+            let slot = self.slot(None);
+            // Nothing to pass on: a copy shown to a peeker that leaves is
+            // nobody's loss.
+            if !self.getters.wait_tagged(slot.key | PEEK, left, &|| {}) {
+                return Err(Empty);
+            }
+            if let Some(item) = self.take_slot(slot.key) {
+                return Ok(item);
+            }
+            // Woken by `close` with nothing shown: look again, then wait on.
+            if let Some(item) = self.peek() {
+                return Ok(item);
+            }
+            left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|d| d.is_zero()) {
+                return Err(Empty);
+            }
+        }
+    }
+
     /// Puts without waiting; gives the item back when there is no room.
     pub(super) fn try_put(&self, item: T) -> Result<(), T> {
         if self.maxsize == Some(0) {
             // A rendezvous has no room: only a getter that takes the item
             // now (one about to unwind is passed over, and then nobody is).
+            // (A `Channel` has no `peek`: its getters all take.)
             return match self.getters.notify_one_tag() {
                 Some(key) => {
                     self.enter();
@@ -247,7 +305,11 @@ impl<T, S: Store<T>> Core<T, S> {
             let Some(i) = handed.iter().position(|&k| k == key) else { return };
             handed.remove(i);
             drop(handed);
-            if let Some(next) = self.getters.notify_one_tag() {
+            let next = match self.items.borrow().peek() {
+                Some(item) => self.next_getter(item),
+                None => None,
+            };
+            if let Some(next) = next {
                 self.handed.borrow_mut().push_back(next);
             }
             return;

@@ -184,6 +184,46 @@ macro_rules! queue_api {
                 self.0.peek().ok_or(Empty)
             }
 
+            /// A copy of the item `get` would take next, waiting while there
+            /// is none (gevent's `peek()`); the item stays in the queue.
+            ///
+            /// # Blocking
+            /// While empty. A peeker waits in line with the getters: an item
+            /// put is shown to every peeker that started waiting before the
+            /// getter that takes it (as gevent's `peek` sees it before that
+            /// getter runs).
+            ///
+            /// # Panics
+            /// From a hub callback; in the main greenlet when nothing can
+            /// ever put (LoopExit).
+            pub fn peek(&self) -> T
+            where
+                T: Clone,
+            {
+                match self.0.peek_wait(None) {
+                    Ok(item) => item,
+                    Err(Empty) => unreachable!("an unbounded wait for an item ends with one"),
+                }
+            }
+
+            /// As [`peek`](Self::peek), waiting at most `d` (gevent's
+            /// `peek(timeout=d)`).
+            ///
+            /// # Errors
+            /// [`Empty`] when no item came within `d`.
+            ///
+            /// # Blocking
+            /// As [`peek`](Self::peek), bounded by `d`.
+            ///
+            /// # Panics
+            /// From a hub callback (link callbacks must not block).
+            pub fn peek_timeout(&self, d: Duration) -> Result<T, Empty>
+            where
+                T: Clone,
+            {
+                self.0.peek_wait(Some(d))
+            }
+
             /// Items in the queue, those handed to woken getters that have
             /// not run yet included (gevent's `qsize`).
             pub fn len(&self) -> usize {
@@ -501,6 +541,37 @@ impl<T: 'static> JoinableQueue<T> {
         T: Clone,
     {
         self.0.queue.peek_nowait()
+    }
+
+    /// As [`Queue::peek`].
+    ///
+    /// # Blocking
+    /// As [`Queue::peek`].
+    ///
+    /// # Panics
+    /// As [`Queue::peek`].
+    pub fn peek(&self) -> T
+    where
+        T: Clone,
+    {
+        self.0.queue.peek()
+    }
+
+    /// As [`Queue::peek_timeout`].
+    ///
+    /// # Errors
+    /// As [`Queue::peek_timeout`].
+    ///
+    /// # Blocking
+    /// As [`Queue::peek_timeout`].
+    ///
+    /// # Panics
+    /// As [`Queue::peek_timeout`].
+    pub fn peek_timeout(&self, d: Duration) -> Result<T, Empty>
+    where
+        T: Clone,
+    {
+        self.0.queue.peek_timeout(d)
     }
 
     /// Items queued, those handed to woken getters that have not run yet
