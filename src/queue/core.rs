@@ -44,8 +44,11 @@ pub(super) struct Core<T, S> {
     placed: Cell<u64>,
     /// How a waiting peeker gets its copy of an item (set by the first
     /// blocking `peek`, which alone knows that `T: Clone`).
-    copy: Cell<Option<fn(&T) -> T>>,
+    copy: Cell<Option<CopyFn<T>>>,
 }
+
+/// Copies an item for a peeker (`T::clone`).
+type CopyFn<T> = fn(&T) -> T;
 
 /// The tag bit of a getter-list waiter that only peeks: served a copy of
 /// the item, it takes nothing, and the item goes on to the next getter.
