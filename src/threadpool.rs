@@ -10,7 +10,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::driver::blocking::{run_scoped, Job};
+use crate::driver::blocking::{run_scoped, submit_retrying, Delivery, Job};
 use crate::event::AsyncResult;
 
 struct State {
@@ -171,19 +171,44 @@ impl ThreadPool {
     }
 
     /// Runs `f` on a worker and returns at once; the result arrives in the
-    /// returned [`AsyncResult`] (a panic becomes its exception). `f` is
-    /// handed to the pool by a greenlet, so it starts once the caller
-    /// yields (any blocking call, or waiting on the result).
+    /// returned [`AsyncResult`] (a panic becomes its exception).
+    ///
+    /// `f` is queued at once: it runs as soon as a worker is free, whether
+    /// or not the caller ever yields (a job of another pool may spawn
+    /// here). The result is set by a greenlet of the caller's hub, so it
+    /// shows once that hub runs (the caller blocks, yields, or waits on
+    /// the result). If no worker can be started, that greenlet tries again
+    /// after pauses, and gives up with the result's exception.
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::threadpool::ThreadPool;
+    /// let pool = ThreadPool::new(1);
+    /// let sum = pool.spawn(|| (1..=10u32).sum::<u32>());
+    /// assert_eq!(sum.get(), Ok(55));
+    /// ```
     pub fn spawn<F, T>(&self, f: F) -> AsyncResult<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
         let result = AsyncResult::new();
+        let delivery = Delivery::new();
+        let to = delivery.clone();
+        let job: Job = Box::new(move || to.deliver(panic::catch_unwind(AssertUnwindSafe(f))));
+        let unqueued = self.submit(job).err();
         let (out, pool) = (result.clone(), self.share());
-        crate::spawn(move || match panic::catch_unwind(AssertUnwindSafe(|| pool.apply(f))) {
-            Ok(v) => out.set(v),
-            Err(p) => out.set_exception(crate::hub::panic_message(&*p)),
+        crate::spawn(move || {
+            if let Some(job) = unqueued {
+                if let Err(e) = submit_retrying(|job| pool.submit(job), job) {
+                    out.set_exception(e);
+                    return;
+                }
+            }
+            match delivery.wait() {
+                Ok(v) => out.set(v),
+                Err(p) => out.set_exception(crate::hub::panic_message(&*p)),
+            }
         });
         result
     }

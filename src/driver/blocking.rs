@@ -7,7 +7,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{remote_handle, RemoteWait};
+use super::{remote_handle, RemoteHandle, RemoteWait};
 
 /// A job for a worker thread.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -28,7 +28,7 @@ const SUBMIT_RETRIES: u32 = 9;
 /// # Blocking
 /// Until the job ran. Killed meanwhile, the greenlet still waits for the
 /// job to finish before it unwinds (the job borrows its stack).
-pub(crate) fn run_scoped<'a, F, T>(mut submit: impl FnMut(Job) -> Result<(), Job>, f: F) -> T
+pub(crate) fn run_scoped<'a, F, T>(submit: impl FnMut(Job) -> Result<(), Job>, f: F) -> T
 where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
@@ -55,22 +55,8 @@ where
     }
     // A job given back was never queued: holding it (and what it borrows)
     // across a pause, or dropping it on a kill, is all there is.
-    let mut job = job;
-    let mut pause = Duration::from_millis(1);
-    for attempt in 1.. {
-        match submit(job) {
-            Ok(()) => break,
-            Err(back) if attempt < SUBMIT_RETRIES => {
-                // Out of threads for now (EAGAIN): one may exit meanwhile.
-                job = back;
-                crate::sleep(pause);
-                pause *= 2;
-            }
-            Err(back) => {
-                drop(back);
-                panic!("gevent: cannot start a thread-pool worker (no worker is running; tried {attempt} times)");
-            }
-        }
+    if let Err(e) = submit_retrying(submit, job) {
+        panic!("{e}");
     }
     let finish = Finish(&wait);
     wait.wait();
@@ -81,6 +67,83 @@ where
         // panic hook: counted here, it is an unwind of this greenlet.
         crate::hub::resume_unwind(crate::hub::current_key(), payload)
     })
+}
+
+/// Hands `job` to `submit`, again after a cooperative pause (1 ms, then
+/// twice the last) each time it is given back, at most [`SUBMIT_RETRIES`]
+/// times; the error says why it gave up.
+///
+/// # Blocking
+/// During the pauses.
+pub(crate) fn submit_retrying(mut submit: impl FnMut(Job) -> Result<(), Job>, job: Job) -> Result<(), String> {
+    let mut job = job;
+    let mut pause = Duration::from_millis(1);
+    for attempt in 1.. {
+        match submit(job) {
+            Ok(()) => return Ok(()),
+            Err(back) if attempt < SUBMIT_RETRIES => {
+                // Out of threads for now (EAGAIN): one may exit meanwhile.
+                job = back;
+                crate::sleep(pause);
+                pause *= 2;
+            }
+            Err(back) => {
+                drop(back);
+                return Err(format!(
+                    "gevent: cannot start a thread-pool worker (no worker is running; tried {attempt} times)"
+                ));
+            }
+        }
+    }
+    unreachable!("the attempts are counted without end")
+}
+
+/// The result of an owned job, on its way from the worker to a greenlet of
+/// the hub that queued it. The job may finish before the greenlet waits:
+/// whichever comes second completes the hand-over.
+pub(crate) struct Delivery<T> {
+    state: Mutex<DeliveryState<T>>,
+}
+
+struct DeliveryState<T> {
+    result: Option<std::thread::Result<T>>,
+    /// The waiting greenlet's hub and token, once it waits.
+    waiter: Option<(RemoteHandle, u64)>,
+}
+
+impl<T: Send> Delivery<T> {
+    pub(crate) fn new() -> Arc<Delivery<T>> {
+        Arc::new(Delivery { state: Mutex::new(DeliveryState { result: None, waiter: None }) })
+    }
+
+    /// On the worker: stores the job's result and wakes the waiter, if one
+    /// waits already.
+    pub(crate) fn deliver(&self, r: std::thread::Result<T>) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.result = Some(r);
+        if let Some((remote, token)) = s.waiter.take() {
+            remote.complete(token);
+        }
+    }
+
+    /// In a greenlet of the hub: the job's result, waiting cooperatively
+    /// until it is there.
+    ///
+    /// # Blocking
+    /// Until the job finished; kills and timeouts unwind out of it (the
+    /// job runs on, its result is dropped).
+    pub(crate) fn wait(&self) -> std::thread::Result<T> {
+        let wait = RemoteWait::open();
+        {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(r) = s.result.take() {
+                return r;
+            }
+            s.waiter = Some((remote_handle(), wait.token()));
+        }
+        wait.wait();
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).result.take().expect("a completed job left its result")
+    }
 }
 
 #[cfg(test)]
