@@ -923,20 +923,25 @@ fn subprocess_nonblock_removed() {
 /// test__subprocess.py::TestPopen::test_nonblock_removed, with a
 /// cooperative socket as the child's stdin (`Popen(cmd, stdin=sock)`):
 /// gevent's `Popen` clears O_NONBLOCK on the child's fds 0-2 after the
-/// fork, so `grep text` blocks reading it.
+/// fork, so `grep text` blocks reading it. A clone of the socket the
+/// parent kept shares the (now blocking) open file, and its reads still
+/// only park the greenlet: one with a timeout times out.
 #[test]
-#[ignore = "divergence: a gevent socket handed to a child as stdin stays O_NONBLOCK; the child reads EAGAIN and exits"]
 fn subprocess_nonblock_removed_socket() {
     both(|| {
         let (a, _b) = UnixStream::pair().unwrap();
+        let kept = a.try_clone().unwrap();
         let mut p = Command::new("grep").arg("text").stdin(OwnedFd::from(a)).stderr(Stdio::null()).spawn().unwrap();
         gevent::sleep(ms(100));
         let status = p.try_wait().unwrap();
+        kept.set_read_timeout(Some(ms(10))).unwrap();
+        let read = (&kept).read(&mut [0u8; 4]).map_err(|e| e.kind());
         if status.is_none() {
             p.kill().unwrap();
             p.wait().unwrap();
         }
         assert_eq!(status, None, "grep saw a non-blocking stdin and exited");
+        assert_eq!(read, Err(ErrorKind::TimedOut));
     });
 }
 

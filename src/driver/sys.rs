@@ -66,6 +66,32 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }).map(drop)
 }
 
+/// Makes `cmd`'s child clear `O_NONBLOCK` on those of its fds 0, 1, 2
+/// that `which` names, after they were set up and before it executes the
+/// program (gevent's `_remove_nonblock_flag`): a program expects blocking
+/// stdio, and an fd taken out of a gevent socket is non-blocking. The flag
+/// belongs to the open file, so a copy the parent kept becomes blocking
+/// too (this crate's socket reads and writes pass `MSG_DONTWAIT` and do
+/// not mind).
+pub(crate) fn blocking_stdio_in_child(cmd: &mut std::process::Command, which: [bool; 3]) {
+    use std::os::unix::process::CommandExt;
+    let hook = move || {
+        for fd in (0..3).filter(|&fd| which[fd as usize]) {
+            // SAFETY: fcntl on an integer fd is async-signal-safe and
+            // touches no memory: allowed between fork and exec.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+            if flags >= 0 && flags & libc::O_NONBLOCK != 0 {
+                // SAFETY: as above.
+                unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) };
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook only calls fcntl (async-signal-safe), allocates
+    // nothing and takes no lock, as a closure run after fork must.
+    unsafe { cmd.pre_exec(hook) };
+}
+
 /// A non-blocking, close-on-exec eventfd.
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd takes no pointers; a new descriptor is ours to own.

@@ -34,6 +34,9 @@ pub struct Command {
     inner: std::process::Command,
     /// Which of stdin, stdout, stderr were configured explicitly.
     stdio_set: [bool; 3],
+    /// Those of them the child already makes blocking (its hook is
+    /// registered once per set of fds).
+    made_blocking: [bool; 3],
 }
 
 impl fmt::Debug for Command {
@@ -45,7 +48,7 @@ impl fmt::Debug for Command {
 impl Command {
     /// A command running `program` (looked up in `PATH` if it has no `/`).
     pub fn new(program: impl AsRef<OsStr>) -> Command {
-        Command { inner: std::process::Command::new(program), stdio_set: [false; 3] }
+        Command { inner: std::process::Command::new(program), stdio_set: [false; 3], made_blocking: [false; 3] }
     }
 
     /// Adds an argument.
@@ -100,7 +103,10 @@ impl Command {
     }
 
     /// Configures the child's stdin ([`Stdio::piped`] gives
-    /// [`Child::stdin`]).
+    /// [`Child::stdin`]). An fd handed over this way (a gevent socket's,
+    /// which is non-blocking) is made blocking in the child, as gevent's
+    /// `Popen` does; the flag is the open file's, shared with any copy the
+    /// parent kept (whose reads and writes here do not mind).
     pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
         self.inner.stdin(cfg);
         self.stdio_set[0] = true;
@@ -108,7 +114,8 @@ impl Command {
     }
 
     /// Configures the child's stdout ([`Stdio::piped`] gives
-    /// [`Child::stdout`]).
+    /// [`Child::stdout`]); an fd handed over is made blocking in the child
+    /// (see [`stdin`](Self::stdin)).
     pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
         self.inner.stdout(cfg);
         self.stdio_set[1] = true;
@@ -116,7 +123,8 @@ impl Command {
     }
 
     /// Configures the child's stderr ([`Stdio::piped`] gives
-    /// [`Child::stderr`]).
+    /// [`Child::stderr`]); an fd handed over is made blocking in the child
+    /// (see [`stdin`](Self::stdin)).
     pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
         self.inner.stderr(cfg);
         self.stdio_set[2] = true;
@@ -238,6 +246,13 @@ impl Command {
         }
         if !self.stdio_set[2] {
             self.inner.stderr(stderr());
+        }
+        // Stdio handed over explicitly may be a gevent socket's fd, which
+        // is non-blocking: the child makes it blocking (as gevent's Popen
+        // does). Only then, so a plain spawn keeps std's fast path.
+        if self.stdio_set != self.made_blocking {
+            crate::driver::sys::blocking_stdio_in_child(&mut self.inner, self.stdio_set);
+            self.made_blocking = self.stdio_set;
         }
         Child::from_std(self.inner.spawn()?)
     }
