@@ -55,3 +55,58 @@ fn a_unix_listener_times_out_and_polls() {
         std::fs::remove_file(&dir).unwrap();
     });
 }
+
+/// gevent's `started`, `closed` and `close()`: closing stops accepting
+/// (new connections are refused, `serve_forever` returns) and leaves the
+/// running handlers alone; a closed server cannot start again.
+#[test]
+fn close_stops_accepting_and_leaves_the_handlers_running() {
+    both(|| {
+        let server = StreamServer::new(LOCAL, |mut c, _| {
+            let mut b = [0u8; 4];
+            c.read_exact(&mut b).unwrap();
+            c.write_all(&b).unwrap();
+        })
+        .unwrap();
+        assert!(!server.started() && !server.closed());
+        let forever = gevent::spawn({
+            let s = server.clone();
+            move || s.serve_forever()
+        });
+        gevent::sleep(ms(1));
+        assert!(server.started());
+        let mut c = TcpStream::connect(server.local_addr()).unwrap();
+        while server.connections() == 0 {
+            gevent::sleep(ms(1));
+        }
+        server.close();
+        assert!(server.closed() && !server.started());
+        assert!(matches!(forever.into_result(), Ok(Ok(()))));
+        io_common::assert_refused_soon(server.local_addr());
+        // The handler still serves its client.
+        c.write_all(b"late").unwrap();
+        let mut b = [0u8; 4];
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"late");
+        assert_eq!(server.start().unwrap_err().kind(), ErrorKind::NotConnected);
+        server.stop();
+        assert_eq!(server.connections(), 0);
+    });
+}
+
+/// The same for a `DatagramServer`.
+#[test]
+fn a_datagram_server_closes_too() {
+    both(|| {
+        let server = gevent::server::DatagramServer::new(
+            LOCAL,
+            |_data: &[u8], _peer, _server: &gevent::server::DatagramServer| {},
+        )
+        .unwrap();
+        server.start().unwrap();
+        assert!(server.started() && !server.closed());
+        server.close();
+        assert!(server.closed() && !server.started());
+        assert_eq!(server.start().unwrap_err().kind(), ErrorKind::NotConnected);
+    });
+}

@@ -151,6 +151,30 @@ impl DatagramServer {
         self.stop_timeout(STOP_GRACE)
     }
 
+    /// True while the server receives: after [`start`](Self::start) (or
+    /// `serve_forever`), before [`stop`](Self::stop) or
+    /// [`close`](Self::close) (gevent's `started`).
+    pub fn started(&self) -> bool {
+        self.0.serving.serving()
+    }
+
+    /// True once the socket is closed (by `stop`, `close`, or a fatal
+    /// receive error); the server cannot start again (gevent's `closed`).
+    pub fn closed(&self) -> bool {
+        self.0.socket.borrow().is_none()
+    }
+
+    /// Stops receiving and closes the socket at once (`serve_forever`
+    /// returns), leaving the running handlers alone (gevent's `close`).
+    ///
+    /// # Blocking
+    /// While the receive loop unwinds (it is killed).
+    pub fn close(&self) {
+        self.0.serving.halt();
+        drop(self.0.socket.borrow_mut().take());
+        self.0.serving.stopped.set();
+    }
+
     /// Stops receiving at once (the socket closes; `serve_forever`
     /// returns), waits up to `grace` for running handlers (other than the
     /// caller, if a handler stops its own server), then kills the rest,
@@ -167,9 +191,7 @@ impl DatagramServer {
     /// [`stop_timeout`](Self::stop_timeout), not waiting for `caller`
     /// either (see `Serving::serve_forever`).
     fn stop_leaving_out(&self, grace: std::time::Duration, caller: Option<&crate::GreenletRef>) {
-        self.0.serving.halt();
-        drop(self.0.socket.borrow_mut().take());
-        self.0.serving.stopped.set();
+        self.close();
         stop_handlers(&self.0.handlers, grace, caller);
     }
 }

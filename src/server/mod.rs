@@ -131,6 +131,11 @@ impl Serving {
         Ok(())
     }
 
+    /// Serving now: started and not stopped or closed.
+    fn serving(&self) -> bool {
+        self.started() && !self.stopped.is_set()
+    }
+
     /// Kills the serving greenlet (no borrow is held across the kill: it
     /// switches).
     fn halt(&self) {
@@ -282,6 +287,49 @@ impl StreamServer {
         self.0.serving.serve_forever(|| self.start(), move |caller| me.stop_leaving_out(STOP_GRACE, Some(&caller)))
     }
 
+    /// True while the server accepts connections: after
+    /// [`start`](Self::start) (or `serve_forever`), before
+    /// [`stop`](Self::stop) or [`close`](Self::close) (gevent's `started`).
+    pub fn started(&self) -> bool {
+        self.0.serving.serving()
+    }
+
+    /// True once the listener is closed (by `stop`, `close`, or a fatal
+    /// accept error); the server cannot start again (gevent's `closed`).
+    pub fn closed(&self) -> bool {
+        self.0.listener.borrow().is_none()
+    }
+
+    /// Stops accepting and closes the listener at once (`serve_forever`
+    /// returns), leaving the running handlers alone (gevent's `close`;
+    /// [`stop`](Self::stop) also waits for them, then kills the rest).
+    ///
+    /// # Blocking
+    /// While the accept loop unwinds (it is killed).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::Read;
+    /// use gevent::server::StreamServer;
+    /// let server = StreamServer::new("127.0.0.1:0", |mut c, _| {
+    ///     let _ = c.read(&mut [0u8; 1]); // waits for its client
+    /// }).unwrap();
+    /// server.start().unwrap();
+    /// let client = gevent::socket::TcpStream::connect(server.local_addr()).unwrap();
+    /// while server.connections() == 0 {
+    ///     gevent::sleep(std::time::Duration::from_millis(1));
+    /// }
+    /// server.close();
+    /// assert!(server.closed() && !server.started());
+    /// assert_eq!(server.connections(), 1, "the handler runs on");
+    /// drop(client);
+    /// ```
+    pub fn close(&self) {
+        self.0.serving.halt();
+        drop(self.0.listener.borrow_mut().take());
+        self.0.serving.stopped.set();
+    }
+
     /// [`stop_timeout`](Self::stop_timeout) with gevent's one-second grace.
     ///
     /// # Blocking
@@ -309,11 +357,9 @@ impl StreamServer {
     /// [`stop_timeout`](Self::stop_timeout), not waiting for `caller`
     /// either (see `Serving::serve_forever`).
     fn stop_leaving_out(&self, grace: Duration, caller: Option<&GreenletRef>) {
-        self.0.serving.halt();
-        drop(self.0.listener.borrow_mut().take());
         // As gevent: closed first, so `serve_forever` returns even when a
         // handler stops its own server (it does not wait for itself).
-        self.0.serving.stopped.set();
+        self.close();
         let group = self.0.pool.as_ref().map_or(&self.0.handlers, |p| p.as_group());
         stop_handlers(group, grace, caller);
     }
