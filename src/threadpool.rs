@@ -170,6 +170,39 @@ impl ThreadPool {
         run_scoped(|job| self.submit(job), f)
     }
 
+    /// Runs `f` on every item on the workers (at most [`size`](Self::size)
+    /// at once) and returns the results in input order (gevent's
+    /// `ThreadPool.map`); the calling greenlet waits cooperatively.
+    ///
+    /// # Blocking
+    /// Until every item was done.
+    ///
+    /// # Panics
+    /// When `f` panicked on an item (gevent re-raises it), naming its
+    /// message.
+    ///
+    /// # Examples
+    /// ```
+    /// let pool = gevent::threadpool::ThreadPool::new(3);
+    /// let lens = pool.map(|s: &str| s.len(), ["a", "bb", "ccc"]);
+    /// assert_eq!(lens, [1, 2, 3]);
+    /// ```
+    pub fn map<A, T, F>(&self, f: F, items: impl IntoIterator<Item = A>) -> Vec<T>
+    where
+        F: Fn(A) -> T + Send + Sync + 'static,
+        A: Send + 'static,
+        T: Send + 'static,
+    {
+        let (f, pool) = (Arc::new(f), self.share());
+        crate::pool::Group::new().map(
+            move |item| {
+                let f = f.clone();
+                pool.apply(move || f(item))
+            },
+            items,
+        )
+    }
+
     /// Runs `f` on a worker and returns at once; the result arrives in the
     /// returned [`AsyncResult`] (a panic becomes its exception).
     ///

@@ -110,3 +110,34 @@ fn a_datagram_server_closes_too() {
         assert_eq!(server.start().unwrap_err().kind(), ErrorKind::NotConnected);
     });
 }
+
+/// gevent's `ThreadPool.map`: results in input order whatever the order
+/// the workers finish in, never more jobs at once than the pool's size,
+/// and a job's panic re-raised in the caller.
+#[test]
+fn threadpool_map_keeps_input_order_and_the_size() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    both(|| {
+        let pool = gevent::threadpool::ThreadPool::new(2);
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (n, m) = (now.clone(), most.clone());
+        let got = pool.map(
+            move |d: u64| {
+                let running = n.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(running, Ordering::SeqCst);
+                std::thread::sleep(ms(d));
+                n.fetch_sub(1, Ordering::SeqCst);
+                d
+            },
+            [30, 1, 20, 2],
+        );
+        assert_eq!(got, [30, 1, 20, 2]);
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.map(|x: u32| if x == 2 { panic!("two") } else { x }, [1, 2, 3])
+        }));
+        let msg = io_common::panic_text(&*failed.unwrap_err());
+        assert!(msg.contains("two"), "{msg}");
+    });
+}
