@@ -199,6 +199,7 @@ impl Group {
     ///
     /// # Blocking
     /// Only for a [`Pool`] that is full: until a slot frees.
+    #[doc(alias = "apply_async")]
     pub fn spawn<F, T>(&self, f: F) -> Greenlet<T>
     where
         F: FnOnce() -> T + 'static,
@@ -811,6 +812,7 @@ impl Pool {
     /// pool.join();
     /// assert_eq!(pool.try_add(&other), Ok(()));
     /// ```
+    #[doc(alias = "PoolFull")]
     pub fn try_add(&self, g: &impl AsRef<GreenletRef>) -> Result<(), PoolFull> {
         let g = g.as_ref();
         if self.contains(g) {

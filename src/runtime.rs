@@ -22,6 +22,7 @@ use crate::hub;
 /// # Panics
 /// If its control block cannot be made. (Its stack is mapped at its first
 /// run: if that fails, the greenlet dies unrun with an error saying so.)
+#[doc(alias = "spawn_raw")]
 pub fn spawn<F, T>(f: F) -> Greenlet<T>
 where
     F: FnOnce() -> T + 'static,
@@ -145,6 +146,7 @@ where
 /// slow.kill();
 /// assert_eq!(gevent::try_joinall([&slow]), Ok(())); // killed: finished
 /// ```
+#[doc(alias = "raise_error")]
 pub fn try_joinall<I>(greenlets: I) -> Result<(), crate::GreenletError>
 where
     I: IntoIterator,

@@ -92,6 +92,8 @@ pub(crate) fn older(a: u64, b: u64) -> bool {
 /// Blocks exactly as `f` does. Nested scopes each catch only their own
 /// deadline; when both are due, the one armed first fires first. A kill
 /// arriving meanwhile is not swallowed: it unwinds on through this scope.
+#[doc(alias = "Timeout")]
+#[doc(alias = "timeout")]
 pub fn with_timeout<F, T>(d: Duration, f: F) -> Result<T, Timeout>
 where
     F: FnOnce() -> T,

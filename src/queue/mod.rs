@@ -226,17 +226,20 @@ macro_rules! queue_api {
 
             /// Items in the queue, those handed to woken getters that have
             /// not run yet included (gevent's `qsize`).
+            #[doc(alias = "qsize")]
             pub fn len(&self) -> usize {
                 self.0.len()
             }
 
             /// True when no item is queued (items handed to woken getters
             /// included, as in [`len`](Self::len)).
+            #[doc(alias = "empty")]
             pub fn is_empty(&self) -> bool {
                 self.len() == 0
             }
 
             /// True when a bounded queue has no free slot.
+            #[doc(alias = "full")]
             pub fn is_full(&self) -> bool {
                 !self.0.has_room()
             }
@@ -576,16 +579,19 @@ impl<T: 'static> JoinableQueue<T> {
 
     /// Items queued, those handed to woken getters that have not run yet
     /// included (as [`Queue::len`]).
+    #[doc(alias = "qsize")]
     pub fn len(&self) -> usize {
         self.0.queue.len()
     }
 
     /// True when no item is queued.
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
         self.0.queue.is_empty()
     }
 
     /// True when a bounded queue has no free slot.
+    #[doc(alias = "full")]
     pub fn is_full(&self) -> bool {
         self.0.queue.is_full()
     }
@@ -770,16 +776,19 @@ impl<T: 'static> Channel<T> {
     /// it, when no other getter waited (the putter is done with it: it has
     /// returned, or is about to): it goes to the next getter. Waiting putters are
     /// [`putters`](Self::putters).
+    #[doc(alias = "qsize")]
     pub fn len(&self) -> usize {
         self.0.stored()
     }
 
     /// True when no item waits in the channel (see [`len`](Self::len)).
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Always true: a put waits for a getter (as gevent's `full`).
+    #[doc(alias = "full")]
     pub fn is_full(&self) -> bool {
         true
     }
