@@ -131,7 +131,7 @@ mod wait;
 pub use greenlet::{Builder, Greenlet, GreenletError, GreenletRef};
 pub use pool::{iwait, wait, IWait, Waitable};
 pub use runtime::{
-    catch_panic, getcurrent, is_interrupt, joinall, joinall_timeout, killall, killall_timeout, sleep, spawn,
+    catch_panic, getcurrent, idle, is_interrupt, joinall, joinall_timeout, killall, killall_timeout, sleep, spawn,
     spawn_later, try_joinall, yield_now,
 };
 pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};

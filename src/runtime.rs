@@ -100,6 +100,30 @@ pub fn getcurrent() -> GreenletRef {
     hub::current_ref()
 }
 
+/// Waits until the hub has nothing else to do: every other greenlet is
+/// blocked, no timer is due and no I/O is at hand (gevent's `idle()`).
+/// Greenlets waiting here resume together, in the order they came.
+///
+/// # Blocking
+/// While anything else can run. Never LoopExit: with nothing else to do,
+/// it returns.
+///
+/// # Panics
+/// From a hub callback (link callbacks must not block).
+///
+/// # Examples
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// let steps = Rc::new(Cell::new(0));
+/// let s = steps.clone();
+/// gevent::spawn(move || for _ in 0..3 { s.set(s.get() + 1); gevent::yield_now() });
+/// gevent::idle();
+/// assert_eq!(steps.get(), 3); // the busy greenlet ran to its end first
+/// ```
+pub fn idle() {
+    hub::idle()
+}
+
 /// Waits until every greenlet given is dead.
 ///
 /// # Blocking

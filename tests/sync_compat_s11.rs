@@ -186,3 +186,51 @@ fn an_item_passed_on_by_a_killed_getter_is_shown_to_the_peeker_behind() {
     assert_eq!(lifo.peek(), 2);
     assert_no_waiters();
 }
+
+/// gevent's `idle()`: resumes once every other greenlet is blocked (a
+/// timer not yet due does not count), idlers together in FIFO order; with
+/// nothing else to do it returns (no LoopExit); a killed idler leaves.
+#[test]
+fn idle_waits_until_nothing_else_can_run() {
+    use core_common::Trace;
+    let trace = Trace::new();
+    let busy = gevent::spawn({
+        let t = trace.clone();
+        move || {
+            for i in 0..3 {
+                t.push(format!("busy {i}"));
+                gevent::yield_now();
+            }
+        }
+    });
+    let sleeper = gevent::spawn({
+        let t = trace.clone();
+        move || {
+            gevent::sleep(ms(5));
+            t.push("slept".into())
+        }
+    });
+    let idlers: Vec<_> = (0..2)
+        .map(|i| {
+            gevent::spawn({
+                let t = trace.clone();
+                move || {
+                    gevent::idle();
+                    t.push(format!("idle {i}"))
+                }
+            })
+        })
+        .collect();
+    let killed = gevent::spawn(|| gevent::idle());
+    gevent::sleep(Duration::ZERO);
+    killed.kill();
+    gevent::idle();
+    trace.push("main".into());
+    assert_eq!(trace.get(), ["busy 0", "busy 1", "busy 2", "idle 0", "idle 1", "main"]);
+    assert!(busy.dead() && !sleeper.dead());
+    sleeper.join();
+    gevent::joinall(&idlers);
+    gevent::idle(); // nothing else at all: returns
+    assert_eq!(killed.exception(), Some(GreenletError::Killed));
+    assert_no_waiters();
+}

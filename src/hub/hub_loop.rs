@@ -40,6 +40,17 @@ impl Hub {
                     if !core.ready.is_empty() {
                         continue;
                     }
+                    if self.idlers.len() > 0 {
+                        // Idle greenlets run when nothing else would:
+                        // once the I/O at hand was collected, and none was.
+                        if !looked && self.driver.busy() {
+                            looked = true;
+                            self.driver.poll(Some(std::time::Duration::ZERO), &mut |g| core.unpark_io(g));
+                            continue;
+                        }
+                        self.idlers.notify_all_in(&mut core);
+                        continue;
+                    }
                     let deadline = core.timers.next_deadline();
                     if deadline.is_none() && !self.driver.waiting() {
                         // Nothing waits for I/O, but something may have

@@ -34,6 +34,14 @@ pub(crate) use interrupt::{
 pub(crate) use life::{create, discard_payload, discard_unstarted, exit_current, join, kill, schedule_links, start};
 pub(crate) use life::{drop_local_everywhere, forget_local, panic_message, put_local, take_local};
 pub(crate) use sched::{current_key, current_ref, park, sleep, yield_in_greenlet, yield_now, yield_woken_in_greenlet};
+
+/// Parks the current greenlet until the hub has nothing else to do: no
+/// greenlet ready, no timer due, no I/O at hand (gevent's `idle()`; see
+/// `gevent::idle`).
+pub(crate) fn idle() {
+    let idlers = with(|h| h.idlers.clone());
+    idlers.wait(None, &|| {});
+}
 use sched::{Core, State};
 pub(crate) use waiters::Waiters;
 
@@ -100,6 +108,8 @@ pub(crate) struct Hub {
     /// (listed fd, the set's eventfd) of every `select` waiting on a
     /// private epoll set (see [`SelectWatch`]).
     selects: RefCell<Vec<(std::os::fd::RawFd, std::os::fd::RawFd)>>,
+    /// Greenlets in [`idle`]: woken when nothing else is ready.
+    idlers: std::rc::Rc<Waiters>,
 }
 
 struct HubOwner;
@@ -336,6 +346,7 @@ fn create_hub() -> *const Hub {
         signals: RefCell::default(),
         default_pool: RefCell::new(None),
         selects: RefCell::new(Vec::new()),
+        idlers: std::rc::Rc::default(),
     });
     // The chunks mapped above (the default class, the hub's stack).
     hub.guards.sync(&hub.stacks.borrow());

@@ -188,6 +188,13 @@ impl Waiters {
         n
     }
 
+    /// Wakes every greenlet waiting now, in FIFO order, from the hub loop
+    /// (which holds the core already).
+    pub(super) fn notify_all_in(&self, core: &mut super::sched::Core) -> usize {
+        let core = &mut *core;
+        self.list.drain(&mut core.waits, |k| super::sched::unpark(&mut core.hot, &mut core.ready, k, false))
+    }
+
     /// True once a `notify_all` woke anyone (then a wait that finds its
     /// condition met checks [`behind_woken`](Self::behind_woken)).
     #[inline(always)]
