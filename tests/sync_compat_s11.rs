@@ -221,7 +221,7 @@ fn idle_waits_until_nothing_else_can_run() {
             })
         })
         .collect();
-    let killed = gevent::spawn(|| gevent::idle());
+    let killed = gevent::spawn(gevent::idle);
     gevent::sleep(Duration::ZERO);
     killed.kill();
     gevent::idle();
