@@ -20,7 +20,8 @@
 //!   moment it runs* (LIFO: the newest item; PriorityQueue: the smallest;
 //!   JoinableQueue/Channel: FIFO), so a woken getter takes what is on top
 //!   when it resumes, not what was put when it was woken; `peek_nowait`
-//!   shows that item; `_nowait` calls fail exactly when the model says;
+//!   shows the queue's front (an item handed to a getter that has not run
+//!   yet included); `_nowait` calls fail exactly when the model says;
 //!   puts complete at once when there is room (a Channel's, handing the
 //!   item to a waiting getter, then yields: it resumes after the getter),
 //!   a waiting putter's item moves in as soon as a slot frees;
@@ -656,9 +657,14 @@ impl M {
         }
     }
 
+    /// The queue's front item: the one handed to the getter woken first
+    /// (FIFO: in its slot), else the store's top, promised or not (it is
+    /// still in the queue, as `len` counts it).
     fn peek(&self, e: &Env) -> Option<Item> {
-        if self.unpromised(e) == 0 {
-            return None;
+        if !e.twr() {
+            if let Some(&(_, item)) = self.handed.first() {
+                return item;
+            }
         }
         self.top_index(e).map(|i| self.store[i])
     }

@@ -3,10 +3,13 @@
 
 mod core_common;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use core_common::{assert_no_waiters, ms};
 use gevent::event::Event;
+use gevent::queue::{Empty, LifoQueue, PriorityQueue, Queue};
 use gevent::GreenletError;
 
 fn fail(msg: &'static str) -> gevent::Greenlet<()> {
@@ -173,7 +176,8 @@ fn an_item_passed_on_by_a_killed_getter_is_shown_to_the_peeker_behind() {
     assert_eq!(q.get_nowait(), Ok(8));
     assert!(q.is_empty());
 
-    // A LIFO queue shows the item a getter would take: the newest.
+    // A LIFO queue shows the item a getter would take when the peeker
+    // runs: the newest (gevent's unlock runs once the putter yields).
     let lifo = LifoQueue::new();
     let peeker = gevent::spawn({
         let q = lifo.clone();
@@ -182,7 +186,7 @@ fn an_item_passed_on_by_a_killed_getter_is_shown_to_the_peeker_behind() {
     gevent::sleep(Duration::ZERO);
     lifo.put(1);
     lifo.put(2);
-    assert_eq!(peeker.get(), Ok(1));
+    assert_eq!(peeker.get(), Ok(2));
     assert_eq!(lifo.peek(), 2);
     assert_no_waiters();
 }
@@ -233,4 +237,143 @@ fn idle_waits_until_nothing_else_can_run() {
     gevent::idle(); // nothing else at all: returns
     assert_eq!(killed.exception(), Some(GreenletError::Killed));
     assert_no_waiters();
+}
+
+// Blocking peek, from this session's review.
+
+/// (From this session's review.) gevent: `q.put(1)` with a getter
+/// waiting, then `q.peek()` returns 1 at once (qsize() == 1; the getter
+/// has not run): peek sees an item handed to a getter that has not run.
+#[test]
+fn peek_waits_while_len_is_one_item_handed_to_a_getter() {
+    let q: Queue<u32> = Queue::new();
+    let getter = gevent::spawn({
+        let q = q.clone();
+        move || q.get()
+    });
+    gevent::yield_now(); // the getter waits
+    q.put(1);
+    assert_eq!(q.len(), 1, "qsize counts the handed item");
+    // gevent's peek(): returns 1 at once.
+    let seen = q.peek_timeout(ms(50));
+    assert_eq!(getter.get(), Ok(1));
+    assert_eq!(seen, Ok(1), "peek with len()==1 must not report Empty / wait for a later item");
+}
+
+/// Same, unbounded `peek()`: returns 1 (it waited for an item that never
+/// came: LoopExit in the main greenlet).
+#[test]
+fn blocking_peek_with_len_one_never_returns() {
+    let q: Queue<u32> = Queue::new();
+    let _getter = gevent::spawn({
+        let q = q.clone();
+        move || q.get()
+    });
+    gevent::yield_now();
+    q.put(1);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| q.peek()));
+    assert_eq!(r.ok(), Some(1), "gevent's peek() returns the item qsize() counts");
+}
+
+/// A PriorityQueue peeker sees the item `get` takes next when it runs
+/// (gevent's peeker runs `_peek`, the smallest), not the first offered.
+#[test]
+fn priority_peeker_is_shown_an_item_get_does_not_take_next() {
+    let q: PriorityQueue<u32> = PriorityQueue::new();
+    let peeker = gevent::spawn({
+        let q = q.clone();
+        move || q.peek()
+    });
+    gevent::yield_now();
+    q.put(5);
+    q.put(1);
+    let seen = peeker.get().unwrap();
+    assert_eq!(q.peek_nowait(), Ok(1));
+    assert_eq!(seen, 1, "peek must return what get would take next (gevent: 1)");
+}
+
+/// A peeker in front of a getter on a PriorityQueue sees the item the
+/// getter behind it takes.
+#[test]
+fn priority_peeker_and_getter_disagree() {
+    let q: PriorityQueue<u32> = PriorityQueue::new();
+    let peeker = gevent::spawn({
+        let q = q.clone();
+        move || q.peek()
+    });
+    let getter = gevent::spawn({
+        let q = q.clone();
+        move || q.get()
+    });
+    gevent::yield_now();
+    q.put(5);
+    q.put(1);
+    let (p, g) = (peeker.get().unwrap(), getter.get().unwrap());
+    assert_eq!(p, g, "peeker saw {p}, the getter behind it took {g} (gevent: both 1)");
+}
+
+/// LifoQueue: the same, the newest item.
+#[test]
+fn lifo_peeker_is_shown_an_item_get_does_not_take_next() {
+    let q: LifoQueue<u32> = LifoQueue::new();
+    let peeker = gevent::spawn({
+        let q = q.clone();
+        move || q.peek()
+    });
+    gevent::yield_now();
+    q.put(1);
+    q.put(2);
+    let seen = peeker.get().unwrap();
+    assert_eq!(q.peek_nowait(), Ok(2));
+    assert_eq!(seen, 2, "gevent's LifoQueue.peek() returns queue[-1] == 2");
+}
+
+/// FIFO sanity: peekers never steal or duplicate; counts stay exact.
+#[test]
+fn fifo_peekers_do_not_steal_and_counts_are_exact() {
+    let q: Queue<u32> = Queue::bounded(2);
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let mut gs = Vec::new();
+    for i in 0..6 {
+        let (q, log) = (q.clone(), log.clone());
+        gs.push(gevent::spawn(move || {
+            if i % 2 == 0 {
+                let v = q.peek();
+                log.borrow_mut().push(format!("p{i}:{v}"));
+            } else {
+                let v = q.get();
+                log.borrow_mut().push(format!("g{i}:{v}"));
+            }
+        }));
+    }
+    gevent::yield_now();
+    assert_eq!(q.getters(), 6);
+    for v in 10..13 {
+        q.put(v);
+    }
+    gevent::joinall(&gs);
+    assert_eq!(*log.borrow(), ["p0:10", "g1:10", "p2:11", "g3:11", "p4:12", "g5:12"]);
+    assert_eq!(q.len(), 0);
+    assert_eq!(q.getters(), 0);
+}
+
+/// A killed peeker leaves no trace; a timed-out one neither.
+#[test]
+fn killed_and_timed_out_peekers_leave_no_trace() {
+    let q: Queue<u32> = Queue::new();
+    let p1 = gevent::spawn({
+        let q = q.clone();
+        move || q.peek()
+    });
+    let p2 = gevent::spawn({
+        let q = q.clone();
+        move || q.peek_timeout(ms(1))
+    });
+    gevent::yield_now();
+    q.put(7); // both woken; kill p1 before it runs
+    p1.kill();
+    assert_eq!(p2.get(), Ok(Ok(7)));
+    assert_eq!(q.get_nowait(), Ok(7));
+    assert_eq!(q.peek_timeout(ms(1)), Err(Empty));
+    assert_eq!(q.getters(), 0);
 }

@@ -71,8 +71,9 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
 /// program (gevent's `_remove_nonblock_flag`): a program expects blocking
 /// stdio, and an fd taken out of a gevent socket is non-blocking. The flag
 /// belongs to the open file, so a copy the parent kept becomes blocking
-/// too (this crate's socket reads and writes pass `MSG_DONTWAIT` and do
-/// not mind).
+/// too: this crate's socket reads and writes pass `MSG_DONTWAIT` and do
+/// not mind, but an accept on a kept listener, or a read or write of a
+/// kept pipe end, can then block the hub thread (on epoll).
 pub(crate) fn blocking_stdio_in_child(cmd: &mut std::process::Command, which: [bool; 3]) {
     use std::os::unix::process::CommandExt;
     let hook = move || {

@@ -42,17 +42,12 @@ pub(super) struct Core<T, S> {
     closed: Cell<bool>,
     /// Items that ever entered the queue (a `JoinableQueue`'s tasks).
     placed: Cell<u64>,
-    /// How a waiting peeker gets its copy of an item (set by the first
-    /// blocking `peek`, which alone knows that `T: Clone`).
-    copy: Cell<Option<CopyFn<T>>>,
 }
 
-/// Copies an item for a peeker (`T::clone`).
-type CopyFn<T> = fn(&T) -> T;
-
-/// The tag bit of a getter-list waiter that only peeks: served a copy of
-/// the item, it takes nothing, and the item goes on to the next getter.
-const PEEK: usize = 1 << (usize::BITS - 1);
+/// The tag of a getter-list waiter that only peeks (a getter's tag is its
+/// slot, never this high): woken as an item comes, it takes nothing, and
+/// the item goes on to the next getter; it looks when it runs.
+const PEEK: usize = usize::MAX;
 
 /// A waiter's slot, freed on every exit path (a kill included).
 struct Slot<'a, T, S> {
@@ -86,7 +81,6 @@ impl<T, S: Store<T>> Core<T, S> {
             handed: RefCell::new(VecDeque::new()),
             closed: Cell::new(false),
             placed: Cell::new(0),
-            copy: Cell::new(None),
         }
     }
 
@@ -150,7 +144,7 @@ impl<T, S: Store<T>> Core<T, S> {
     /// Gives `item` to the longest-waiting getter, else stores it (at the
     /// front when it is one a getter could not take).
     fn offer(&self, item: T, front: bool) {
-        if let Some(key) = self.next_getter(&item) {
+        if let Some(key) = self.next_getter() {
             self.hand(key, item);
         } else if front {
             self.items.borrow_mut().push_front(item);
@@ -159,17 +153,16 @@ impl<T, S: Store<T>> Core<T, S> {
         }
     }
 
-    /// Pops the longest-waiting getter that takes an item, with `item` at
-    /// hand: the peekers waiting before it are each woken with a copy of
-    /// `item` (in gevent they run, and look, before that getter takes it).
-    fn next_getter(&self, item: &T) -> Option<usize> {
+    /// Pops the longest-waiting getter that takes an item; the peekers
+    /// waiting before it are woken on the way (in gevent they run, and
+    /// look, before that getter takes the item: here they run first, in
+    /// FIFO order, and look then).
+    fn next_getter(&self) -> Option<usize> {
         loop {
             let tag = self.getters.notify_one_tag()?;
-            if tag & PEEK == 0 {
+            if tag != PEEK {
                 return Some(tag);
             }
-            let copy = self.copy.get().expect("a peeker says how to copy an item");
-            self.slots.borrow_mut()[tag & !PEEK] = Some(copy(item));
         }
     }
 
@@ -214,20 +207,25 @@ impl<T, S: Store<T>> Core<T, S> {
         }
     }
 
+    /// A copy of the queue's front item: the one handed to the getter
+    /// woken first, if it has not run yet, else the store's next (promised
+    /// or not: it counts in `len`, as in gevent's `qsize`).
     pub(super) fn peek(&self) -> Option<T>
     where
         T: Clone,
     {
-        if self.unpromised() == 0 {
-            return None;
+        if !S::TAKE_WHEN_RUN {
+            if let Some(&key) = self.handed.borrow().front() {
+                return self.slots.borrow()[key].clone();
+            }
         }
         self.items.borrow().peek().cloned()
     }
 
-    /// A copy of the next item, waiting at most `timeout` (`None`: without
+    /// A copy of the front item, waiting at most `timeout` (`None`: without
     /// bound) for one to come. A peeker waits among the getters, in FIFO
-    /// order: an item put is shown (copied) to each peeker waiting before
-    /// the getter that takes it.
+    /// order, and looks when it runs: an item put is seen by every peeker
+    /// that waited before the getter that takes it.
     pub(super) fn peek_wait(&self, timeout: Option<Duration>) -> Result<T, Empty>
     where
         T: Clone,
@@ -235,20 +233,15 @@ impl<T, S: Store<T>> Core<T, S> {
         if let Some(item) = self.peek() {
             return Ok(item);
         }
-        self.copy.set(Some(T::clone));
         let deadline = timeout.map(|d| crate::timer::after(Instant::now(), d));
         let mut left = timeout;
         loop {
-            let slot = self.slot(None);
-            // Nothing to pass on: a copy shown to a peeker that leaves is
-            // nobody's loss.
-            if !self.getters.wait_tagged(slot.key | PEEK, left, &|| {}) {
+            // Nothing to pass on: a peeker takes nothing.
+            if !self.getters.wait_tagged(PEEK, left, &|| {}) {
                 return Err(Empty);
             }
-            if let Some(item) = self.take_slot(slot.key) {
-                return Ok(item);
-            }
-            // Woken by `close` with nothing shown: look again, then wait on.
+            // Woken by an item (or by `close`, with none): look; with
+            // nothing there, wait on for what is left of the time.
             if let Some(item) = self.peek() {
                 return Ok(item);
             }
@@ -308,11 +301,7 @@ impl<T, S: Store<T>> Core<T, S> {
             let Some(i) = handed.iter().position(|&k| k == key) else { return };
             handed.remove(i);
             drop(handed);
-            let next = match self.items.borrow().peek() {
-                Some(item) => self.next_getter(item),
-                None => None,
-            };
-            if let Some(next) = next {
+            if let Some(next) = self.next_getter() {
                 self.handed.borrow_mut().push_back(next);
             }
             return;

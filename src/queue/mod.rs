@@ -95,7 +95,8 @@ macro_rules! put_get {
             self.0.try_get().ok_or(Empty)
         }
 
-        /// Greenlets blocked in `get`.
+        /// Greenlets blocked in `get` (and, for the queues that have it,
+        /// in `peek`: they wait in the same line, as in gevent).
         pub fn getters(&self) -> usize {
             self.0.getters.len()
         }
@@ -166,17 +167,20 @@ macro_rules! queue_api {
                 /// Takes an item if one is there now; never switches. An item
                 /// already handed to a woken getter that has not run yet is
                 /// that getter's: it counts in [`len`](Self::len) but is not
-                /// taken here (`Err(Empty)`), nor seen by `peek_nowait`.
+                /// taken here (`Err(Empty)`); `peek_nowait` shows it.
                 ///
                 /// # Errors
                 /// [`Empty`] when no item is there now.
                 get_nowait;
             }
 
-            /// A copy of the item `get` would take next; never switches.
+            /// A copy of the queue's front item, the one the next getter in
+            /// line takes (an item handed to a woken getter that has not run
+            /// yet included: it is still in the queue, as [`len`](Self::len)
+            /// counts it); never switches.
             ///
             /// # Errors
-            /// [`Empty`] when no item is there now.
+            /// [`Empty`] when [`len`](Self::len) is 0.
             pub fn peek_nowait(&self) -> Result<T, Empty>
             where
                 T: Clone,
@@ -184,14 +188,16 @@ macro_rules! queue_api {
                 self.0.peek().ok_or(Empty)
             }
 
-            /// A copy of the item `get` would take next, waiting while there
-            /// is none (gevent's `peek()`); the item stays in the queue.
+            /// A copy of the queue's front item (as
+            /// [`peek_nowait`](Self::peek_nowait)), waiting while the queue
+            /// is empty (gevent's `peek()`); the item stays in the queue.
             ///
             /// # Blocking
-            /// While empty. A peeker waits in line with the getters: an item
-            /// put is shown to every peeker that started waiting before the
-            /// getter that takes it (as gevent's `peek` sees it before that
-            /// getter runs).
+            /// While empty. A peeker waits in line with the getters (it
+            /// counts in [`getters`](Self::getters)) and looks when it runs:
+            /// an item put is seen by every peeker that started waiting
+            /// before the getter that takes it (as in gevent, where they run
+            /// before that getter).
             ///
             /// # Panics
             /// From a hub callback; in the main greenlet when nothing can

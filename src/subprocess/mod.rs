@@ -105,8 +105,10 @@ impl Command {
     /// Configures the child's stdin ([`Stdio::piped`] gives
     /// [`Child::stdin`]). An fd handed over this way (a gevent socket's,
     /// which is non-blocking) is made blocking in the child, as gevent's
-    /// `Popen` does; the flag is the open file's, shared with any copy the
-    /// parent kept (whose reads and writes here do not mind).
+    /// `Popen` does. The flag is the open file's, shared with any copy the
+    /// parent kept: a kept socket's reads and writes do not mind, but an
+    /// accept on a kept listener (or a read of a kept pipe end) may then
+    /// block the whole thread; hand over fds the parent no longer uses.
     pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
         self.inner.stdin(cfg);
         self.stdio_set[0] = true;
