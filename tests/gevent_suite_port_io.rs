@@ -188,15 +188,19 @@ fn server_subclass_just_create() {
 #[test]
 fn server_subclass_with_socket() {
     both(|| {
-        let server = StreamServer::from_listener(TcpListener::bind(LOCAL).unwrap(), simple_handle);
-        let addr = server.local_addr();
-        assert_not_accepted(addr);
-        server.start().unwrap();
-        assert_request_succeeded(addr);
-        assert_request_succeeded(addr);
-        server.stop();
-        assert_refused_soon(addr);
+        check_start_serve_stop(StreamServer::from_listener(TcpListener::bind(LOCAL).unwrap(), simple_handle));
     });
+}
+
+/// Not served before `start`, served twice after it, refused after `stop`.
+fn check_start_serve_stop(server: StreamServer) {
+    let addr = server.local_addr();
+    assert_not_accepted(addr);
+    server.start().unwrap();
+    assert_request_succeeded(addr);
+    assert_request_succeeded(addr);
+    server.stop();
+    assert_refused_soon(addr);
 }
 
 /// test__server.py::TestDefaultSpawn::test_subclass_with_address — gevent:
@@ -209,14 +213,7 @@ fn server_subclass_with_socket() {
 #[test]
 fn server_subclass_with_address() {
     both(|| {
-        let server = StreamServer::new(LOCAL, simple_handle).unwrap();
-        let addr = server.local_addr();
-        assert_not_accepted(addr);
-        server.start().unwrap();
-        assert_request_succeeded(addr);
-        assert_request_succeeded(addr);
-        server.stop();
-        assert_refused_soon(addr);
+        check_start_serve_stop(StreamServer::new(LOCAL, simple_handle).unwrap());
     });
 }
 
