@@ -170,9 +170,7 @@ impl DatagramServer {
     /// # Blocking
     /// While the receive loop unwinds (it is killed).
     pub fn close(&self) {
-        self.0.serving.halt();
-        drop(self.0.socket.borrow_mut().take());
-        self.0.serving.stopped.set();
+        self.0.serving.close(&self.0.socket);
     }
 
     /// Stops receiving at once (the socket closes; `serve_forever`

@@ -136,6 +136,14 @@ impl Serving {
         self.started() && !self.stopped.is_set()
     }
 
+    /// Stops serving and closes `socket` (the listener or the datagram
+    /// socket): `serve_forever` returns; handlers are left alone.
+    fn close<S>(&self, socket: &RefCell<Option<S>>) {
+        self.halt();
+        drop(socket.borrow_mut().take());
+        self.stopped.set();
+    }
+
     /// Kills the serving greenlet (no borrow is held across the kill: it
     /// switches).
     fn halt(&self) {
@@ -325,9 +333,7 @@ impl StreamServer {
     /// drop(client);
     /// ```
     pub fn close(&self) {
-        self.0.serving.halt();
-        drop(self.0.listener.borrow_mut().take());
-        self.0.serving.stopped.set();
+        self.0.serving.close(&self.0.listener);
     }
 
     /// [`stop_timeout`](Self::stop_timeout) with gevent's one-second grace.
