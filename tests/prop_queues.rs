@@ -1,8 +1,9 @@
 //! Property test of `LifoQueue`, `PriorityQueue`, `JoinableQueue` (bounded
 //! and unbounded) and `Channel`: random programs over 2..=5 greenlets (plus
 //! main) mixing put / put_timeout / put_nowait / get / get_timeout /
-//! get_nowait / peek_nowait / close, `task_done` / `join` (JoinableQueue),
-//! kills (`kill` and `kill_nowait`) of random greenlets at random points and
+//! get_nowait / peek / peek_timeout / peek_nowait / close (the peeks and
+//! close not on a Channel), `task_done` / `join` (JoinableQueue), kills
+//! (`kill` and `kill_nowait`) of random greenlets at random points and
 //! `sleep(ZERO)` yields. Timeouts are zero (they fire at the next pass
 //! boundary, a deterministic point) or 30 s (never fire), so every program
 //! runs deterministically: each runs twice and the traces must be identical.
@@ -10,10 +11,12 @@
 //! Every recorded event carries a snapshot of the queue (`len`, `getters`,
 //! `putters`, `unfinished`). The trace is replayed against a model of the
 //! queue's documented semantics (src/queue/core.rs): a store of items, a
-//! FIFO of listed getters and putters, the getters handed (promised) an
-//! item, the putters whose item was moved in. The model is nondeterministic
-//! only where the program cannot observe the queue: a getter woken by
-//! `close` re-waits without recording anything, so the model keeps every
+//! FIFO of listed getters (peekers among them) and putters, the getters
+//! handed (promised) an item, the getters and peekers woken without one,
+//! the putters whose item was moved in. The model is nondeterministic only
+//! where the program cannot observe the queue: a getter woken by `close`,
+//! or a peeker woken by an item or by `close`, that finds nothing when it
+//! runs re-waits without recording anything, so the model keeps every
 //! state consistent with what was observed. After every event:
 //!
 //! - the model predicts every result: a get takes the store's top *at the
@@ -21,7 +24,14 @@
 //!   JoinableQueue/Channel: FIFO), so a woken getter takes what is on top
 //!   when it resumes, not what was put when it was woken; `peek_nowait`
 //!   shows the queue's front (an item handed to a getter that has not run
-//!   yet included); `_nowait` calls fail exactly when the model says;
+//!   yet included); a peek that waits does so in line with the getters (it
+//!   counts in `getters`): an item offered wakes every peeker ahead of the
+//!   first getter that takes it, those behind wait on; a woken peeker
+//!   (by an item or by `close`) looks when it runs, and finding nothing
+//!   (the item was taken before it ran) waits on at the back of the line,
+//!   as src/queue/core.rs does (gevent wakes a peeker only with the item
+//!   there, so there it keeps its place); killed or timed out, it takes
+//!   nothing; `_nowait` calls fail exactly when the model says;
 //!   puts complete at once when there is room (a Channel's, handing the
 //!   item to a waiting getter, then yields: it resumes after the getter),
 //!   a waiting putter's item moves in as soon as a slot frees;
@@ -31,11 +41,12 @@
 //!   only after a getter handed it was killed before taking it.
 //!
 //! Whenever every greenlet is blocked: nobody waits for a partner that is
-//! there (a getter with items queued, a putter with room, a Channel getter
-//! and putter both waiting, a joiner with no unfinished task), each blocked
-//! greenlet is on the queue's list. At the end: every item put is got
-//! exactly once, or left in the queue, or was given back in `Full`, or went
-//! with a putter killed before its item entered; each killed greenlet ends
+//! there (a getter or peeker with items queued, a putter with room, a
+//! Channel getter and putter both waiting, a joiner with no unfinished
+//! task), each blocked greenlet is on the queue's list. At the end: every
+//! item put is got exactly once (peeks take nothing, and show only items
+//! put), or left in the queue, or was given back in `Full`, or went with a
+//! putter killed before its item entered; each killed greenlet ends
 //! `Killed`, the hub is idle.
 
 mod prop_common;
@@ -92,7 +103,8 @@ enum Op {
     /// With the item's priority.
     Put(Limit, u8),
     Get(Limit),
-    Peek,
+    /// `peek_nowait` / `peek()` / `peek_timeout(ZERO)` / `peek_timeout(30 s)`.
+    Peek(Limit),
     Close,
     /// `task_done()` if `unfinished() > 0` (else it would panic).
     TaskDone,
@@ -154,7 +166,7 @@ fn op_strategy(kind: Kind, slots: u8, me: Option<u8>) -> BoxedStrategy<Op> {
         (5, others.prop_map(Op::KillNowait).boxed()),
     ];
     if kind != Kind::Channel {
-        arms.push((5, Just(Op::Peek).boxed()));
+        arms.push((12, limit_strategy(main).prop_map(Op::Peek).boxed()));
         arms.push((3, Just(Op::Close).boxed()));
     }
     if kind == Kind::Joinable {
@@ -372,10 +384,19 @@ fn perform(w: &World, op: Op, item: Option<Item>) -> Res {
                 Err(Empty) => Res::Empty,
             }
         }
-        Op::Peek => match no_channel!(q, q => q.peek_nowait()) {
-            Ok(x) => Res::Peeked(x),
-            Err(Empty) => Res::Empty,
-        },
+        Op::Peek(limit) => {
+            let _l = LongWait::new(w, limit);
+            let r = match limit {
+                Limit::Block => Ok(no_channel!(q, q => q.peek())),
+                Limit::Nowait => no_channel!(q, q => q.peek_nowait()),
+                Limit::Zero => no_channel!(q, q => q.peek_timeout(Duration::ZERO)),
+                Limit::Long => no_channel!(q, q => q.peek_timeout(LONG)),
+            };
+            match r {
+                Ok(x) => Res::Peeked(x),
+                Err(Empty) => Res::Empty,
+            }
+        }
         Op::Close => {
             no_channel!(q, q => q.close());
             Res::Done
@@ -517,14 +538,15 @@ struct M {
     /// Stored items in the order they were stored (a LIFO's top is the
     /// last, a PriorityQueue's the smallest, a FIFO's the first).
     store: Vec<Item>,
-    /// Listed getters / putters (with their item), in FIFO order; a killed
-    /// one stays listed (passed over) until it unwinds.
-    getters: Vec<u8>,
+    /// Listed getters (`true`: a peeker) / putters (with their item), in
+    /// FIFO order; a killed one stays listed (passed over) until it unwinds.
+    getters: Vec<(u8, bool)>,
     putters: Vec<(u8, Item)>,
     /// Getters handed an item (FIFO: in their slot; LIFO/priority: a
     /// promise of the store's top when they run), in the order handed.
     handed: Vec<(u8, Option<Item>)>,
-    /// Getters woken by `close` that have not run yet.
+    /// Getters woken by `close`, and peekers woken by an item or by
+    /// `close`, that have not run yet (they look when they run).
     floating: Vec<u8>,
     /// Putters whose item moved in, not resumed yet.
     admitted: Vec<u8>,
@@ -600,9 +622,21 @@ impl M {
         Some(self.store.remove(i))
     }
 
-    fn pop_getter(&mut self, e: &Env) -> Option<u8> {
-        let i = self.getters.iter().position(|&g| !e.intr(g))?;
+    /// Pops the longest-waiting listed getter or peeker not about to unwind.
+    fn pop_waiter(&mut self, e: &Env) -> Option<(u8, bool)> {
+        let i = self.getters.iter().position(|&(g, _)| !e.intr(g))?;
         Some(self.getters.remove(i))
+    }
+
+    /// Pops the longest-waiting getter that takes an item; each peeker
+    /// popped before it is woken (to look when it runs).
+    fn next_getter(&mut self, e: &Env) -> Option<u8> {
+        loop {
+            match self.pop_waiter(e)? {
+                (g, false) => return Some(g),
+                (p, true) => self.floating.push(p),
+            }
+        }
     }
 
     fn pop_putter(&mut self, e: &Env) -> Option<(u8, Item)> {
@@ -620,7 +654,7 @@ impl M {
     }
 
     fn offer(&mut self, e: &Env, item: Item, front: bool) {
-        if let Some(g) = self.pop_getter(e) {
+        if let Some(g) = self.next_getter(e) {
             self.hand(e, g, item);
         } else if front {
             self.store.insert(0, item);
@@ -671,8 +705,9 @@ impl M {
 
     fn try_put(&mut self, e: &Env, item: Item) -> Result<(), Item> {
         if e.maxsize == Some(0) {
-            return match self.pop_getter(e) {
-                Some(g) => {
+            // A Channel has no peekers.
+            return match self.pop_waiter(e) {
+                Some((g, _)) => {
                     self.placed += 1;
                     self.hand(e, g, item);
                     Ok(())
@@ -712,7 +747,8 @@ impl M {
         let Some(i) = self.handed.iter().position(|h| h.0 == g) else { return };
         let (_, slot) = self.handed.remove(i);
         if e.twr() {
-            if let Some(n) = self.pop_getter(e) {
+            // The promise goes on, waking the peekers ahead.
+            if let Some(n) = self.next_getter(e) {
                 self.handed.push((n, None));
             }
             return;
@@ -725,7 +761,7 @@ impl M {
     }
 
     fn close(&mut self, e: &Env) {
-        while let Some(g) = self.pop_getter(e) {
+        while let Some((g, _)) = self.pop_waiter(e) {
             self.floating.push(g);
         }
     }
@@ -767,11 +803,18 @@ impl M {
                 Some(x) => Some(Res::Got(x)),
                 None if limit == Limit::Nowait => Some(Res::Empty),
                 None => {
-                    self.getters.push(who);
+                    self.getters.push((who, false));
                     None
                 }
             },
-            Op::Peek => Some(self.peek(e).map_or(Res::Empty, Res::Peeked)),
+            Op::Peek(limit) => match self.peek(e) {
+                Some(x) => Some(Res::Peeked(x)),
+                None if limit == Limit::Nowait => Some(Res::Empty),
+                None => {
+                    self.getters.push((who, true));
+                    None
+                }
+            },
             Op::Close => {
                 self.close(e);
                 Some(Res::Done)
@@ -814,7 +857,7 @@ impl M {
                         None if limit == Limit::Zero => Res::Empty,
                         None => return Err("woken by close with nothing to take: it waits again".into()),
                     }
-                } else if let Some(i) = self.getters.iter().position(|&g| g == who) {
+                } else if let Some(i) = self.getters.iter().position(|&(g, _)| g == who) {
                     if limit != Limit::Zero {
                         return Err("a getter still listed (handed nothing) returns".into());
                     }
@@ -822,6 +865,25 @@ impl M {
                     Res::Empty
                 } else {
                     return Err("a getter the model lost returns".into());
+                }
+            }
+            Op::Peek(limit) => {
+                if let Some(i) = self.floating.iter().position(|&g| g == who) {
+                    // Woken (by an item or by `close`): it looks now.
+                    self.floating.remove(i);
+                    match self.peek(e) {
+                        Some(x) => Res::Peeked(x),
+                        None if limit == Limit::Zero => Res::Empty,
+                        None => return Err("woken, with nothing to see: it waits again".into()),
+                    }
+                } else if let Some(i) = self.getters.iter().position(|&(g, _)| g == who) {
+                    if limit != Limit::Zero {
+                        return Err("a peeker still listed (never woken) returns".into());
+                    }
+                    self.getters.remove(i);
+                    Res::Empty
+                } else {
+                    return Err("a peeker the model lost returns".into());
                 }
             }
             Op::Put(..) => match self.admitted.iter().position(|&g| g == who) {
@@ -855,12 +917,22 @@ impl M {
             Some(Op::Get(_)) => {
                 if self.handed.iter().any(|h| h.0 == who) {
                     self.pass_on(e, who);
-                } else if let Some(i) = self.getters.iter().position(|&g| g == who) {
+                } else if let Some(i) = self.getters.iter().position(|&(g, _)| g == who) {
                     self.getters.remove(i);
                 } else if let Some(i) = self.floating.iter().position(|&g| g == who) {
                     self.floating.remove(i);
                 } else {
                     return Err("a killed getter the model lost".into());
+                }
+            }
+            // A peeker takes nothing with it, woken or not.
+            Some(Op::Peek(_)) => {
+                if let Some(i) = self.getters.iter().position(|&(g, _)| g == who) {
+                    self.getters.remove(i);
+                } else if let Some(i) = self.floating.iter().position(|&g| g == who) {
+                    self.floating.remove(i);
+                } else {
+                    return Err("a killed peeker the model lost".into());
                 }
             }
             Some(Op::Put(..)) => {
@@ -925,8 +997,9 @@ impl<'p> Checker<'p> {
         Env { kind: self.prog.kind, maxsize: self.prog.maxsize(), interrupted: &self.interrupted }
     }
 
-    /// Getters woken by `close` may run unobserved: finding nothing, they
-    /// wait again (at the back of the list). Adds every such outcome.
+    /// Getters woken by `close`, and peekers woken by an item or by
+    /// `close`, may run unobserved: finding nothing, they wait again (at the
+    /// back of the list). Adds every such outcome.
     fn silent_closure(&mut self) {
         let mut out = std::mem::take(&mut self.states);
         let e = self.env();
@@ -938,8 +1011,9 @@ impl<'p> Checker<'p> {
                 continue;
             }
             for &g in &s.floating {
-                let limit = match self.open[self.ix(g)] {
-                    Some((_, Op::Get(l))) => l,
+                let (limit, peeks) = match self.open[self.ix(g)] {
+                    Some((_, Op::Get(l))) => (l, false),
+                    Some((_, Op::Peek(l))) => (l, true),
                     _ => continue,
                 };
                 if e.intr(g) || !matches!(limit, Limit::Block | Limit::Long) {
@@ -947,13 +1021,19 @@ impl<'p> Checker<'p> {
                 }
                 let mut t = s.clone();
                 t.floating.retain(|&f| f != g);
-                if t.collect(&e, g).is_err() {
-                    continue;
+                if peeks {
+                    if t.peek(&e).is_some() {
+                        continue; // it sees an item: observed
+                    }
+                } else {
+                    if t.collect(&e, g).is_err() {
+                        continue;
+                    }
+                    if t.try_get(&e).is_some() {
+                        continue; // it takes an item: observed
+                    }
                 }
-                if t.try_get(&e).is_some() {
-                    continue; // it takes an item: observed
-                }
-                t.getters.push(g);
+                t.getters.push((g, peeks));
                 if !out.contains(&t) {
                     out.push(t);
                 }
@@ -1163,14 +1243,18 @@ impl<'p> Checker<'p> {
                 return Err(format!("slot {k} was killed and has not unwound"));
             }
         }
-        let get_waiting = waiting.iter().filter(|(_, op)| matches!(op, Op::Get(_))).count();
+        // Peekers wait in the getters' list.
+        let get_waiting = waiting.iter().filter(|(_, op)| matches!(op, Op::Get(_) | Op::Peek(_))).count();
         let put_waiting = waiting.iter().filter(|(_, op)| matches!(op, Op::Put(..))).count();
         if snap.getters != get_waiting || snap.putters != put_waiting {
             return Err(format!("{get_waiting} getters and {put_waiting} putters blocked; the queue lists {snap:?}"));
         }
         for &(who, op) in &waiting {
             match op {
-                Op::Get(Limit::Block | Limit::Long) | Op::Put(Limit::Block | Limit::Long, _) | Op::Kill(_) => {}
+                Op::Get(Limit::Block | Limit::Long)
+                | Op::Peek(Limit::Block | Limit::Long)
+                | Op::Put(Limit::Block | Limit::Long, _)
+                | Op::Kill(_) => {}
                 Op::Join if snap.unfinished > 0 => {}
                 Op::Join => return Err(format!("greenlet {who} waits in join() with no unfinished task")),
                 _ => return Err(format!("greenlet {who} is stuck in {op:?}")),
@@ -1227,6 +1311,10 @@ fn ledger(prog: &Program, out: &Outcome) -> Result<(), String> {
                     *taken.entry(x).or_default() += 1;
                 }
                 Res::TaskDone(true) => task_done += 1,
+                // Peeks take nothing: only an item put can be seen.
+                Res::Peeked(x) if !puts.contains_key(&x) => {
+                    return Err(format!("peeked {x:?} before it was put"));
+                }
                 _ => {}
             },
             Ev::Killed(who) => {
@@ -1298,6 +1386,7 @@ static KILLED: AtomicUsize = AtomicUsize::new(0);
 static FULL: AtomicUsize = AtomicUsize::new(0);
 static EMPTY: AtomicUsize = AtomicUsize::new(0);
 static AMBIGUOUS: AtomicUsize = AtomicUsize::new(0);
+static PEEKS_WAITED: AtomicUsize = AtomicUsize::new(0);
 static KINDS: [AtomicUsize; 4] = [AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)];
 
 fn one_case(prog: Program) -> Result<(), TestCaseError> {
@@ -1324,6 +1413,15 @@ fn one_case(prog: Program) -> Result<(), TestCaseError> {
     let waited =
         a.trace.windows(2).filter(|w| matches!(w[0].0, Ev::Begin(..)) && !matches!(w[1].0, Ev::End(..))).count();
     WAITED.fetch_add(waited, Ordering::Relaxed);
+    let peeks_waited = a
+        .trace
+        .windows(2)
+        .filter(|w| {
+            matches!(w[0].0, Ev::Begin(who, idx, _) if matches!(prog.script(who)[usize::from(idx)], Op::Peek(_)))
+                && !matches!(w[1].0, Ev::End(..))
+        })
+        .count();
+    PEEKS_WAITED.fetch_add(peeks_waited, Ordering::Relaxed);
     if states > 1 {
         AMBIGUOUS.fetch_add(1, Ordering::Relaxed);
     }
@@ -1350,7 +1448,8 @@ fn random_queue_programs_match_the_model() {
     let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
     eprintln!(
         "queue programs: {} cases passed in {:?} (lifo {}, priority {}, joinable {}, channel {}); {} events, {} ops \
-         waited, {} greenlets killed, {} Full, {} Empty, {} cases with an ambiguous (close-woken) model state",
+         waited ({} peeks), {} greenlets killed, {} Full, {} Empty, {} cases with an ambiguous (woken, unobserved) \
+         model state",
         load(&CASES),
         started.elapsed(),
         load(&KINDS[0]),
@@ -1359,6 +1458,7 @@ fn random_queue_programs_match_the_model() {
         load(&KINDS[3]),
         load(&EVENTS),
         load(&WAITED),
+        load(&PEEKS_WAITED),
         load(&KILLED),
         load(&FULL),
         load(&EMPTY),
