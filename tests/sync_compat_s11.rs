@@ -210,7 +210,7 @@ fn idle_waits_until_nothing_else_can_run() {
     let sleeper = gevent::spawn({
         let t = trace.clone();
         move || {
-            gevent::sleep(ms(5));
+            gevent::sleep(Duration::from_secs(3600)); // far from due (an emulator can outlast a short one)
             t.push("slept".into())
         }
     });
@@ -232,7 +232,7 @@ fn idle_waits_until_nothing_else_can_run() {
     trace.push("main".into());
     assert_eq!(trace.get(), ["busy 0", "busy 1", "busy 2", "idle 0", "idle 1", "main"]);
     assert!(busy.dead() && !sleeper.dead());
-    sleeper.join();
+    sleeper.kill();
     gevent::joinall(&idlers);
     gevent::idle(); // nothing else at all: returns
     assert_eq!(killed.exception(), Some(GreenletError::Killed));
@@ -367,7 +367,7 @@ fn killed_and_timed_out_peekers_leave_no_trace() {
     });
     let p2 = gevent::spawn({
         let q = q.clone();
-        move || q.peek_timeout(ms(1))
+        move || q.peek_timeout(Duration::from_secs(60))
     });
     gevent::yield_now();
     q.put(7); // both woken; kill p1 before it runs
