@@ -157,7 +157,19 @@ impl<T, S: Store<T>> Core<T, S> {
     /// waiting before it are woken on the way (in gevent they run, and
     /// look, before that getter takes the item: here they run first, in
     /// FIFO order, and look then).
+    #[inline]
     fn next_getter(&self) -> Option<usize> {
+        match self.getters.notify_one_tag()? {
+            PEEK => self.next_getter_after_peekers(),
+            key => Some(key),
+        }
+    }
+
+    /// [`next_getter`](Self::next_getter) once a peeker was woken: the
+    /// rest of the line, up to a getter.
+    #[cold]
+    #[inline(never)]
+    fn next_getter_after_peekers(&self) -> Option<usize> {
         loop {
             let tag = self.getters.notify_one_tag()?;
             if tag != PEEK {
