@@ -40,15 +40,8 @@ impl Hub {
                     if !core.ready.is_empty() {
                         continue;
                     }
-                    if self.idlers.len() > 0 {
-                        // Idle greenlets run when nothing else would:
-                        // once the I/O at hand was collected, and none was.
-                        if !looked && self.driver.busy() {
-                            looked = true;
-                            self.driver.poll(Some(std::time::Duration::ZERO), &mut |g| core.unpark_io(g));
-                            continue;
-                        }
-                        self.idlers.notify_all_in(&mut core);
+                    if super::idlers_waiting() {
+                        self.wake_idlers(&mut core, &mut looked);
                         continue;
                     }
                     let deadline = core.timers.next_deadline();
@@ -69,6 +62,22 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// With nothing ready: idle greenlets run when nothing else would, so
+    /// the I/O at hand is collected first (once: `looked`); if none was,
+    /// every idle greenlet is woken.
+    #[cold]
+    #[inline(never)]
+    fn wake_idlers(&self, core: &mut super::sched::Core, looked: &mut bool) {
+        if !*looked && self.driver.busy() {
+            *looked = true;
+            self.driver.poll(Some(std::time::Duration::ZERO), &mut |g| core.unpark_io(g));
+            if !core.ready.is_empty() {
+                return;
+            }
+        }
+        super::IDLERS.with(|idlers| idlers.notify_all_in(core));
     }
 
     /// Polls the driver for at most `timeout` (`None`: until an I/O
