@@ -100,6 +100,14 @@ pub(crate) struct WaitList {
 
 impl Default for WaitList {
     fn default() -> Self {
+        WaitList::new()
+    }
+}
+
+impl WaitList {
+    /// An empty list (a `const fn`: a list can live in a thread-local
+    /// without a destructor).
+    pub(crate) const fn new() -> WaitList {
         WaitList {
             first: Cell::new(NIL),
             first_tag: Cell::new(0),
@@ -109,9 +117,7 @@ impl Default for WaitList {
             len: Cell::new(0),
         }
     }
-}
 
-impl WaitList {
     /// Appends a waiter.
     #[inline]
     pub(crate) fn push_back(&self, n: &mut WaitNodes, greenlet: usize) -> WaitKey {

@@ -377,3 +377,26 @@ fn killed_and_timed_out_peekers_leave_no_trace() {
     assert_eq!(q.peek_timeout(ms(1)), Err(Empty));
     assert_eq!(q.getters(), 0);
 }
+
+/// (From the mutation round.) A thread ending with a greenlet whose
+/// destructor waits: the hub loop still runs while the thread-locals are
+/// destroyed, and reads its idle list then (a thread-local that had a
+/// destructor made it panic there, and the process abort).
+#[test]
+fn a_thread_ends_with_a_greenlet_waiting_in_its_destructor() {
+    struct SleepOnDrop;
+    impl Drop for SleepOnDrop {
+        fn drop(&mut self) {
+            gevent::sleep(ms(1));
+        }
+    }
+    let t = std::thread::spawn(|| {
+        gevent::spawn(|| {
+            let _g = SleepOnDrop;
+            gevent::sleep(Duration::from_secs(3600));
+        });
+        gevent::sleep(ms(1));
+        "ended"
+    });
+    assert_eq!(t.join().unwrap(), "ended");
+}

@@ -39,16 +39,20 @@ pub(crate) use sched::{current_key, current_ref, park, sleep, yield_in_greenlet,
 /// greenlet ready, no timer due, no I/O at hand (gevent's `idle()`; see
 /// `gevent::idle`).
 pub(crate) fn idle() {
-    IDLERS.with(|idlers| idlers.clone()).wait(None, &|| {});
+    IDLERS.with(|idlers| idlers.wait(None, &|| {}));
 }
 
 thread_local! {
     /// The greenlets in [`idle`] on this thread's hub, woken by the hub
     /// loop when nothing else is ready. Beside the hub, not in it: the
-    /// hub's layout is tuned for its hot fields. (Every greenlet leaves the
-    /// list before the hub ends: the hub kills them all first.)
-    static IDLERS: std::rc::Rc<Waiters> = std::rc::Rc::default();
+    /// hub's layout is tuned for its hot fields. Without a destructor (its
+    /// initializer is `const` and it needs no drop), so it outlives the
+    /// hub, whose loop still runs while the thread's thread-locals are
+    /// destroyed (a waiter parked across a switch holds it too).
+    static IDLERS: Waiters = const { Waiters::new() };
 }
+
+const _: () = assert!(!std::mem::needs_drop::<Waiters>(), "the idle list must need no destructor");
 
 /// Greenlets in [`idle`] now.
 fn idlers_waiting() -> bool {

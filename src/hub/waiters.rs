@@ -15,7 +15,6 @@ use crate::timer::Action;
 use crate::wait::{WaitKey, WaitList};
 
 /// A FIFO of parked greenlets for one primitive.
-#[derive(Default)]
 pub(crate) struct Waiters {
     list: WaitList,
     /// The run queue's push position after the last `notify_all` that
@@ -30,7 +29,18 @@ impl fmt::Debug for Waiters {
     }
 }
 
+impl Default for Waiters {
+    fn default() -> Self {
+        Waiters::new()
+    }
+}
+
 impl Waiters {
+    /// An empty list (a `const fn`: see the hub's idle list).
+    pub(crate) const fn new() -> Waiters {
+        Waiters { list: WaitList::new(), woken_until: Cell::new(0) }
+    }
+
     /// Greenlets waiting.
     pub(crate) fn len(&self) -> usize {
         self.list.len()
