@@ -577,23 +577,25 @@ pub(crate) fn yield_now() {
 /// a set event behind the greenlets its `set` woke), as gevent resumes
 /// them before its timers. A kill still lands. In a hub callback (which
 /// may not switch) it returns at once.
-#[cold]
-#[inline(never)]
 pub(crate) fn yield_woken_in_greenlet() {
-    if with(|h| h.core.borrow().current) != HUB {
-        let (me, (), flag) = suspend(State::Ready, |core, me| core.ready.push_back(me));
-        resumed(me, flag);
-    }
+    yield_in_greenlet_as(State::Ready);
 }
 
 /// Yields as [`yield_now`], unless called from a hub callback (which may
 /// not switch): there, returns at once. For the I/O budget, which a link
 /// callback's immediate I/O must not turn into a panic.
+pub(crate) fn yield_in_greenlet() {
+    yield_in_greenlet_as(State::Yielded);
+}
+
+/// The body of both: to the back of the run queue marked `state`, unless
+/// in a hub callback.
 #[cold]
 #[inline(never)]
-pub(crate) fn yield_in_greenlet() {
+fn yield_in_greenlet_as(state: State) {
     if with(|h| h.core.borrow().current) != HUB {
-        yield_now();
+        let (me, (), flag) = suspend(state, |core, me| core.ready.push_back(me));
+        resumed(me, flag);
     }
 }
 
