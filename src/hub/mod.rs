@@ -56,7 +56,7 @@ const _: () = assert!(!std::mem::needs_drop::<Waiters>(), "the idle list must ne
 
 /// Greenlets in [`idle`] now.
 fn idlers_waiting() -> bool {
-    IDLERS.with(|i| i.len() > 0)
+    IDLERS.with(|i| !i.is_empty())
 }
 use sched::{Core, State};
 pub(crate) use waiters::Waiters;

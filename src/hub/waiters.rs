@@ -46,6 +46,12 @@ impl Waiters {
         self.list.len()
     }
 
+    /// True when nobody waits.
+    #[inline(always)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
     /// Parks the current greenlet at the back of the list until a notifier
     /// hands it something (`true`) or `timeout` passes first (`false`). If it
     /// is both handed something and timed out before it runs, it was handed
@@ -148,12 +154,20 @@ impl Waiters {
     /// that waiter's tag. A waiter with an interrupt to take (it is about to
     /// unwind out of the list) is passed over and keeps its place, unless it
     /// is already unwinding (blocked in a destructor: it stays served).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn notify_one_tag(&self) -> Option<usize> {
-        // Nobody waits (an uncontended release): no hub access at all.
+        // Nobody waits (an uncontended release, a put with no getter): no
+        // hub access at all, and no call (the rest is out of line: inlined
+        // whole, its register saves were paid on the empty path too).
         if self.list.is_empty() {
             return None;
         }
+        self.notify_one_waiting()
+    }
+
+    /// [`notify_one_tag`](Self::notify_one_tag) with somebody waiting.
+    #[inline(never)]
+    fn notify_one_waiting(&self) -> Option<usize> {
         with(|h| {
             let mut core = h.core.borrow_mut();
             let core = &mut *core;

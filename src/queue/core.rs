@@ -202,12 +202,23 @@ impl<T, S: Store<T>> Core<T, S> {
     /// waiting putter. (A bounded queue's putters can wait while its store
     /// is empty, when its items are all handed to getters: theirs enter in
     /// turn, as those getters take theirs.)
+    #[inline]
     pub(super) fn try_get(&self) -> Option<T> {
         // Items promised to woken getters are theirs.
-        let stored = if self.unpromised() > 0 { self.items.borrow_mut().pop() } else { None };
+        let stored = if S::TAKE_WHEN_RUN {
+            if self.unpromised() > 0 {
+                self.items.borrow_mut().pop()
+            } else {
+                None
+            }
+        } else {
+            self.items.borrow_mut().pop()
+        };
         match stored {
             Some(item) => {
-                self.admit_putters();
+                if !self.putters.is_empty() {
+                    self.admit_putters();
+                }
                 Some(item)
             }
             None if self.maxsize == Some(0) => {
@@ -343,10 +354,17 @@ impl<T, S: Store<T>> Core<T, S> {
         Err(Empty)
     }
 
+    #[inline]
     pub(super) fn get(&self, timeout: Option<Duration>) -> Result<T, Empty> {
-        if let Some(item) = self.try_get() {
-            return Ok(item);
+        match self.try_get() {
+            Some(item) => Ok(item),
+            None => self.get_waiting(timeout),
         }
+    }
+
+    /// [`get`](Self::get) with no item there now: waits as a getter.
+    #[inline(never)]
+    fn get_waiting(&self, timeout: Option<Duration>) -> Result<T, Empty> {
         let deadline = timeout.map(|d| crate::timer::after(Instant::now(), d));
         let mut left = timeout;
         loop {
@@ -365,7 +383,21 @@ impl<T, S: Store<T>> Core<T, S> {
         }
     }
 
+    #[inline]
     pub(super) fn put(&self, item: T, timeout: Option<Duration>) -> Result<(), Full<T>> {
+        // Nobody waits to get and there is room: the item is stored (what
+        // `try_put` ends in then, without its checks for the other cases).
+        if self.getters.is_empty() && self.maxsize != Some(0) && self.has_room() {
+            self.enter();
+            self.items.borrow_mut().push(item);
+            return Ok(());
+        }
+        self.put_slow(item, timeout)
+    }
+
+    /// [`put`](Self::put) with a getter waiting or a bound to respect.
+    #[inline(never)]
+    fn put_slow(&self, item: T, timeout: Option<Duration>) -> Result<(), Full<T>> {
         let item = match self.try_put(item) {
             Ok(()) => {
                 if self.maxsize == Some(0) {
