@@ -895,8 +895,11 @@ impl std::ops::Deref for Pool {
 
 /// Something a greenlet can wait for: [`gevent::wait`](wait) and
 /// [`iwait`] accept any mix of them through `&dyn Waitable`: greenlets
-/// (ready once dead), `Event` (set), `AsyncResult` (ready), and the
-/// semaphores and `Lock` (a permit free; waiting takes none).
+/// (ready once dead), `Event` (set), `AsyncResult` (ready), the
+/// semaphores and `Lock` (a permit free; waiting takes none), and child
+/// processes: a [`Child`](crate::subprocess::Child) or a
+/// [`ChildExit`](crate::subprocess::ChildExit) handle (exited; waiting
+/// reaps it).
 ///
 /// # Examples
 /// ```

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use gevent::subprocess::{Command, Stdio};
-use io_common::{both, join_ok};
+use io_common::{both, both_exclusive, fd_count, join_ok, settle_fds};
 
 fn sh(script: &str) -> Command {
     let mut cmd = Command::new("sh");
@@ -302,4 +302,176 @@ fn send_signal_and_terminate() {
         child.send_signal(libc::SIGUSR1).unwrap();
         assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGUSR1));
     });
+}
+
+/// `gevent::wait` over children (gevent's `gevent.wait([p1, p2, p3])` over
+/// `Popen` objects), with a timeout: the ones that exited meanwhile, and
+/// the others still running and waitable; the same through exit handles.
+#[test]
+fn wait_over_children_returns_the_ready_ones() {
+    both(|| {
+        for handles in [false, true] {
+            let base = gevent::hub::stats().greenlets;
+            let mut a = Command::new("sleep").arg("0.05").spawn().unwrap();
+            let mut b = Command::new("true").spawn().unwrap();
+            let mut c = Command::new("sleep").arg("0.3").spawn().unwrap();
+            let mut ready = if handles {
+                let (ea, eb, ec) = (a.exit_handle(), b.exit_handle(), c.exit_handle());
+                gevent::wait(&[&ea, &eb, &ec], Some(Duration::from_millis(200)))
+            } else {
+                gevent::wait(&[&a, &b, &c], Some(Duration::from_millis(200)))
+            };
+            ready.sort();
+            assert_eq!(ready, [0, 1], "handles={handles}");
+            assert_eq!(gevent::hub::stats().greenlets, base, "the watcher of the running child is gone");
+            // The waits reaped the exited ones; `c` is still running.
+            assert!(a.exit_handle().status().expect("a exited").success());
+            assert!(b.try_wait().unwrap().expect("b exited").success());
+            assert_eq!(c.exit_handle().status(), None);
+            assert_eq!(c.try_wait().unwrap(), None);
+            // Without a timeout: every one, `c` last.
+            assert_eq!(gevent::wait(&[&a, &b, &c], None), [0, 1, 2]);
+            for child in [&mut a, &mut b, &mut c] {
+                assert!(child.wait().unwrap().success());
+            }
+        }
+    });
+}
+
+/// `iwait` over exit handles yields the children as they exit, each one
+/// reaped by then (its status is there when its index comes).
+#[test]
+fn iwait_yields_children_in_exit_order() {
+    both(|| {
+        let children: Vec<_> =
+            ["sleep 0.4; exit 1", "exit 2", "sleep 0.2; exit 3"].into_iter().map(|s| sh(s).spawn().unwrap()).collect();
+        let exits: Vec<_> = children.iter().map(|c| c.exit_handle()).collect();
+        let waitables: Vec<&dyn gevent::Waitable> = exits.iter().map(|e| e as &dyn gevent::Waitable).collect();
+        let mut order = Vec::new();
+        for i in gevent::iwait(&waitables, None) {
+            let code = exits[i].status().expect("exited when yielded").code();
+            assert_eq!(code, Some(i as i32 + 1));
+            order.push(i);
+        }
+        assert_eq!(order, [1, 2, 0]);
+        // Reaped once, by the handles' waits: the child sees the same.
+        for (i, mut child) in children.into_iter().enumerate() {
+            assert_eq!(child.wait().unwrap().code(), Some(i as i32 + 1));
+        }
+    });
+}
+
+/// A child reaped through one of its handles, by `Child::wait`, or by a
+/// timed wait: every wait, before or after, and `status`/`try_wait` give
+/// the same status (the child is reaped once; a second `waitpid` would
+/// fail with `ECHILD`).
+#[test]
+fn handle_and_child_wait_agree() {
+    both(|| {
+        for reaper in ["handle", "child", "timed"] {
+            let mut child = sh("sleep 0.05; exit 5").spawn().unwrap();
+            let pid = child.id();
+            let exit = child.exit_handle();
+            assert_eq!(exit.id(), pid);
+            assert_eq!(exit.status(), None);
+            let waiters: Vec<_> = (0..3)
+                .map(|i| {
+                    let exit = exit.clone();
+                    gevent::spawn(move || match i {
+                        0 => exit.wait().unwrap(),
+                        1 => exit.wait_timeout(Duration::from_secs(30)).unwrap().expect("exited"),
+                        _ => exit.clone().wait().unwrap(),
+                    })
+                })
+                .collect();
+            let status = match reaper {
+                "handle" => exit.wait().unwrap(),
+                "child" => child.wait().unwrap(),
+                _ => child.wait_timeout(Duration::from_secs(30)).unwrap().expect("exited"),
+            };
+            assert_eq!(status.code(), Some(5), "{reaper}");
+            for w in waiters {
+                assert_eq!(join_ok(w), status, "{reaper}");
+            }
+            assert_eq!(child.wait().unwrap(), status, "{reaper}");
+            assert_eq!(child.try_wait().unwrap(), Some(status));
+            assert_eq!(exit.wait().unwrap(), status);
+            assert_eq!(exit.try_wait().unwrap(), Some(status));
+            assert_eq!(exit.status(), Some(status));
+            assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "{reaper}: {pid} is a zombie");
+        }
+        // A killed child: the signal, the same everywhere.
+        let mut child = Command::new("sleep").arg("10").spawn().unwrap();
+        let exit = child.exit_handle();
+        let waiter = gevent::spawn(move || exit.wait().unwrap());
+        gevent::sleep(Duration::from_millis(10));
+        child.kill().unwrap();
+        let status = join_ok(waiter);
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert_eq!(child.wait().unwrap(), status);
+        // A handle outlives its child's `Child`, and moves to other threads.
+        let child = sh("exit 9").spawn().unwrap();
+        let exit = child.exit_handle();
+        drop(child);
+        let code = std::thread::spawn(move || exit.wait().unwrap().code()).join().unwrap();
+        assert_eq!(code, Some(9));
+    });
+}
+
+/// A greenlet waiting on a handle that is killed, or whose wait times
+/// out, leaves nothing behind: no readiness wait in flight (the hub, with
+/// nothing else to run, reports LoopExit at once instead of waiting for
+/// the child's exit), the child unreaped until a later wait reaps it (no
+/// zombie), and no fd once the child and its handles are dropped.
+#[test]
+fn a_killed_handle_waiter_leaves_nothing_behind() {
+    both_exclusive(|| {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        let fds = fd_count();
+        let mut child = Command::new("sleep").arg("10").spawn().unwrap();
+        let pid = child.id();
+        // Its pidfd (none where the kernel or emulator lacks pidfd_open).
+        let pidfd = fd_count() - fds;
+        assert!(pidfd <= 1);
+        let exit = child.exit_handle();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let exit = exit.clone();
+                gevent::spawn(move || exit.wait().map(|s| s.code()))
+            })
+            .collect();
+        let timed = {
+            let exit = exit.clone();
+            gevent::spawn(move || exit.wait_timeout(Duration::from_millis(20)).unwrap())
+        };
+        assert_eq!(join_ok(timed), None, "timed out");
+        gevent::killall(&waiters);
+        for w in &waiters {
+            assert_eq!(w.exception(), Some(gevent::GreenletError::Killed));
+        }
+        // A wait left in flight (an io_uring poll, an epoll waiter) would
+        // keep the hub waiting for the child's exit, 10 s away.
+        let stuck = catch_unwind(AssertUnwindSafe(|| gevent::event::Event::new().wait())).unwrap_err();
+        assert!(io_common::panic_text(&*stuck).contains("LoopExit"), "{}", io_common::panic_text(&*stuck));
+        assert_eq!(exit.status(), None, "LoopExit came before the child's exit");
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        child.kill().unwrap();
+        let status = exit.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert_eq!(child.wait().unwrap(), status);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "{pid} is a zombie");
+        // The pidfd closes with the last of the child and its handles.
+        assert_eq!(fd_count(), fds + pidfd, "the pidfd");
+        drop(child);
+        assert_eq!(fd_count(), fds + pidfd, "a handle keeps the pidfd");
+        drop(exit);
+        assert_eq!(settle_fds(fds, Duration::from_secs(5)), fds, "an fd leaked");
+    });
+}
+
+/// Exit handles are `'static` and cross threads, as the `Child` does.
+#[test]
+fn exit_handles_are_send_and_static() {
+    fn send_sync_static<T: Send + Sync + Clone + 'static>() {}
+    send_sync_static::<gevent::subprocess::ChildExit>();
 }

@@ -1,43 +1,42 @@
 //! A running child process. Its exit is awaited through a pidfd, readable
 //! once the child has exited, then collected with `waitpid`; where the
 //! kernel has no `pidfd_open` (before 5.3, some emulators) by polling with
-//! short cooperative sleeps. No SIGCHLD handler is involved.
+//! short cooperative sleeps. No SIGCHLD handler is involved. The reaping
+//! side is shared with the child's [`ChildExit`] handles (`exit.rs`).
 
 use std::io::{self, Read};
 use std::process::{ExitStatus, Output};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::exit::{ChildExit, Reaper};
 use super::pipe::{ChildStderr, ChildStdin, ChildStdout};
-use crate::driver::{op, pidfd, Interest, Source};
 use crate::Greenlet;
-
-/// First and longest pause between two looks at a child without a pidfd.
-const POLL_MIN: Duration = Duration::from_millis(1);
-const POLL_MAX: Duration = Duration::from_millis(50);
-
-/// How the child's exit is noticed.
-#[derive(Debug)]
-enum Exit {
-    /// Readable once the child exited.
-    Pidfd(Source),
-    /// No pidfd: `try_wait` after doubling sleeps.
-    Poll,
-}
-
-impl Exit {
-    fn open(pid: u32) -> Exit {
-        pidfd::pidfd_open(pid).and_then(Source::new).map_or(Exit::Poll, Exit::Pidfd)
-    }
-}
 
 /// A spawned child process (see [`Command::spawn`](super::Command::spawn)),
 /// shaped like [`std::process::Child`] but waited for cooperatively.
 ///
 /// Dropping a `Child` neither kills nor waits for the process (as std).
+///
+/// [`gevent::wait`](crate::wait) and [`iwait`](crate::iwait) accept a
+/// `Child` (ready once it has exited; gevent's `gevent.wait([p1, p2])`
+/// over `Popen` objects), and [`exit_handle`](Self::exit_handle) gives a
+/// clonable handle on its exit for other greenlets to wait on.
+///
+/// # Examples
+/// ```
+/// use gevent::subprocess::Command;
+///
+/// let mut slow = Command::new("sleep").arg("0.2").spawn().unwrap();
+/// let mut quick = Command::new("true").spawn().unwrap();
+/// let ready = gevent::wait(&[&slow, &quick], Some(std::time::Duration::from_millis(100)));
+/// assert_eq!(ready, [1]);
+/// assert!(quick.wait().unwrap().success());
+/// assert!(slow.wait().unwrap().success());
+/// ```
 #[derive(Debug)]
 pub struct Child {
-    inner: std::process::Child,
-    exit: Exit,
+    pub(super) exit: Arc<Reaper>,
     /// The child's stdin, if it was [`Stdio::piped`](super::Stdio::piped).
     pub stdin: Option<ChildStdin>,
     /// The child's stdout, if it was [`Stdio::piped`](super::Stdio::piped).
@@ -58,7 +57,7 @@ impl Child {
             ))
         })();
         match pipes {
-            Ok((stdin, stdout, stderr)) => Ok(Child { exit: Exit::open(inner.id()), inner, stdin, stdout, stderr }),
+            Ok((stdin, stdout, stderr)) => Ok(Child { exit: Arc::new(Reaper::new(inner)), stdin, stdout, stderr }),
             Err(e) => {
                 let _ = inner.kill();
                 let _ = inner.wait();
@@ -69,7 +68,25 @@ impl Child {
 
     /// The child's process id.
     pub fn id(&self) -> u32 {
-        self.inner.id()
+        self.exit.pid()
+    }
+
+    /// A handle on the child's exit, for [`gevent::wait`](crate::wait) and
+    /// [`iwait`](crate::iwait) and for other greenlets to wait on (gevent's
+    /// `Popen.result`): cheap to clone, `'static`, sharing the child's
+    /// reaping with this `Child`, so every wait gets the same status.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut child = gevent::subprocess::Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
+    /// let exit = child.exit_handle();
+    /// let waiter = gevent::spawn(move || exit.wait().unwrap().code());
+    /// assert_eq!(child.wait().unwrap().code(), Some(7));
+    /// assert_eq!(waiter.get(), Ok(Some(7)));
+    /// ```
+    #[doc(alias = "result")]
+    pub fn exit_handle(&self) -> ChildExit {
+        ChildExit(self.exit.clone())
     }
 
     /// Sends `SIGKILL` to the child; `Ok` if it has exited already (as std).
@@ -77,7 +94,7 @@ impl Child {
     /// # Errors
     /// As [`std::process::Child::kill`].
     pub fn kill(&mut self) -> io::Result<()> {
-        self.inner.kill()
+        self.exit.kill()
     }
 
     /// Sends signal `sig` to the child (gevent's `Popen.send_signal`);
@@ -95,10 +112,9 @@ impl Child {
     /// assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
     /// ```
     pub fn send_signal(&mut self, sig: i32) -> io::Result<()> {
-        if self.inner.try_wait()?.is_some() {
-            return Ok(()); // reaped: the id may be another process's now
-        }
-        match crate::driver::sys::kill(self.id(), sig) {
+        // Not if reaped (the id may be another process's now), checked
+        // and sent under the reaper's lock: no handle reaps meanwhile.
+        match self.exit.signal(sig) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 Err(io::Error::new(io::ErrorKind::InvalidInput, format!("gevent: invalid signal number {sig}")))
             }
@@ -120,7 +136,7 @@ impl Child {
     /// # Errors
     /// As [`std::process::Child::try_wait`].
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        self.inner.try_wait()
+        self.exit.try_wait()
     }
 
     /// Closes the child's stdin (so a child reading it sees end-of-file),
@@ -128,18 +144,17 @@ impl Child {
     ///
     /// # Blocking
     /// Parks the greenlet until the child exits; the hub runs other
-    /// greenlets meanwhile. Killed or timed out, the greenlet unwinds and
-    /// the child keeps running (call [`wait`](Self::wait) again later).
+    /// greenlets meanwhile, some perhaps waiting for the same child through
+    /// [`exit_handle`](Self::exit_handle)s (whichever wait reaps it, all
+    /// get the same status). Killed or timed out, the greenlet unwinds
+    /// leaving no wait behind, and the child keeps running (call
+    /// [`wait`](Self::wait) again later).
     ///
     /// # Errors
     /// As [`std::process::Child::wait`].
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
-        loop {
-            if let Some(status) = self.wait_until(None)? {
-                return Ok(status);
-            }
-        }
+        self.exit.wait()
     }
 
     /// Waits at most `timeout` for the child to exit: `Ok(None)` if it is
@@ -151,7 +166,7 @@ impl Child {
     /// # Errors
     /// As [`std::process::Child::try_wait`].
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        self.wait_until(Some(crate::timer::after(Instant::now(), timeout)))
+        self.exit.wait_until(Some(crate::timer::after(Instant::now(), timeout)))
     }
 
     /// Closes stdin, reads stdout and stderr (those that are piped) to their
@@ -178,34 +193,10 @@ impl Child {
         Ok(Output { status, stdout, stderr })
     }
 
-    /// The status once the child exited, `None` at `deadline`.
-    fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
-        let mut pause = crate::timer::Backoff::new(POLL_MIN, POLL_MAX);
-        // After the pidfd reported an exit that waitpid does not show (yet),
-        // or failed, fall back to polling instead of spinning on it.
-        let mut use_pidfd = true;
-        loop {
-            if let Some(status) = self.inner.try_wait()? {
-                return Ok(Some(status));
-            }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left == Some(Duration::ZERO) {
-                return Ok(None);
-            }
-            match &self.exit {
-                Exit::Pidfd(src) if use_pidfd => match op::wait(src.target(), Interest::Read, left) {
-                    Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(None),
-                    _ => use_pidfd = false,
-                },
-                _ => pause.sleep(left),
-            }
-        }
-    }
-
     /// A child watched by polling only, as on kernels without pidfds.
     #[cfg(test)]
     fn without_pidfd(mut self) -> Child {
-        self.exit = Exit::Poll;
+        Arc::get_mut(&mut self.exit).expect("no handle yet").without_pidfd();
         self
     }
 }
@@ -273,5 +264,26 @@ mod tests {
         assert_eq!(child.wait_timeout(Duration::from_millis(20)).unwrap(), None);
         child.kill().unwrap();
         assert!(!child.wait().unwrap().success());
+    }
+
+    /// Without a pidfd, exit handles poll too: several wait at once with
+    /// the child's own wait, a timed one gives up, and all agree.
+    #[test]
+    fn polling_fallback_through_handles() {
+        let mut child = Command::new("sleep").arg("0.05").spawn().unwrap().without_pidfd();
+        let exit = child.exit_handle();
+        assert_eq!(exit.wait_timeout(Duration::from_millis(1)).unwrap(), None);
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let exit = exit.clone();
+                crate::spawn(move || exit.wait().unwrap())
+            })
+            .collect();
+        let status = child.wait().unwrap();
+        assert!(status.success());
+        for w in waiters {
+            assert_eq!(w.get(), Ok(status));
+        }
+        assert_eq!(exit.status(), Some(status));
     }
 }

@@ -1,6 +1,8 @@
 //! Child processes waited for cooperatively (gevent's `gevent.subprocess`),
 //! shaped like [`std::process`]: a [`Command`] spawns a [`Child`] whose
 //! pipes and exit are awaited by parking the greenlet, not the thread.
+//! [`gevent::wait`](crate::wait) and [`iwait`](crate::iwait) take children
+//! (and [`ChildExit`] handles on them), as gevent's take `Popen` objects.
 //!
 //! # Examples
 //! ```
@@ -18,9 +20,11 @@ use std::io;
 use std::path::Path;
 
 mod child;
+mod exit;
 mod pipe;
 
 pub use child::Child;
+pub use exit::ChildExit;
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
 pub use std::process::{ExitStatus, Output, Stdio};
 
