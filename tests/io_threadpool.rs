@@ -2,7 +2,9 @@
 //! hub's eventfd, which each backend watches its own way): the hub keeps
 //! switching while jobs run, panics resume in the caller, `spawn` gives an
 //! `AsyncResult`, a killed caller still waits for the job that borrows its
-//! stack, and many callers share a small pool.
+//! stack, and many callers share a small pool; `join` waits for every job
+//! (of any handle, any thread) cooperatively, `len` counts them, and
+//! `imap` / `imap_unordered` stream the results.
 
 mod io_common;
 
@@ -10,12 +12,12 @@ use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use gevent::threadpool::ThreadPool;
 use gevent::{Greenlet, GreenletError};
-use io_common::{both, join_ok, ms, panic_text};
+use io_common::{both, join_ok, ms, panic_text, scaled, wait_until};
 
 #[test]
 fn apply_returns_while_other_greenlets_run() {
@@ -314,5 +316,367 @@ fn a_spawn_blocking_panic_unwinds_like_any_other() {
         assert!(g.join_timeout(Duration::from_secs(10)), "the unwinding greenlet hung");
         assert!(worker.dead());
         assert!(matches!(g.exception(), Some(gevent::GreenletError::Panicked(_))));
+    });
+}
+
+/// A door that jobs wait at, on their worker threads, until the test opens
+/// it (a job still shut out after a minute fails: the test is broken).
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn pass(&self) {
+        let open = self.open.lock().unwrap();
+        let (open, _) = self.opened.wait_timeout_while(open, Duration::from_secs(60), |open| !*open).unwrap();
+        assert!(*open, "the gate never opened");
+    }
+}
+
+/// Runs `f` on a new thread whose hub uses this thread's backend.
+fn on_another_hub<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+    let b = gevent::hub::backend();
+    std::thread::spawn(move || {
+        gevent::hub::prefer_backend(b).unwrap();
+        f()
+    })
+}
+
+/// The text of the panic `f` raised.
+fn panic_of<R>(f: impl FnOnce() -> R) -> String {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(_) => panic!("no panic"),
+        Err(p) => panic_text(&*p),
+    }
+}
+
+#[test]
+fn join_waits_for_the_jobs_of_every_handle_and_thread() {
+    both(|| {
+        let pool = ThreadPool::new(2);
+        assert!(pool.is_empty());
+        pool.join(); // an empty pool: at once
+        let (gate, done) = (Arc::new(Gate::default()), Arc::new(AtomicUsize::new(0)));
+        let (g, d) = (gate.clone(), done.clone());
+        pool.spawn(move || {
+            g.pass();
+            d.fetch_add(1, Ordering::SeqCst);
+        });
+        // Through a clone, from another thread (its hub sets the result).
+        let (other, g, d) = (pool.clone(), gate.clone(), done.clone());
+        let (submitted, was_submitted) = mpsc::channel();
+        let thread = on_another_hub(move || {
+            let r = other.spawn(move || {
+                g.pass();
+                d.fetch_add(1, Ordering::SeqCst);
+            });
+            submitted.send(()).unwrap();
+            r.get().unwrap();
+        });
+        was_submitted.recv().unwrap();
+        assert_eq!(pool.len(), 2);
+        // The gate opens from a greenlet of this hub, which only a
+        // cooperative join lets run.
+        let seen = done.clone();
+        let opener = gevent::spawn(move || {
+            for _ in 0..5 {
+                gevent::yield_now();
+            }
+            assert_eq!(seen.load(Ordering::SeqCst), 0, "a job passed the shut gate");
+            gate.open();
+        });
+        pool.join();
+        assert_eq!(done.load(Ordering::SeqCst), 2, "join returned before both jobs finished");
+        assert!(pool.is_empty());
+        join_ok(opener);
+        thread.join().unwrap();
+    });
+}
+
+#[test]
+fn greenlets_make_progress_while_the_main_greenlet_joins() {
+    both(|| {
+        let pool = ThreadPool::new(1);
+        let gate = Arc::new(Gate::default());
+        let g = gate.clone();
+        pool.spawn(move || g.pass());
+        let ticks = Rc::new([Cell::new(0), Cell::new(0)]);
+        let tickers: Vec<Greenlet<()>> = (0..2)
+            .map(|i| {
+                let (ticks, gate) = (ticks.clone(), gate.clone());
+                gevent::spawn(move || {
+                    for _ in 0..20 {
+                        ticks[i].set(ticks[i].get() + 1);
+                        if i == 0 {
+                            gevent::yield_now();
+                        } else {
+                            gevent::sleep(ms(1));
+                        }
+                    }
+                    // The job ends only after both made all their steps.
+                    if i == 1 {
+                        gate.open();
+                    }
+                })
+            })
+            .collect();
+        pool.join();
+        assert_eq!((ticks[0].get(), ticks[1].get()), (20, 20), "the tickers stalled during the join");
+        for t in tickers {
+            join_ok(t);
+        }
+    });
+}
+
+#[test]
+fn join_timeout_is_false_while_a_job_runs_and_true_after() {
+    both(|| {
+        let pool = ThreadPool::new(1);
+        assert!(pool.join_timeout(Duration::ZERO), "an empty pool");
+        assert!(pool.join_timeout(ms(1)));
+        let gate = Arc::new(Gate::default());
+        let g = gate.clone();
+        let r = pool.spawn(move || {
+            g.pass();
+            "done"
+        });
+        assert!(!pool.join_timeout(Duration::ZERO));
+        let start = Instant::now();
+        assert!(!pool.join_timeout(ms(20)), "the job cannot have finished");
+        assert!(start.elapsed() >= ms(20), "returned after {:?}", start.elapsed());
+        assert_eq!(pool.len(), 1);
+        gate.open();
+        assert!(pool.join_timeout(Duration::from_secs(30)));
+        assert!(pool.is_empty());
+        assert_eq!(r.get(), Ok("done"));
+    });
+}
+
+#[test]
+fn len_counts_queued_and_running_jobs_until_they_finish() {
+    both(|| {
+        let pool = ThreadPool::new(2);
+        assert_eq!((pool.len(), pool.is_empty()), (0, true));
+        let (gate, started) = (Arc::new(Gate::default()), Arc::new(AtomicUsize::new(0)));
+        let results: Vec<_> = (0..5u32)
+            .map(|i| {
+                let (gate, started) = (gate.clone(), started.clone());
+                pool.spawn(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    gate.pass();
+                    i
+                })
+            })
+            .collect();
+        assert_eq!((pool.len(), pool.is_empty()), (5, false));
+        assert!(wait_until(Duration::from_secs(30), || started.load(Ordering::SeqCst) == 2));
+        assert_eq!(pool.len(), 5, "2 running and 3 queued");
+        gate.open();
+        pool.join();
+        assert_eq!((pool.len(), pool.is_empty()), (0, true));
+        for (i, r) in results.into_iter().enumerate() {
+            assert_eq!(r.get(), Ok(i as u32));
+        }
+        // A job stops counting before anybody sees its result.
+        for i in 0..scaled(200, 30) {
+            assert_eq!(pool.apply(move || i), i);
+            assert_eq!(pool.len(), 0, "apply {i} returned with its job counted");
+            let r = pool.spawn(move || i);
+            if i % 2 == 0 {
+                // Without yielding: the job is likely done before the
+                // greenlet that sets the result comes to look.
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            assert_eq!(r.get(), Ok(i));
+            assert_eq!(pool.len(), 0, "spawn {i}'s result was ready with its job counted");
+        }
+    });
+}
+
+/// Greenlets of two hubs join one pool at once: the last job wakes them
+/// all, while one that timed out meanwhile left without disturbing them.
+#[test]
+fn joiners_of_two_hubs_all_wake_when_the_last_job_ends() {
+    both(|| {
+        let pool = ThreadPool::new(1);
+        let gate = Arc::new(Gate::default());
+        let g = gate.clone();
+        pool.spawn(move || g.pass());
+        let joiners: Vec<Greenlet<bool>> = (0..3)
+            .map(|_| {
+                let p = pool.clone();
+                gevent::spawn(move || p.join_timeout(Duration::from_secs(60)))
+            })
+            .collect();
+        let p = pool.clone();
+        let impatient = gevent::spawn(move || p.join_timeout(ms(1)));
+        let (other, (enlisting, is_enlisting)) = (pool.clone(), mpsc::channel());
+        let thread = on_another_hub(move || {
+            let o = other.clone();
+            let g = gevent::spawn(move || o.join_timeout(Duration::from_secs(60)));
+            enlisting.send(()).unwrap();
+            let main = other.join_timeout(Duration::from_secs(60));
+            (main, g.get().unwrap())
+        });
+        is_enlisting.recv().unwrap();
+        // Time for the other hub's joiners to enlist (had they not yet,
+        // they would find the pool empty: correct as well).
+        gevent::sleep(ms(20));
+        assert!(!join_ok(impatient), "the job cannot have finished");
+        gate.open();
+        for j in joiners {
+            assert!(join_ok(j), "a joiner of this hub was not woken");
+        }
+        assert_eq!(thread.join().unwrap(), (true, true), "a joiner of the other hub was not woken");
+    });
+}
+
+/// Jobs that finish just before, during or after a join enlists, from two
+/// threads: no join misses the wake-up of the last job.
+#[test]
+fn join_never_misses_the_last_job_finishing() {
+    both(|| {
+        let pool = ThreadPool::new(2);
+        let rounds = scaled(300, 40);
+        let round = |pool: &ThreadPool, i: usize| {
+            let r = pool.spawn(move || {
+                if i % 4 == 0 {
+                    std::thread::sleep(Duration::from_micros((i % 7) as u64 * 20));
+                }
+                i
+            });
+            if i % 3 == 0 {
+                std::thread::sleep(Duration::from_micros((i % 5) as u64 * 20));
+            }
+            assert!(pool.join_timeout(Duration::from_secs(30)), "round {i}: a join missed its wake-up");
+            assert_eq!(r.get(), Ok(i));
+        };
+        let other = pool.clone();
+        let thread = on_another_hub(move || (0..rounds).for_each(|i| round(&other, i)));
+        (0..rounds).for_each(|i| round(&pool, i));
+        thread.join().unwrap();
+    });
+}
+
+#[test]
+fn imap_yields_in_input_order_while_jobs_finish_in_another() {
+    both(|| {
+        let pool = ThreadPool::new(3);
+        let gates: Arc<Vec<Gate>> = Arc::new((0..3).map(|_| Gate::default()).collect());
+        let finished = Arc::new(Mutex::new(Vec::new()));
+        let (g, f) = (gates.clone(), finished.clone());
+        let mut results = pool.imap(
+            move |i: usize| {
+                g[i].pass();
+                f.lock().unwrap().push(i);
+                i * 10
+            },
+            0..3,
+        );
+        for i in [2, 1, 0] {
+            gates[i].open();
+            let n = 3 - i;
+            assert!(wait_until(Duration::from_secs(30), || finished.lock().unwrap().len() == n));
+        }
+        assert_eq!(*finished.lock().unwrap(), [2, 1, 0]);
+        assert_eq!(results.next(), Some(0));
+        assert_eq!(results.collect::<Vec<_>>(), [10, 20]);
+    });
+}
+
+/// The first result can be read while later items wait: not all taken from
+/// the input, at most `size()` jobs in flight, the rest blocked on a gate
+/// that only the consumer opens.
+#[test]
+fn imap_streams_with_at_most_size_jobs_in_flight() {
+    both(|| {
+        let pool = ThreadPool::new(2);
+        let (gate, running, peak) =
+            (Arc::new(Gate::default()), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let taken = Rc::new(Cell::new(0));
+        let t = taken.clone();
+        let items = (0..10usize).inspect(move |_| t.set(t.get() + 1));
+        let (g, r, p) = (gate.clone(), running.clone(), peak.clone());
+        let mut results = pool.imap(
+            move |i: usize| {
+                p.fetch_max(r.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                if i > 0 {
+                    g.pass();
+                }
+                r.fetch_sub(1, Ordering::SeqCst);
+                i * i
+            },
+            items,
+        );
+        assert_eq!(results.next(), Some(0));
+        assert!(taken.get() < 10, "the whole input was taken before the first result: {}", taken.get());
+        assert!(pool.len() <= 2, "{} jobs in flight on a pool of 2", pool.len());
+        gate.open();
+        assert_eq!(results.collect::<Vec<_>>(), (1..10).map(|i| i * i).collect::<Vec<_>>());
+        assert_eq!(taken.get(), 10);
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(peak <= 2, "{peak} jobs ran at once on a pool of 2");
+    });
+}
+
+/// Completion order, made deterministic: each job waits at its own gate,
+/// opened one at a time in a chosen order.
+#[test]
+fn imap_unordered_yields_in_completion_order() {
+    both(|| {
+        let pool = ThreadPool::new(3);
+        let gates: Arc<Vec<Gate>> = Arc::new((0..3).map(|_| Gate::default()).collect());
+        let g = gates.clone();
+        let mut results = pool.imap_unordered(
+            move |i: usize| {
+                g[i].pass();
+                i * 10
+            },
+            0..3,
+        );
+        let mut got = Vec::new();
+        for i in [2, 0, 1] {
+            gates[i].open();
+            got.extend(results.next());
+        }
+        assert_eq!(got, [20, 0, 10]);
+        assert_eq!(results.next(), None);
+    });
+}
+
+#[test]
+fn imap_reraises_a_job_panic_when_its_result_is_reached() {
+    both(|| {
+        let pool = ThreadPool::new(2);
+        let f = |i: u32| {
+            if i == 1 {
+                panic!("bad item {i}");
+            }
+            i
+        };
+        let mut ordered = pool.imap(f, 0..3);
+        assert_eq!(ordered.next(), Some(0));
+        let text = panic_of(|| ordered.next());
+        assert!(text.contains("bad item 1"), "{text}");
+        let mut unordered = pool.imap_unordered(f, 0..3);
+        let mut ok = Vec::new();
+        let text = loop {
+            match panic::catch_unwind(AssertUnwindSafe(|| unordered.next())) {
+                Ok(Some(v)) => ok.push(v),
+                Ok(None) => panic!("no panic among the results {ok:?}"),
+                Err(p) => break panic_text(&*p),
+            }
+        };
+        assert!(text.contains("bad item 1"), "{text}");
+        assert!(ok.iter().all(|&v| v != 1), "{ok:?}");
+        let text = panic_of(|| pool.map(f, 0..3));
+        assert!(text.contains("bad item 1"), "{text}");
     });
 }

@@ -1,7 +1,9 @@
 //! Borrowing jobs on another thread: [`run_scoped`] lets a closure that
 //! borrows the calling greenlet's stack run on a worker thread, because the
 //! greenlet does not leave until the job finished, on every path (a kill
-//! included): the same rule as an io_uring buffer.
+//! included): the same rule as an io_uring buffer. A job leaves the
+//! hand-over of its result to its worker (a [`Finish`]), so the pool counts
+//! the job finished before anybody sees the result.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
@@ -9,8 +11,66 @@ use std::time::Duration;
 
 use super::{remote_handle, RemoteHandle, RemoteWait};
 
-/// A job for a worker thread.
-pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+/// A job for a worker thread: it runs and returns how its result is handed
+/// over, for the worker to [`send`](Finish::send) once it counted the job
+/// finished.
+pub(crate) type Job = Box<dyn FnOnce() -> Finish + Send + 'static>;
+
+/// The hand-over of a finished job's result, left to its worker.
+pub(crate) enum Finish {
+    /// The result is stored where its waiter, already waiting, looks once
+    /// woken ([`run_scoped`]).
+    Wake(Wake),
+    /// The result is staged out of its waiter's sight until published (a
+    /// [`Delivery`]: its waiter may come after the job finished).
+    Publish(Arc<dyn Publish>),
+}
+
+impl Finish {
+    /// Hands the result over, waking its waiter.
+    pub(crate) fn send(self) {
+        match self {
+            Finish::Wake(wake) => wake.send(),
+            Finish::Publish(p) => {
+                if let Some(wake) = p.publish() {
+                    wake.send();
+                }
+            }
+        }
+    }
+}
+
+/// A staged result (see [`Finish::Publish`]).
+pub(crate) trait Publish: Send + Sync {
+    /// Makes the result visible; the wake-up owed to its waiter, if one
+    /// waits already.
+    fn publish(&self) -> Option<Wake>;
+}
+
+/// A wake-up owed to a greenlet of some hub, waiting in a [`RemoteWait`]:
+/// `Send`, so any thread may deliver it.
+#[derive(Clone, Debug)]
+pub(crate) struct Wake {
+    remote: RemoteHandle,
+    token: u64,
+}
+
+impl Wake {
+    /// The wake-up of `wait`, a wait of the current greenlet.
+    pub(crate) fn to(wait: &RemoteWait) -> Wake {
+        Wake { remote: remote_handle(), token: wait.token() }
+    }
+
+    /// Completes the wait and wakes its hub (from any thread).
+    pub(crate) fn send(self) {
+        self.remote.complete(self.token);
+    }
+
+    /// Whether both name the same wait.
+    pub(crate) fn is(&self, other: &Wake) -> bool {
+        self.token == other.token && self.remote.same_hub(&other.remote)
+    }
+}
 
 /// How often [`run_scoped`] submits a job that no worker can take before it
 /// gives up (the pauses between add up to about a quarter second).
@@ -34,20 +94,22 @@ where
     T: Send + 'a,
 {
     let wait = RemoteWait::open();
-    let (remote, token) = (remote_handle(), wait.token());
+    let wake = Wake::to(&wait);
     let slot: Arc<Mutex<Option<std::thread::Result<T>>>> = Arc::new(Mutex::new(None));
     let out = slot.clone();
-    let job: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
+    let job: Box<dyn FnOnce() -> Finish + Send + 'a> = Box::new(move || {
         let r = panic::catch_unwind(AssertUnwindSafe(f));
         *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-        remote.complete(token);
+        Finish::Wake(wake)
     });
-    // SAFETY: only the lifetime is erased. `Finish` below waits for the
+    // SAFETY: only the lifetime is erased. `Outlive` below waits for the
     // job's completion on every exit path of this function (unwinding
-    // included), so whatever `f` and `T` borrow outlives the job's run.
-    let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Job>(job) };
-    struct Finish<'w>(&'w RemoteWait);
-    impl Drop for Finish<'_> {
+    // included), and the completion is sent only after the job returned
+    // (dropping all it captured), so whatever `f` and `T` borrow outlives
+    // the job's run.
+    let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() -> Finish + Send + 'a>, Job>(job) };
+    struct Outlive<'w>(&'w RemoteWait);
+    impl Drop for Outlive<'_> {
         fn drop(&mut self) {
             // Unwinding: further kills are deferred until this returns.
             self.0.wait();
@@ -58,9 +120,9 @@ where
     if let Err(e) = submit_retrying(submit, job) {
         panic!("{e}");
     }
-    let finish = Finish(&wait);
+    let outlive = Outlive(&wait);
     wait.wait();
-    drop(finish);
+    drop(outlive);
     let r = slot.lock().unwrap_or_else(|p| p.into_inner()).take().expect("a completed job left its result");
     r.unwrap_or_else(|payload| {
         // The job's panic began on another thread, unseen by this one's
@@ -106,24 +168,26 @@ pub(crate) struct Delivery<T> {
 }
 
 struct DeliveryState<T> {
+    /// The result, before it is published.
+    staged: Option<std::thread::Result<T>>,
     result: Option<std::thread::Result<T>>,
-    /// The waiting greenlet's hub and token, once it waits.
-    waiter: Option<(RemoteHandle, u64)>,
+    /// The waiting greenlet's wake-up, once it waits.
+    waiter: Option<Wake>,
 }
 
 impl<T: Send> Delivery<T> {
     pub(crate) fn new() -> Arc<Delivery<T>> {
-        Arc::new(Delivery { state: Mutex::new(DeliveryState { result: None, waiter: None }) })
+        Arc::new(Delivery { state: Mutex::new(DeliveryState { staged: None, result: None, waiter: None }) })
     }
 
-    /// On the worker: stores the job's result and wakes the waiter, if one
-    /// waits already.
-    pub(crate) fn deliver(&self, r: std::thread::Result<T>) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.result = Some(r);
-        if let Some((remote, token)) = s.waiter.take() {
-            remote.complete(token);
-        }
+    /// On the worker: stages the job's result, for the worker to
+    /// [publish](Publish::publish).
+    pub(crate) fn stage(self: Arc<Self>, r: std::thread::Result<T>) -> Finish
+    where
+        T: 'static,
+    {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).staged = Some(r);
+        Finish::Publish(self)
     }
 
     /// In a greenlet of the hub: the job's result, waiting cooperatively
@@ -139,10 +203,20 @@ impl<T: Send> Delivery<T> {
             if let Some(r) = s.result.take() {
                 return r;
             }
-            s.waiter = Some((remote_handle(), wait.token()));
+            s.waiter = Some(Wake::to(&wait));
         }
         wait.wait();
         self.state.lock().unwrap_or_else(|p| p.into_inner()).result.take().expect("a completed job left its result")
+    }
+}
+
+impl<T: Send> Publish for Delivery<T> {
+    /// The waiter, if it came already; else it finds the result when it
+    /// comes to wait.
+    fn publish(&self) -> Option<Wake> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.result = s.staged.take();
+        s.waiter.take()
     }
 }
 
@@ -164,7 +238,7 @@ mod tests {
                 if attempts.get() < 3 {
                     return Err(job);
                 }
-                std::thread::spawn(job);
+                std::thread::spawn(move || job().send());
                 Ok(())
             },
             || x + 1,

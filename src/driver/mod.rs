@@ -270,6 +270,29 @@ impl RemoteWait {
         }
     }
 
+    /// As [`wait`](Self::wait), at most `d`; true if the token was
+    /// completed (also when that happened just as `d` passed). A zero `d`
+    /// never switches.
+    ///
+    /// # Blocking
+    /// As [`wait`](Self::wait), bounded by `d`.
+    pub(crate) fn wait_timeout(&self, d: Duration) -> bool {
+        if self.is_done() || d.is_zero() {
+            return self.is_done();
+        }
+        let me = crate::hub::current_key();
+        let timer = crate::hub::TimerGuard::arm(d, crate::timer::Action::Wake(me));
+        loop {
+            crate::hub::park();
+            if self.is_done() {
+                return true;
+            }
+            if timer.fired() {
+                return false;
+            }
+        }
+    }
+
     /// True once the token was completed.
     pub(crate) fn is_done(&self) -> bool {
         crate::hub::with_driver(|d| d.remote.is_done(self.token))

@@ -4,31 +4,17 @@
 //! handle (an eventfd), the only way into a hub from another thread.
 #![forbid(unsafe_code)]
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::driver::blocking::{run_scoped, submit_retrying, Delivery, Job};
 use crate::event::AsyncResult;
 
-struct State {
-    jobs: VecDeque<Job>,
-    /// Workers started and not exited.
-    threads: usize,
-    /// Workers waiting for a job.
-    idle: usize,
-    closed: bool,
-}
+mod workers;
 
-struct Shared {
-    state: Mutex<State>,
-    ready: Condvar,
-    max: usize,
-    /// How long a worker waits for a job before it exits.
-    idle_exit: Duration,
-}
+use workers::{Shared, State};
 
 /// How long an idle worker of a new pool lives: a program that made one
 /// host-name lookup at start does not keep a thread (and pay for being
@@ -64,8 +50,7 @@ struct Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.shared.state.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
-        self.shared.ready.notify_all();
+        self.shared.close();
     }
 }
 
@@ -79,7 +64,11 @@ impl Clone for ThreadPool {
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.lock();
-        f.debug_struct("ThreadPool").field("max", &self.handle.shared.max).field("threads", &s.threads).finish()
+        f.debug_struct("ThreadPool")
+            .field("max", &self.handle.shared.max)
+            .field("threads", &s.threads)
+            .field("unfinished", &s.unfinished)
+            .finish()
     }
 }
 
@@ -104,9 +93,7 @@ impl ThreadPool {
     /// assert_eq!(pool.apply(|| 7 * 6), 42, "a new worker starts");
     /// ```
     pub fn with_idle_exit(threads: usize, idle: Duration) -> ThreadPool {
-        let state = State { jobs: VecDeque::new(), threads: 0, idle: 0, closed: false };
-        let shared =
-            Arc::new(Shared { state: Mutex::new(state), ready: Condvar::new(), max: threads.max(1), idle_exit: idle });
+        let shared = Arc::new(Shared::new(threads.max(1), idle));
         ThreadPool { handle: Arc::new(Handle { shared }) }
     }
 
@@ -126,30 +113,12 @@ impl ThreadPool {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.handle.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.handle.shared.lock()
     }
 
-    /// Queues `job`, starting a worker if every running one is busy. Gives
-    /// the job back if no worker exists and none can be started (it must
-    /// then not stay queued: it may borrow its caller's stack).
+    /// See [`Shared::submit`].
     fn submit(&self, job: Job) -> Result<(), Job> {
-        let mut s = self.lock();
-        s.jobs.push_back(job);
-        // More jobs queued than idle workers to take them (a notified
-        // worker counts as idle until it wakes): start another worker.
-        if s.jobs.len() > s.idle && s.threads < self.handle.shared.max {
-            let shared = self.handle.shared.clone();
-            let started =
-                std::thread::Builder::new().name("gevent-threadpool".to_owned()).spawn(move || worker(&shared));
-            match started {
-                Ok(_) => s.threads += 1,
-                Err(_) if s.threads > 0 => self.handle.shared.ready.notify_one(),
-                Err(_) => return Err(s.jobs.pop_back().expect("the job just queued")),
-            }
-        } else {
-            self.handle.shared.ready.notify_one();
-        }
-        Ok(())
+        self.handle.shared.submit(job)
     }
 
     /// Runs `f` on a worker and returns its result; the calling greenlet
@@ -193,14 +162,7 @@ impl ThreadPool {
         A: Send + 'static,
         T: Send + 'static,
     {
-        let (f, pool) = (Arc::new(f), self.share());
-        crate::pool::Group::new().map(
-            move |item| {
-                let f = f.clone();
-                pool.apply(move || f(item))
-            },
-            items,
-        )
+        crate::pool::Group::new().map(self.job_per_item(f), items)
     }
 
     /// Runs `f` on a worker and returns at once; the result arrives in the
@@ -228,7 +190,7 @@ impl ThreadPool {
         let result = AsyncResult::new();
         let delivery = Delivery::new();
         let to = delivery.clone();
-        let job: Job = Box::new(move || to.deliver(panic::catch_unwind(AssertUnwindSafe(f))));
+        let job: Job = Box::new(move || to.stage(panic::catch_unwind(AssertUnwindSafe(f))));
         let unqueued = self.submit(job).err();
         let (out, pool) = (result.clone(), self.share());
         crate::spawn(move || {
@@ -245,30 +207,180 @@ impl ThreadPool {
         });
         result
     }
-}
 
-fn worker(shared: &Shared) {
-    let mut s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-    loop {
-        if let Some(job) = s.jobs.pop_front() {
-            drop(s);
-            job();
-            s = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-            continue;
+    /// As [`map`](Self::map), streaming (gevent's `ThreadPool.imap`):
+    /// yields each result in input order as soon as it and the ones before
+    /// it are done, so the first result can be read before the last item
+    /// was even taken from `items`. At most [`size`](Self::size) jobs of
+    /// this call are queued or running at once: a feeder greenlet takes the
+    /// next item when one of them finished. It runs ahead of the consumer
+    /// (results not yet read are kept), and stops when the iterator is
+    /// dropped: no job is submitted for the rest of the input (jobs already
+    /// submitted run on). Built on [`Pool::imap`](crate::pool::Group::imap).
+    ///
+    /// # Blocking
+    /// Each `next` waits cooperatively for the next result in order.
+    ///
+    /// # Panics
+    /// `next` panics when that item's job panicked (gevent re-raises it),
+    /// naming its message.
+    ///
+    /// # Examples
+    /// ```
+    /// let pool = gevent::threadpool::ThreadPool::new(2);
+    /// let mut lens = pool.imap(|s: &str| s.len(), ["a", "bb", "ccc"]);
+    /// assert_eq!(lens.next(), Some(1));
+    /// assert_eq!(lens.collect::<Vec<_>>(), [2, 3]);
+    /// ```
+    pub fn imap<A, T, F>(&self, f: F, items: impl IntoIterator<Item = A> + 'static) -> impl Iterator<Item = T> + 'static
+    where
+        F: Fn(A) -> T + Send + Sync + 'static,
+        A: Send + 'static,
+        T: Send + 'static,
+    {
+        crate::pool::Pool::new(self.size()).imap(self.job_per_item(f), items)
+    }
+
+    /// As [`imap`](Self::imap), but yields the results in the order the
+    /// jobs finished (gevent's `ThreadPool.imap_unordered`). Built on
+    /// [`Pool::imap_unordered`](crate::pool::Group::imap_unordered).
+    ///
+    /// # Blocking
+    /// Each `next` waits cooperatively for the next job to finish.
+    ///
+    /// # Panics
+    /// `next` panics when it reaches a job that panicked, naming its
+    /// message.
+    ///
+    /// # Examples
+    /// ```
+    /// let pool = gevent::threadpool::ThreadPool::new(2);
+    /// let mut squares: Vec<u64> = pool.imap_unordered(|x: u64| x * x, 1..=4).collect();
+    /// squares.sort();
+    /// assert_eq!(squares, [1, 4, 9, 16]);
+    /// ```
+    pub fn imap_unordered<A, T, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A> + 'static,
+    ) -> impl Iterator<Item = T> + 'static
+    where
+        F: Fn(A) -> T + Send + Sync + 'static,
+        A: Send + 'static,
+        T: Send + 'static,
+    {
+        crate::pool::Pool::new(self.size()).imap_unordered(self.job_per_item(f), items)
+    }
+
+    /// `f` as a greenlet task of the maps: runs `f` on its item in a job of
+    /// this pool, waiting for it cooperatively.
+    fn job_per_item<A, T, F>(&self, f: F) -> impl Fn(A) -> T + 'static
+    where
+        F: Fn(A) -> T + Send + Sync + 'static,
+        A: Send + 'static,
+        T: Send + 'static,
+    {
+        let (f, pool) = (Arc::new(f), self.share());
+        move |item| {
+            let f = f.clone();
+            pool.apply(move || f(item))
         }
-        if s.closed {
-            s.threads -= 1;
-            return;
+    }
+
+    /// Jobs queued or running, submitted through any handle from any
+    /// thread (gevent's `len(pool)`). A job stops counting once it ran and
+    /// handed its result over, before anybody sees that result: right after
+    /// [`apply`](Self::apply) returns, or a [`spawn`](Self::spawn)'s result
+    /// is ready, its job is not counted any more.
+    ///
+    /// # Examples
+    /// ```
+    /// let pool = gevent::threadpool::ThreadPool::new(1);
+    /// assert_eq!(pool.len(), 0);
+    /// let (open, gate) = std::sync::mpsc::channel::<()>();
+    /// let r = pool.spawn(move || gate.recv().unwrap());
+    /// assert_eq!(pool.len(), 1);
+    /// open.send(()).unwrap();
+    /// r.get().unwrap();
+    /// assert!(pool.is_empty());
+    /// ```
+    #[doc(alias = "__len__")]
+    pub fn len(&self) -> usize {
+        self.lock().unfinished
+    }
+
+    /// True when no job is queued or running (see [`len`](Self::len));
+    /// gevent's `not pool`.
+    #[doc(alias = "__bool__")]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until no job is queued or running (gevent's
+    /// `ThreadPool.join`): every job submitted so far, through any handle
+    /// and from any thread, has finished.
+    ///
+    /// It returns at the first moment after the call at which the pool has
+    /// no job: a job submitted while it waits is waited for as well, as
+    /// long as the pool has not run empty before that submission; one
+    /// submitted after that moment may be queued or running when `join`
+    /// returns. So a steady stream of jobs that never lets the pool run
+    /// empty keeps it waiting.
+    ///
+    /// # Blocking
+    /// Cooperatively (the hub runs other greenlets), until the pool is
+    /// empty. Any number of greenlets, of any threads' hubs, may join at
+    /// once: the last job to finish wakes them all. Killed or timed out
+    /// meanwhile, the greenlet leaves at once (the jobs run on). A job
+    /// that joins its own pool waits for itself: for ever.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let pool = gevent::threadpool::ThreadPool::new(2);
+    /// let done = Arc::new(AtomicUsize::new(0));
+    /// for _ in 0..5 {
+    ///     let done = done.clone();
+    ///     pool.spawn(move || done.fetch_add(1, Ordering::SeqCst));
+    /// }
+    /// pool.join();
+    /// assert_eq!(done.load(Ordering::SeqCst), 5);
+    /// assert!(pool.is_empty());
+    /// ```
+    pub fn join(&self) {
+        if let Some(joining) = self.handle.shared.enlist() {
+            joining.wait.wait();
         }
-        s.idle += 1;
-        let (guard, waited) = shared.ready.wait_timeout(s, shared.idle_exit).unwrap_or_else(|p| p.into_inner());
-        s = guard;
-        s.idle -= 1;
-        if waited.timed_out() && s.jobs.is_empty() {
-            // A job queued meanwhile (counting on this worker as idle) is
-            // taken above instead.
-            s.threads -= 1;
-            return;
+    }
+
+    /// As [`join`](Self::join), waiting at most `d`; true if the pool ran
+    /// empty (also when that happened just as `d` passed).
+    ///
+    /// # Blocking
+    /// As [`join`](Self::join), bounded by `d`; with a zero `d` it never
+    /// switches.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = gevent::threadpool::ThreadPool::new(1);
+    /// let (open, gate) = std::sync::mpsc::channel::<()>();
+    /// pool.spawn(move || gate.recv().unwrap());
+    /// assert!(!pool.join_timeout(Duration::from_millis(1)));
+    /// open.send(()).unwrap();
+    /// assert!(pool.join_timeout(Duration::from_secs(10)));
+    /// ```
+    pub fn join_timeout(&self, d: Duration) -> bool {
+        match self.handle.shared.enlist() {
+            None => true,
+            Some(joining) => joining.wait.wait_timeout(d),
         }
     }
 }
