@@ -491,6 +491,14 @@ pub(crate) fn is_hub(key: usize) -> bool {
     key == sched::HUB
 }
 
+/// Makes greenlet `key` ready if it is parked; nothing otherwise (a
+/// greenlet is queued at most once). Only for a greenlet known to be alive
+/// and parked in a loop that looks again at why it woke (an I/O operation
+/// under an `op::Cancel`): to it, the wake-up may be spurious.
+pub(crate) fn unpark(key: usize) {
+    with(|h| h.core.borrow_mut().unpark(key));
+}
+
 /// Arms a timer that interrupts greenlet `me` (the current one) with
 /// `token`.
 pub(crate) fn arm_timeout(me: usize, d: Duration, token: u64) -> TimerGuard {

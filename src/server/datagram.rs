@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use super::{stop_handlers, Serving, MIN_BACKOFF, STOP_GRACE};
 use crate::pool::Group;
-use crate::socket::UdpSocket;
+use crate::socket::{is_cancelled, UdpSocket};
 
 type DatagramHandler = dyn Fn(&[u8], SocketAddr, &DatagramServer);
 
@@ -45,7 +45,7 @@ pub struct DatagramServer(Rc<DatagramInner>);
 
 impl fmt::Debug for DatagramServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatagramServer").field("addr", &self.0.addr).finish()
+        f.debug_struct("DatagramServer").field("addr", &self.0.addr).field("accepting", &self.is_accepting()).finish()
     }
 }
 
@@ -108,7 +108,10 @@ impl DatagramServer {
     fn receive(&self, socket: &UdpSocket) {
         let mut buf = vec![0u8; 65536];
         loop {
-            match socket.recv_from(&mut buf) {
+            self.0.serving.pause.wait_accepting();
+            match self.0.serving.pause.run(|cancel| socket.recv_from_cancellable(&mut buf, cancel)) {
+                // Paused: the loop parks above.
+                Err(e) if is_cancelled(&e) => {}
                 Ok((n, peer)) => {
                     let (data, srv) = (buf[..n].to_vec(), self.clone());
                     self.0.handlers.spawn(move || (srv.0.handler)(&data, peer, &srv));
@@ -162,6 +165,65 @@ impl DatagramServer {
     /// receive error); the server cannot start again (gevent's `closed`).
     pub fn closed(&self) -> bool {
         self.0.socket.borrow().is_none()
+    }
+
+    /// Pauses receiving, keeping the socket open (gevent's
+    /// `stop_accepting`): datagrams wait in the socket's receive buffer
+    /// (the kernel drops those that do not fit, as always with UDP) and
+    /// are handled, in order, once
+    /// [`start_accepting`](Self::start_accepting) resumes. Handlers already
+    /// running go on, and can still [`send_to`](Self::send_to). The receive
+    /// loop parks until resumed, taking no CPU.
+    ///
+    /// Before [`start`](Self::start), the pause is kept: the server starts
+    /// paused. After [`close`](Self::close) or [`stop`](Self::stop) it
+    /// changes nothing. Calling it again while paused changes nothing.
+    ///
+    /// # Blocking
+    /// Until the receive loop has left a receive that waits (on io_uring it
+    /// is cancelled in the kernel first): when this returns, no datagram is
+    /// taken from the socket until receiving resumes. A datagram the kernel
+    /// had already handed to that receive is not dropped: its handler was
+    /// spawned.
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::server::DatagramServer;
+    /// use gevent::socket::UdpSocket;
+    /// let server = DatagramServer::new("127.0.0.1:0", |data: &[u8], peer, srv: &DatagramServer| {
+    ///     srv.send_to(data, peer).unwrap();
+    /// }).unwrap();
+    /// server.start().unwrap();
+    /// server.stop_accepting();
+    /// let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// c.send_to(b"one", server.local_addr()).unwrap();
+    /// c.send_to(b"two", server.local_addr()).unwrap();
+    /// server.start_accepting(); // both were kept in the socket's buffer
+    /// let mut buf = [0u8; 8];
+    /// let (n, _) = c.recv_from(&mut buf).unwrap();
+    /// assert_eq!(&buf[..n], b"one");
+    /// let (n, _) = c.recv_from(&mut buf).unwrap();
+    /// assert_eq!(&buf[..n], b"two");
+    /// server.stop();
+    /// ```
+    pub fn stop_accepting(&self) {
+        self.0.serving.pause.stop();
+    }
+
+    /// Resumes receiving after [`stop_accepting`](Self::stop_accepting)
+    /// (gevent's `start_accepting`): the datagrams queued meanwhile are
+    /// handled first, in the order they arrived. A no-op when not paused.
+    /// Before [`start`](Self::start) it only undoes a pause (the server
+    /// does not start); after [`close`](Self::close) or
+    /// [`stop`](Self::stop) it changes nothing.
+    pub fn start_accepting(&self) {
+        self.0.serving.pause.start();
+    }
+
+    /// True while the server receives: [`started`](Self::started) and not
+    /// paused by [`stop_accepting`](Self::stop_accepting).
+    pub fn is_accepting(&self) -> bool {
+        self.0.serving.accepting()
     }
 
     /// Stops receiving and closes the socket at once (`serve_forever`

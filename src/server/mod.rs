@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod datagram;
+mod pause;
 mod threads;
 
 pub use datagram::DatagramServer;
@@ -38,7 +39,7 @@ use std::time::Duration;
 
 use crate::event::Event;
 use crate::pool::{Group, Pool};
-use crate::socket::{TcpListener, TcpStream};
+use crate::socket::{is_cancelled, TcpListener, TcpStream};
 use crate::{Greenlet, GreenletRef};
 
 /// gevent's default grace period for [`StreamServer::stop`].
@@ -75,11 +76,13 @@ struct Inner {
 }
 
 /// What both server kinds share: the greenlet that accepts (or receives),
-/// and the event `serve_forever` waits for.
+/// the event `serve_forever` waits for, and the switch that pauses the
+/// greenlet's loop.
 #[derive(Default)]
 struct Serving {
     task: RefCell<Option<Greenlet<()>>>,
     stopped: Event,
+    pause: pause::Pause,
 }
 
 impl Serving {
@@ -136,6 +139,11 @@ impl Serving {
         self.started() && !self.stopped.is_set()
     }
 
+    /// Serving and not paused.
+    fn accepting(&self) -> bool {
+        self.serving() && self.pause.accepting()
+    }
+
     /// Stops serving and closes `socket` (the listener or the datagram
     /// socket): `serve_forever` returns; handlers are left alone.
     fn close<S>(&self, socket: &RefCell<Option<S>>) {
@@ -160,7 +168,9 @@ impl Serving {
 ///
 /// Out of file descriptors (`EMFILE`, `ENFILE`), the accept loop backs off
 /// (5 ms doubling to 500 ms) and keeps serving the connections it has; it
-/// never exits or spins.
+/// never exits or spins. [`stop_accepting`](Self::stop_accepting) pauses
+/// it (the listener stays open), [`start_accepting`](Self::start_accepting)
+/// resumes it.
 #[derive(Clone)]
 pub struct StreamServer(Rc<Inner>);
 
@@ -170,6 +180,7 @@ impl fmt::Debug for StreamServer {
             .field("addr", &self.0.addr)
             .field("connections", &self.0.handlers.len())
             .field("started", &self.0.serving.started())
+            .field("accepting", &self.is_accepting())
             .finish()
     }
 }
@@ -221,7 +232,8 @@ impl StreamServer {
 
     /// Caps the connections handled at once at `size`; while the cap is
     /// reached, the server stops accepting (the kernel's backlog holds new
-    /// peers).
+    /// peers), as gevent's does while its pool is full: the next
+    /// connection is accepted once a handler has returned.
     ///
     /// # Panics
     /// If `size` is 0, or once the server was cloned or started.
@@ -306,6 +318,68 @@ impl StreamServer {
     /// accept error); the server cannot start again (gevent's `closed`).
     pub fn closed(&self) -> bool {
         self.0.listener.borrow().is_none()
+    }
+
+    /// Pauses accepting, keeping the listener open (gevent's
+    /// `stop_accepting`): new peers still connect, into the kernel's
+    /// backlog (up to its length), and are accepted once
+    /// [`start_accepting`](Self::start_accepting) resumes. Handlers already
+    /// running go on; `serve_forever` goes on waiting. The accept loop
+    /// parks until resumed, taking no CPU.
+    ///
+    /// Before [`start`](Self::start), the pause is kept: the server starts
+    /// paused. After [`close`](Self::close) or [`stop`](Self::stop) it
+    /// changes nothing (no connection is accepted any more anyway). A
+    /// second call while paused changes nothing.
+    ///
+    /// # Blocking
+    /// Until the accept loop has left an accept that waits (on io_uring it
+    /// is cancelled in the kernel first): when this returns, no connection
+    /// is taken from the backlog until accepting resumes. A connection the
+    /// kernel had already handed to that accept is not dropped: its handler
+    /// was spawned. This takes one turn of the hub, or none when the loop
+    /// was not waiting.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use gevent::server::StreamServer;
+    /// use gevent::socket::TcpStream;
+    /// let server = StreamServer::new("127.0.0.1:0", |_conn, _peer| {}).unwrap();
+    /// server.start().unwrap();
+    /// server.stop_accepting();
+    /// assert!(server.started() && !server.is_accepting());
+    /// let client = TcpStream::connect(server.local_addr()).unwrap(); // into the backlog
+    /// gevent::sleep(Duration::from_millis(5));
+    /// assert_eq!(server.connections(), 0);
+    /// server.start_accepting();
+    /// assert!(server.is_accepting());
+    /// # drop(client);
+    /// server.stop();
+    /// ```
+    pub fn stop_accepting(&self) {
+        self.0.serving.pause.stop();
+    }
+
+    /// Resumes accepting after [`stop_accepting`](Self::stop_accepting)
+    /// (gevent's `start_accepting`): the accept loop takes the connections
+    /// queued meanwhile, oldest first. A no-op when not paused. Before
+    /// [`start`](Self::start) it only undoes a pause (the server does not
+    /// start); after [`close`](Self::close) or [`stop`](Self::stop) it
+    /// changes nothing.
+    ///
+    /// The pause is the caller's alone: a server with a full pool
+    /// ([`with_pool`](Self::with_pool)) also waits, for a free slot,
+    /// whatever this says.
+    pub fn start_accepting(&self) {
+        self.0.serving.pause.start();
+    }
+
+    /// True while the server accepts connections: [`started`](Self::started)
+    /// and not paused by [`stop_accepting`](Self::stop_accepting). (A
+    /// server whose pool is full waits for a slot, yet is accepting.)
+    pub fn is_accepting(&self) -> bool {
+        self.0.serving.accepting()
     }
 
     /// Stops accepting and closes the listener at once (`serve_forever`
@@ -403,12 +477,16 @@ fn accept_loop(inner: &Inner) {
             streak = 0;
             crate::sleep(Duration::ZERO);
         }
+        inner.serving.pause.wait_accepting();
         if let Some(pool) = &inner.pool {
             pool.wait_available();
         }
         let Some(listener) = inner.listener.borrow().clone() else { return };
-        let accepted = listener.accept();
+        // Paused meanwhile (while the pool was full), or during the accept:
+        // it ends with the cancellation's error, and the loop parks above.
+        let accepted = inner.serving.pause.run(|cancel| listener.accept_cancellable(Some(cancel)));
         match accepted {
+            Err(e) if is_cancelled(&e) => {}
             Ok((conn, peer)) => {
                 backoff = MIN_BACKOFF;
                 last_error = None;

@@ -89,6 +89,10 @@ pub use udp::UdpSocket;
 pub use unix::{UnixIncoming, UnixListener, UnixStream};
 pub use unix_datagram::UnixDatagram;
 
+/// For the servers' paused loops: an accept or receive another greenlet
+/// ends without unwinding the one waiting.
+pub(crate) use crate::driver::op::{is_cancelled, Cancel};
+
 /// Waits until `fd` is readable (or has an error or hang-up to report).
 ///
 /// # Errors
@@ -346,8 +350,9 @@ impl Sock {
         )
     }
 
-    pub(crate) fn accept(&self) -> io::Result<(Sock, SockAddr)> {
-        let (src, peer) = op::accept(self.target(), self.read_timeout(), &self.backlog, self.nonblocking())?;
+    /// Accepts a connection; `cancel` may end the wait (see `op::Cancel`).
+    pub(crate) fn accept(&self, cancel: Option<&op::Cancel>) -> io::Result<(Sock, SockAddr)> {
+        let (src, peer) = op::accept(self.target(), self.read_timeout(), &self.backlog, self.nonblocking(), cancel)?;
         Ok((Sock::of(src), peer))
     }
 
@@ -382,6 +387,18 @@ impl Sock {
     pub(crate) fn recv_from(&self, buf: &mut [u8], flags: i32) -> io::Result<(usize, SockAddr)> {
         let mut r = op::RecvFrom::new(buf, flags);
         let n = self.run(&mut r, self.read_timeout())?;
+        Ok((n, r.peer()))
+    }
+
+    /// [`recv_from`](Self::recv_from) without flags, the wait ended by
+    /// `cancel` (see `op::Cancel`).
+    pub(crate) fn recv_from_cancellable(&self, buf: &mut [u8], cancel: &op::Cancel) -> io::Result<(usize, SockAddr)> {
+        let mut r = op::RecvFrom::new(buf, 0);
+        let n = if self.nonblocking() {
+            op::run_once(self.target(), &mut r)
+        } else {
+            op::run_cancellable(self.target(), &mut r, self.read_timeout(), cancel)
+        }?;
         Ok((n, r.peer()))
     }
 

@@ -71,7 +71,13 @@ impl TcpListener {
     /// # Blocking
     /// Parks until a peer connects (bounded by the read timeout, if set).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (sock, peer) = self.sock.accept()?;
+        self.accept_cancellable(None)
+    }
+
+    /// [`accept`](Self::accept), the wait ended by `cancel` if given (see
+    /// `op::Cancel`): a server's paused accept loop.
+    pub(crate) fn accept_cancellable(&self, cancel: Option<&super::Cancel>) -> io::Result<(TcpStream, SocketAddr)> {
+        let (sock, peer) = self.sock.accept(cancel)?;
         Ok((TcpStream { sock }, inet(peer)?))
     }
 

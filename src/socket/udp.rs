@@ -95,6 +95,17 @@ impl UdpSocket {
         Ok((n, inet(a)?))
     }
 
+    /// [`recv_from`](Self::recv_from), the wait ended by `cancel` (see
+    /// `op::Cancel`): a server's paused receive loop.
+    pub(crate) fn recv_from_cancellable(
+        &self,
+        buf: &mut [u8],
+        cancel: &super::Cancel,
+    ) -> io::Result<(usize, SocketAddr)> {
+        let (n, a) = self.sock.recv_from_cancellable(buf, cancel)?;
+        Ok((n, inet(a)?))
+    }
+
     /// Sends to the connected peer.
     ///
     /// # Errors

@@ -83,7 +83,7 @@ impl UnixListener {
     /// # Blocking
     /// Parks until a peer connects.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (sock, _) = self.sock.accept()?;
+        let (sock, _) = self.sock.accept(None)?;
         let peer = unix_addr(sock.as_fd(), true)?;
         Ok((UnixStream { sock }, peer))
     }

@@ -348,7 +348,8 @@ unsafe impl Op for Accept {
 
 /// Accepts a connection on listener `t`: the new socket (non-blocking
 /// already: `SOCK_NONBLOCK`) and the peer's address. `backlog` is the
-/// listener's: whether its last accept left connections queued.
+/// listener's: whether its last accept left connections queued. `cancel`
+/// may end the wait (see [`Cancel`](super::Cancel)).
 ///
 /// # Blocking
 /// As [`run`].
@@ -357,9 +358,14 @@ pub(crate) fn accept(
     timeout: Option<Duration>,
     backlog: &AtomicBool,
     once: bool,
+    cancel: Option<&super::Cancel>,
 ) -> io::Result<(crate::driver::Source, SockAddr)> {
     let mut a = Accept::new(backlog.load(Ordering::Relaxed));
-    let done = if once { super::run_once(t, &mut a) } else { run(t, &mut a, timeout) };
+    let done = match cancel {
+        _ if once => super::run_once(t, &mut a),
+        Some(c) => super::run_cancellable(t, &mut a, timeout, c),
+        None => run(t, &mut a, timeout),
+    };
     backlog.store(a.backlog, Ordering::Relaxed);
     let fd = done?;
     // SAFETY: a completed accept's result is a new fd that nobody else

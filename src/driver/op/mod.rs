@@ -2,8 +2,10 @@
 //! non-blocking syscall (`kinds.rs`), and the one generic loop that runs
 //! any of them on either backend ([`run`]).
 
+mod cancel;
 mod kinds;
 
+pub(crate) use cancel::{cancelled, is_cancelled, Cancel};
 pub(crate) use kinds::{accept, Connect, Read, ReadOrder, Recv, RecvFrom, Salvage, Send, SendTo, Write};
 
 use std::cell::Cell;
@@ -139,10 +141,36 @@ pub(crate) struct Target<'a> {
 /// Until the operation completes; kills and timeouts unwind out of it,
 /// after an in-flight io_uring operation was cancelled and completed.
 pub(crate) fn run<O: Op>(t: Target<'_>, op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
-    let deadline = &Deadline::new(timeout);
+    run_until(t, op, &Deadline::new(timeout, None))
+}
+
+/// [`run`], ended early by `cancel` (see [`Cancel`]): with its error when
+/// the switch is on as the operation starts or waits, with the result
+/// when the operation completed before its cancellation reached the
+/// kernel.
+///
+/// # Blocking
+/// As [`run`], or until `cancel` is turned on.
+pub(crate) fn run_cancellable<O: Op>(
+    t: Target<'_>,
+    op: &mut O,
+    timeout: Option<Duration>,
+    cancel: &Cancel,
+) -> io::Result<usize> {
+    if cancel.requested() {
+        return Err(cancelled());
+    }
+    let _entered = cancel.enter(crate::hub::current_key());
+    run_until(t, op, &Deadline::new(timeout, Some(cancel)))
+}
+
+fn run_until<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline<'_>) -> io::Result<usize> {
     let (uring, spent) = with_driver(|d| (d.uring().is_some(), d.spend()));
     if spent {
         crate::hub::yield_in_greenlet();
+        if deadline.cancelled() {
+            return Err(cancelled());
+        }
     }
     if uring {
         run_uring(t, op, deadline)
@@ -175,14 +203,21 @@ fn with_epoll<R>(f: impl FnOnce(&super::epoll::Epoll) -> R) -> R {
 
 /// An operation's time bound, counted from its first wait: an operation
 /// that completes at once reads no clock, and each wait reads it once.
-struct Deadline {
+/// And the [`Cancel`] that may end its waits, if any.
+struct Deadline<'a> {
     timeout: Option<Duration>,
     at: Cell<Option<Instant>>,
+    cancel: Option<&'a Cancel>,
 }
 
-impl Deadline {
-    fn new(timeout: Option<Duration>) -> Deadline {
-        Deadline { timeout, at: Cell::new(None) }
+impl<'a> Deadline<'a> {
+    fn new(timeout: Option<Duration>, cancel: Option<&'a Cancel>) -> Deadline<'a> {
+        Deadline { timeout, at: Cell::new(None), cancel }
+    }
+
+    /// True when the operation's [`Cancel`] is on.
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(Cancel::requested)
     }
 
     /// The time left at `now` (`None`: no bound), counted from the first
@@ -201,6 +236,9 @@ impl Deadline {
     /// Arms the timer of a wait by the current greenlet: `Ok(None)`
     /// without a bound, `Err(TimedOut)` once it passed.
     fn arm(&self) -> io::Result<Option<TimerGuard>> {
+        if self.cancelled() {
+            return Err(cancelled());
+        }
         if self.timeout.is_none() {
             return Ok(None);
         }
@@ -230,7 +268,7 @@ fn back_off_pauses() -> Backoff {
 fn blocked_after_ready<O: Op>(
     op: &mut O,
     fd: RawFd,
-    deadline: &Deadline,
+    deadline: &Deadline<'_>,
     pause: &mut Backoff,
 ) -> io::Result<Option<usize>> {
     if op.ends_when_shut() && sys::read_shut(fd) {
@@ -242,7 +280,7 @@ fn blocked_after_ready<O: Op>(
     Ok(None)
 }
 
-fn run_epoll<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Result<usize> {
+fn run_epoll<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline<'_>) -> io::Result<usize> {
     let mut wait_first = with_epoll(|e| e.known_unready(t.fd, t.id, O::INTEREST));
     let mut pause = back_off_pauses();
     loop {
@@ -281,7 +319,7 @@ fn run_epoll<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Resul
 }
 
 /// epoll: waits for the next edge of `interest` on the target.
-fn wait_ready(t: Target<'_>, interest: Interest, deadline: &Deadline) -> io::Result<()> {
+fn wait_ready(t: Target<'_>, interest: Interest, deadline: &Deadline<'_>) -> io::Result<()> {
     let timer = deadline.arm()?;
     let (reg, wk) = with_driver_current(|me, d| {
         d.refill();
@@ -296,6 +334,11 @@ fn wait_ready(t: Target<'_>, interest: Interest, deadline: &Deadline) -> io::Res
     let _delist = Delist(reg, interest, wk);
     loop {
         park();
+        // Before the readiness: on epoll, a connection or datagram waits
+        // in the kernel, and the readiness stays recorded for the next try.
+        if deadline.cancelled() {
+            return Err(cancelled());
+        }
         if !with_epoll(|e| e.listed(reg, interest, wk)) {
             return Ok(());
         }
@@ -305,7 +348,7 @@ fn wait_ready(t: Target<'_>, interest: Interest, deadline: &Deadline) -> io::Res
     }
 }
 
-fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Result<usize> {
+fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline<'_>) -> io::Result<usize> {
     if op.try_first() {
         let (mut polled, mut pause) = (false, back_off_pauses());
         loop {
@@ -377,8 +420,9 @@ impl<O: Op> Drop for InFlight<'_, O> {
 }
 
 /// Submits `op` and waits for its completion: its result and flags;
-/// `Err(TimedOut)` only if the deadline passed and the cancellation won.
-fn submit_and_wait<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io::Result<(i32, u32)> {
+/// `Err(TimedOut)` only if the deadline passed and the cancellation won
+/// (the [`cancelled`] error likewise when its [`Cancel`] was turned on).
+fn submit_and_wait<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline<'_>) -> io::Result<(i32, u32)> {
     let timer = deadline.arm()?;
     let entry = op.entry(t.fd);
     let slot = with_driver_current(|me, d| {
@@ -392,22 +436,31 @@ fn submit_and_wait<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline) -> io:
     // A wait on a bare fd number is listed while it is in flight: a close
     // of that fd cancels it (`Uring::cancel_raw_waits`).
     let _raw = (t.id == 0).then(|| RawWait::start(t.fd, slot));
-    let mut cancelled = false;
+    // Why the operation was cancelled: its deadline passed, or its
+    // `Cancel` was turned on (which may be off again by its completion).
+    let mut stopped: Option<fn() -> io::Error> = None;
     let (res, flags) = loop {
         park();
         if let Some(done) = with_uring(|u| u.take(slot)) {
             break done;
         }
-        if !cancelled && timer.as_ref().is_some_and(|t| t.fired()) {
-            with_uring(|u| u.cancel(slot));
-            cancelled = true;
+        if stopped.is_some() {
+            continue;
         }
+        if timer.as_ref().is_some_and(|t| t.fired()) {
+            stopped = Some(timed_out);
+        } else if deadline.cancelled() {
+            stopped = Some(cancelled);
+        } else {
+            continue;
+        }
+        with_uring(|u| u.cancel(slot));
     };
     flight.done = true;
-    if cancelled && res == -libc::ECANCELED {
-        return Err(timed_out());
+    match stopped {
+        Some(why) if res == -libc::ECANCELED => Err(why()),
+        _ => Ok((res, flags)),
     }
-    Ok((res, flags))
 }
 
 /// Waits for readiness only (`wait_read`, `wait_write`, and the io_uring
@@ -448,7 +501,7 @@ impl Drop for RawWait {
 /// Runs a readiness wait: `Poll`'s interest varies per call, so it gets
 /// its own entry point.
 pub(crate) fn wait(t: Target<'_>, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
-    let deadline = &Deadline::new(timeout);
+    let deadline = &Deadline::new(timeout, None);
     let mut p = Poll(interest);
     if with_driver(|d| d.uring().is_some()) {
         if timeout.is_some_and(|t| t.is_zero()) {
