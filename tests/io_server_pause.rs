@@ -9,6 +9,8 @@ use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gevent::server::{DatagramServer, StreamServer};
@@ -407,4 +409,124 @@ fn pausing_while_datagrams_arrive_drops_none() {
         assert_eq!(seen.borrow()[..], msgs[..]);
         server.stop();
     });
+}
+
+/// A `start_threads` handler: echoes 4-byte messages, counting the
+/// connections in `handled`.
+fn counting_echo_4(handled: Arc<AtomicUsize>) -> impl Fn(TcpStream, SocketAddr) {
+    move |mut conn: TcpStream, _| {
+        handled.fetch_add(1, Ordering::SeqCst);
+        let mut b = [0u8; 4];
+        while conn.read_exact(&mut b).is_ok() {
+            if conn.write_all(&b).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// A plain std client of `addr` (reads bounded by [`LONG`]) that sent
+/// `msg`.
+fn std_client(addr: SocketAddr, msg: &[u8; 4]) -> std::net::TcpStream {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(LONG)).unwrap();
+    c.write_all(msg).unwrap();
+    c
+}
+
+/// Reads the echo of `msg` on `c`.
+fn std_echo(c: &mut std::net::TcpStream, msg: &[u8; 4]) {
+    let mut got = [0u8; 4];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got, msg);
+}
+
+/// Sleeps the thread until `done()`, or [`LONG`]; true if done.
+fn thread_wait_until(done: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + LONG;
+    while !done() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(ms(1));
+    }
+    true
+}
+
+#[test]
+fn a_threaded_server_pauses_every_thread() {
+    // The server threads follow GEVENT_BACKEND: the suite's epoll run
+    // covers the other backend.
+    let handled = Arc::new(AtomicUsize::new(0));
+    let h = handled.clone();
+    let server = gevent::server::start_threads(LOCAL, 2, move || counting_echo_4(h.clone())).unwrap();
+    let addr = server.local_addr();
+    assert!(server.is_accepting());
+    // Served first: both accept loops then wait in accepts.
+    let mut early: Vec<_> = (0..8).map(|_| std_client(addr, b"old!")).collect();
+    for c in &mut early {
+        std_echo(c, b"old!");
+    }
+    server.stop_accepting();
+    assert!(!server.is_accepting());
+    let before = handled.load(Ordering::SeqCst);
+    let mut queued: Vec<_> = (0..8).map(|_| std_client(addr, b"new!")).collect();
+    assert!(thread_wait_until(|| accept_queue(addr) == 8), "the connections never reached the backlogs");
+    std::thread::sleep(ms(20));
+    assert_eq!(handled.load(Ordering::SeqCst), before, "handled while paused");
+    assert_eq!(accept_queue(addr), 8, "accepted while paused");
+    for c in &mut early {
+        c.write_all(b"run!").unwrap();
+        std_echo(c, b"run!");
+    }
+    server.start_accepting();
+    assert!(server.is_accepting());
+    for c in &mut queued {
+        std_echo(c, b"new!");
+    }
+    assert_eq!(handled.load(Ordering::SeqCst), before + 8);
+    drop((early, queued));
+    server.stop().unwrap();
+}
+
+/// A handler pauses its own one-thread server: its wait is cooperative, so
+/// its own thread pauses meanwhile (a wait of the thread would deadlock).
+#[test]
+fn a_handler_pauses_its_own_threaded_server() {
+    type Slot = Arc<Mutex<Option<Arc<gevent::server::ThreadedServer>>>>;
+    let slot: Slot = Default::default();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let (s, h) = (slot.clone(), handled.clone());
+    let server = gevent::server::start_threads(LOCAL, 1, move || {
+        let (slot, handled) = (s.clone(), h.clone());
+        move |mut conn: TcpStream, _: SocketAddr| {
+            handled.fetch_add(1, Ordering::SeqCst);
+            let mut b = [0u8; 4];
+            conn.read_exact(&mut b).unwrap();
+            if &b == b"stop" {
+                let server = slot.lock().unwrap().clone().expect("the handle");
+                server.stop_accepting();
+                assert!(!server.is_accepting());
+            }
+            conn.write_all(&b).unwrap();
+        }
+    })
+    .unwrap();
+    let addr = server.local_addr();
+    let server = Arc::new(server);
+    *slot.lock().unwrap() = Some(server.clone());
+    let mut pauser = std_client(addr, b"stop");
+    std_echo(&mut pauser, b"stop"); // answered once paused
+    let mut queued = std_client(addr, b"wait");
+    assert!(thread_wait_until(|| accept_queue(addr) == 1), "the connection never reached the backlog");
+    std::thread::sleep(ms(20));
+    assert_eq!(handled.load(Ordering::SeqCst), 1, "handled while paused");
+    server.start_accepting();
+    std_echo(&mut queued, b"wait");
+    assert_eq!(handled.load(Ordering::SeqCst), 2);
+    slot.lock().unwrap().take();
+    // The pausing handler drops its handle as it returns, after its answer.
+    assert!(thread_wait_until(|| Arc::strong_count(&server) == 1), "a handler kept its handle");
+    let server = Arc::try_unwrap(server).expect("the only handle");
+    server.stop().unwrap();
 }

@@ -1,20 +1,31 @@
 //! [`StreamServer`]s on several OS threads sharing one port: gevent users
-//! scale with processes, we scale with threads, each its own hub.
+//! scale with processes, we scale with threads, each its own hub. The
+//! handle reaches each thread's server only through a channel to that
+//! thread (`gevent::mpsc`, which wakes the thread's hub through its remote
+//! handle); dropping the channel stops the server.
 #![forbid(unsafe_code)]
 
 use std::cell::Cell;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{StreamServer, STOP_GRACE};
+use crate::mpsc;
 use crate::socket::{TcpListener, TcpStream};
+
+/// What the handle asks of a server thread (its channel closing: stop).
+enum Control {
+    /// `stop_accepting`; the sender is dropped once paused (the caller
+    /// waits until every thread's is).
+    Pause(mpsc::Sender<()>),
+    /// `start_accepting`.
+    Resume,
+}
 
 /// [`StreamServer`]s running on several threads, all accepting on one port
 /// (see [`start_threads`]).
@@ -26,9 +37,12 @@ pub struct ThreadedServer {
     addr: SocketAddr,
     /// The grace the threads' servers get when stopped, in milliseconds.
     grace_ms: Arc<AtomicU64>,
-    /// One end of a socket pair per thread; dropped, it tells that thread
-    /// to stop (its end turns readable).
-    stoppers: Vec<UnixStream>,
+    /// A channel to each thread; dropped, it tells that thread to stop.
+    controls: Vec<mpsc::Sender<Control>>,
+    /// Not paused by `stop_accepting`. Held while the threads are told
+    /// of a change, so that every thread sees the changes from several
+    /// callers in the order this flag took them.
+    accepting: Mutex<bool>,
     threads: Vec<JoinHandle<io::Result<()>>>,
 }
 
@@ -42,6 +56,80 @@ impl ThreadedServer {
     /// The number of server threads.
     pub fn threads(&self) -> usize {
         self.threads.len()
+    }
+
+    /// Pauses accepting on every thread, as
+    /// [`StreamServer::stop_accepting`] does: the listeners stay open, new
+    /// peers wait in their kernel backlogs, running handlers go on. Calling
+    /// it again while paused changes nothing.
+    ///
+    /// # Blocking
+    /// Until every server thread has paused (or ended): one turn of each
+    /// thread's hub, unless a handler keeps its thread busy without
+    /// yielding. The calling greenlet parks, not its thread: from one of
+    /// this server's own handlers, its own thread pauses meanwhile too.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let server = gevent::server::start_threads("127.0.0.1:0", 2, || {
+    ///     |mut conn: gevent::socket::TcpStream, _peer| {
+    ///         let mut buf = [0u8; 4];
+    ///         if conn.read_exact(&mut buf).is_ok() {
+    ///             let _ = conn.write_all(&buf);
+    ///         }
+    ///     }
+    /// }).unwrap();
+    /// server.stop_accepting();
+    /// assert!(!server.is_accepting());
+    /// let mut c = std::net::TcpStream::connect(server.local_addr()).unwrap(); // queued
+    /// c.write_all(b"ping").unwrap();
+    /// server.start_accepting();
+    /// let mut buf = [0u8; 4];
+    /// c.read_exact(&mut buf).unwrap();
+    /// assert_eq!(&buf, b"ping");
+    /// drop(c);
+    /// server.stop().unwrap();
+    /// ```
+    pub fn stop_accepting(&self) {
+        let (paused, all_paused) = mpsc::channel();
+        self.tell(false, || Control::Pause(paused.clone()));
+        drop(paused);
+        // Nothing is sent: every thread drops its sender once paused (a
+        // thread that ends meanwhile drops it with its channel), and then
+        // this returns.
+        let _ = all_paused.recv();
+    }
+
+    /// Resumes accepting on every thread after
+    /// [`stop_accepting`](Self::stop_accepting), as
+    /// [`StreamServer::start_accepting`] does. Returns at once: each thread
+    /// resumes at its hub's next turn. A no-op when not paused.
+    pub fn start_accepting(&self) {
+        self.tell(true, || Control::Resume);
+    }
+
+    /// Sets the accepting flag to `on` and sends each thread `control()`.
+    fn tell(&self, on: bool, control: impl Fn() -> Control) {
+        let mut accepting = self.accepting();
+        *accepting = on;
+        for c in &self.controls {
+            // A thread whose server ended has no receiver any more.
+            let _ = c.send(control());
+        }
+    }
+
+    /// The flag, locked (a panic while it was held left it whole).
+    fn accepting(&self) -> MutexGuard<'_, bool> {
+        self.accepting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// False from [`stop_accepting`](Self::stop_accepting) until
+    /// [`start_accepting`](Self::start_accepting). (The threads' servers
+    /// themselves are not asked: one a handler stopped does not accept
+    /// either way.)
+    pub fn is_accepting(&self) -> bool {
+        *self.accepting()
     }
 
     /// [`stop_timeout`](Self::stop_timeout) with gevent's one-second grace.
@@ -73,7 +161,7 @@ impl ThreadedServer {
     /// handler returns.
     pub fn stop_timeout(mut self, grace: Duration) -> io::Result<()> {
         self.grace_ms.store(grace.as_millis().try_into().unwrap_or(u64::MAX), Ordering::Release);
-        self.stoppers.clear();
+        self.controls.clear();
         self.wait()
     }
 
@@ -176,22 +264,23 @@ where
     let mut server = ThreadedServer {
         addr,
         grace_ms: Arc::new(AtomicU64::new(STOP_GRACE.as_millis() as u64)),
-        stoppers: Vec::new(),
+        controls: Vec::new(),
+        accepting: Mutex::new(true),
         threads: Vec::new(),
     };
     for (i, listener) in listeners.into_iter().enumerate() {
-        let (stopper, stop_signal) = UnixStream::pair()?;
+        let (control, controlled) = mpsc::channel();
         let (make_handler, grace_ms) = (make_handler.clone(), server.grace_ms.clone());
         let thread = std::thread::Builder::new().name(format!("gevent-server-{i}")).spawn(move || {
-            serve_until_stopped(StreamServer::from_listener(listener, make_handler()), stop_signal, grace_ms)
+            serve_until_stopped(StreamServer::from_listener(listener, make_handler()), controlled, grace_ms)
         });
         match thread {
             Ok(t) => {
-                server.stoppers.push(stopper);
+                server.controls.push(control);
                 server.threads.push(t);
             }
             Err(e) => {
-                drop(stopper);
+                drop(control);
                 // Dropping `server` stops the threads already started.
                 return Err(e);
             }
@@ -201,16 +290,28 @@ where
 }
 
 /// A server thread's body: serves until the server stops, on its own or
-/// when `stop_signal` turns readable (the other end was dropped).
-fn serve_until_stopped(server: StreamServer, stop_signal: UnixStream, grace_ms: Arc<AtomicU64>) -> io::Result<()> {
+/// when the handle's end of `controls` was dropped; pauses and resumes as
+/// `controls` says meanwhile.
+fn serve_until_stopped(
+    server: StreamServer,
+    controls: mpsc::Receiver<Control>,
+    grace_ms: Arc<AtomicU64>,
+) -> io::Result<()> {
     let stopping = Rc::new(Cell::new(false));
     let watcher = {
         let (server, stopping) = (server.clone(), stopping.clone());
         crate::spawn(move || {
-            crate::socket::wait_read(stop_signal.as_raw_fd(), None)?;
+            for control in controls.iter() {
+                match control {
+                    Control::Pause(paused) => {
+                        server.stop_accepting();
+                        drop(paused);
+                    }
+                    Control::Resume => server.start_accepting(),
+                }
+            }
             stopping.set(true);
             server.stop_timeout(Duration::from_millis(grace_ms.load(Ordering::Acquire)));
-            io::Result::Ok(())
         })
     };
     let served = server.serve_forever();
