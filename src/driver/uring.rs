@@ -5,7 +5,8 @@
 //! CQE arrives. An operation's slot outlives its waiter: a waiter that
 //! leaves early (killed, timed out) first cancels (`ASYNC_CANCEL`) and
 //! waits for the original completion (`op::run`), then releases what it
-//! carried (an accepted fd is closed). Submissions are batched: pushing an SQE does not
+//! carried (an accepted connection, received bytes: kept for the next
+//! caller). Submissions are batched: pushing an SQE does not
 //! enter the kernel; the hub submits once per loop pass, or when the
 //! submission queue is full.
 //!

@@ -160,8 +160,9 @@ const NO_TIMEOUT: u64 = u64::MAX;
 #[derive(Debug)]
 pub(crate) struct Sock {
     src: Source,
-    /// The timeouts and salvaged bytes, made when a timeout is first set,
-    /// the socket cloned or a stream read interrupted (none until then),
+    /// The timeouts, salvaged bytes and kept connections, made when a
+    /// timeout is first set, the socket cloned, a stream read interrupted
+    /// or a listener first accepts (none until then),
     /// and shared by every clone (as the kernel's own options and receive
     /// queue are shared by dup'd fds).
     timeouts: OnceLock<Arc<Timeouts>>,
@@ -183,6 +184,9 @@ struct Timeouts {
     read: AtomicU64,
     write: AtomicU64,
     salvage: op::Salvage,
+    /// A listener's connections accepted for acceptors killed meanwhile
+    /// (io_uring), which its next accept returns first.
+    kept: op::KeptConns,
     /// Non-blocking mode (`set_nonblocking`).
     nonblocking: AtomicBool,
 }
@@ -193,6 +197,7 @@ impl Timeouts {
             read: AtomicU64::new(read),
             write: AtomicU64::new(write),
             salvage: op::Salvage::default(),
+            kept: op::KeptConns::default(),
             nonblocking: AtomicBool::new(false),
         }
     }
@@ -352,7 +357,9 @@ impl Sock {
 
     /// Accepts a connection; `cancel` may end the wait (see `op::Cancel`).
     pub(crate) fn accept(&self, cancel: Option<&op::Cancel>) -> io::Result<(Sock, SockAddr)> {
-        let (src, peer) = op::accept(self.target(), self.read_timeout(), &self.backlog, self.nonblocking(), cancel)?;
+        let kept = &self.timeouts().kept;
+        let (src, peer) =
+            op::accept(self.target(), self.read_timeout(), &self.backlog, kept, self.nonblocking(), cancel)?;
         Ok((Sock::of(src), peer))
     }
 

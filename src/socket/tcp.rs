@@ -70,6 +70,9 @@ impl TcpListener {
     ///
     /// # Blocking
     /// Parks until a peer connects (bounded by the read timeout, if set).
+    /// Killed or timed out meanwhile, it loses no connection: one the
+    /// kernel had already accepted for it goes to the listener's next
+    /// `accept`.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         self.accept_cancellable(None)
     }

@@ -81,7 +81,8 @@ impl UnixListener {
     /// file descriptors, ...).
     ///
     /// # Blocking
-    /// Parks until a peer connects.
+    /// Parks until a peer connects. Killed or timed out meanwhile, it
+    /// loses no connection (see [`TcpListener::accept`](super::TcpListener::accept)).
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let (sock, _) = self.sock.accept(None)?;
         let peer = unix_addr(sock.as_fd(), true)?;

@@ -1,9 +1,11 @@
 //! The operation types: each carries its io_uring entry and its
 //! non-blocking syscall.
 
+use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use io_uring::{opcode, squeue, types};
@@ -283,26 +285,66 @@ unsafe impl Op for Write<'_> {
 }
 
 /// `accept4(2)`: a new non-blocking, close-on-exec fd and the peer address.
-pub(crate) struct Accept {
+pub(crate) struct Accept<'a> {
     addr: SockAddrStorage,
     len: libc::socklen_t,
     /// io_uring: the listener had more connections queued after the last
     /// accept (`IORING_CQE_F_SOCK_NONEMPTY`, or an accept that succeeded
     /// without waiting).
     backlog: bool,
+    /// Where a connection goes that the kernel accepted for an acceptor
+    /// killed meanwhile (the listener's [`KeptConns`]).
+    kept: &'a KeptConns,
 }
 
-impl Accept {
-    fn new(backlog: bool) -> Accept {
+/// Connections an io_uring accept took from the kernel for an acceptor
+/// that was killed (or left a `with_timeout` scope) before the cancellation
+/// reached the kernel: the listener's next accept returns them first,
+/// oldest first, so no connection is lost to an interrupted accept (on
+/// epoll they stay in the kernel's backlog). Dropped with the listener,
+/// they are closed.
+#[derive(Debug, Default)]
+pub(crate) struct KeptConns {
+    /// True while `conns` holds any (read without the lock).
+    any: AtomicBool,
+    conns: Mutex<VecDeque<(OwnedFd, SockAddr)>>,
+}
+
+impl KeptConns {
+    fn conns(&self) -> MutexGuard<'_, VecDeque<(OwnedFd, SockAddr)>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn keep(&self, fd: OwnedFd, peer: SockAddr) {
+        self.conns().push_back((fd, peer));
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// The oldest kept connection, if any.
+    fn take(&self) -> Option<(OwnedFd, SockAddr)> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut conns = self.conns();
+        let conn = conns.pop_front();
+        self.any.store(!conns.is_empty(), Ordering::Release);
+        conn
+    }
+}
+
+impl<'a> Accept<'a> {
+    fn new(backlog: bool, kept: &'a KeptConns) -> Accept<'a> {
         let addr = SockAddrStorage::zeroed();
-        Accept { len: addr.size_of(), addr, backlog }
+        Accept { len: addr.size_of(), addr, backlog, kept }
     }
 
     /// The peer's address, once the accept completed.
-    pub(crate) fn peer(self) -> SockAddr {
-        // SAFETY: the kernel initialized the first `len` bytes of `addr`
-        // (a zeroed storage is valid for any prefix it left).
-        unsafe { SockAddr::new(self.addr, self.len) }
+    pub(crate) fn peer(&self) -> SockAddr {
+        // SAFETY: `SockAddrStorage` is a transparent `sockaddr_storage`,
+        // plain bytes, so a bitwise copy is a valid one; the kernel
+        // initialized its first `len` bytes (a zeroed storage is valid for
+        // any prefix it left).
+        unsafe { SockAddr::new(std::ptr::read(&self.addr), self.len) }
     }
 
     fn addr_ptr(&mut self) -> *mut libc::sockaddr {
@@ -314,7 +356,7 @@ impl Accept {
 const ACCEPT_FLAGS: i32 = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
 
 // SAFETY: the entry names `addr` and `len`, fields of `self`.
-unsafe impl Op for Accept {
+unsafe impl Op for Accept<'_> {
     const INTEREST: Interest = Interest::Read;
     /// While the listener has connections queued (a burst of connects),
     /// they are taken at once, as epoll's accept loop does: through the
@@ -342,14 +384,17 @@ unsafe impl Op for Accept {
     }
     fn release(&mut self, res: usize) {
         // SAFETY: an accepted fd nobody else owns (its caller unwound).
-        unsafe { libc::close(res as RawFd) };
+        let fd = unsafe { OwnedFd::from_raw_fd(res as RawFd) };
+        self.kept.keep(fd, self.peer());
     }
 }
 
 /// Accepts a connection on listener `t`: the new socket (non-blocking
 /// already: `SOCK_NONBLOCK`) and the peer's address. `backlog` is the
-/// listener's: whether its last accept left connections queued. `cancel`
-/// may end the wait (see [`Cancel`](super::Cancel)).
+/// listener's: whether its last accept left connections queued. `kept`
+/// is the listener's too: connections accepted for acceptors killed
+/// meanwhile, returned first. `cancel` may end the wait (see
+/// [`Cancel`](super::Cancel)).
 ///
 /// # Blocking
 /// As [`run`].
@@ -357,10 +402,14 @@ pub(crate) fn accept(
     t: Target<'_>,
     timeout: Option<Duration>,
     backlog: &AtomicBool,
+    kept: &KeptConns,
     once: bool,
     cancel: Option<&super::Cancel>,
 ) -> io::Result<(crate::driver::Source, SockAddr)> {
-    let mut a = Accept::new(backlog.load(Ordering::Relaxed));
+    if let Some((fd, peer)) = kept.take() {
+        return Ok((crate::driver::Source::from_nonblocking(fd), peer));
+    }
+    let mut a = Accept::new(backlog.load(Ordering::Relaxed), kept);
     let done = match cancel {
         _ if once => super::run_once(t, &mut a),
         Some(c) => super::run_cancellable(t, &mut a, timeout, c),
@@ -370,7 +419,7 @@ pub(crate) fn accept(
     let fd = done?;
     // SAFETY: a completed accept's result is a new fd that nobody else
     // owns; `run` returned it to us alone.
-    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) };
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
     Ok((crate::driver::Source::from_nonblocking(fd), a.peer()))
 }
 

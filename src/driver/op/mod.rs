@@ -6,7 +6,7 @@ mod cancel;
 mod kinds;
 
 pub(crate) use cancel::{cancelled, is_cancelled, Cancel};
-pub(crate) use kinds::{accept, Connect, Read, ReadOrder, Recv, RecvFrom, Salvage, Send, SendTo, Write};
+pub(crate) use kinds::{accept, Connect, KeptConns, Read, ReadOrder, Recv, RecvFrom, Salvage, Send, SendTo, Write};
 
 use std::cell::Cell;
 use std::io;
@@ -75,9 +75,9 @@ pub(crate) unsafe trait Op {
     /// Whether the entry may name its fd as a fixed file (the fd is its
     /// only file, and a source's: see `uring.rs`).
     const FIXED: bool = false;
-    /// A result the caller will not see (it was killed meanwhile): release
-    /// what it carries (an accepted fd), or keep it for the next caller
-    /// (received bytes, see [`Salvage`]).
+    /// A result the caller will not see (it was killed meanwhile): keep
+    /// what it carries for the next caller (an accepted connection, see
+    /// [`KeptConns`]; received bytes, see [`Salvage`]).
     fn release(&mut self, _res: usize) {}
     /// io_uring: the greenlet unwinds with the operation in flight; called
     /// before it is cancelled, and [`left`](Self::left) once it completed
