@@ -9,8 +9,9 @@
 # Usage: bench/echo.sh [LABEL=COMMAND ...]
 #   COMMAND is split on spaces (it may start with `env VAR=value`), the port is appended
 #   as its last argument, and it must listen on 127.0.0.1:PORT and die on SIGTERM.
-#   Without arguments: tokio, may, monoio, gevent-uring and gevent-epoll (the two gevent
-#   entries run target/release/examples/echo_server, and are skipped if it is missing).
+#   Without arguments: tokio, may, monoio, gevent-uring, gevent-epoll and gevent-uring-rs
+#   (io_uring with GEVENT_RING_SENDS=1: stream sends through the ring; the gevent entries
+#   run target/release/examples/echo_server, and are skipped if it is missing).
 #
 # Environment (defaults in brackets; ECHO_QUICK=1 changes the defaults to a smoke run of
 # about 5 s per server: ECHO_SECS=1 ECHO_REPS=1 ECHO_BULK_SECS=1):
@@ -72,6 +73,7 @@ else
         "monoio=target/release/echo_monoio"
         "gevent-uring=$gevent_bin"
         "gevent-epoll=env GEVENT_BACKEND=epoll $gevent_bin"
+        "gevent-uring-rs=env GEVENT_RING_SENDS=1 $gevent_bin"
     )
 fi
 

@@ -45,6 +45,31 @@ pub enum Backend {
     Epoll,
 }
 
+thread_local! {
+    /// This thread's choice for stream sends on io_uring (see
+    /// [`ring_sends`]): 0 not read yet, 1 syscall first, 2 through the ring.
+    static RING_SENDS: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether stream sends on this thread's io_uring hub go through the ring
+/// rather than trying the syscall first (`crate::hub::set_ring_sends`);
+/// until set, `GEVENT_RING_SENDS=1` turns it on.
+pub(crate) fn ring_sends() -> bool {
+    RING_SENDS.with(|r| match r.get() {
+        0 => {
+            let on = std::env::var_os("GEVENT_RING_SENDS").is_some_and(|v| v == "1");
+            r.set(if on { 2 } else { 1 });
+            on
+        }
+        v => v == 2,
+    })
+}
+
+/// Sets [`ring_sends`] for this thread.
+pub(crate) fn set_ring_sends(on: bool) {
+    RING_SENDS.with(|r| r.set(if on { 2 } else { 1 }));
+}
+
 /// The most I/O events one poll collects (epoll events, io_uring
 /// completions); the rest wait for the next poll, at the end of the pass.
 /// Small batches keep request and response streams overlapping: measured
