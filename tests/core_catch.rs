@@ -44,10 +44,15 @@ fn a_kill_passes_through_a_worker_loop() {
             }));
         }
     });
-    gevent::sleep(ms(10));
+    // Until the loop went on after a panic (under qemu-user a panic's
+    // unwind alone can take longer than a fixed pause).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while jobs.get() < 2 && std::time::Instant::now() < deadline {
+        gevent::sleep(ms(1));
+    }
+    assert!(jobs.get() >= 2, "the loop went on after panics");
     assert_eq!(with_timeout(Duration::from_secs(5), || worker.kill()), Ok(()), "the kill went through");
     assert!(matches!(worker.exception(), Some(GreenletError::Killed)));
-    assert!(jobs.get() >= 2, "the loop went on after panics");
     assert_no_waiters();
 }
 
