@@ -57,24 +57,12 @@ impl Drop for Entered<'_> {
     }
 }
 
-/// The error of an operation that a [`Cancel`] ended before it completed.
-#[derive(Debug)]
-struct Cancelled;
-
-impl std::fmt::Display for Cancelled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("operation cancelled")
-    }
-}
-
-impl std::error::Error for Cancelled {}
-
-/// The error of an operation a [`Cancel`] ended.
-pub(crate) fn cancelled() -> io::Error {
-    io::Error::other(Cancelled)
-}
-
-/// True for [`cancelled`]'s error.
-pub(crate) fn is_cancelled(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<Cancelled>())
-}
+// The error of an operation that a [`Cancel`] ended before it completed.
+marker_error!(
+    Cancelled,
+    "operation cancelled",
+    /// The error of an operation a [`Cancel`] ended.
+    cancelled,
+    /// True for [`cancelled`]'s error.
+    is_cancelled
+);

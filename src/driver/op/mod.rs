@@ -2,6 +2,34 @@
 //! non-blocking syscall (`kinds.rs`), and the one generic loop that runs
 //! any of them on either backend ([`run`]).
 
+/// An `io::Error` that is no OS error but an outcome of the runtime's own:
+/// a marker type `$ty` (displayed as `$msg`), `$make()` making the error
+/// and `$is(e)` recognising it.
+macro_rules! marker_error {
+    ($ty:ident, $msg:literal, $(#[$make_doc:meta])* $make:ident, $(#[$is_doc:meta])* $is:ident) => {
+        #[derive(Debug)]
+        struct $ty;
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str($msg)
+            }
+        }
+
+        impl std::error::Error for $ty {}
+
+        $(#[$make_doc])*
+        pub(crate) fn $make() -> io::Error {
+            io::Error::other($ty)
+        }
+
+        $(#[$is_doc])*
+        pub(crate) fn $is(e: &io::Error) -> bool {
+            e.get_ref().is_some_and(|inner| inner.is::<$ty>())
+        }
+    };
+}
+
 mod cancel;
 mod kinds;
 
@@ -104,28 +132,16 @@ pub(crate) unsafe trait Op {
     const AGAIN_IS_FINAL: bool = false;
 }
 
-/// The error of an operation that must be tried again later (see
-/// [`Op::AGAIN_IS_FINAL`]).
-#[derive(Debug)]
-struct Again;
-
-impl std::fmt::Display for Again {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("resource temporarily unavailable (EAGAIN): try again later")
-    }
-}
-
-impl std::error::Error for Again {}
-
-/// The [`Op::AGAIN_IS_FINAL`] outcome.
-pub(crate) fn again() -> io::Error {
-    io::Error::other(Again)
-}
-
-/// True for [`again`]'s error.
-pub(crate) fn is_again(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<Again>())
-}
+// The error of an operation that must be tried again later (see
+// [`Op::AGAIN_IS_FINAL`]).
+marker_error!(
+    Again,
+    "resource temporarily unavailable (EAGAIN): try again later",
+    /// The [`Op::AGAIN_IS_FINAL`] outcome.
+    again,
+    /// True for [`again`]'s error.
+    is_again
+);
 
 /// The fd an operation runs on, with the id of the socket object owning it
 /// (0 for a raw fd; see `epoll.rs`).
