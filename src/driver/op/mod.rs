@@ -448,12 +448,19 @@ fn submit_and_wait<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline<'_>) ->
     let timer = deadline.arm()?;
     let entry = op.entry(t.fd);
     let slot = with_driver_current(|me, d| {
+        // A hub callback may not park: refused before anything is in
+        // flight (parking with it in flight, the unwind's InFlight would
+        // park again, panicking while panicking: an abort).
+        if crate::hub::is_hub(me) {
+            return None;
+        }
         // The entry names the fd by number, and a fixed file's slot is its
         // number: the flag alone makes it one.
         let entry = if O::FIXED && d.fixed_file(t) { entry.flags(squeue::Flags::FIXED_FILE) } else { entry };
         d.refill();
-        d.uring().expect("uring backend").start(entry, me)
-    });
+        Some(d.uring().expect("uring backend").start(entry, me))
+    })
+    .unwrap_or_else(|| panic!("gevent: a blocking call inside a hub callback (link callbacks must not block)"));
     let mut flight = InFlight { slot, op, done: false };
     // A wait on a bare fd number is listed while it is in flight: a close
     // of that fd cancels it (`Uring::cancel_raw_waits`).
