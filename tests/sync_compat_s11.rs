@@ -25,9 +25,15 @@ fn try_joinall_raises_the_first_failure_in_death_order() {
         let g = gate.clone();
         move || g.wait()
     });
-    let late = gevent::spawn(|| {
-        gevent::sleep(ms(20));
-        panic!("late");
+    // `late` dies once let go (a timer of its own, under qemu-user, ran
+    // out while `early`'s panic was still unwinding).
+    let late_gate = Event::new();
+    let late = gevent::spawn({
+        let g = late_gate.clone();
+        move || {
+            g.wait();
+            panic!("late");
+        }
     });
     let early = gevent::spawn(|| {
         gevent::sleep(ms(1));
@@ -36,6 +42,7 @@ fn try_joinall_raises_the_first_failure_in_death_order() {
     let all = [waiting.as_ref(), late.as_ref(), early.as_ref()];
     assert_eq!(gevent::try_joinall(all), Err(GreenletError::Panicked("early".into())));
     assert!(!waiting.dead() && !late.dead());
+    late_gate.set();
     gate.set();
     assert_eq!(gevent::try_joinall(all), Err(GreenletError::Panicked("early".into())));
     late.join();

@@ -611,6 +611,14 @@ pub fn prefer_backend(b: Backend) -> std::io::Result<()> {
 /// many at 64 connections and in bulk (within the noise); on an Intel VM
 /// with ~0.1 µs system calls, 9% fewer. Measure on your machine.
 ///
+/// A send killed or timed out while in the ring may have gone out all the
+/// same (the kernel had sent it when the cancellation came): the caller
+/// sees the kill or timeout, yet the peer gets the bytes. On the syscall
+/// path a send is interrupted only while it waits for room, with nothing
+/// sent. (By default, a send that found the buffer full and went to the
+/// ring for the rest shares that window.) From a hub callback, which may
+/// not park, a send takes the syscall path either way.
+///
 /// # Examples
 /// ```
 /// gevent::hub::set_ring_sends(true);

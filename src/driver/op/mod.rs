@@ -371,7 +371,10 @@ fn wait_ready(t: Target<'_>, interest: Interest, deadline: &Deadline<'_>) -> io:
 }
 
 fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline<'_>) -> io::Result<usize> {
-    if op.try_first() && !(op.ring_sendable() && super::ring_sends()) {
+    // Ring sends, if asked for; not from a hub callback, which may not
+    // park: there the syscall completes what it can at once, as by default.
+    let ring_first = op.ring_sendable() && super::ring_sends() && !with_driver_current(|me, _| crate::hub::is_hub(me));
+    if op.try_first() && !ring_first {
         let (mut polled, mut pause) = (false, back_off_pauses());
         loop {
             match op.attempt(t.fd) {
