@@ -196,7 +196,9 @@ fn a_child_reaped_behind_gevents_back() {
 #[test]
 fn a_blocked_waiter_sees_a_foreign_reap() {
     both(|| {
-        let child = Command::new("sleep").arg("0.05").spawn().unwrap();
+        // Long enough for the other thread to be blocked in its waitpid
+        // before the exit, even under qemu-user.
+        let child = Command::new("sleep").arg("0.5").spawn().unwrap();
         let pid = child.id() as i32;
         let exit = child.exit_handle();
         let w = gevent::spawn(move || exit.wait().map_err(|e| e.raw_os_error()));
