@@ -28,6 +28,7 @@ impl Core {
         Rc::new(Core { count: Cell::new(n), handed: Cell::new(0), bound, kind, waiters: Waiters::default() })
     }
 
+    #[inline]
     fn try_acquire(&self) -> bool {
         // A positive count means nobody waits: releases hand permits to
         // waiters directly.
@@ -39,10 +40,14 @@ impl Core {
         true
     }
 
+    #[inline]
     fn acquire(&self, timeout: Option<Duration>) -> bool {
-        if self.try_acquire() {
-            return true;
-        }
+        self.try_acquire() || self.acquire_waiting(timeout)
+    }
+
+    /// [`acquire`](Self::acquire) with no permit free: waits in line.
+    #[inline(never)]
+    fn acquire_waiting(&self, timeout: Option<Duration>) -> bool {
         let pass_on = || {
             // Handed a permit, then gone: it goes on (never an over-release).
             self.handed.set(self.handed.get() - 1);
@@ -56,6 +61,7 @@ impl Core {
     }
 
     /// Returns a permit held by the caller.
+    #[inline]
     fn release(&self) {
         if let Some(bound) = self.bound {
             // Permits are free, handed to woken waiters, or held: a release
@@ -67,6 +73,7 @@ impl Core {
     }
 
     /// A permit goes to the longest waiter, else back to the pool.
+    #[inline]
     fn give(&self) {
         if self.waiters.notify_one() {
             self.handed.set(self.handed.get() + 1);
@@ -99,6 +106,7 @@ macro_rules! semaphore_methods {
         /// # Panics
         /// From a hub callback; in the main greenlet when nothing can ever
         /// release (LoopExit).
+        #[inline]
         pub fn acquire(&self) {
             self.core().acquire(None);
         }
@@ -116,6 +124,7 @@ macro_rules! semaphore_methods {
         }
 
         /// Takes a permit if one is free now; never switches.
+        #[inline]
         pub fn try_acquire(&self) -> bool {
             self.core().try_acquire()
         }
@@ -192,6 +201,7 @@ impl Semaphore {
         Semaphore(Core::new(n, None, "Semaphore"))
     }
 
+    #[inline]
     fn core(&self) -> &Core {
         &self.0
     }
@@ -201,6 +211,7 @@ impl Semaphore {
     /// # Panics
     /// When `usize::MAX` permits are free already (the count would
     /// overflow).
+    #[inline]
     pub fn release(&self) {
         self.0.release();
     }
@@ -219,6 +230,7 @@ impl BoundedSemaphore {
         BoundedSemaphore(Core::new(n, Some(n), "BoundedSemaphore"))
     }
 
+    #[inline]
     fn core(&self) -> &Core {
         &self.0
     }
@@ -227,6 +239,7 @@ impl BoundedSemaphore {
     ///
     /// # Panics
     /// When every permit is already free ("released too many times").
+    #[inline]
     pub fn release(&self) {
         self.0.release();
     }
@@ -251,6 +264,7 @@ impl Lock {
         Lock(Core::new(1, Some(1), "Lock"))
     }
 
+    #[inline]
     fn core(&self) -> &Core {
         &self.0
     }
@@ -259,6 +273,7 @@ impl Lock {
     ///
     /// # Panics
     /// When the lock is not locked.
+    #[inline]
     pub fn release(&self) {
         self.0.release();
     }
