@@ -33,7 +33,9 @@ pub(crate) use interrupt::{
 };
 pub(crate) use life::{create, discard_payload, discard_unstarted, exit_current, join, kill, schedule_links, start};
 pub(crate) use life::{drop_local_everywhere, forget_local, panic_message, put_local, take_local};
-pub(crate) use sched::{current_key, current_ref, park, sleep, yield_in_greenlet, yield_now, yield_woken_in_greenlet};
+pub(crate) use sched::{
+    current_key, current_ref, park, sleep, yield_in_greenlet, yield_now, yield_woken_in_greenlet, HUB_BLOCKING,
+};
 
 /// Parks the current greenlet until the hub has nothing else to do: no
 /// greenlet ready, no timer due, no I/O at hand (gevent's `idle()`; see

@@ -500,7 +500,7 @@ fn resumed(me: usize, flag: usize) {
     }
 }
 
-pub(super) const HUB_BLOCKING: &str = "gevent: a blocking call inside a hub callback (link callbacks must not block)";
+pub(crate) const HUB_BLOCKING: &str = "gevent: a blocking call inside a hub callback (link callbacks must not block)";
 
 /// The one body of [`park`], [`park_enlisted`] and [`yield_now`]: marks the
 /// current greenlet `state`, runs `before` (given the core and its key,

@@ -392,31 +392,26 @@ impl Sock {
     /// Receives one datagram and its sender; with `MSG_PEEK` in `flags`,
     /// leaves it queued.
     pub(crate) fn recv_from(&self, buf: &mut [u8], flags: i32) -> io::Result<(usize, SockAddr)> {
+        self.recv_from_as(buf, flags, None)
+    }
+
+    /// [`recv_from`](Self::recv_from), the wait ended by `cancel` if given.
+    fn recv_from_as(&self, buf: &mut [u8], flags: i32, cancel: Option<&op::Cancel>) -> io::Result<(usize, SockAddr)> {
         let mut r = op::RecvFrom::new(buf, flags);
-        let n = self.run(&mut r, self.read_timeout())?;
+        let n = op::run_as(self.target(), &mut r, self.read_timeout(), self.nonblocking(), cancel)?;
         Ok((n, r.peer()))
     }
 
     /// [`recv_from`](Self::recv_from) without flags, the wait ended by
     /// `cancel` (see `op::Cancel`).
     pub(crate) fn recv_from_cancellable(&self, buf: &mut [u8], cancel: &op::Cancel) -> io::Result<(usize, SockAddr)> {
-        let mut r = op::RecvFrom::new(buf, 0);
-        let n = if self.nonblocking() {
-            op::run_once(self.target(), &mut r)
-        } else {
-            op::run_cancellable(self.target(), &mut r, self.read_timeout(), cancel)
-        }?;
-        Ok((n, r.peer()))
+        self.recv_from_as(buf, 0, Some(cancel))
     }
 
     /// Runs `op`: once, the caller taking `WouldBlock`, in non-blocking
     /// mode; else parking the greenlet until it completes or `timeout`.
     fn run<O: op::Op>(&self, op: &mut O, timeout: Option<Duration>) -> io::Result<usize> {
-        if self.nonblocking() {
-            op::run_once(self.target(), op)
-        } else {
-            op::run(self.target(), op, timeout)
-        }
+        op::run_as(self.target(), op, timeout, self.nonblocking(), None)
     }
 
     /// Non-blocking mode, as std's: reads, writes and accepts that would

@@ -11,7 +11,7 @@ use std::time::Duration;
 use io_uring::{opcode, squeue, types};
 use socket2::{SockAddr, SockAddrStorage};
 
-use super::{run, Op, Target};
+use super::{Op, Target};
 use crate::driver::{sys, Interest};
 
 /// `recv(2)` into a buffer.
@@ -413,11 +413,7 @@ pub(crate) fn accept(
         return Ok((crate::driver::Source::from_nonblocking(fd), peer));
     }
     let mut a = Accept::new(backlog.load(Ordering::Relaxed), kept);
-    let done = match cancel {
-        _ if once => super::run_once(t, &mut a),
-        Some(c) => super::run_cancellable(t, &mut a, timeout, c),
-        None => run(t, &mut a, timeout),
-    };
+    let done = super::run_as(t, &mut a, timeout, once, cancel);
     backlog.store(a.backlog, Ordering::Relaxed);
     let fd = done?;
     // SAFETY: a completed accept's result is a new fd that nobody else

@@ -166,6 +166,26 @@ pub(crate) fn run<O: Op>(t: Target<'_>, op: &mut O, timeout: Option<Duration>) -
     run_until(t, op, &Deadline::new(timeout, None))
 }
 
+/// Runs `op` as a socket asks: one attempt in non-blocking mode (`once`:
+/// `WouldBlock` rather than a wait), else [`run_cancellable`] with
+/// `cancel` if given, else [`run`].
+///
+/// # Blocking
+/// As [`run`] (not at all when `once`).
+pub(crate) fn run_as<O: Op>(
+    t: Target<'_>,
+    op: &mut O,
+    timeout: Option<Duration>,
+    once: bool,
+    cancel: Option<&Cancel>,
+) -> io::Result<usize> {
+    match cancel {
+        _ if once => run_once(t, op),
+        Some(c) => run_cancellable(t, op, timeout, c),
+        None => run(t, op, timeout),
+    }
+}
+
 /// [`run`], ended early by `cancel` (see [`Cancel`]): with its error when
 /// the switch is on as the operation starts or waits, with the result
 /// when the operation completed before its cancellation reached the
@@ -463,7 +483,7 @@ fn submit_and_wait<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline<'_>) ->
         d.refill();
         Some(d.uring().expect("uring backend").start(entry, me))
     })
-    .unwrap_or_else(|| panic!("gevent: a blocking call inside a hub callback (link callbacks must not block)"));
+    .unwrap_or_else(|| panic!("{}", crate::hub::HUB_BLOCKING));
     let mut flight = InFlight { slot, op, done: false };
     // A wait on a bare fd number is listed while it is in flight: a close
     // of that fd cancels it (`Uring::cancel_raw_waits`).
