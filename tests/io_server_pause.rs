@@ -17,7 +17,8 @@ use gevent::server::{DatagramServer, StreamServer};
 use gevent::socket::{TcpStream, UdpSocket};
 use gevent::Greenlet;
 use io_common::{
-    assert_refused_soon, both, both_exclusive, echo, fd_count, join_ok, ms, scaled, settle_fds, wait_until, LOCAL,
+    assert_refused_soon, both, both_exclusive, echo, fd_count, fds_shared, join_ok, ms, scaled, settle_fds, wait_until,
+    LOCAL,
 };
 
 /// Generous: only a hung test waits this long.
@@ -455,8 +456,9 @@ fn thread_wait_until(done: impl Fn() -> bool) -> bool {
 
 #[test]
 fn a_threaded_server_pauses_every_thread() {
-    // The server threads follow GEVENT_BACKEND: the suite's epoll run
-    // covers the other backend.
+    let _fds = fds_shared(); // its clients and server threads open fds
+                             // The server threads follow GEVENT_BACKEND: the suite's epoll run
+                             // covers the other backend.
     let handled = Arc::new(AtomicUsize::new(0));
     let h = handled.clone();
     let server = gevent::server::start_threads(LOCAL, 2, move || counting_echo_4(h.clone())).unwrap();
@@ -493,6 +495,7 @@ fn a_threaded_server_pauses_every_thread() {
 /// its own thread pauses meanwhile (a wait of the thread would deadlock).
 #[test]
 fn a_handler_pauses_its_own_threaded_server() {
+    let _fds = fds_shared();
     type Slot = Arc<Mutex<Option<Arc<gevent::server::ThreadedServer>>>>;
     let slot: Slot = Default::default();
     let handled = Arc::new(AtomicUsize::new(0));

@@ -35,6 +35,13 @@ pub const WATCHDOG: Duration = Duration::from_secs(60);
 /// by tests running in parallel threads.
 static FD_LOCK: RwLock<()> = RwLock::new(());
 
+/// The shared side of the fd lock, for a test that opens fds without going
+/// through [`both`] (e.g. one that starts server threads itself): held for
+/// the test's length, no fd-counting test runs meanwhile.
+pub fn fds_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    FD_LOCK.read().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Asserts that `addr` refuses connections, within 2 s. A closed listener
 /// refuses at once, unless a child process forked (by a test running in a
 /// parallel thread) still holds a copy of its fd until its `exec` closes
