@@ -45,13 +45,19 @@ pub fn fds_shared() -> std::sync::RwLockReadGuard<'static, ()> {
 /// Asserts that `addr` refuses connections, within 2 s. A closed listener
 /// refuses at once, unless a child process forked (by a test running in a
 /// parallel thread) still holds a copy of its fd until its `exec` closes
-/// it: under qemu-user that window lasts milliseconds. A listener that
+/// it: under qemu-user that window lasts milliseconds (and a connect in
+/// its handshake when that copy closes is reset). A listener that
 /// stays open (a server that never stopped) fails this after 2 s.
 #[track_caller]
 pub fn assert_refused_soon(addr: std::net::SocketAddr) {
     let give_up = Instant::now() + Duration::from_secs(2);
     loop {
         match TcpStream::connect(addr) {
+            // The last copy of the listener closed during this handshake
+            // (the forked child's exec above): the next attempt is refused.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && Instant::now() < give_up => {
+                gevent::sleep(ms(5))
+            }
             Err(e) => {
                 assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
                 return;
