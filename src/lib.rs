@@ -128,7 +128,7 @@ mod timeout;
 mod timer;
 mod wait;
 
-pub use greenlet::{Builder, Greenlet, GreenletError, GreenletRef};
+pub use greenlet::{Builder, Greenlet, GreenletError, GreenletRef, LinkId};
 pub use pool::{iwait, wait, IWait, Waitable};
 pub use runtime::{
     catch_panic, getcurrent, idle, is_interrupt, joinall, joinall_timeout, killall, killall_timeout, sleep, spawn,

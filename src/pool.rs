@@ -16,7 +16,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use slab::Slab;
 
 use crate::event::{AsyncResult, Event};
-use crate::greenlet::{Greenlet, GreenletError, GreenletRef};
+use crate::greenlet::{Greenlet, GreenletError, GreenletRef, LinkId};
 use crate::hub::Waiters;
 use crate::lock::Semaphore;
 use crate::queue::Queue;
@@ -37,6 +37,8 @@ struct MemberSet {
 
 struct MemberNode {
     greenlet: GreenletRef,
+    /// The link by which it leaves when it dies (unlinked when discarded).
+    link: Option<LinkId>,
     prev: Option<usize>,
     next: Option<usize>,
 }
@@ -50,23 +52,23 @@ impl MemberSet {
         self.by_id.len()
     }
 
-    /// Adds `g` at the end; false if it is a member already.
-    fn insert(&mut self, g: &GreenletRef) -> bool {
-        let Entry::Vacant(entry) = self.by_id.entry(g.id()) else { return false };
-        let node = self.nodes.insert(MemberNode { greenlet: g.clone(), prev: self.tail, next: None });
+    /// Adds `g` at the end; its node, or `None` if it is a member already.
+    fn insert(&mut self, g: &GreenletRef) -> Option<usize> {
+        let Entry::Vacant(entry) = self.by_id.entry(g.id()) else { return None };
+        let node = self.nodes.insert(MemberNode { greenlet: g.clone(), link: None, prev: self.tail, next: None });
         entry.insert(node);
         match self.tail {
             Some(t) => self.nodes[t].next = Some(node),
             None => self.head = Some(node),
         }
         self.tail = Some(node);
-        true
+        Some(node)
     }
 
-    /// Removes `g`; false if it was not a member.
-    fn remove(&mut self, g: &GreenletRef) -> bool {
-        let Some(node) = self.by_id.remove(&g.id()) else { return false };
-        let MemberNode { prev, next, .. } = self.nodes.remove(node);
+    /// Removes `g`; `None` if it was not a member, else its leaving link.
+    fn remove(&mut self, g: &GreenletRef) -> Option<Option<LinkId>> {
+        let node = self.by_id.remove(&g.id())?;
+        let MemberNode { prev, next, link, .. } = self.nodes.remove(node);
         match prev {
             Some(p) => self.nodes[p].next = next,
             None => self.head = next,
@@ -75,7 +77,7 @@ impl MemberSet {
             Some(n) => self.nodes[n].prev = prev,
             None => self.tail = prev,
         }
-        true
+        Some(link)
     }
 
     /// The members, oldest first.
@@ -105,8 +107,11 @@ impl Members {
     }
 
     fn discard(&self, g: &GreenletRef) {
-        if !self.greenlets.borrow_mut().remove(g) {
-            return;
+        let Some(link) = self.greenlets.borrow_mut().remove(g) else { return };
+        // Discarded alive, it keeps running: its leaving link goes (run
+        // already when this is that link).
+        if let Some(link) = link {
+            g.unlink(link);
         }
         let mut dying = self.dying.borrow_mut();
         if !dying.is_empty() {
@@ -260,18 +265,19 @@ impl Group {
     /// the slot back if another greenlet added it meanwhile, else links its
     /// death to its leaving.
     fn enlist(&self, g: &GreenletRef) {
-        if !self.0.greenlets.borrow_mut().insert(g) {
+        let Some(node) = self.0.greenlets.borrow_mut().insert(g) else {
             if let Some(slots) = &self.0.slots {
                 slots.release();
             }
             return;
-        }
+        };
         let members = Rc::downgrade(&self.0);
-        g.link(move |dead| {
+        let link = g.rawlink(move |dead| {
             if let Some(m) = members.upgrade() {
                 m.discard(dead);
             }
         });
+        self.0.greenlets.borrow_mut().nodes[node].link = Some(link);
     }
 
     /// True if `g` is a member (gevent's `greenlet in group`).

@@ -90,7 +90,11 @@ pub(crate) struct Inner<S: ?Sized> {
 pub(crate) struct Extra {
     pub(crate) name: Option<String>,
     pub(crate) exception: Option<GreenletError>,
-    pub(crate) links: Vec<Link>,
+    /// The link callbacks not run yet, each with the number its
+    /// [`LinkId`] carries.
+    pub(crate) links: Vec<(u64, Link)>,
+    /// Links registered so far: the next link's number.
+    pub(crate) linked: u64,
 }
 
 impl<S: ?Sized> Inner<S> {
@@ -116,7 +120,7 @@ impl<S: ?Sized> Inner<S> {
         self.peek(|e| !e.links.is_empty()).unwrap_or(false)
     }
 
-    pub(crate) fn take_links(&self) -> Vec<Link> {
+    pub(crate) fn take_links(&self) -> Vec<(u64, Link)> {
         self.extra.borrow_mut().as_deref_mut().map(|e| std::mem::take(&mut e.links)).unwrap_or_default()
     }
 
@@ -164,6 +168,15 @@ impl<F: 'static, T: 'static> Slot for SlotImpl<F, T> {
 
 /// A callback run from the hub when a greenlet dies.
 pub(crate) type Link = Box<dyn FnOnce(&GreenletRef)>;
+
+/// Names one link callback of one greenlet (from
+/// [`GreenletRef::rawlink`]), to remove it with
+/// [`GreenletRef::unlink`] before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkId {
+    greenlet: u64,
+    n: u64,
+}
 
 /// An untyped handle to a greenlet: clone it freely; it keeps the greenlet's
 /// observable state (name, exception, `dead()`...) alive, not the greenlet.
@@ -394,10 +407,65 @@ impl GreenletRef {
     /// created and never started, whose only handles left are in its own
     /// links, is never freed. Start or kill it first.
     pub fn link<F: FnOnce(&GreenletRef) + 'static>(&self, f: F) {
-        self.0.extra().links.push(Box::new(f));
+        self.rawlink(f);
+    }
+
+    /// As [`link`](Self::link), returning an id that
+    /// [`unlink`](Self::unlink) takes to remove the callback before it
+    /// runs (gevent's `rawlink` and `unlink`: a `Group` unlinks the member
+    /// it discards, so adding and discarding a greenlet again and again
+    /// leaves no callbacks behind).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let ran = Rc::new(Cell::new(0));
+    /// let g = gevent::spawn(|| ());
+    /// let (a, b) = (ran.clone(), ran.clone());
+    /// let first = g.rawlink(move |_| a.set(a.get() + 1));
+    /// g.rawlink(move |_| b.set(b.get() + 10));
+    /// assert!(g.unlink(first));
+    /// assert!(!g.unlink(first)); // gone already
+    /// g.join();
+    /// gevent::sleep(std::time::Duration::ZERO); // links run from the hub
+    /// assert_eq!(ran.get(), 10);
+    /// ```
+    pub fn rawlink<F: FnOnce(&GreenletRef) + 'static>(&self, f: F) -> LinkId {
+        let n = {
+            let mut extra = self.0.extra();
+            let n = extra.linked;
+            extra.linked += 1;
+            extra.links.push((n, Box::new(f)));
+            n
+        };
         if self.dead() {
             hub::schedule_links(self.clone());
         }
+        LinkId { greenlet: self.id(), n }
+    }
+
+    /// Removes the link callback `id` names, unless it ran (or started to
+    /// run) already; true if it was removed. An id of another greenlet
+    /// removes nothing. The removed callback is dropped here.
+    pub fn unlink(&self, id: LinkId) -> bool {
+        if id.greenlet != self.id() {
+            return false;
+        }
+        let removed = {
+            let mut extra = self.0.extra.borrow_mut();
+            let Some(links) = extra.as_deref_mut().map(|e| &mut e.links) else { return false };
+            links.iter().position(|(n, _)| *n == id.n).map(|i| links.remove(i))
+        };
+        // Dropped outside the borrow: its captures' destructors may touch
+        // this greenlet again.
+        removed.is_some()
+    }
+
+    /// Removes every link callback not run yet (gevent's `unlink_all`);
+    /// how many were removed.
+    pub fn unlink_all(&self) -> usize {
+        let links = self.0.take_links();
+        links.len()
     }
 
     /// As [`link`](Self::link), running `f` only if the greenlet returned
@@ -620,6 +688,18 @@ impl<T: 'static> Greenlet<T> {
     /// See [`GreenletRef::link`].
     pub fn link<F: FnOnce(&GreenletRef) + 'static>(&self, f: F) {
         self.r.link(f)
+    }
+    /// See [`GreenletRef::rawlink`].
+    pub fn rawlink<F: FnOnce(&GreenletRef) + 'static>(&self, f: F) -> LinkId {
+        self.r.rawlink(f)
+    }
+    /// See [`GreenletRef::unlink`].
+    pub fn unlink(&self, id: LinkId) -> bool {
+        self.r.unlink(id)
+    }
+    /// See [`GreenletRef::unlink_all`].
+    pub fn unlink_all(&self) -> usize {
+        self.r.unlink_all()
     }
     /// See [`GreenletRef::link_value`].
     pub fn link_value<F: FnOnce(&GreenletRef) + 'static>(&self, f: F) {

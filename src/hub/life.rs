@@ -155,7 +155,7 @@ pub(super) fn run_job(job: HubJob) {
 /// Runs a dead greenlet's link callbacks (in the hub context).
 fn run_links(r: GreenletRef) {
     let links = r.0.take_links();
-    for link in links {
+    for (_, link) in links {
         if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| link(&r))) {
             report!("gevent: a link callback of greenlet '{}' panicked: {}", r.name(), panic_message(&*p));
             discard_payload(p);
