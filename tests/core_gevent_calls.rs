@@ -24,7 +24,7 @@ fn kill_timeout_waits_at_most_its_bound() {
     struct Slow;
     impl Drop for Slow {
         fn drop(&mut self) {
-            gevent::sleep(ms(50));
+            gevent::sleep(ms(1000));
         }
     }
     let g = gevent::spawn(|| {
@@ -34,7 +34,8 @@ fn kill_timeout_waits_at_most_its_bound() {
     gevent::sleep(Duration::ZERO);
     let t = Instant::now();
     assert!(!g.kill_timeout(ms(10)), "dead before its destructor ended");
-    assert!(t.elapsed() < ms(45));
+    // Far below the destructor's second (a stalled machine may add much).
+    assert!(t.elapsed() < ms(700), "waited for the destructor: {:?}", t.elapsed());
     assert!(g.join_timeout(Duration::from_secs(5)));
     // A greenlet not yet run dies at once.
     let g = gevent::spawn(|| ());

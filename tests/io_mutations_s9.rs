@@ -74,9 +74,11 @@ fn after_a_wait_the_budget_is_whole_again() {
         for _ in 0..200 {
             assert_eq!((&a).write(b"x").unwrap(), 1);
         }
-        // A receive that waits (parks): the peer writes 10 ms later.
+        // A receive that waits (parks): the peer writes 300 ms later (a
+        // shorter delay, outlasted by a stalled hub thread, found the data
+        // there and the read did not park).
         let writer = std::thread::spawn(move || {
-            std::thread::sleep(ms(10));
+            std::thread::sleep(ms(300));
             (&b).write_all(b"y").unwrap();
             b
         });

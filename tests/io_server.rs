@@ -19,7 +19,7 @@ use gevent::hub::Backend;
 use gevent::server::{DatagramServer, StreamServer, MAX_ACCEPT};
 use gevent::socket::{TcpListener, TcpStream, UdpSocket};
 use gevent::Greenlet;
-use io_common::{both, child_ok, child_scenario, echo, join_ok, ms, run_child, wait_until, LOCAL};
+use io_common::{assert_refused_soon, both, child_ok, child_scenario, echo, join_ok, ms, run_child, wait_until, LOCAL};
 
 /// One round trip of `msg` on `c`.
 fn round_trip(c: &mut TcpStream, msg: &[u8]) {
@@ -147,8 +147,7 @@ fn stop_timeout_kills_handlers_that_outlive_the_grace() {
             assert_eq!(c.read(&mut b).unwrap(), 0);
         }
         // The listener is closed.
-        let e = TcpStream::connect(addr).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+        assert_refused_soon(addr);
     });
 }
 
@@ -189,7 +188,7 @@ fn serve_forever_returns_after_stop_from_another_greenlet() {
         server.serve_forever().unwrap();
         join_ok(stopper);
         assert_eq!(server.start().unwrap_err().kind(), ErrorKind::NotConnected);
-        assert_eq!(TcpStream::connect(addr).unwrap_err().kind(), ErrorKind::ConnectionRefused);
+        assert_refused_soon(addr);
         // serve_forever on a started server blocks too; start twice is refused.
         let listener = TcpListener::bind(LOCAL).unwrap();
         let server = StreamServer::from_listener(listener, |conn, _| echo(conn));
@@ -552,8 +551,7 @@ fn start_threads_reports_its_port_and_stops_with_grace() {
     // Killed after the grace: the connection ends (closed, or reset).
     let end = idle.read_to_end(&mut rest);
     assert!(matches!(end, Ok(0) | Err(_)) && rest.is_empty(), "{end:?} {rest:?}");
-    let refused = std::net::TcpStream::connect(addr).expect_err("nobody listens after stop");
-    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+    assert_refused_soon(addr); // nobody listens after stop
 }
 
 #[test]

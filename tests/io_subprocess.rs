@@ -314,12 +314,13 @@ fn wait_over_children_returns_the_ready_ones() {
             let base = gevent::hub::stats().greenlets;
             let mut a = Command::new("sleep").arg("0.05").spawn().unwrap();
             let mut b = Command::new("true").spawn().unwrap();
-            let mut c = Command::new("sleep").arg("0.3").spawn().unwrap();
+            // Margins of 350 ms and more: a loaded machine stalls a while.
+            let mut c = Command::new("sleep").arg("1").spawn().unwrap();
             let mut ready = if handles {
                 let (ea, eb, ec) = (a.exit_handle(), b.exit_handle(), c.exit_handle());
-                gevent::wait(&[&ea, &eb, &ec], Some(Duration::from_millis(200)))
+                gevent::wait(&[&ea, &eb, &ec], Some(Duration::from_millis(400)))
             } else {
-                gevent::wait(&[&a, &b, &c], Some(Duration::from_millis(200)))
+                gevent::wait(&[&a, &b, &c], Some(Duration::from_millis(400)))
             };
             ready.sort();
             assert_eq!(ready, [0, 1], "handles={handles}");
@@ -344,7 +345,7 @@ fn wait_over_children_returns_the_ready_ones() {
 fn iwait_yields_children_in_exit_order() {
     both(|| {
         let children: Vec<_> =
-            ["sleep 0.4; exit 1", "exit 2", "sleep 0.2; exit 3"].into_iter().map(|s| sh(s).spawn().unwrap()).collect();
+            ["sleep 0.9; exit 1", "exit 2", "sleep 0.45; exit 3"].into_iter().map(|s| sh(s).spawn().unwrap()).collect();
         let exits: Vec<_> = children.iter().map(|c| c.exit_handle()).collect();
         let waitables: Vec<&dyn gevent::Waitable> = exits.iter().map(|e| e as &dyn gevent::Waitable).collect();
         let mut order = Vec::new();

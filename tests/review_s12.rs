@@ -337,6 +337,7 @@ mod queue_fast_paths {
     /// (the getter list empty again, so the fast path) stores behind it.
     #[test]
     fn put_with_a_peeker_waiting() {
+        let _fds = crate::io_common::fds_shared(); // its hub takes fds: not beside the fd-reusing test
         let q: Queue<u32> = Queue::new();
         let l = log();
         let (q1, l1) = (q.clone(), l.clone());
@@ -375,6 +376,7 @@ mod queue_fast_paths {
     /// getter runs, the putter's item moves in.
     #[test]
     fn bounded_handed_item_and_waiting_putter() {
+        let _fds = crate::io_common::fds_shared(); // its hub takes fds: not beside the fd-reusing test
         let q: Queue<u32> = Queue::bounded(1);
         let l = log();
         let (q1, l1) = (q.clone(), l.clone());
@@ -428,6 +430,7 @@ mod queue_fast_paths {
     /// items put after (by the fast path, as nobody waits any more).
     #[test]
     fn a_killed_handed_getter_passes_on_ahead_of_later_puts() {
+        let _fds = crate::io_common::fds_shared(); // its hub takes fds: not beside the fd-reusing test
         let q: Queue<u32> = Queue::new();
         let q1 = q.clone();
         let getter = gevent::spawn(move || q1.get());
@@ -443,6 +446,7 @@ mod queue_fast_paths {
     /// later (fast-path) put included.
     #[test]
     fn take_when_run_stores_keep_promises() {
+        let _fds = crate::io_common::fds_shared(); // its hub takes fds: not beside the fd-reusing test
         let q: LifoQueue<u32> = LifoQueue::new();
         let q1 = q.clone();
         let getter = gevent::spawn(move || q1.get());
@@ -478,6 +482,7 @@ mod queue_fast_paths {
     /// fast path, handed to a getter, or moved in from a waiting putter.
     #[test]
     fn joinable_counts_every_entry_once() {
+        let _fds = crate::io_common::fds_shared(); // its hub takes fds: not beside the fd-reusing test
         let q: JoinableQueue<u32> = JoinableQueue::bounded(1);
         q.put(1);
         assert_eq!(q.unfinished(), 1);
@@ -509,6 +514,7 @@ mod queue_fast_paths {
     /// getter waits; with one, it hands over and resumes after the getter.
     #[test]
     fn channel_never_stores() {
+        let _fds = crate::io_common::fds_shared(); // its hub takes fds: not beside the fd-reusing test
         let ch: Channel<u32> = Channel::new();
         assert_eq!(ch.put_nowait(1), Err(gevent::queue::Full(1)));
         assert_eq!(ch.put_timeout(1, Duration::ZERO), Err(gevent::queue::Full(1)));
@@ -527,6 +533,7 @@ mod queue_fast_paths {
     /// path) and iteration drains them, then ends.
     #[test]
     fn close_then_fast_puts_drain() {
+        let _fds = crate::io_common::fds_shared(); // its hub takes fds: not beside the fd-reusing test
         let q: Queue<u32> = Queue::new();
         let q1 = q.clone();
         let iter = gevent::spawn(move || (&q1).into_iter().collect::<Vec<_>>());

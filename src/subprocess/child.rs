@@ -27,9 +27,9 @@ use crate::Greenlet;
 /// ```
 /// use gevent::subprocess::Command;
 ///
-/// let mut slow = Command::new("sleep").arg("0.2").spawn().unwrap();
+/// let mut slow = Command::new("sleep").arg("1").spawn().unwrap();
 /// let mut quick = Command::new("true").spawn().unwrap();
-/// let ready = gevent::wait(&[&slow, &quick], Some(std::time::Duration::from_millis(100)));
+/// let ready = gevent::wait(&[&slow, &quick], Some(std::time::Duration::from_millis(300)));
 /// assert_eq!(ready, [1]);
 /// assert!(quick.wait().unwrap().success());
 /// assert!(slow.wait().unwrap().success());

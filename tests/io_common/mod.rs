@@ -145,7 +145,23 @@ where
     F: Fn() + Send + Sync + 'static,
 {
     let _alone = FD_LOCK.write().unwrap_or_else(|p| p.into_inner());
+    quiet_fds();
     run_both(body);
+}
+
+/// Waits (on the thread, up to 2 s) until the fd count has held for 50 ms:
+/// an fd another test let go of may close a moment after it ended (a
+/// thread-pool worker drops its wake-up handle just after its last use).
+fn quiet_fds() {
+    let give_up = Instant::now() + Duration::from_secs(2);
+    let (mut last, mut since) = (fd_count(), Instant::now());
+    while since.elapsed() < Duration::from_millis(50) && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(5));
+        let n = fd_count();
+        if n != last {
+            (last, since) = (n, Instant::now());
+        }
+    }
 }
 
 /// Open fds of this process (the directory listing's own fd included, the

@@ -103,9 +103,15 @@ impl Pairs {
             self.timed.fetch_add(1, Ordering::Relaxed);
         }
         for _ in 0..4 {
+            // A timed run during which the thread was descheduled is tainted
+            // too: a stall between two timers armed in one pass can order
+            // the later one by the stale loop time, where it can hide a
+            // zero timeout behind it without any event showing the stall.
+            let switches = involuntary_switches();
             let a = run().map_err(|e| TestCaseError::fail(format!("run 1: {e}")))?;
             let b = run().map_err(|e| TestCaseError::fail(format!("run 2: {e}")))?;
-            if tainted(&a) || tainted(&b) {
+            let stalled = timed && involuntary_switches() != switches;
+            if stalled || tainted(&a) || tainted(&b) {
                 self.retried.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -170,4 +176,15 @@ impl<F: FnMut()> Drop for OnUnwind<F> {
             (self.0)();
         }
     }
+}
+
+/// How many times the kernel took the CPU from this thread (it was ready to
+/// run) so far.
+fn involuntary_switches() -> i64 {
+    // SAFETY: an all-zero `rusage` is a valid value; getrusage writes into it.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a live, writable rusage.
+    let r = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    assert_eq!(r, 0, "getrusage(RUSAGE_THREAD)");
+    u.ru_nivcsw as i64
 }
