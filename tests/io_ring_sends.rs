@@ -1,7 +1,8 @@
 //! `hub::set_ring_sends`: stream sends through the io_uring ring instead of
 //! the syscall first. Streams stay intact and ordered (partial sends of
-//! large writes included); on io_uring a send then parks its greenlet, so
-//! a ready greenlet runs meanwhile; epoll is unaffected; the environment
+//! large writes included); on io_uring a small send is then posted (no
+//! switch; `io_posted_sends.rs`) and a larger one parks its greenlet, so a
+//! ready greenlet runs meanwhile; epoll is unaffected; the environment
 //! variable sets the default.
 
 mod io_common;
@@ -69,32 +70,36 @@ fn streams_stay_intact_and_ordered_with_ring_sends() {
     });
 }
 
-/// Whether a greenlet made ready just before a small send ran before that
-/// send returned.
-fn ran_during_a_send() -> bool {
+/// Whether a greenlet made ready just before a send of `len` bytes (which
+/// the socket buffer takes at once) ran before that send returned.
+fn ran_during_a_send(len: usize) -> bool {
     let (mut a, _b) = tcp_pair();
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
     let other = gevent::spawn(move || r.set(true));
-    a.write_all(b"ping").unwrap();
+    a.write_all(&vec![b'p'; len]).unwrap();
     let during = ran.get();
     other.join();
     during
 }
 
 #[test]
-fn a_ring_send_parks_only_on_io_uring_and_only_when_asked() {
+fn only_a_large_ring_send_parks_and_only_on_io_uring_when_asked() {
     both(|| {
         assert!(!ring_sends(), "off unless asked (GEVENT_RING_SENDS is not set for the tests)");
-        assert!(!ran_during_a_send(), "a send that completes at once does not switch");
+        assert!(!ran_during_a_send(4), "a send that completes at once does not switch");
+        assert!(!ran_during_a_send(16 * 1024 + 1));
         set_ring_sends(true);
-        let switched = ran_during_a_send();
+        assert!(!ran_during_a_send(4), "a small send is posted (or, on epoll, the syscall)");
+        assert!(!ran_during_a_send(16 * 1024), "the largest posted send");
+        let switched = ran_during_a_send(16 * 1024 + 1);
         match backend() {
-            Backend::IoUring => assert!(switched, "through the ring, the sender parks until its completion"),
+            Backend::IoUring => assert!(switched, "through the ring, a larger sender parks until its completion"),
             Backend::Epoll => assert!(!switched, "epoll always makes the syscall"),
         }
         set_ring_sends(false);
-        assert!(!ran_during_a_send());
+        assert!(!ran_during_a_send(4));
+        assert!(!ran_during_a_send(16 * 1024 + 1));
     });
 }
 

@@ -25,6 +25,7 @@ pub(crate) mod blocking;
 mod epoll;
 pub(crate) mod op;
 pub(crate) mod pidfd;
+pub(crate) mod posted;
 mod remote;
 pub(crate) mod sig;
 pub(crate) mod sys;
@@ -185,8 +186,12 @@ impl Driver {
         match &self.kind {
             Kind::Uring(u) => {
                 u.poll(timeout, wake, &remote);
-                for (fd, id) in self.remote.take_released() {
+                let (released, closed) = self.remote.take_released();
+                for (fd, id) in released {
                     u.release_fixed(fd, id);
+                }
+                for (key, id, fd) in closed {
+                    u.posts_mut(|p| p.close(key, id, fd));
                 }
             }
             Kind::Epoll(e) => e.poll(timeout, wake, &remote),
@@ -203,6 +208,22 @@ impl Driver {
         };
         let mine = self.remote.handle_ref();
         u.fixed(t.fd, t.id, || home.get_or_init(|| mine.downgrade()).is(mine))
+    }
+
+    /// Whether this hub is the home of `t`'s source (made so if it has
+    /// none yet): only the home hub's ring holds its fixed file and its
+    /// posted sends.
+    pub(crate) fn home_here(&self, t: op::Target<'_>) -> bool {
+        let Some(home) = t.home else { return false };
+        let mine = self.remote.handle_ref();
+        home.get_or_init(|| mine.downgrade()).is(mine)
+    }
+
+    /// A socket with posted sends closed (see `posted::close`).
+    pub(crate) fn close_posted(&self, key: usize, id: u64, fd: Option<std::os::fd::OwnedFd>) {
+        if let Kind::Uring(u) = &self.kind {
+            u.posts_mut(|p| p.close(key, id, fd));
+        }
     }
 
     /// Empties `fd`'s fixed-file slot if source `id` holds it.
@@ -418,12 +439,30 @@ impl Source {
         self.fd.as_ref().expect("a live source has its fd")
     }
 
-    /// Gives the fd up (deregistered first; it stays open, so raw waits
-    /// on it go on).
-    pub(crate) fn into_owned(mut self) -> std::os::fd::OwnedFd {
+    /// The source's id and its home hub, if it has one yet.
+    pub(crate) fn id_and_home(&self) -> (u64, Option<&WeakRemote>) {
+        (self.id, self.home.get())
+    }
+
+    /// Takes the fd out to close it later (see `posted::close`): forgotten
+    /// as if it closed now (out of the fixed-file table, deregistered).
+    pub(crate) fn take_closing(&mut self) -> Option<std::os::fd::OwnedFd> {
+        let fd = self.fd.take()?;
+        self.forget(&fd, true);
+        Some(fd)
+    }
+
+    /// Takes the fd out, open (see [`into_owned`](Self::into_owned)).
+    pub(crate) fn take_owned(&mut self) -> std::os::fd::OwnedFd {
         let fd = self.fd.take().expect("a live source has its fd");
         self.forget(&fd, false);
         fd
+    }
+
+    /// Gives the fd up (deregistered first; it stays open, so raw waits
+    /// on it go on).
+    pub(crate) fn into_owned(mut self) -> std::os::fd::OwnedFd {
+        self.take_owned()
     }
 
     /// Before `fd` leaves (`closing`: it is about to close): out of the

@@ -21,7 +21,11 @@ struct Shared {
     /// Fixed-file slots to empty, as (fd, source id): sockets of this hub's
     /// ring that closed on another thread.
     released: Mutex<Vec<(RawFd, u64)>>,
-    /// `released` is not empty (read on every poll, without the lock).
+    /// Sockets with posted sends closed on another thread, as (table key,
+    /// source id, the fd if data was still posted): see `posted::close`.
+    closed_posts: Mutex<Vec<(usize, u64, Option<OwnedFd>)>>,
+    /// `released` or `closed_posts` is not empty (read on every poll,
+    /// without the lock).
     any_released: AtomicBool,
 }
 
@@ -70,6 +74,15 @@ impl WeakRemote {
         sys::eventfd_wake(shared.efd.as_raw_fd());
     }
 
+    /// Tells the hub that a socket with posted sends closed on another
+    /// thread (see `posted::close`); if the hub is gone, `fd` just closes.
+    pub(crate) fn close_posted(&self, key: usize, id: u64, fd: Option<OwnedFd>) {
+        let Some(shared) = self.0.upgrade() else { return };
+        shared.closed_posts.lock().unwrap_or_else(|p| p.into_inner()).push((key, id, fd));
+        shared.any_released.store(true, Ordering::Release);
+        sys::eventfd_wake(shared.efd.as_raw_fd());
+    }
+
     /// Whether this names the hub of `handle`.
     pub(crate) fn is(&self, handle: &RemoteHandle) -> bool {
         std::ptr::eq(self.0.as_ptr(), Arc::as_ptr(&handle.0))
@@ -105,6 +118,7 @@ impl Remote {
             efd: sys::eventfd()?,
             done: Mutex::new(Vec::new()),
             released: Mutex::new(Vec::new()),
+            closed_posts: Mutex::new(Vec::new()),
             any_released: AtomicBool::new(false),
         };
         Ok(Remote {
@@ -133,13 +147,19 @@ impl Remote {
         self.handle.0.any_released.load(Ordering::Relaxed)
     }
 
-    /// The fixed-file releases posted from other threads since the last call.
-    pub(super) fn take_released(&self) -> Vec<(RawFd, u64)> {
+    /// The fixed-file releases and the closes of sockets with posted
+    /// sends sent from other threads since the last call.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn take_released(&self) -> (Vec<(RawFd, u64)>, Vec<(usize, u64, Option<OwnedFd>)>) {
         let any = &self.handle.0.any_released;
         if !any.load(Ordering::Relaxed) || !any.swap(false, Ordering::Acquire) {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
-        std::mem::take(&mut *self.handle.0.released.lock().unwrap_or_else(|p| p.into_inner()))
+        let shared = &self.handle.0;
+        (
+            std::mem::take(&mut *shared.released.lock().unwrap_or_else(|p| p.into_inner())),
+            std::mem::take(&mut *shared.closed_posts.lock().unwrap_or_else(|p| p.into_inner())),
+        )
     }
 
     pub(super) fn fd(&self) -> RawFd {

@@ -31,6 +31,7 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use slab::Slab;
 
+use super::posted::{self, Posts};
 use super::{sys, RemoteDrain, Wake};
 
 /// `user_data` of completions nobody waits for (cancellations).
@@ -76,6 +77,9 @@ pub(super) struct Uring {
     /// outlive their fd (every other one is on a source whose owner waits
     /// for it), so the only ones a close has to cancel.
     raw_waits: RefCell<HashMap<RawFd, Vec<usize>>>,
+    /// The sockets' posted sends (see `posted.rs`), counted in `in_flight`
+    /// while a send of theirs is.
+    posts: RefCell<Posts>,
 }
 
 impl Uring {
@@ -106,6 +110,7 @@ impl Uring {
             remote_armed: Cell::new(false),
             fixed: RefCell::new(Vec::new()),
             raw_waits: RefCell::new(HashMap::new()),
+            posts: RefCell::new(Posts::default()),
         };
         // Probe: a ring that cannot take a submission (seccomp) is refused,
         // and so is a kernel that cannot cancel by fd (EINVAL; a count of
@@ -201,6 +206,29 @@ impl Uring {
         overflow.drain(..pushed);
     }
 
+    /// Runs `f` on the table of posted sends.
+    pub(super) fn posts_mut<R>(&self, f: impl FnOnce(&mut Posts) -> R) -> R {
+        f(&mut self.posts.borrow_mut())
+    }
+
+    /// Posts `buf` on the socket of table entry `key` (see `posted.rs`);
+    /// first the error an earlier posted send of it met, if any (then
+    /// nothing is posted).
+    pub(super) fn post(&self, key: usize, buf: &[u8]) -> io::Result<()> {
+        let e = {
+            let mut posts = self.posts.borrow_mut();
+            if let Some(e) = posts.take_error(key) {
+                return Err(e);
+            }
+            posts.post(key, buf)
+        };
+        if let Some(e) = e {
+            self.in_flight.set(self.in_flight.get() + 1);
+            self.push(e);
+        }
+        Ok(())
+    }
+
     /// Submits operation `e` for `greenlet`; returns its slot.
     pub(super) fn start(&self, e: squeue::Entry, greenlet: usize) -> usize {
         let slot = self.slots.borrow_mut().insert(Slot { greenlet, done: None });
@@ -252,9 +280,10 @@ impl Uring {
         }
     }
 
-    /// Operations in flight (they keep the hub from LoopExit).
+    /// Operations in flight, and greenlets waiting for posted sends
+    /// (they keep the hub from LoopExit).
     pub(super) fn waiting(&self) -> usize {
-        self.slots.borrow().len()
+        self.slots.borrow().len() + self.posts.borrow().waiting()
     }
 
     /// True when a non-blocking poll has something to do.
@@ -307,9 +336,16 @@ impl Uring {
     fn reap(&self, wake: Wake<'_>, remote: RemoteDrain<'_>) {
         let mut ring = self.ring.borrow_mut();
         let mut slots = self.slots.borrow_mut();
+        let mut next = Vec::new();
         for cqe in ring.completion().take(super::EVENTS_PER_POLL) {
             match cqe.user_data() {
                 IGNORE => {}
+                d if d & (posted::SEND | posted::POLL) != 0 && d < PROBE => {
+                    match self.posts.borrow_mut().complete(d, cqe.result(), wake) {
+                        Some(e) => next.push(e),
+                        None => self.in_flight.set(self.in_flight.get() - 1),
+                    }
+                }
                 REMOTE => {
                     if !cqueue::more(cqe.flags()) {
                         self.remote_armed.set(false);
@@ -323,5 +359,44 @@ impl Uring {
                 }
             }
         }
+        // A posted send's next part (or its retry), pushed now that the
+        // ring is free.
+        drop((slots, ring));
+        for e in next {
+            self.push(e);
+        }
+    }
+}
+
+impl Drop for Uring {
+    /// Posted sends still in flight when the hub goes: one last submission
+    /// sends what can go at once (the kernel tries each send as it takes
+    /// it), the rest is cancelled, and every completion is waited for (at
+    /// most 5 s, past which their buffers are leaked rather than freed
+    /// under the kernel).
+    fn drop(&mut self) {
+        let data = self.posts.borrow().in_flight_data();
+        if data.is_empty() {
+            return;
+        }
+        self.flush_overflow();
+        for d in data {
+            self.push(opcode::AsyncCancel::new(d).build().user_data(IGNORE));
+        }
+        let mut left = self.posts.borrow().in_flight();
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while left > 0 && std::time::Instant::now() < until {
+            self.flush_overflow();
+            let ts = types::Timespec::from(Duration::from_millis(100));
+            let args = types::SubmitArgs::new().timespec(&ts);
+            let _ = self.ring.borrow().submitter().submit_with_args(1, &args);
+            for cqe in self.ring.borrow_mut().completion() {
+                let d = cqe.user_data();
+                if d & (posted::SEND | posted::POLL) != 0 && d < PROBE {
+                    left -= 1;
+                }
+            }
+        }
+        self.posts.borrow_mut().clear(left > 0);
     }
 }

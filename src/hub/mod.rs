@@ -223,6 +223,15 @@ pub(crate) fn release_fixed(home: &crate::driver::WeakRemote, fd: std::os::fd::R
     }
 }
 
+/// A socket with posted sends closed (see `driver::posted::close`): told
+/// to its home hub, at once if it is this thread's, else by message.
+pub(crate) fn close_posted(home: &crate::driver::WeakRemote, key: usize, id: u64, fd: Option<std::os::fd::OwnedFd>) {
+    match existing() {
+        Some(h) if h.driver.is_home(home) => h.driver.close_posted(key, id, fd),
+        _ => home.close_posted(key, id, fd),
+    }
+}
+
 /// Deregisters a socket's fd from this thread's hub (if it has one) before
 /// the fd closes (`closing`) or is handed over, readying the greenlets
 /// whose raw waits a close ends.
@@ -598,20 +607,44 @@ pub fn prefer_backend(b: Backend) -> std::io::Result<()> {
 
 /// Chooses how this thread's hub sends on stream sockets (TCP, Unix) when
 /// it runs on io_uring: `false` (the default) tries the non-blocking
-/// `send(2)` first and goes through the ring only if it would block; `true`
-/// submits every stream send to the ring, batched into the hub's one
-/// `io_uring_enter` per pass. The epoll backend always makes the syscall.
-/// Until called, `GEVENT_RING_SENDS=1` in the environment turns it on.
+/// `send(2)` first and goes through the ring only if it would block, as
+/// the epoll backend always does; `true` sends through the ring, batched
+/// into the hub's one `io_uring_enter` per pass. Until called,
+/// `GEVENT_RING_SENDS=1` in the environment turns it on.
 ///
-/// Through the ring, a send costs no system call of its own, but the
-/// sender parks until its completion and resumes one pass later (a send
-/// that would complete at once no longer does so without a switch, so the
-/// greenlets interleave differently than on epoll). That pays where system
-/// calls are dear: on a 2-core AMD EPYC VM whose null system call takes
-/// ~0.9 µs, the echo benchmark at 1,000 connections served 11–21% more
-/// round trips per server-CPU-second this way (three paired runs), and as
-/// many at 64 connections and in bulk (within the noise); on an Intel VM
-/// with ~0.1 µs system calls, 9% fewer. Measure on your machine.
+/// With it on, a write of at most 16 KiB is **posted**: copied into the
+/// socket's buffer, it returns at once (all of it taken, no system call,
+/// no switch) and the hub submits it with its next poll, after what the
+/// socket posted before. A larger write first waits for what was posted,
+/// then goes through the ring, its greenlet parked until its completion.
+/// A socket keeps at most 64 KiB posted: a write beyond that waits (at
+/// most the write timeout) until the kernel took the rest, so a peer that
+/// does not read holds the writer back as by default. On a 2-core AMD EPYC
+/// VM whose null system call takes ~0.9 µs, this serves more echo round
+/// trips per server-CPU-second than the default at both 64 and 1,000
+/// connections (README); on a machine with cheap system calls it may not.
+/// Measure on your machine.
+///
+/// What posting changes, and what stays:
+/// - **The bytes leave when the hub next polls**, at the end of the
+///   current pass or when the greenlet next waits. A thread that blocks
+///   outside the hub after writing (a blocking std call, a `std::thread`
+///   join) holds them back: flush first (`Write::flush` waits until the
+///   kernel took every posted byte).
+/// - **Errors come later**: a posted send that fails (the peer reset the
+///   connection) drops what was posted behind it and reports its error
+///   from the socket's next write or flush.
+/// - **Order holds**: posted bytes go before any later write on the
+///   socket, also one through a `try_clone` (which flushes first; neither
+///   handle posts while both live) or from another thread (which waits for
+///   them); `shutdown` of the write half sends them first, and a later
+///   write fails at once.
+/// - **A close does not lose them**: a socket dropped with bytes posted
+///   keeps its fd open in the hub until they went (as the kernel's send
+///   buffer outlives a `close`); when the hub itself goes (its thread
+///   exits), what can go at once is sent and the rest is dropped.
+/// - Non-blocking mode (`set_nonblocking`) never posts: a write there
+///   fails with `WouldBlock` while posted bytes are left.
 ///
 /// A send killed or timed out while in the ring may have gone out all the
 /// same (the kernel had sent it when the cancellation came): the caller

@@ -82,6 +82,7 @@ use std::time::{Duration, Instant};
 use socket2::{SockAddr, SockRef, Socket};
 
 use crate::driver::op::{self, Op, Target};
+use crate::driver::posted;
 use crate::driver::{Interest, Source};
 
 pub use tcp::{Incoming, TcpListener, TcpStream};
@@ -174,6 +175,12 @@ pub(crate) struct Sock {
     /// A stream's readers through this handle, kept in order around a
     /// killed one (clones each have their own).
     order: op::ReadOrder,
+    /// A stream's posted sends (io_uring with ring sends on): its entry in
+    /// its home hub's table, made by its first posted send.
+    posted: OnceLock<posted::PostRef>,
+    /// A stream's write half was shut down through this handle: no send
+    /// is posted any more (the kernel's own error comes at once).
+    write_shut: AtomicBool,
 }
 
 /// A socket's read and write timeouts, in nanoseconds (`NO_TIMEOUT`: none),
@@ -227,6 +234,8 @@ impl Sock {
             backlog: AtomicBool::new(false),
             drained: AtomicBool::new(false),
             order: op::ReadOrder::default(),
+            posted: OnceLock::new(),
+            write_shut: AtomicBool::new(false),
         }
     }
 
@@ -254,8 +263,10 @@ impl Sock {
         std::os::fd::AsFd::as_fd(self.src.fd())
     }
 
-    pub(crate) fn into_owned(self) -> OwnedFd {
-        self.src.into_owned()
+    /// The fd, out of the hub (what was posted on it sent first).
+    pub(crate) fn into_owned(mut self) -> OwnedFd {
+        let _ = self.settle(None);
+        self.src.take_owned()
     }
 
     /// socket2's view, for options and addresses.
@@ -266,6 +277,12 @@ impl Sock {
     /// `shutdown(2)`, then the halves shut stop waiting for readiness on
     /// this hub (see `hub::shut_down`).
     pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        if how != std::net::Shutdown::Read {
+            // What was posted goes before the FIN (its error, if any, is
+            // the kernel's to report again).
+            let _ = self.settle(self.write_timeout());
+            self.write_shut.store(true, Ordering::Relaxed);
+        }
         self.sock().shutdown(how)?;
         let t = self.target();
         crate::hub::shut_down(t.fd, t.id, how);
@@ -337,9 +354,40 @@ impl Sock {
         )
     }
 
-    /// Sends on a stream socket.
+    /// Sends on a stream socket: posted where it can be (see
+    /// `driver::posted`), else once what was posted went.
     pub(crate) fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        if !buf.is_empty() && buf.len() <= posted::MAX_SEND && self.may_post() {
+            if let Some(r) = posted::post(self.target(), &self.posted, buf, self.write_timeout()) {
+                return r;
+            }
+        }
+        self.settle(self.write_timeout())?;
         self.run(&mut op::Send { buf, datagram: false }, self.write_timeout())
+    }
+
+    /// Whether a send may be posted: ring sends are on, and the socket is
+    /// in blocking mode, has no clone (whose sends could overtake) and its
+    /// write half is open.
+    fn may_post(&self) -> bool {
+        crate::driver::ring_sends()
+            && !self.write_shut.load(Ordering::Relaxed)
+            && self.timeouts.get().map_or(true, |t| Arc::strong_count(t) == 1 && !t.nonblocking.load(Ordering::Relaxed))
+    }
+
+    /// Waits until what was posted on this stream went (see
+    /// `posted::settle`); its error, if a posted send met one.
+    ///
+    /// # Blocking
+    /// Until then, at most `timeout`.
+    fn settle(&self, timeout: Option<Duration>) -> io::Result<()> {
+        posted::settle(self.target(), &self.posted, timeout, self.nonblocking())
+    }
+
+    /// `Write::flush`: waits until what was posted went (its error, if a
+    /// posted send met one).
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        self.settle(self.write_timeout())
     }
 
     /// Sends one datagram to the connected peer.
@@ -426,9 +474,20 @@ impl Sock {
     }
 
     pub(crate) fn try_clone(&self) -> io::Result<Sock> {
+        // The clone's sends must not overtake what was posted (neither
+        // handle posts while the other lives).
+        let _ = self.settle(self.write_timeout());
         let s = Sock::new(self.sock().try_clone()?.into())?;
         let _ = s.timeouts.set(self.timeouts().clone());
         Ok(s)
+    }
+}
+
+impl Drop for Sock {
+    fn drop(&mut self) {
+        if let Some(r) = self.posted.get() {
+            posted::close(&mut self.src, r);
+        }
     }
 }
 
@@ -472,8 +531,16 @@ macro_rules! stream_io {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 self.sock.send(buf)
             }
+            /// Waits until every byte written went to the kernel (io_uring
+            /// with ring sends on: small writes are posted, see
+            /// [`hub::set_ring_sends`](crate::hub::set_ring_sends)); the
+            /// error a posted write met, if any. Nothing to wait for
+            /// otherwise.
+            ///
+            /// # Blocking
+            /// Until then, at most the write timeout (then `TimedOut`).
             fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
+                self.sock.flush()
             }
         }
         impl std::io::Write for &$t {
@@ -486,8 +553,16 @@ macro_rules! stream_io {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 self.sock.send(buf)
             }
+            /// Waits until every byte written went to the kernel (io_uring
+            /// with ring sends on: small writes are posted, see
+            /// [`hub::set_ring_sends`](crate::hub::set_ring_sends)); the
+            /// error a posted write met, if any. Nothing to wait for
+            /// otherwise.
+            ///
+            /// # Blocking
+            /// Until then, at most the write timeout (then `TimedOut`).
             fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
+                self.sock.flush()
             }
         }
     };
