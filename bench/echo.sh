@@ -10,7 +10,8 @@
 #   COMMAND is split on spaces (it may start with `env VAR=value`), the port is appended
 #   as its last argument, and it must listen on 127.0.0.1:PORT and die on SIGTERM.
 #   Without arguments: tokio, may, monoio, gevent-uring, gevent-epoll and gevent-uring-rs
-#   (io_uring with GEVENT_RING_SENDS=1: stream sends through the ring; the gevent entries
+#   (io_uring with GEVENT_RING_SENDS=1: small stream sends posted, larger ones through the
+#   ring, see hub::set_ring_sends; the gevent entries
 #   run target/release/examples/echo_server, and are skipped if it is missing).
 #
 # Environment (defaults in brackets; ECHO_QUICK=1 changes the defaults to a smoke run of
