@@ -203,11 +203,10 @@ impl Driver {
     /// hub is the source's home (the first hub to use its table for it,
     /// whose table alone may hold it).
     fn fixed_file(&self, t: op::Target<'_>) -> bool {
-        let (Kind::Uring(u), Some(home)) = (&self.kind, t.home) else {
+        let (Kind::Uring(u), Some(_)) = (&self.kind, t.home) else {
             return false;
         };
-        let mine = self.remote.handle_ref();
-        u.fixed(t.fd, t.id, || home.get_or_init(|| mine.downgrade()).is(mine))
+        u.fixed(t.fd, t.id, || self.home_here(t))
     }
 
     /// Whether this hub is the home of `t`'s source (made so if it has

@@ -35,6 +35,12 @@ pub(super) const SEND: u64 = 1 << 62;
 /// Tag of the readiness wait after a posted send said `EAGAIN`.
 pub(super) const POLL: u64 = 1 << 61;
 
+/// Whether a completion's `user_data` is a posted send's or its wait's
+/// (the ring's own markers, at the top of the range, are not).
+pub(super) fn is_posted(data: u64, first_marker: u64) -> bool {
+    data & (SEND | POLL) != 0 && data < first_marker
+}
+
 /// The most bytes one send may have to be posted (larger ones go the
 /// usual way, after what is posted before them).
 pub(crate) const MAX_SEND: usize = 16 * 1024;

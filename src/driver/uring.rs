@@ -340,12 +340,10 @@ impl Uring {
         for cqe in ring.completion().take(super::EVENTS_PER_POLL) {
             match cqe.user_data() {
                 IGNORE => {}
-                d if d & (posted::SEND | posted::POLL) != 0 && d < PROBE => {
-                    match self.posts.borrow_mut().complete(d, cqe.result(), wake) {
-                        Some(e) => next.push(e),
-                        None => self.in_flight.set(self.in_flight.get() - 1),
-                    }
-                }
+                d if posted::is_posted(d, PROBE) => match self.posts.borrow_mut().complete(d, cqe.result(), wake) {
+                    Some(e) => next.push(e),
+                    None => self.in_flight.set(self.in_flight.get() - 1),
+                },
                 REMOTE => {
                     if !cqueue::more(cqe.flags()) {
                         self.remote_armed.set(false);
@@ -391,8 +389,7 @@ impl Drop for Uring {
             let args = types::SubmitArgs::new().timespec(&ts);
             let _ = self.ring.borrow().submitter().submit_with_args(1, &args);
             for cqe in self.ring.borrow_mut().completion() {
-                let d = cqe.user_data();
-                if d & (posted::SEND | posted::POLL) != 0 && d < PROBE {
+                if posted::is_posted(cqe.user_data(), PROBE) {
                     left -= 1;
                 }
             }
