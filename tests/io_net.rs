@@ -1255,3 +1255,29 @@ fn a_socket_on_the_number_of_a_closed_raw_waited_fd_gets_its_events() {
         let _ = join_ok(raw);
     });
 }
+
+/// A read right after one that filled its buffer finds the queued rest
+/// without switching, on io_uring too (it tries the syscall first); the
+/// bytes stay in order.
+#[test]
+fn a_read_after_a_full_one_takes_queued_data_without_switching() {
+    both(|| {
+        let (mut a, mut b) = tcp_pair();
+        let data: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        a.write_all(&data).unwrap();
+        a.flush().unwrap();
+        let mut got = vec![0u8; 1000];
+        b.read_exact(&mut got).unwrap();
+        let ran = Rc::new(Cell::new(false));
+        let r = ran.clone();
+        let other = gevent::spawn(move || r.set(true));
+        let mut buf = [0u8; 1000];
+        assert_eq!(b.read(&mut buf).unwrap(), 1000);
+        assert!(!ran.get(), "the read switched although its data was queued");
+        got.extend_from_slice(&buf);
+        other.join();
+        drop(a);
+        b.read_to_end(&mut got).unwrap();
+        assert_eq!(got, data);
+    });
+}

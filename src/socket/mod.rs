@@ -31,8 +31,9 @@
 //! starts, so one peer that keeps a greenlet fed cannot keep the others
 //! (other connections, timers, timeouts) waiting (gevent has no such
 //! bound; tokio has the same one). On io_uring a receive goes through the
-//! ring, so each one switches; sends, tried at once, are bounded as on
-//! epoll. Code that must let the others run at a given point (a loop
+//! ring, so each one switches, except one right after a receive that
+//! filled its buffer (more data is most likely queued), which tries the
+//! syscall first, as sends do; those are bounded as on epoll. Code that must let the others run at a given point (a loop
 //! handing every line it reads to other greenlets' queues) yields with
 //! `gevent::sleep(Duration::ZERO)`, as it would in gevent.
 //!
@@ -172,6 +173,9 @@ pub(crate) struct Sock {
     /// A stream's: its last receive was short, so the receive buffer is
     /// most likely empty (a hint for the next one, see `op::Recv`).
     drained: AtomicBool,
+    /// A stream's: its last receive filled the buffer (more is likely
+    /// queued: the next one tries the syscall first).
+    full: AtomicBool,
     /// A stream's readers through this handle, kept in order around a
     /// killed one (clones each have their own).
     order: op::ReadOrder,
@@ -233,6 +237,7 @@ impl Sock {
             timeouts: OnceLock::new(),
             backlog: AtomicBool::new(false),
             drained: AtomicBool::new(false),
+            full: AtomicBool::new(false),
             order: op::ReadOrder::default(),
             posted: OnceLock::new(),
             write_shut: AtomicBool::new(false),
@@ -326,22 +331,38 @@ impl Sock {
             if peek && n < buf.len() {
                 // A peek sees what the kernel holds behind the kept bytes
                 // too (a caller peeks until a header is complete).
-                let mut behind =
-                    op::Recv { buf: &mut buf[n..], flags, stream: true, poll_first: false, salvage: None, order: None };
+                let mut behind = op::Recv {
+                    buf: &mut buf[n..],
+                    flags,
+                    stream: true,
+                    poll_first: false,
+                    syscall_first: false,
+                    salvage: None,
+                    order: None,
+                };
                 return Ok(n + op::run_once(self.target(), &mut behind).unwrap_or(0));
             }
             return Ok(n);
         }
         let poll_first = self.drained.load(Ordering::Relaxed);
+        let len = buf.len();
         let _reading = self.order.reading();
         // Called only when a kill left received bytes behind (io_uring):
         // the store for them is made then.
         let keep = |b: &[u8]| self.timeouts().salvage.keep(b);
-        let mut recv =
-            op::Recv { buf, flags, stream: true, poll_first, salvage: Some(&keep), order: Some(&self.order) };
+        let mut recv = op::Recv {
+            buf,
+            flags,
+            stream: true,
+            poll_first,
+            syscall_first: self.full.load(Ordering::Relaxed),
+            salvage: Some(&keep),
+            order: Some(&self.order),
+        };
         let n = self.run(&mut recv, self.read_timeout())?;
         if !peek {
             self.drained.store(recv.drained(n), Ordering::Relaxed);
+            self.full.store(n == len, Ordering::Relaxed);
         }
         Ok(n)
     }
@@ -349,7 +370,15 @@ impl Sock {
     /// Receives one datagram.
     pub(crate) fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.run(
-            &mut op::Recv { buf, flags: 0, stream: false, poll_first: false, salvage: None, order: None },
+            &mut op::Recv {
+                buf,
+                flags: 0,
+                stream: false,
+                poll_first: false,
+                syscall_first: false,
+                salvage: None,
+                order: None,
+            },
             self.read_timeout(),
         )
     }
@@ -398,7 +427,15 @@ impl Sock {
     /// Reads the next datagram without taking it off the queue.
     pub(crate) fn peek_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.run(
-            &mut op::Recv { buf, flags: libc::MSG_PEEK, stream: false, poll_first: false, salvage: None, order: None },
+            &mut op::Recv {
+                buf,
+                flags: libc::MSG_PEEK,
+                stream: false,
+                poll_first: false,
+                syscall_first: false,
+                salvage: None,
+                order: None,
+            },
             self.read_timeout(),
         )
     }

@@ -25,6 +25,9 @@ pub(crate) struct Recv<'a> {
     /// short), so the kernel should wait for data before it tries the
     /// receive rather than fail a first try ([`RECVSEND_POLL_FIRST`]).
     pub(crate) poll_first: bool,
+    /// io_uring: the last receive filled its buffer, so more data is most
+    /// likely queued: the syscall is tried first.
+    pub(crate) syscall_first: bool,
     /// Where bytes go that the kernel received for a reader killed
     /// meanwhile (a stream's [`Salvage`]; `None`: they are dropped, as a
     /// datagram is).
@@ -170,6 +173,9 @@ const RECVSEND_POLL_FIRST: u16 = 1;
 unsafe impl Op for Recv<'_> {
     const INTEREST: Interest = Interest::Read;
     const FIXED: bool = true;
+    fn try_first(&self) -> bool {
+        self.syscall_first
+    }
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
         let len = self.buf.len().min(u32::MAX as usize) as u32;
         // On a likely empty socket, the kernel's first try would fail and
