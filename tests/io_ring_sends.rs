@@ -1,9 +1,9 @@
 //! `hub::set_ring_sends`: stream sends through the io_uring ring instead of
 //! the syscall first. Streams stay intact and ordered (partial sends of
 //! large writes included); on io_uring a small send is then posted (no
-//! switch; `io_posted_sends.rs`) and a larger one parks its greenlet, so a
-//! ready greenlet runs meanwhile; epoll is unaffected; the environment
-//! variable sets the default.
+//! switch; `io_posted_sends.rs`) and a larger one tries the syscall first
+//! as by default; epoll is unaffected; the environment variable sets the
+//! default.
 
 mod io_common;
 
@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::io::{Read, Write};
 use std::rc::Rc;
 
-use gevent::hub::{backend, ring_sends, set_ring_sends, Backend};
+use gevent::hub::{ring_sends, set_ring_sends};
 use gevent::socket::UnixStream;
 use io_common::{both, child_ok, child_scenario, join_ok, run_child, tcp_pair};
 
@@ -84,7 +84,7 @@ fn ran_during_a_send(len: usize) -> bool {
 }
 
 #[test]
-fn only_a_large_ring_send_parks_and_only_on_io_uring_when_asked() {
+fn a_send_the_buffer_takes_never_switches_with_ring_sends_or_without() {
     both(|| {
         assert!(!ring_sends(), "off unless asked (GEVENT_RING_SENDS is not set for the tests)");
         assert!(!ran_during_a_send(4), "a send that completes at once does not switch");
@@ -92,11 +92,7 @@ fn only_a_large_ring_send_parks_and_only_on_io_uring_when_asked() {
         set_ring_sends(true);
         assert!(!ran_during_a_send(4), "a small send is posted (or, on epoll, the syscall)");
         assert!(!ran_during_a_send(16 * 1024), "the largest posted send");
-        let switched = ran_during_a_send(16 * 1024 + 1);
-        match backend() {
-            Backend::IoUring => assert!(switched, "through the ring, a larger sender parks until its completion"),
-            Backend::Epoll => assert!(!switched, "epoll always makes the syscall"),
-        }
+        assert!(!ran_during_a_send(16 * 1024 + 1), "a larger send tries the syscall first, as by default");
         set_ring_sends(false);
         assert!(!ran_during_a_send(4));
         assert!(!ran_during_a_send(16 * 1024 + 1));

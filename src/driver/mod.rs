@@ -48,12 +48,13 @@ pub enum Backend {
 
 thread_local! {
     /// This thread's choice for stream sends on io_uring (see
-    /// [`ring_sends`]): 0 not read yet, 1 syscall first, 2 through the ring.
+    /// [`ring_sends`]): 0 not read yet, 1 syscall first, 2 posted.
     static RING_SENDS: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
 }
 
-/// Whether stream sends on this thread's io_uring hub go through the ring
-/// rather than trying the syscall first (`crate::hub::set_ring_sends`);
+/// Whether small stream sends on this thread's io_uring hub are posted to
+/// the ring (`posted.rs`) rather than tried by syscall first
+/// (`crate::hub::set_ring_sends`);
 /// until set, `GEVENT_RING_SENDS=1` turns it on.
 pub(crate) fn ring_sends() -> bool {
     RING_SENDS.with(|r| match r.get() {

@@ -608,15 +608,16 @@ pub fn prefer_backend(b: Backend) -> std::io::Result<()> {
 /// Chooses how this thread's hub sends on stream sockets (TCP, Unix) when
 /// it runs on io_uring: `false` (the default) tries the non-blocking
 /// `send(2)` first and goes through the ring only if it would block, as
-/// the epoll backend always does; `true` sends through the ring, batched
-/// into the hub's one `io_uring_enter` per pass. Until called,
+/// the epoll backend always does; `true` posts small sends to the ring,
+/// batched into the hub's one `io_uring_enter` per pass. Until called,
 /// `GEVENT_RING_SENDS=1` in the environment turns it on.
 ///
 /// With it on, a write of at most 16 KiB is **posted**: copied into the
 /// socket's buffer, it returns at once (all of it taken, no system call,
 /// no switch) and the hub submits it with its next poll, after what the
 /// socket posted before. A larger write first waits for what was posted,
-/// then goes through the ring, its greenlet parked until its completion.
+/// then is sent as by default (a bulk transfer gains nothing from a copy,
+/// and a parked sender loses a pass).
 /// A socket keeps at most 64 KiB posted: a write beyond that waits (at
 /// most the write timeout) until the kernel took the rest, so a peer that
 /// does not read holds the writer back as by default. On a 2-core AMD EPYC
@@ -646,13 +647,11 @@ pub fn prefer_backend(b: Backend) -> std::io::Result<()> {
 /// - Non-blocking mode (`set_nonblocking`) never posts: a write there
 ///   fails with `WouldBlock` while posted bytes are left.
 ///
-/// A send killed or timed out while in the ring may have gone out all the
-/// same (the kernel had sent it when the cancellation came): the caller
-/// sees the kill or timeout, yet the peer gets the bytes. On the syscall
-/// path a send is interrupted only while it waits for room, with nothing
-/// sent. (By default, a send that found the buffer full and went to the
-/// ring for the rest shares that window.) From a hub callback, which may
-/// not park, a send takes the syscall path either way.
+/// Either way, a send that found the socket buffer full goes to the ring
+/// for the rest, and if killed or timed out there may have gone out all
+/// the same (the kernel had sent it when the cancellation came): the
+/// caller sees the kill or timeout, yet the peer gets the bytes. From a
+/// hub callback, which may not park, a send is never posted.
 ///
 /// # Examples
 /// ```

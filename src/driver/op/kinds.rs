@@ -226,9 +226,6 @@ unsafe impl Op for Send<'_> {
     fn syscall_only(&self) -> bool {
         self.datagram
     }
-    fn ring_sendable(&self) -> bool {
-        !self.datagram
-    }
     fn entry(&mut self, fd: RawFd) -> squeue::Entry {
         let len = self.buf.len().min(u32::MAX as usize) as u32;
         opcode::Send::new(types::Fd(fd), self.buf.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build()

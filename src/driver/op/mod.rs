@@ -76,12 +76,6 @@ pub(crate) unsafe trait Op {
     fn syscall_only(&self) -> bool {
         false
     }
-    /// io_uring: a stream send, which goes through the ring at once (no
-    /// syscall first) when this thread asked for it
-    /// ([`ring_sends`](crate::driver::ring_sends)).
-    fn ring_sendable(&self) -> bool {
-        false
-    }
     /// A receive that ends when its socket's read half is shut down, yet
     /// would block: a datagram one, which the kernel answers `EAGAIN` when
     /// non-blocking where a blocking one returns 0. After readiness, the
@@ -391,10 +385,7 @@ fn wait_ready(t: Target<'_>, interest: Interest, deadline: &Deadline<'_>) -> io:
 }
 
 fn run_uring<O: Op>(t: Target<'_>, op: &mut O, deadline: &Deadline<'_>) -> io::Result<usize> {
-    // Ring sends, if asked for; not from a hub callback, which may not
-    // park: there the syscall completes what it can at once, as by default.
-    let ring_first = op.ring_sendable() && super::ring_sends() && !with_driver_current(|me, _| crate::hub::is_hub(me));
-    if op.try_first() && !ring_first {
+    if op.try_first() {
         let (mut polled, mut pause) = (false, back_off_pauses());
         loop {
             match op.attempt(t.fd) {
