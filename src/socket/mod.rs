@@ -33,8 +33,9 @@
 //! bound; tokio has the same one). On io_uring a receive goes through the
 //! ring, so each one switches, except one right after a receive that
 //! filled its buffer (more data is most likely queued), which tries the
-//! syscall first, as sends do; those are bounded as on epoll. Code that must let the others run at a given point (a loop
-//! handing every line it reads to other greenlets' queues) yields with
+//! syscall first, as sends do; those are bounded as on epoll. Code that
+//! must let the others run at a given point (a loop handing every line it
+//! reads to other greenlets' queues) yields with
 //! `gevent::sleep(Duration::ZERO)`, as it would in gevent.
 //!
 //! On the epoll backend (edge-triggered), a read that returns less than
