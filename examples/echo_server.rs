@@ -2,8 +2,8 @@
 //! thread, listening on 127.0.0.1 at the port given as the first argument
 //! (default 5000), `TCP_NODELAY` on every connection, each connection
 //! echoed by its own greenlet. The backend follows `GEVENT_BACKEND`
-//! (`epoll` forces epoll); `GEVENT_RING_SENDS=1` sends through the io_uring
-//! ring (`gevent::hub::set_ring_sends`). SIGTERM stops it.
+//! (`epoll` forces epoll); `GEVENT_RING_SENDS=1` posts small sends to the
+//! io_uring ring (`gevent::hub::set_ring_sends`). SIGTERM stops it.
 //!
 //! ```text
 //! cargo run --release --example echo_server 5000

@@ -192,7 +192,7 @@ impl Driver {
                     u.release_fixed(fd, id);
                 }
                 for (key, id, fd) in closed {
-                    u.posts_mut(|p| p.close(key, id, fd));
+                    self.close_posted(key, id, fd);
                 }
             }
             Kind::Epoll(e) => e.poll(timeout, wake, &remote),

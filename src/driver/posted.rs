@@ -21,7 +21,6 @@ use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, types};
@@ -258,6 +257,12 @@ impl Posts {
     }
 }
 
+/// Runs `f` on the current hub's table (its backend is io_uring, and it
+/// is the home of the socket asking).
+fn with_posts<R>(f: impl FnOnce(&mut Posts) -> R) -> R {
+    with_driver(|d| d.uring().expect("uring backend").posts_mut(f))
+}
+
 /// A socket's entry in its home hub's table, made by its first posted send.
 #[derive(Debug)]
 pub(crate) struct PostRef {
@@ -285,7 +290,7 @@ pub(crate) fn post(
         crate::hub::yield_in_greenlet();
     }
     let r = slot.get_or_init(|| {
-        let (key, pending) = with_driver(|d| d.uring().expect("uring backend").posts_mut(|p| p.open(t.fd, t.id)));
+        let (key, pending) = with_posts(|p| p.open(t.fd, t.id));
         PostRef { key, pending }
     });
     if r.pending.load(Ordering::Relaxed) + buf.len() > MAX_PENDING {
@@ -335,9 +340,7 @@ pub(crate) fn settle(
         }
     }
     match here {
-        Some(_) => {
-            with_driver(|d| d.uring().expect("uring backend").posts_mut(|p| p.take_error(r.key))).map_or(Ok(()), Err)
-        }
+        Some(_) => with_posts(|p| p.take_error(r.key)).map_or(Ok(()), Err),
         None => Ok(()),
     }
 }
@@ -351,14 +354,12 @@ fn drain(r: &PostRef, timeout: Option<Duration>) -> io::Result<()> {
         struct Unwait(usize, usize);
         impl Drop for Unwait {
             fn drop(&mut self) {
-                with_driver(|d| d.uring().expect("uring backend").posts_mut(|p| p.unwait(self.0, self.1)));
+                with_posts(|p| p.unwait(self.0, self.1));
             }
         }
         while r.pending.load(Ordering::Acquire) > 0 {
-            with_driver(|d| {
-                d.refill();
-                d.uring().expect("uring backend").posts_mut(|p| p.wait(r.key, me))
-            });
+            with_driver(|d| d.refill());
+            with_posts(|p| p.wait(r.key, me));
             let _unwait = Unwait(r.key, me);
             park();
             if r.pending.load(Ordering::Acquire) > 0 && timer.as_ref().is_some_and(|t| t.fired()) {
@@ -366,7 +367,7 @@ fn drain(r: &PostRef, timeout: Option<Duration>) -> io::Result<()> {
             }
         }
     }
-    with_driver(|d| d.uring().expect("uring backend").posts_mut(|p| p.take_error(r.key))).map_or(Ok(()), Err)
+    with_posts(|p| p.take_error(r.key)).map_or(Ok(()), Err)
 }
 
 /// The socket `src` with entry `r` closes: on its home hub the entry is

@@ -332,15 +332,7 @@ impl Sock {
             if peek && n < buf.len() {
                 // A peek sees what the kernel holds behind the kept bytes
                 // too (a caller peeks until a header is complete).
-                let mut behind = op::Recv {
-                    buf: &mut buf[n..],
-                    flags,
-                    stream: true,
-                    poll_first: false,
-                    syscall_first: false,
-                    salvage: None,
-                    order: None,
-                };
+                let mut behind = op::Recv::plain(&mut buf[n..], flags, true);
                 return Ok(n + op::run_once(self.target(), &mut behind).unwrap_or(0));
             }
             return Ok(n);
@@ -370,18 +362,7 @@ impl Sock {
 
     /// Receives one datagram.
     pub(crate) fn recv_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.run(
-            &mut op::Recv {
-                buf,
-                flags: 0,
-                stream: false,
-                poll_first: false,
-                syscall_first: false,
-                salvage: None,
-                order: None,
-            },
-            self.read_timeout(),
-        )
+        self.run(&mut op::Recv::plain(buf, 0, false), self.read_timeout())
     }
 
     /// Sends on a stream socket: posted where it can be (see
@@ -427,18 +408,7 @@ impl Sock {
 
     /// Reads the next datagram without taking it off the queue.
     pub(crate) fn peek_dgram(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.run(
-            &mut op::Recv {
-                buf,
-                flags: libc::MSG_PEEK,
-                stream: false,
-                poll_first: false,
-                syscall_first: false,
-                salvage: None,
-                order: None,
-            },
-            self.read_timeout(),
-        )
+        self.run(&mut op::Recv::plain(buf, libc::MSG_PEEK, false), self.read_timeout())
     }
 
     /// Accepts a connection; `cancel` may end the wait (see `op::Cancel`).

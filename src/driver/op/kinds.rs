@@ -37,6 +37,14 @@ pub(crate) struct Recv<'a> {
     pub(crate) order: Option<&'a ReadOrder>,
 }
 
+impl<'a> Recv<'a> {
+    /// A receive with no hints and nothing kept for a killed reader (a
+    /// datagram's, a peek behind kept bytes).
+    pub(crate) fn plain(buf: &'a mut [u8], flags: i32, stream: bool) -> Recv<'a> {
+        Recv { buf, flags, stream, poll_first: false, syscall_first: false, salvage: None, order: None }
+    }
+}
+
 /// Takes the bytes of a killed reader's receive (see [`Salvage`]).
 pub(crate) type Keep<'a> = &'a dyn Fn(&[u8]);
 
