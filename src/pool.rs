@@ -12,7 +12,10 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use rustc_hash::FxHashSet;
 use slab::Slab;
 
 use crate::event::{AsyncResult, Event};
@@ -29,10 +32,46 @@ use crate::queue::Queue;
 struct MemberSet {
     nodes: Slab<MemberNode>,
     /// Node of each member, by greenlet id.
-    by_id: FxHashMap<u64, usize>,
+    by_id: HashMap<u64, usize, BuildHasherDefault<IdHasher>>,
     /// The oldest and the newest member's nodes.
     head: Option<usize>,
     tail: Option<usize>,
+}
+
+/// Hashes greenlet ids so that ids close together land close together.
+/// Members are mostly added, and die, in id order; with 100,000 members a
+/// probe at a random place missed the cache, a fifth of a member's cost.
+/// Here ids in an aligned block of 64 take consecutive slots from the
+/// block's place, and the places are scattered (a multiplicative hash
+/// folded onto its low bits, so ids a power of two apart do not pile up
+/// on a few slots). The top
+/// seven bits, which the table keeps as each slot's tag, also take the
+/// id's low bits, so the ids of one block still have different tags.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl IdHasher {
+    const BLOCK_BITS: u32 = 6;
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let id = self.0;
+        let low = id & ((1 << Self::BLOCK_BITS) - 1);
+        let block = (id >> Self::BLOCK_BITS).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let block = block ^ (block >> 32);
+        block.wrapping_add(low) ^ ((id & 127) << 57)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id;
+    }
 }
 
 struct MemberNode {
@@ -211,7 +250,8 @@ impl Group {
         T: 'static,
     {
         let g = Greenlet::new(f);
-        self.add(&g);
+        // New: it cannot be a member yet, so no lookup.
+        self.admit(g.as_ref());
         g.start();
         g
     }
@@ -252,9 +292,13 @@ impl Group {
     /// again does nothing.
     pub fn add(&self, g: &impl AsRef<GreenletRef>) {
         let g = g.as_ref();
-        if self.0.contains(g) {
-            return;
+        if !self.0.contains(g) {
+            self.admit(g);
         }
+    }
+
+    /// Adds `g`, not a member: for a [`Pool`], once a slot is free.
+    fn admit(&self, g: &GreenletRef) {
         if let Some(slots) = &self.0.slots {
             slots.acquire();
         }
@@ -1094,4 +1138,40 @@ impl Drop for IWait {
 /// As [`iwait`].
 pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> {
     iwait(objects, timeout).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, BuildHasherDefault};
+
+    use super::IdHasher;
+
+    fn hash(id: u64) -> u64 {
+        BuildHasherDefault::<IdHasher>::default().hash_one(id)
+    }
+
+    /// Ids of one aligned block take consecutive places (the low bits the
+    /// table indexes by), with tags (the top seven bits) that differ.
+    #[test]
+    fn ids_of_a_block_are_neighbours_with_their_own_tags() {
+        let places = (1 << 56) - 1;
+        let base = 64 * 12_345;
+        let first = hash(base) & places;
+        for i in 0..64 {
+            assert_eq!(hash(base + i) & places, (first + i) & places);
+        }
+        let tags: HashSet<u64> = (0..64).map(|i| hash(base + i) >> 57).collect();
+        assert_eq!(tags.len(), 64);
+    }
+
+    /// Ids a power of two apart still spread over a table's slots (a hash
+    /// that kept the ids' low bits as they are would put 100,000 ids 1,024
+    /// apart on 128 of the 131,072 slots).
+    #[test]
+    fn ids_a_power_of_two_apart_spread() {
+        let slots = (1u64 << 17) - 1;
+        let used: HashSet<u64> = (0..100_000u64).map(|i| hash(i * 1024) & slots).collect();
+        assert!(used.len() > 50_000, "{} slots used", used.len());
+    }
 }
