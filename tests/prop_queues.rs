@@ -784,9 +784,9 @@ impl M {
     fn begin(&mut self, e: &Env, who: u8, op: Op, item: Option<Item>, target_dead: bool) {
         let imm = match op {
             Op::Put(limit, _) => match self.try_put(e, item.unwrap()) {
-                // A Channel's put (not `put_nowait`) that handed its item
-                // to a waiting getter yields, to resume after it (gevent).
-                Ok(()) if e.kind == Kind::Channel && limit != Limit::Nowait => {
+                // A Channel's put (any form) that handed its item to a
+                // waiting getter yields, to resume after it (gevent).
+                Ok(()) if e.kind == Kind::Channel => {
                     self.admitted.push(who);
                     None
                 }

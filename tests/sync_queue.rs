@@ -984,6 +984,26 @@ fn channel_putters_and_getters_are_served_in_order() {
     assert_no_waiters();
 }
 
+/// gevent's `put_nowait` is `put(item, block=False)`: handing the item to
+/// a waiting getter, it switches, so the getter runs before the putter
+/// goes on, as after a blocking `put`.
+#[test]
+fn a_channel_put_nowait_resumes_after_the_getter_it_served() {
+    let ch = Channel::new();
+    let trace = Trace::new();
+    let getter = gevent::spawn({
+        let (ch, trace) = (ch.clone(), trace.clone());
+        move || trace.push(format!("got {}", ch.get()))
+    });
+    settle();
+    assert_eq!(ch.put_nowait(5), Ok(()));
+    trace.push("putter on".to_owned());
+    assert_eq!(trace.get(), ["got 5", "putter on"]);
+    getter.join();
+    assert!(matches!(ch.put_nowait(6), Err(Full(6))), "nobody waits any more");
+    assert_no_waiters();
+}
+
 #[test]
 fn channel_nowait_and_timeout_forms_need_a_partner_now() {
     let ch = Channel::new();

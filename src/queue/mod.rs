@@ -74,7 +74,8 @@ macro_rules! put_get {
 
         $(#[$put_nowait])*
         pub fn put_nowait(&self, item: T) -> Result<(), Full<T>> {
-            self.0.try_put(item).map_err(Full)
+            // gevent's `put(item, block=False)`: a put that waits no time.
+            self.0.put(item, Some(Duration::ZERO))
         }
 
         $(#[$get])*
@@ -750,6 +751,11 @@ impl<T: 'static> Channel<T> {
         ///
         /// # Errors
         /// `Full(item)`, giving the item back, when there is no room now.
+        ///
+        /// # Blocking
+        /// Never waits for a getter. Handing the item to one, it switches
+        /// as [`put`](Self::put) does: as in gevent, the putter resumes
+        /// after the getter ran.
         put_nowait;
         /// Takes an item, waiting until a putter hands one.
         ///
