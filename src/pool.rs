@@ -242,8 +242,8 @@ impl Group {
     /// Spawns `f` as a member of the group.
     ///
     /// # Blocking
-    /// Only for a [`Pool`] that is full: until a slot frees.
-    #[doc(alias = "apply_async")]
+    /// Only for a [`Pool`] that is full: until a slot frees
+    /// ([`apply_async`](Self::apply_async) never waits).
     pub fn spawn<F, T>(&self, f: F) -> Greenlet<T>
     where
         F: FnOnce() -> T + 'static,
@@ -283,6 +283,35 @@ impl Group {
             return f();
         }
         task_result(self.spawn(f))
+    }
+
+    /// Starts `f` without ever waiting (gevent's `apply_async`): as
+    /// [`spawn`](Self::spawn) when there is room; for a [`Pool`] that is
+    /// full, in a greenlet of its own (not a member) that waits for a slot
+    /// and [`apply`](Self::apply)s `f` there. Either way the greenlet
+    /// returned ends with `f`'s value, or its panic. As in gevent, join
+    /// that greenlet, not the group, to wait for the result.
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::pool::Pool;
+    /// let pool = Pool::new(1);
+    /// let busy = pool.spawn(|| gevent::sleep(std::time::Duration::from_millis(10)));
+    /// let later = pool.apply_async(|| 6 * 7); // the pool is full: no wait
+    /// assert!(!later.ready());
+    /// assert_eq!(later.get(), Ok(42));
+    /// assert!(busy.ready());
+    /// ```
+    pub fn apply_async<F, T>(&self, f: F) -> Greenlet<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        if self.0.slots.as_ref().is_some_and(|slots| slots.available() == 0) {
+            let group = self.clone();
+            return crate::spawn(move || group.apply(f));
+        }
+        self.spawn(f)
     }
 
     /// Adds a greenlet; it leaves the group when it dies.
@@ -414,6 +443,59 @@ impl Group {
         self.kill_until(Some(crate::timer::after(std::time::Instant::now(), d)))
     }
 
+    /// Kills one member and waits until it is dead (gevent's `killone`).
+    /// A greenlet that is not a member, or that a `kill` or `killone`
+    /// already asked to die, is neither killed nor waited for. Called on
+    /// the current greenlet, it unwinds at once.
+    ///
+    /// # Blocking
+    /// Until the member is dead.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
+    ///
+    /// # Examples
+    /// ```
+    /// let group = gevent::pool::Group::new();
+    /// let stuck = group.spawn(|| gevent::sleep(std::time::Duration::from_secs(60)));
+    /// let other = group.spawn(|| gevent::sleep(std::time::Duration::from_millis(1)));
+    /// gevent::sleep(std::time::Duration::ZERO);
+    /// group.killone(&stuck);
+    /// assert!(stuck.dead() && !other.dead());
+    /// group.join();
+    /// ```
+    pub fn killone(&self, g: &impl AsRef<GreenletRef>) {
+        if self.kill_member(g.as_ref()) {
+            g.as_ref().join();
+        }
+    }
+
+    /// As [`killone`](Self::killone), waiting at most `d`; true if `g` is
+    /// dead then.
+    ///
+    /// # Blocking
+    /// As [`killone`](Self::killone), bounded by `d`.
+    ///
+    /// # Panics
+    /// From a hub callback (link callbacks must not block).
+    pub fn killone_timeout(&self, g: &impl AsRef<GreenletRef>, d: Duration) -> bool {
+        let g = g.as_ref();
+        if self.kill_member(g) {
+            return g.join_timeout(d);
+        }
+        g.dead()
+    }
+
+    /// Asks member `g` to die unless it was asked already; true if it was
+    /// asked now.
+    fn kill_member(&self, g: &GreenletRef) -> bool {
+        if g.dead() || !self.0.contains(g) || !self.0.dying.borrow_mut().insert(g.clone()) {
+            return false;
+        }
+        g.kill_nowait();
+        true
+    }
+
     /// The body of `kill` and `kill_timeout`: false if `deadline` passed
     /// with members alive.
     fn kill_until(&self, deadline: Option<std::time::Instant>) -> bool {
@@ -481,6 +563,27 @@ impl Group {
             })
             .collect();
         tasks.into_iter().map(task_result).collect()
+    }
+
+    /// As [`map`](Self::map), in a greenlet of its own that this returns at
+    /// once (gevent's `map_async`): its value is the results, in input
+    /// order. That greenlet is not a member (the tasks are): join it, not
+    /// the group, to wait for the results.
+    ///
+    /// # Examples
+    /// ```
+    /// let group = gevent::pool::Group::new();
+    /// let squares = group.map_async(|x: u32| x * x, 1..=4);
+    /// assert_eq!(squares.get(), Ok(vec![1, 4, 9, 16]));
+    /// ```
+    pub fn map_async<A, T, F>(&self, f: F, items: impl IntoIterator<Item = A> + 'static) -> Greenlet<Vec<T>>
+    where
+        F: Fn(A) -> T + 'static,
+        A: 'static,
+        T: 'static,
+    {
+        let group = self.clone();
+        crate::spawn(move || group.map(f, items))
     }
 
     /// As [`map`](Self::map), streaming: yields each result in input order

@@ -584,3 +584,98 @@ fn a_killed_add_timeout_takes_no_slot() {
     assert!(!pool.contains(&outsider));
     assert_no_waiters();
 }
+
+/// gevent's `killone`: the member dies and is waited for; the others run
+/// on; a greenlet that is not a member, or is dying already, is left
+/// alone.
+#[test]
+fn killone_kills_and_waits_for_one_member_only() {
+    let group = Group::new();
+    let trace = Trace::new();
+    let member = |name: &'static str| {
+        let t = trace.clone();
+        group.spawn(move || {
+            gevent::sleep(ms(60_000));
+            t.push(name);
+        })
+    };
+    let (a, b) = (member("a"), member("b"));
+    let outsider = gevent::spawn(|| gevent::sleep(ms(60_000)));
+    gevent::sleep(Duration::ZERO);
+    group.killone(&a);
+    assert!(a.dead() && !b.dead());
+    assert_eq!(a.get(), Err(GreenletError::Killed));
+    assert!(!group.contains(&a) && group.contains(&b));
+    group.killone(&outsider);
+    assert!(!outsider.dead(), "not a member: left alone");
+    assert!(group.killone_timeout(&b, ms(5_000)));
+    assert!(group.is_empty());
+    assert!(trace.get().is_empty(), "both were killed in their sleep");
+    outsider.kill();
+    assert_no_waiters();
+}
+
+/// A member asked to die by `kill_timeout` that is still unwinding is not
+/// killed again by `killone` (gevent's `dying`), and `killone_timeout`
+/// reports it alive while its destructor blocks.
+#[test]
+fn killone_leaves_a_dying_member_to_its_unwind() {
+    struct SlowDrop;
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            gevent::sleep(ms(30));
+        }
+    }
+    let group = Group::new();
+    let g = group.spawn(|| {
+        let _slow = SlowDrop;
+        gevent::sleep(ms(60_000));
+    });
+    gevent::sleep(Duration::ZERO);
+    assert!(!group.kill_timeout(Duration::ZERO));
+    assert!(!group.killone_timeout(&g, Duration::ZERO), "still unwinding");
+    g.join();
+    assert_eq!(g.get(), Err(GreenletError::Killed));
+    assert!(group.killone_timeout(&g, Duration::ZERO), "dead now");
+    gevent::sleep(Duration::ZERO);
+    assert!(group.is_empty());
+}
+
+/// gevent's `apply_async` never waits: a full pool's task runs in a
+/// greenlet of its own once a slot frees; with room it is a member.
+#[test]
+fn apply_async_never_waits_for_a_full_pool() {
+    let pool = Pool::new(1);
+    let gate = Event::new();
+    let busy = pool.spawn({
+        let gate = gate.clone();
+        move || gate.wait()
+    });
+    let late = pool.apply_async(|| 7);
+    assert!(!late.ready() && pool.len() == 1, "queued outside the pool");
+    gevent::sleep(ms(1));
+    assert!(!late.ready(), "no slot yet");
+    gate.set();
+    assert_eq!(late.get(), Ok(7));
+    assert!(busy.dead());
+    let member = pool.apply_async(|| 8);
+    assert!(pool.contains(&member), "with room, a member");
+    assert_eq!(member.get(), Ok(8));
+    let failing = pool.apply_async(|| -> u8 { panic!("boom") });
+    assert!(matches!(failing.get(), Err(GreenletError::Panicked(m)) if m.contains("boom")));
+    pool.join();
+    assert_no_waiters();
+}
+
+/// gevent's `map_async`: the results, in input order, from a greenlet that
+/// is not a member.
+#[test]
+fn map_async_returns_at_once_with_the_results_in_order() {
+    let group = Group::new();
+    let results = group.map_async(nap, [3, 1, 2]);
+    assert!(!results.ready());
+    assert!(!group.contains(&results));
+    assert_eq!(results.get(), Ok(vec![3, 1, 2]));
+    assert!(group.is_empty());
+    assert_no_waiters();
+}
