@@ -965,14 +965,13 @@ put_interrupt!(put_interrupt_channel_number, put_interrupt_channel_outer, "Chann
 // ============================================================= test__pool.py
 
 /// test__pool.py::TestCoroutinePool::test_apply_async — work given to a
-/// Pool(2) runs. (gevent's `apply_async`; ours: `spawn`, the pool is not
-/// full.)
+/// Pool(2) runs.
 #[test]
 fn pool_apply_async() {
     let done = Event::new();
     let pool = Pool::new(2);
     let d = done.clone();
-    pool.spawn(move || d.set());
+    pool.apply_async(move || d.set());
     done.wait();
 }
 
@@ -993,7 +992,7 @@ fn pool_multiple_coros() {
     };
     {
         let (evt, r) = (evt.clone(), results.clone());
-        pool.spawn(move || {
+        pool.apply_async(move || {
             gevent::sleep(ms(1));
             r.push("prod");
             evt.set();
@@ -1001,6 +1000,20 @@ fn pool_multiple_coros() {
     }
     done.get().unwrap();
     assert_eq!(results.get(), ["cons1", "prod", "cons2"]);
+}
+
+/// test__pool.py::TestCoroutinePool::test_reentrant — Pool(1): an `apply`
+/// inside an `apply` runs inline (the caller holds the only slot), and
+/// `apply_async` runs its task.
+#[test]
+fn pool_reentrant() {
+    let pool = Pool::new(1);
+    let inner = pool.clone();
+    assert_eq!(pool.apply(move || inner.apply(|| 5 + 1)), 6);
+    let evt = Event::new();
+    let e = evt.clone();
+    pool.apply_async(move || e.set());
+    evt.wait();
 }
 
 /// test__pool.py::PoolBasicTests::test_execute_async (its `spawn` part) —
@@ -1018,6 +1031,36 @@ fn pool_execute_async() {
     assert_eq!(r.get(), [1]);
     gevent::sleep(ZERO);
     assert_eq!(p.free_count(), 2);
+    // Once the pool is exhausted, `apply_async` still returns at once.
+    for (item, free) in [(2, 1), (3, 0), (4, 0)] {
+        let r1 = r.clone();
+        p.apply_async(move || r1.push(item));
+        assert_eq!(p.free_count(), free);
+        assert_eq!(r.get(), [1]);
+    }
+    gevent::sleep(SMALL_TICK);
+    let mut all = r.get();
+    all.sort();
+    assert_eq!(all, [1, 2, 3, 4]);
+}
+
+/// test__pool.py::TestPool::test_terminate — Pool(1) with a `map_async` of
+/// twenty 100 ms sleeps under way: `kill` ends within half a second, and
+/// the map's greenlet ends (here with the killed task re-raised: our
+/// `map` re-raises a task's kill, where gevent's returns the
+/// `GreenletExit` as its value: DOCUMENTED DIFFERENCE).
+#[test]
+fn pool_terminate() {
+    let pool = Pool::new(1);
+    let result = pool.map_async(|d: Duration| gevent::sleep(d), vec![ms(100); 20]);
+    gevent::sleep(ms(100));
+    let start = Instant::now();
+    pool.kill();
+    assert!(start.elapsed() < ms(500) + Duration::from_secs(2), "kill took {:?}", start.elapsed());
+    result.join();
+    assert!(matches!(result.get(), Err(GreenletError::Panicked(_))));
+    pool.join(); // gevent's cleanup
+    assert!(pool.is_empty());
 }
 
 /// test__pool.py::PoolBasicTests::test_discard — a discarded member, then
