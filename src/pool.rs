@@ -44,9 +44,9 @@ struct MemberSet {
 /// Here ids in an aligned block of 64 take consecutive slots from the
 /// block's place, and the places are scattered (a multiplicative hash
 /// folded onto its low bits, so ids a power of two apart do not pile up
-/// on a few slots). The top
-/// seven bits, which the table keeps as each slot's tag, also take the
-/// id's low bits, so the ids of one block still have different tags.
+/// on a few slots). The top seven bits, which the table keeps as each
+/// slot's tag, also take the id's low bits, so the ids of one block still
+/// have different tags.
 #[derive(Default)]
 struct IdHasher(u64);
 
