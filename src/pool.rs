@@ -456,13 +456,14 @@ impl Group {
     ///
     /// # Examples
     /// ```
+    /// use std::time::Duration;
     /// let group = gevent::pool::Group::new();
-    /// let stuck = group.spawn(|| gevent::sleep(std::time::Duration::from_secs(60)));
-    /// let other = group.spawn(|| gevent::sleep(std::time::Duration::from_millis(1)));
-    /// gevent::sleep(std::time::Duration::ZERO);
+    /// let stuck = group.spawn(|| gevent::sleep(Duration::from_secs(60)));
+    /// let other = group.spawn(|| gevent::sleep(Duration::from_secs(60)));
+    /// gevent::sleep(Duration::ZERO);
     /// group.killone(&stuck);
     /// assert!(stuck.dead() && !other.dead());
-    /// group.join();
+    /// group.kill();
     /// ```
     pub fn killone(&self, g: &impl AsRef<GreenletRef>) {
         if self.kill_member(g.as_ref()) {

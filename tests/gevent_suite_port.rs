@@ -1032,13 +1032,16 @@ fn pool_execute_async() {
     gevent::sleep(ZERO);
     assert_eq!(p.free_count(), 2);
     // Once the pool is exhausted, `apply_async` still returns at once.
+    let mut tasks = Vec::new();
     for (item, free) in [(2, 1), (3, 0), (4, 0)] {
         let r1 = r.clone();
-        p.apply_async(move || r1.push(item));
+        tasks.push(p.apply_async(move || r1.push(item)));
         assert_eq!(p.free_count(), free);
         assert_eq!(r.get(), [1]);
     }
-    gevent::sleep(SMALL_TICK);
+    // gevent sleeps 10 ms here; joining the tasks does not depend on the
+    // machine's speed (qemu).
+    gevent::joinall(&tasks);
     let mut all = r.get();
     all.sort();
     assert_eq!(all, [1, 2, 3, 4]);
