@@ -35,7 +35,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-pub(crate) use remote::{RemoteHandle, WeakRemote};
+pub(crate) use remote::{HomeMsg, RemoteHandle, WeakRemote};
 
 /// Which I/O backend a hub runs (see [`crate::hub::backend`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +177,7 @@ impl Driver {
                 Kind::Epoll(e) => e.waiting() > 0,
             }
             // Last: the one check that leaves the hub's own memory.
-            || self.remote.released_pending()
+            || self.remote.home_msgs_pending()
     }
 
     /// Waits at most `timeout` (`None`: until something happens) and hands
@@ -187,12 +187,8 @@ impl Driver {
         match &self.kind {
             Kind::Uring(u) => {
                 u.poll(timeout, wake, &remote);
-                let (released, closed) = self.remote.take_released();
-                for (fd, id) in released {
-                    u.release_fixed(fd, id);
-                }
-                for (key, id, fd) in closed {
-                    self.close_posted(key, id, fd);
+                for msg in self.remote.take_home_msgs() {
+                    self.at_home(msg);
                 }
             }
             Kind::Epoll(e) => e.poll(timeout, wake, &remote),
@@ -219,17 +215,13 @@ impl Driver {
         home.get_or_init(|| mine.downgrade()).is(mine)
     }
 
-    /// A socket with posted sends closed (see `posted::close`).
-    pub(crate) fn close_posted(&self, key: usize, id: u64, fd: Option<std::os::fd::OwnedFd>) {
-        if let Kind::Uring(u) = &self.kind {
-            u.posts_mut(|p| p.close(key, id, fd));
-        }
-    }
-
-    /// Empties `fd`'s fixed-file slot if source `id` holds it.
-    pub(crate) fn release_fixed(&self, fd: RawFd, id: u64) {
-        if let Kind::Uring(u) = &self.kind {
-            u.release_fixed(fd, id);
+    /// Does what a socket of this hub asked (see [`HomeMsg`]); only an
+    /// io_uring ring holds anything to act on.
+    pub(crate) fn at_home(&self, msg: HomeMsg) {
+        let Kind::Uring(u) = &self.kind else { return };
+        match msg {
+            HomeMsg::ReleaseFixed(fd, id) => u.release_fixed(fd, id),
+            HomeMsg::ClosePosted(key, id, fd) => u.posts_mut(|p| p.close(key, id, fd)),
         }
     }
 
@@ -474,7 +466,7 @@ impl Source {
         use std::os::fd::AsRawFd;
         let fd = fd.as_raw_fd();
         if let Some(home) = self.home.get() {
-            crate::hub::release_fixed(home, fd, self.id);
+            crate::hub::tell_home(home, HomeMsg::ReleaseFixed(fd, self.id));
         }
         crate::hub::deregister(fd, closing);
     }

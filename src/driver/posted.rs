@@ -377,6 +377,6 @@ fn drain(r: &PostRef, timeout: Option<Duration>) -> io::Result<()> {
 pub(crate) fn close(src: &mut super::Source, r: &PostRef) {
     let fd = if r.pending.load(Ordering::Acquire) > 0 { src.take_closing() } else { None };
     if let (id, Some(home)) = src.id_and_home() {
-        crate::hub::close_posted(home, r.key, id, fd);
+        crate::hub::tell_home(home, super::HomeMsg::ClosePosted(r.key, id, fd));
     }
 }

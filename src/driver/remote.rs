@@ -18,15 +18,23 @@ use super::sys;
 struct Shared {
     efd: OwnedFd,
     done: Mutex<Vec<u64>>,
-    /// Fixed-file slots to empty, as (fd, source id): sockets of this hub's
-    /// ring that closed on another thread.
-    released: Mutex<Vec<(RawFd, u64)>>,
-    /// Sockets with posted sends closed on another thread, as (table key,
-    /// source id, the fd if data was still posted): see `posted::close`.
-    closed_posts: Mutex<Vec<(usize, u64, Option<OwnedFd>)>>,
-    /// `released` or `closed_posts` is not empty (read on every poll,
-    /// without the lock).
-    any_released: AtomicBool,
+    /// What other threads asked of this hub for its sockets, in order.
+    home_msgs: Mutex<Vec<HomeMsg>>,
+    /// `home_msgs` is not empty (read on every poll, without the lock).
+    any_home_msg: AtomicBool,
+}
+
+/// What a socket that closes (or leaves) asks of its home hub, whose ring
+/// alone holds its fixed file and its posted sends: done at once on the
+/// home thread, else sent, for the hub's next poll (see
+/// `hub::tell_home`).
+#[derive(Debug)]
+pub(crate) enum HomeMsg {
+    /// Empty `fd`'s fixed-file slot if the source `id` still holds it.
+    ReleaseFixed(RawFd, u64),
+    /// The socket of posted-send entry `key` (source `id`) closed, handing
+    /// over its fd if data was still posted (see `posted::close`).
+    ClosePosted(usize, u64, Option<OwnedFd>),
 }
 
 /// A `Send + Sync` handle that completes remote waits of one hub.
@@ -64,22 +72,12 @@ impl RemoteHandle {
 pub(crate) struct WeakRemote(Weak<Shared>);
 
 impl WeakRemote {
-    /// Asks the hub to empty its fixed-file slot for `fd` if the source `id`
-    /// still holds it (the source closed on another thread); nothing if
-    /// the hub is gone.
-    pub(crate) fn release_fixed(&self, fd: RawFd, id: u64) {
+    /// Sends `msg` to the hub, from another thread; if the hub is gone,
+    /// it is dropped (an fd it carries just closes).
+    pub(crate) fn send(&self, msg: HomeMsg) {
         let Some(shared) = self.0.upgrade() else { return };
-        shared.released.lock().unwrap_or_else(|p| p.into_inner()).push((fd, id));
-        shared.any_released.store(true, Ordering::Release);
-        sys::eventfd_wake(shared.efd.as_raw_fd());
-    }
-
-    /// Tells the hub that a socket with posted sends closed on another
-    /// thread (see `posted::close`); if the hub is gone, `fd` just closes.
-    pub(crate) fn close_posted(&self, key: usize, id: u64, fd: Option<OwnedFd>) {
-        let Some(shared) = self.0.upgrade() else { return };
-        shared.closed_posts.lock().unwrap_or_else(|p| p.into_inner()).push((key, id, fd));
-        shared.any_released.store(true, Ordering::Release);
+        shared.home_msgs.lock().unwrap_or_else(|p| p.into_inner()).push(msg);
+        shared.any_home_msg.store(true, Ordering::Release);
         sys::eventfd_wake(shared.efd.as_raw_fd());
     }
 
@@ -117,9 +115,8 @@ impl Remote {
         let shared = Shared {
             efd: sys::eventfd()?,
             done: Mutex::new(Vec::new()),
-            released: Mutex::new(Vec::new()),
-            closed_posts: Mutex::new(Vec::new()),
-            any_released: AtomicBool::new(false),
+            home_msgs: Mutex::new(Vec::new()),
+            any_home_msg: AtomicBool::new(false),
         };
         Ok(Remote {
             handle: RemoteHandle(Arc::new(shared)),
@@ -141,25 +138,19 @@ impl Remote {
         &self.handle
     }
 
-    /// Fixed-file releases are waiting (a poll takes them).
+    /// Messages from other threads are waiting (a poll takes them).
     #[inline]
-    pub(super) fn released_pending(&self) -> bool {
-        self.handle.0.any_released.load(Ordering::Relaxed)
+    pub(super) fn home_msgs_pending(&self) -> bool {
+        self.handle.0.any_home_msg.load(Ordering::Relaxed)
     }
 
-    /// The fixed-file releases and the closes of sockets with posted
-    /// sends sent from other threads since the last call.
-    #[allow(clippy::type_complexity)]
-    pub(super) fn take_released(&self) -> (Vec<(RawFd, u64)>, Vec<(usize, u64, Option<OwnedFd>)>) {
-        let any = &self.handle.0.any_released;
+    /// The messages other threads sent since the last call, in order.
+    pub(super) fn take_home_msgs(&self) -> Vec<HomeMsg> {
+        let any = &self.handle.0.any_home_msg;
         if !any.load(Ordering::Relaxed) || !any.swap(false, Ordering::Acquire) {
-            return (Vec::new(), Vec::new());
+            return Vec::new();
         }
-        let shared = &self.handle.0;
-        (
-            std::mem::take(&mut *shared.released.lock().unwrap_or_else(|p| p.into_inner())),
-            std::mem::take(&mut *shared.closed_posts.lock().unwrap_or_else(|p| p.into_inner())),
-        )
+        std::mem::take(&mut *self.handle.0.home_msgs.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub(super) fn fd(&self) -> RawFd {

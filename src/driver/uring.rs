@@ -17,7 +17,7 @@
 //! number (the fd was closed and reused) registers its own file first, so
 //! a stale slot is never used. The slot holds a reference on the file, so
 //! it is emptied before the fd closes: at once on the source's home hub,
-//! by message from any other thread (`WeakRemote::release_fixed`), which
+//! by message from any other thread (`HomeMsg::ReleaseFixed`), which
 //! the home hub reads at its next poll. (So a socket dropped on another
 //! thread closes when its home hub next polls: at once if it waits for
 //! anything, later if its thread is blocked outside the hub.)

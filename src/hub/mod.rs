@@ -212,23 +212,14 @@ pub(crate) fn uring_greenlet_hub() -> Option<usize> {
     })
 }
 
-/// Empties `fd`'s slot in the fixed-file table of the hub `home` if source
-/// `id` holds it: at once when `home` is this thread's hub, else by a
-/// message that hub reads at its next poll (a slot taken meanwhile by a new
-/// source on a reused fd number is left alone).
-pub(crate) fn release_fixed(home: &crate::driver::WeakRemote, fd: std::os::fd::RawFd, id: u64) {
+/// Has a socket's home hub `home` do `msg`: at once when it is this
+/// thread's hub, else by a message it reads at its next poll (an entry
+/// taken meanwhile by a new source on a reused fd number is left alone:
+/// each message names its source).
+pub(crate) fn tell_home(home: &crate::driver::WeakRemote, msg: crate::driver::HomeMsg) {
     match existing() {
-        Some(h) if h.driver.is_home(home) => h.driver.release_fixed(fd, id),
-        _ => home.release_fixed(fd, id),
-    }
-}
-
-/// A socket with posted sends closed (see `driver::posted::close`): told
-/// to its home hub, at once if it is this thread's, else by message.
-pub(crate) fn close_posted(home: &crate::driver::WeakRemote, key: usize, id: u64, fd: Option<std::os::fd::OwnedFd>) {
-    match existing() {
-        Some(h) if h.driver.is_home(home) => h.driver.close_posted(key, id, fd),
-        _ => home.close_posted(key, id, fd),
+        Some(h) if h.driver.is_home(home) => h.driver.at_home(msg),
+        _ => home.send(msg),
     }
 }
 

@@ -286,7 +286,7 @@ impl Sock {
         if how != std::net::Shutdown::Read {
             // What was posted goes before the FIN (its error, if any, is
             // the kernel's to report again).
-            let _ = self.settle(self.write_timeout());
+            let _ = self.flush();
             self.write_shut.store(true, Ordering::Relaxed);
         }
         self.sock().shutdown(how)?;
@@ -373,7 +373,7 @@ impl Sock {
                 return r;
             }
         }
-        self.settle(self.write_timeout())?;
+        self.flush()?;
         self.run(&mut op::Send { buf, datagram: false }, self.write_timeout())
     }
 
@@ -396,8 +396,14 @@ impl Sock {
     }
 
     /// `Write::flush`: waits until what was posted went (its error, if a
-    /// posted send met one).
+    /// posted send met one). Also what every send, shutdown and clone does
+    /// first, so bytes keep their order.
     pub(crate) fn flush(&self) -> io::Result<()> {
+        // Nothing ever posted (the default): no timeout to read, no hub to
+        // ask, on every send.
+        if self.posted.get().is_none() {
+            return Ok(());
+        }
         self.settle(self.write_timeout())
     }
 
@@ -484,7 +490,7 @@ impl Sock {
     pub(crate) fn try_clone(&self) -> io::Result<Sock> {
         // The clone's sends must not overtake what was posted (neither
         // handle posts while the other lives).
-        let _ = self.settle(self.write_timeout());
+        let _ = self.flush();
         let s = Sock::new(self.sock().try_clone()?.into())?;
         let _ = s.timeouts.set(self.timeouts().clone());
         Ok(s)
