@@ -187,20 +187,31 @@ impl WaitList {
     /// Takes the longest-waiting greenlet that `eligible` accepts, with its
     /// tag; the ones it passes over keep their places.
     pub(crate) fn pop_first(&self, n: &mut WaitNodes, eligible: impl Fn(usize) -> bool) -> Option<(usize, usize)> {
-        let first = self.first.get();
-        if first != NIL && eligible(first) {
+        let (slot, greenlet, tag) = self.find_first(n, eligible)?;
+        if slot == INLINE {
             n.leave();
             self.first.set(NIL);
-            return Some((first, self.first_tag.get()));
+        } else {
+            self.unlink(n, slot);
+        }
+        Some((greenlet, tag))
+    }
+
+    /// The longest-waiting greenlet that `eligible` accepts: its node's
+    /// slot ([`INLINE`] for the inline waiter), key and tag; the list is
+    /// left as it is.
+    pub(crate) fn find_first(&self, n: &WaitNodes, eligible: impl Fn(usize) -> bool) -> Option<(usize, usize, usize)> {
+        let first = self.first.get();
+        if first != NIL && eligible(first) {
+            return Some((INLINE, first, self.first_tag.get()));
         }
         let mut slot = self.head.get();
         while slot != NIL {
-            let (greenlet, tag, next) = (n.nodes[slot].greenlet, n.nodes[slot].tag, n.nodes[slot].next);
-            if eligible(greenlet) {
-                self.unlink(n, slot);
-                return Some((greenlet, tag));
+            let node = &n.nodes[slot];
+            if eligible(node.greenlet) {
+                return Some((slot, node.greenlet, node.tag));
             }
-            slot = next;
+            slot = node.next;
         }
         None
     }

@@ -100,8 +100,8 @@ fn build_examples() {
 }
 
 /// Runs example `name` with `args` and checks its stdout against
-/// `tests/expected/<name>.txt`.
-fn check(name: &str, args: &[&str]) {
+/// `tests/expected/<name>.txt`; returns the stdout.
+fn check(name: &str, args: &[&str]) -> String {
     build_examples();
     let out = cargo("run").args(["--example", name, "--"]).args(args).output().expect("cargo run");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -119,6 +119,7 @@ fn check(name: &str, args: &[&str]) {
         assert!(ok, "{name}, line {}:\n  got:      {g:?}\n  expected: {w:?}\nstdout:\n{stdout}", i + 1);
     }
     assert_eq!(got.len(), want.len(), "{name}: line count differs; stdout:\n{stdout}");
+    stdout.into_owned()
 }
 
 #[test]
@@ -141,7 +142,10 @@ fn sync_async() {
 
 #[test]
 fn determinism() {
-    check("determinism", &[]);
+    // The first line is the OS thread pool's: whatever its runs gave.
+    let stdout = check("determinism", &[]);
+    let threads = stdout.lines().next().unwrap_or_default();
+    assert!(threads == "True" || threads == "False", "determinism, line 1: {threads:?}");
 }
 
 #[test]

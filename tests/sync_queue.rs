@@ -1021,6 +1021,37 @@ fn channel_nowait_and_timeout_forms_need_a_partner_now() {
     assert_no_waiters();
 }
 
+/// `Channel::peek_nowait` shows what `get_nowait` would take: the oldest
+/// waiting putter's item, which stays with its putter; a putter about to
+/// unwind is passed over, as `get_nowait` passes it over.
+#[test]
+fn a_channel_peek_shows_the_item_get_nowait_would_take() {
+    let ch = Channel::new();
+    assert_eq!(ch.maxsize(), Some(0));
+    assert_eq!(ch.peek_nowait(), Err(Empty));
+    let putters: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|item| {
+            let ch = ch.clone();
+            gevent::spawn(move || ch.put(item))
+        })
+        .collect();
+    settle();
+    assert_eq!((ch.peek_nowait(), ch.peek_nowait()), (Ok("a"), Ok("a")), "a peek takes nothing");
+    assert_eq!(ch.putters(), 3);
+    putters[0].kill_nowait(); // about to unwind: its item is not on offer
+    assert_eq!(ch.peek_nowait(), Ok("b"));
+    assert_eq!(ch.get_nowait(), Ok("b"));
+    assert_eq!(ch.peek_nowait(), Ok("c"));
+    assert_eq!(ch.get_nowait(), Ok("c"));
+    assert_eq!(ch.peek_nowait(), Err(Empty));
+    for p in &putters {
+        p.join();
+    }
+    assert_eq!(ch.peek_nowait(), Err(Empty), "the killed putter took its item along");
+    assert_no_waiters();
+}
+
 #[test]
 fn a_killed_channel_putter_hands_nothing_over() {
     let ch = Channel::new();

@@ -171,26 +171,23 @@ impl Waiters {
         with(|h| {
             let mut core = h.core.borrow_mut();
             let core = &mut *core;
-            let (hot, gcbs) = (&core.hot, &core.greenlets);
-            // Passed over: a waiter about to unwind (an interrupt pending).
-            // Served: one blocked in a destructor while it unwinds (a count
-            // left by a caught panic is no unwind: `interrupt::is_unwinding`),
-            // and one holding only a kill or timeout deferred during an
-            // unwind that is over: it resumes, takes it, and passes on what
-            // it got (passed over, nothing would ever wake it).
-            let eligible = |g: usize| {
-                !hot[g].interrupted
-                    || (hot[g].unwinding > 0 && std::thread::panicking())
-                    || gcbs
-                        .get(g)
-                        .and_then(|b| b.rare.as_ref())
-                        .is_some_and(|r| (r.deferred_kill || r.deferred_timeout.is_some()) && r.pending.is_none())
-            };
-            let next = self.list.pop_first(&mut core.waits, eligible);
+            let next = self.list.pop_first(&mut core.waits, takes_a_notify(&core.hot, &core.greenlets));
             next.map(|(g, tag)| {
                 core.unpark(g);
                 tag
             })
+        })
+    }
+
+    /// The tag of the waiter the next [`notify_one_tag`](Self::notify_one_tag)
+    /// would serve, which keeps its place.
+    pub(crate) fn first_served_tag(&self) -> Option<usize> {
+        if self.list.is_empty() {
+            return None;
+        }
+        with(|h| {
+            let core = h.core.borrow();
+            self.list.find_first(&core.waits, takes_a_notify(&core.hot, &core.greenlets)).map(|(_, _, tag)| tag)
         })
     }
 
@@ -239,6 +236,26 @@ impl Waiters {
         if until != 0 && with(|h| h.core.borrow().ready.popped() < until) {
             super::sched::yield_woken_in_greenlet();
         }
+    }
+}
+
+/// Which waiters a notify serves. Passed over: a waiter about to unwind (an
+/// interrupt pending). Served: one blocked in a destructor while it unwinds
+/// (a count left by a caught panic is no unwind:
+/// `interrupt::is_unwinding`), and one holding only a kill or timeout
+/// deferred during an unwind that is over: it resumes, takes it, and
+/// passes on what it got (passed over, nothing would ever wake it).
+fn takes_a_notify<'a>(
+    hot: &'a [super::sched::Hot],
+    gcbs: &'a slab::Slab<super::sched::Gcb>,
+) -> impl Fn(usize) -> bool + 'a {
+    move |g: usize| {
+        !hot[g].interrupted
+            || (hot[g].unwinding > 0 && std::thread::panicking())
+            || gcbs
+                .get(g)
+                .and_then(|b| b.rare.as_ref())
+                .is_some_and(|r| (r.deferred_kill || r.deferred_timeout.is_some()) && r.pending.is_none())
     }
 }
 

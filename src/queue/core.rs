@@ -245,6 +245,21 @@ impl<T, S: Store<T>> Core<T, S> {
         self.items.borrow().peek().cloned()
     }
 
+    /// A copy of the item a `try_get` of a rendezvous would take now: one
+    /// left stored (the getter it was handed to left), else the oldest
+    /// waiting putter's (one about to unwind is passed over, as the
+    /// `try_get` would).
+    pub(super) fn peek_handoff(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        if let Some(item) = self.items.borrow().peek() {
+            return Some(item.clone());
+        }
+        let key = self.putters.first_served_tag()?;
+        self.slots.borrow().get(key).and_then(Option::clone)
+    }
+
     /// A copy of the front item, waiting at most `timeout` (`None`: without
     /// bound) for one to come. A peeker waits among the getters, in FIFO
     /// order, and looks when it runs: an item put is seen by every peeker

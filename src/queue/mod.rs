@@ -805,6 +805,41 @@ impl<T: 'static> Channel<T> {
         true
     }
 
+    /// `Some(0)`: a rendezvous stores no item, a put waits for a getter.
+    /// (gevent's `Channel` takes `maxsize=1` and refuses any other, yet
+    /// holds no item either: its `qsize` is 0.)
+    pub fn maxsize(&self) -> Option<usize> {
+        self.0.maxsize
+    }
+
+    /// A copy of the item [`get_nowait`](Self::get_nowait) would take now:
+    /// the oldest waiting putter's (or one left in the channel, see
+    /// [`len`](Self::len)). The item stays where it is. (gevent's
+    /// `Channel` has no `peek`; this is the queues' `peek_nowait`.)
+    ///
+    /// # Errors
+    /// [`Empty`] when no putter waits and no item was left.
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::queue::{Channel, Empty};
+    /// let ch = Channel::new();
+    /// assert_eq!(ch.peek_nowait(), Err(Empty));
+    /// let tx = ch.clone();
+    /// let putter = gevent::spawn(move || tx.put("hi"));
+    /// gevent::sleep(std::time::Duration::ZERO); // the putter waits
+    /// assert_eq!(ch.peek_nowait(), Ok("hi"));
+    /// assert_eq!(ch.get_nowait(), Ok("hi"));
+    /// assert_eq!(ch.peek_nowait(), Err(Empty));
+    /// putter.join();
+    /// ```
+    pub fn peek_nowait(&self) -> Result<T, Empty>
+    where
+        T: Clone,
+    {
+        self.0.peek_handoff().ok_or(Empty)
+    }
+
     /// Waiting putters minus waiting getters (gevent's `balance`): positive
     /// when items wait for getters, negative when getters wait for items.
     pub fn balance(&self) -> isize {
