@@ -188,18 +188,13 @@ impl WaitList {
     /// tag; the ones it passes over keep their places.
     pub(crate) fn pop_first(&self, n: &mut WaitNodes, eligible: impl Fn(usize) -> bool) -> Option<(usize, usize)> {
         let (slot, greenlet, tag) = self.find_first(n, eligible)?;
-        if slot == INLINE {
-            n.leave();
-            self.first.set(NIL);
-        } else {
-            self.unlink(n, slot);
-        }
+        self.take_out(n, slot);
         Some((greenlet, tag))
     }
 
     /// The longest-waiting greenlet that `eligible` accepts: its node's
-    /// slot ([`INLINE`] for the inline waiter), key and tag; the list is
-    /// left as it is.
+    /// slot ([`INLINE`] for the inline waiter), its greenlet's hub key and
+    /// its tag; the list is left as it is.
     pub(crate) fn find_first(&self, n: &WaitNodes, eligible: impl Fn(usize) -> bool) -> Option<(usize, usize, usize)> {
         let first = self.first.get();
         if first != NIL && eligible(first) {
@@ -222,13 +217,19 @@ impl WaitList {
         if !self.contains(n, key) {
             return false;
         }
-        if key.slot == INLINE {
+        self.take_out(n, key.slot);
+        true
+    }
+
+    /// Takes the waiter in `slot` ([`INLINE`]: the inline one) out of the
+    /// list.
+    fn take_out(&self, n: &mut WaitNodes, slot: usize) {
+        if slot == INLINE {
             n.leave();
             self.first.set(NIL);
         } else {
-            self.unlink(n, key.slot);
+            self.unlink(n, slot);
         }
-        true
     }
 
     /// True while the waiter named by `key` is still in this list.
