@@ -8,12 +8,11 @@
 
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use rustc_hash::FxHashSet;
 use slab::Slab;

@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
-use core_common::{assert_no_waiters, ms};
+use core_common::{assert_no_waiters, ms, SleepOnDrop};
 use gevent::{catch_panic, is_interrupt, with_timeout, GreenletError, Timeout};
 
 #[test]
@@ -90,24 +90,18 @@ fn a_kill_during_a_caught_panic_is_raised_when_the_catch_ends() {
     // The panic unwinds through a destructor that blocks; the kill arriving
     // then is held (raised inside a destructor it would abort), and taken
     // when catch_panic ends the unwind: the loop does not go on.
-    struct SlowDrop;
-    impl Drop for SlowDrop {
-        fn drop(&mut self) {
-            gevent::sleep(ms(5));
-        }
-    }
     let rounds = Rc::new(Cell::new(0));
     let g = gevent::spawn({
         let rounds = rounds.clone();
         move || loop {
             rounds.set(rounds.get() + 1);
             let _ = catch_panic(|| {
-                let _s = SlowDrop;
+                let _s = SleepOnDrop(ms(5));
                 panic!("unwinding slowly");
             });
         }
     });
-    gevent::sleep(ms(1)); // g is in SlowDrop's sleep, unwinding
+    gevent::sleep(ms(1)); // g is in SleepOnDrop(ms(5))'s sleep, unwinding
     assert_eq!(with_timeout(Duration::from_secs(5), || g.kill()), Ok(()), "the kill went through");
     assert!(matches!(g.exception(), Some(GreenletError::Killed)));
     assert_eq!(rounds.get(), 1, "killed in its first round");

@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use core_common::ms;
+use core_common::{ms, SleepOnDrop};
 use gevent::queue::JoinableQueue;
 use gevent::GreenletError;
 
@@ -21,14 +21,8 @@ fn kill_timeout_waits_at_most_its_bound() {
     assert_eq!(g.get(), Err(GreenletError::Killed));
     // One whose destructor blocks 50 ms while it unwinds: not dead after
     // 10 ms, dead within a generous bound.
-    struct Slow;
-    impl Drop for Slow {
-        fn drop(&mut self) {
-            gevent::sleep(ms(1000));
-        }
-    }
     let g = gevent::spawn(|| {
-        let _slow = Slow;
+        let _slow = SleepOnDrop(ms(1000));
         gevent::sleep(Duration::from_secs(3600));
     });
     gevent::sleep(Duration::ZERO);

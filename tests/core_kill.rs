@@ -8,7 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use core_common::{ms, DropGuard, Trace};
+use core_common::{ms, DropGuard, SleepOnDrop, Trace};
 use gevent::{Greenlet, GreenletError};
 
 #[test]
@@ -313,16 +313,10 @@ fn killall_kills_every_greenlet_in_any_state() {
 #[test]
 fn killall_asks_all_before_waiting() {
     // Each victim's destructor blocks; killall unwinds them concurrently.
-    struct Slow;
-    impl Drop for Slow {
-        fn drop(&mut self) {
-            gevent::sleep(ms(20));
-        }
-    }
     let gs: Vec<Greenlet<()>> = (0..5)
         .map(|_| {
             gevent::spawn(|| {
-                let _s = Slow;
+                let _s = SleepOnDrop(ms(20));
                 gevent::sleep(Duration::from_secs(3600));
             })
         })
@@ -434,14 +428,8 @@ fn a_timeout_opened_in_a_destructor_fires_while_a_second_kill_waits() {
 fn other_greenlets_stay_killable_while_one_is_suspended_mid_unwind() {
     // std::thread::panicking() is the thread's: it is true in every greenlet
     // while one of them sleeps in a destructor during its unwind.
-    struct Slow;
-    impl Drop for Slow {
-        fn drop(&mut self) {
-            gevent::sleep(ms(20));
-        }
-    }
     let unwinding = gevent::spawn(|| {
-        let _s = Slow;
+        let _s = SleepOnDrop(ms(20));
         gevent::sleep(Duration::from_secs(3600));
     });
     let bystander = gevent::spawn(|| gevent::sleep(Duration::from_secs(3600)));

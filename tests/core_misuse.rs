@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
-use core_common::{child_scenario, ms, run_child, stderr_of};
+use core_common::{child_scenario, ms, run_child, stderr_of, SleepOnDrop};
 use gevent::{Greenlet, GreenletError};
 
 fn panic_text(err: &(dyn Any + Send)) -> String {
@@ -249,18 +249,12 @@ fn a_chained_panic_hook_keeps_kills_during_unwinds_safe() {
 #[test]
 fn a_scope_in_a_destructor_waits_out_a_nested_unwind() {
     if child_scenario().as_deref() == Some("nested-unwind") {
-        struct Inner;
-        impl Drop for Inner {
-            fn drop(&mut self) {
-                gevent::sleep(ms(60));
-            }
-        }
         struct Outer;
         impl Drop for Outer {
             fn drop(&mut self) {
                 let r = gevent::with_timeout(ms(10), || {
                     let _ = catch_unwind(AssertUnwindSafe(|| {
-                        let _i = Inner;
+                        let _i = SleepOnDrop(ms(60));
                         panic!("p2")
                     }));
                     gevent::sleep(ms(100));
@@ -318,15 +312,9 @@ fn a_panic_report_to_a_closed_stderr_is_dropped() {
 #[test]
 fn a_kill_during_a_coroutine_cancellation_waits_for_it() {
     if child_scenario().as_deref() == Some("coroutine-cancel") {
-        struct SleepOnDrop;
-        impl Drop for SleepOnDrop {
-            fn drop(&mut self) {
-                gevent::sleep(ms(30));
-            }
-        }
         let g = gevent::spawn(|| {
             let mut co = gevent::coroutine::Coroutine::new(|y, _| {
-                let _d = SleepOnDrop;
+                let _d = SleepOnDrop(ms(30));
                 y.suspend(1);
                 0
             });

@@ -8,16 +8,8 @@ mod core_common;
 
 use std::time::Duration;
 
-use core_common::ms;
+use core_common::{ms, SleepOnDrop};
 use gevent::with_timeout;
-
-struct SleepOnDrop(Duration);
-
-impl Drop for SleepOnDrop {
-    fn drop(&mut self) {
-        gevent::sleep(self.0);
-    }
-}
 
 #[test]
 fn a_forgotten_deferred_timeout_leaves_the_greenlet_servable() {

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use core_common::{ms, DropGuard, Trace};
+use core_common::{ms, DropGuard, SleepOnDrop, Trace};
 use gevent::{with_timeout, GreenletError, Timeout};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -367,14 +367,4 @@ fn a_deferred_outer_timeout_wins_over_an_inner_one_due_with_it() {
     });
     assert!(g.join_timeout(Duration::from_secs(5)), "the outer timeout was lost");
     assert_eq!(g.get(), Ok(Err(Timeout)));
-}
-
-/// Sleeps for its duration when dropped (a destructor that blocks, run
-/// during an unwind).
-struct SleepOnDrop(Duration);
-
-impl Drop for SleepOnDrop {
-    fn drop(&mut self) {
-        gevent::sleep(self.0);
-    }
 }

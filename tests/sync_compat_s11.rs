@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use core_common::{assert_no_waiters, ms};
+use core_common::{assert_no_waiters, ms, SleepOnDrop};
 use gevent::event::Event;
 use gevent::queue::{Empty, LifoQueue, PriorityQueue, Queue};
 use gevent::GreenletError;
@@ -391,15 +391,9 @@ fn killed_and_timed_out_peekers_leave_no_trace() {
 /// destructor made it panic there, and the process abort).
 #[test]
 fn a_thread_ends_with_a_greenlet_waiting_in_its_destructor() {
-    struct SleepOnDrop;
-    impl Drop for SleepOnDrop {
-        fn drop(&mut self) {
-            gevent::sleep(ms(1));
-        }
-    }
     let t = std::thread::spawn(|| {
         gevent::spawn(|| {
-            let _g = SleepOnDrop;
+            let _g = SleepOnDrop(ms(1));
             gevent::sleep(Duration::from_secs(3600));
         });
         gevent::sleep(ms(1));

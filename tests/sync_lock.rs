@@ -12,7 +12,9 @@ mod core_common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use core_common::{assert_no_waiters, child_scenario, fire_passed_deadlines, ms, run_child, settle, stderr_of, Trace};
+use core_common::{
+    assert_no_waiters, child_scenario, fire_passed_deadlines, ms, run_child, settle, stderr_of, SleepOnDrop, Trace,
+};
 use gevent::event::Event;
 use gevent::lock::{BoundedSemaphore, Lock, RLock, Semaphore};
 use gevent::{with_timeout, Greenlet, GreenletError};
@@ -759,23 +761,17 @@ fn a_release_past_usize_max_permits_panics_clearly() {
 /// over as a waiter about to unwind, it hung: neither killed nor served.)
 #[test]
 fn a_kill_deferred_during_a_caught_unwind_is_taken_at_the_next_acquire() {
-    struct SlowDrop;
-    impl Drop for SlowDrop {
-        fn drop(&mut self) {
-            gevent::sleep(ms(20));
-        }
-    }
     let sem = Semaphore::new(0);
     let s = sem.clone();
     let g = gevent::spawn(move || {
         let _ = catch_unwind(|| {
-            let _d = SlowDrop;
+            let _d = SleepOnDrop(ms(20));
             panic!("caught (expected in this test)");
         });
         s.acquire();
         "acquired"
     });
-    gevent::sleep(ms(5)); // g sleeps in SlowDrop, unwinding
+    gevent::sleep(ms(5)); // g sleeps in SleepOnDrop(ms(20)), unwinding
     g.kill_nowait(); // deferred
     gevent::sleep(ms(40)); // g caught its panic and waits in acquire
     sem.release();

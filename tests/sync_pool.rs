@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
-use core_common::{assert_no_waiters, ms, Trace};
+use core_common::{assert_no_waiters, ms, SleepOnDrop, Trace};
 use gevent::event::{AsyncResult, Event};
 use gevent::pool::{Group, Pool};
 use gevent::{GreenletError, Waitable};
@@ -620,15 +620,9 @@ fn killone_kills_and_waits_for_one_member_only() {
 /// reports it alive while its destructor blocks.
 #[test]
 fn killone_leaves_a_dying_member_to_its_unwind() {
-    struct SlowDrop;
-    impl Drop for SlowDrop {
-        fn drop(&mut self) {
-            gevent::sleep(ms(30));
-        }
-    }
     let group = Group::new();
     let g = group.spawn(|| {
-        let _slow = SlowDrop;
+        let _slow = SleepOnDrop(ms(30));
         gevent::sleep(ms(60_000));
     });
     gevent::sleep(Duration::ZERO);

@@ -55,6 +55,16 @@ impl Drop for SendGuard {
     }
 }
 
+/// Sleeps this long when dropped: a destructor that blocks (a kill or an
+/// unwind waits on it).
+pub struct SleepOnDrop(pub Duration);
+
+impl Drop for SleepOnDrop {
+    fn drop(&mut self) {
+        gevent::sleep(self.0);
+    }
+}
+
 /// The environment variable naming the scenario a child process runs.
 pub const CHILD_ENV: &str = "GEVENT_CORE_TEST_SCENARIO";
 
